@@ -1,0 +1,84 @@
+"""`python -m saml_core data ...`: describe a dataset; benchmark the raw-Taobao pipeline."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_commands(subparsers) -> None:
+    data = subparsers.add_parser("data", help="inspect datasets")
+    sub = data.add_subparsers(dest="data_command", required=True)
+
+    d = sub.add_parser(
+        "describe",
+        help="per-scenario samples, positives, CTR, traffic share (and oracle AUC when simulated)",
+    )
+    d.add_argument("dataset", help="synthetic-countries | taobao-sample | taobao-raw:DIR | csv:SCHEMA_FILE")
+    d.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    d.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    d.add_argument("--size", default=None, help="simulator size: small | default | large")
+    d.add_argument("--seq-len", type=int, default=None, help="behaviour sequence length")
+    d.add_argument("--cache-dir", default=None, help="cache folder for taobao-raw")
+    d.set_defaults(func=_describe)
+
+    b = sub.add_parser(
+        "bench-raw",
+        help="time and peak memory of the raw-Taobao pipeline on a scaled-up synthetic fixture",
+    )
+    b.add_argument("--behaviours", type=int, default=3_000_000, help="behaviour rows (default 3,000,000)")
+    b.add_argument("--impressions", type=int, default=None, help="impression rows (default behaviours / 10)")
+    b.add_argument("--workdir", default=None, help="folder for the fixture (default: a temp folder)")
+    b.add_argument("--json", action="store_true", help="print JSON")
+    b.set_defaults(func=_bench_raw)
+
+
+def _fmt(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_table(desc: dict) -> str:
+    oracle = any(r["oracle_auc"] is not None for r in desc["scenarios"])
+    lines = [f"{desc['title']}  [{desc['dataset']}]"]
+    for s, v in desc["splits"].items():
+        lines.append(f"  {s:5s}: {v['samples']:>10,} samples  {v['positives']:>8,} positives  CTR {v['ctr']:.2%}")
+    if desc.get("oracle_auc_overall") is not None:
+        lines.append(f"  oracle AUC (test, all scenarios): {desc['oracle_auc_overall']:.4f}")
+    head = (f"{'scenario':<16}{'share':>7}{'train n':>10}{'pos':>7}{'CTR':>7}"
+            f"{'test n':>9}{'pos':>6}{'CTR':>7}{'total n':>10}{'CTR':>7}")
+    if oracle:
+        head += f"{'oracle AUC':>12}"
+    lines += ["", head, "-" * len(head)]
+    for r in desc["scenarios"]:
+        tr, te, to = r["train"], r["test"], r["total"]
+        line = (f"{r['scenario']:<16}{to['share']:>7.1%}{tr['samples']:>10,}{tr['positives']:>7,}"
+                f"{_fmt(tr['ctr'], '.1%'):>7}{te['samples']:>9,}{te['positives']:>6,}"
+                f"{_fmt(te['ctr'], '.1%'):>7}{to['samples']:>10,}{_fmt(to['ctr'], '.1%'):>7}")
+        if oracle:
+            line += f"{_fmt(r['oracle_auc'], '.4f'):>12}"
+        lines.append(line)
+    lines.append("share = share of all samples (train+valid+test); CTR = positives / samples")
+    for c in desc["info"].get("caveats", []):
+        lines.append(f"caveat: {c}")
+    return "\n".join(lines)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from saml_core.data import describe_dataset
+
+    desc = describe_dataset(
+        args.dataset, seed=args.seed, size=args.size, seq_len=args.seq_len, cache_dir=args.cache_dir
+    )
+    print(json.dumps(desc, indent=2) if args.json else format_table(desc))
+    return 0
+
+
+def _bench_raw(args: argparse.Namespace) -> int:
+    from saml_core.data.bench import bench_raw
+
+    result = bench_raw(args.behaviours, impressions=args.impressions, workdir=args.workdir)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k:>28}: {v}")
+    return 0

@@ -1,0 +1,122 @@
+"""The simulator: determinism, planted similarity, traffic skew, oracle AUC, learnable signal."""
+import numpy as np
+import pytest
+import torch
+
+from saml_core.data import DataError, load_dataset
+from saml_core.data import synthetic
+from saml_core.data.stats import oracle_auc, split_counts
+
+NAMES = synthetic.SCENARIOS
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_dataset("synthetic-countries", size="small", seed=0)
+
+
+def _same(a, b):
+    return all(
+        torch.equal(getattr(a, f), getattr(b, f))
+        for f in ("scenario", "label", "cat", "num", "seq", "seq_mask", "oracle_prob")
+    )
+
+
+def test_same_seed_identical_other_seed_different(small):
+    again = load_dataset("synthetic-countries", size="small", seed=0)
+    other = load_dataset("synthetic-countries", size="small", seed=1)
+    for split in ("train", "valid", "test"):
+        assert _same(getattr(small, split), getattr(again, split))
+    assert not torch.equal(small.train.label, other.train.label[: len(small.train)]) or not _same(
+        small.train, other.train
+    )
+    assert not torch.equal(small.test.oracle_prob[:100], other.test.oracle_prob[:100])
+
+
+def test_contract_shapes_and_dtypes(small):
+    spec = small.spec
+    assert spec.scenario_names == NAMES
+    assert small.category_field == "category" and spec.cat_index("category") >= 0
+    for split in (small.train, small.valid, small.test):
+        n = len(split)
+        assert split.cat.shape == (n, len(spec.cat_fields)) and split.cat.dtype == torch.int64
+        assert split.num.shape == (n, len(spec.num_fields)) and split.num.dtype == torch.float32
+        assert split.seq.shape == (n, len(spec.seq_fields), spec.seq_len)
+        assert split.seq_mask.shape == (n, spec.seq_len) and split.seq_mask.dtype == torch.bool
+        assert split.cat.is_contiguous() and split.seq.is_contiguous()
+        # every index is inside its vocabulary
+        for j, f in enumerate(spec.cat_fields):
+            assert int(split.cat[:, j].max()) < f.vocab_size and int(split.cat[:, j].min()) >= 1
+        # PAD exactly where the mask is False; right-aligned (a real behaviour is never left of PAD)
+        assert torch.equal(split.seq[:, 0, :] != 0, split.seq_mask)
+        m = split.seq_mask.to(torch.int8)
+        assert bool((m[:, 1:] >= m[:, :-1]).all())
+        assert bool(split.seq_mask[:, -1].all())
+    assert set(np.unique(small.train.label.numpy())) == {0.0, 1.0}
+
+
+def test_planted_similarity_matches_docs():
+    S = synthetic.true_similarity()
+    i = {n: k for k, n in enumerate(NAMES)}
+    assert S.shape == (10, 10)
+    assert np.allclose(S, S.T) and np.allclose(np.diag(S), 1.0)
+    assert S[i["ES"], i["BR"]] > S[i["ES"], i["UA"]]
+    assert S[i["UA"], i["PL"]] > S[i["ES"], i["PL"]]
+    assert S[i["ES"], i["CL"]] > S[i["ES"], i["US"]]
+    assert S[i["RU"], i["UA"]] > S[i["RU"], i["ES"]]
+    assert S[i["US"], i["FR"]] > S[i["US"], i["PL"]]
+    # large countries and Others lean on the global taste: closer to Others than small ones
+    assert S[i["RU"], i["Others"]] > S[i["UA"], i["Others"]]
+    assert S[i["BR"], i["Others"]] > S[i["CL"], i["Others"]]
+
+
+def test_similarity_is_the_cosine_of_generated_country_tastes():
+    """The exported matrix is the cosine of the category-taste vectors actually used."""
+    rng = np.random.default_rng(5)
+    taste = synthetic._country_block(rng, synthetic.LATENT)
+    t = taste / np.linalg.norm(taste, axis=1, keepdims=True)
+    assert np.allclose(t @ t.T, synthetic.true_similarity(), atol=1e-9)
+
+
+def test_traffic_skew(small):
+    n, _ = split_counts(small.train, 10)
+    share = n / n.sum()
+    s = dict(zip(NAMES, share))
+    assert 0.35 < s["Others"] < 0.45
+    assert 0.55 < 1 - s["Others"] < 0.65
+    top = sorted(NAMES[:-1], key=lambda c: -s[c])
+    assert set(top[:2]) == {"RU", "BR"}
+    for small_country in ("FR", "NL", "CL", "UA"):
+        assert s[small_country] < 0.05
+
+
+def test_oracle_auc_and_ctr_in_range():
+    data = load_dataset("synthetic-countries", size="small", seed=3)
+    split = data.train  # the largest split gives stable per-country figures
+    aucs = oracle_auc(split, 10)
+    assert all(0.66 < a < 0.86 for a in aucs), aucs
+    ctr = float(split.label.mean())
+    assert 0.03 < ctr < 0.12
+    # the labels really follow the oracle: mean prob ~ CTR
+    assert abs(float(split.oracle_prob.mean()) - ctr) < 0.01
+
+
+def test_days_split_and_sizes(small):
+    total = len(small.train) + len(small.valid) + len(small.test)
+    assert total == synthetic.SIZES["small"]
+    assert 0.7 < len(small.train) / total < 0.8  # days 0-5 of 8
+    assert 0.09 < len(small.test) / total < 0.16
+
+
+def test_seq_len_option_truncates_keeping_most_recent(small):
+    short = load_dataset("synthetic-countries", size="small", seed=0, seq_len=10)
+    assert short.spec.seq_len == 10
+    assert torch.equal(short.train.seq, small.train.seq[:, :, -10:])
+    assert torch.equal(short.train.seq_mask, small.train.seq_mask[:, -10:])
+
+
+def test_unknown_size_and_name():
+    with pytest.raises(DataError, match="valid sizes: small, default, large"):
+        load_dataset("synthetic-countries", size="huge")
+    with pytest.raises(DataError, match="valid names: synthetic-countries, taobao-sample"):
+        load_dataset("movielens")
