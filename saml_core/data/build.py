@@ -15,7 +15,12 @@ def check_train_scenarios(schema: Schema, train: RawTable, enc: Encoder, source:
     k = len(enc.scenario_values)
     n = np.bincount(idx, minlength=k)
     pos = np.bincount(idx, weights=labels, minlength=k)
-    for j, value in enumerate(enc.scenario_values):
+    check_scenario_counts(schema, enc.scenario_values, n, pos, source)
+
+
+def check_scenario_counts(schema: Schema, values, n: np.ndarray, pos: np.ndarray, source: str) -> None:
+    """n, pos: [K] train samples and positives per scenario (in `values` order)."""
+    for j, value in enumerate(values):
         if n[j] == 0:
             raise DataError(
                 f"{source}: column '{schema.scenario}': scenario {str(value)!r} has no samples "

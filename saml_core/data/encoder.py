@@ -50,28 +50,47 @@ class Encoder:
 
     # ---- fitting (train split only) -------------------------------------------------
     def fit(self, train: RawTable) -> "Encoder":
+        return self.fit_many([train])
+
+    def fit_many(self, parts) -> "Encoder":
+        """Fit on the train split given as an iterable of RawTable parts (out-of-core sources).
+
+        Vocabularies are the union of the parts' values; numeric statistics are accumulated as
+        count / sum / sum of squares, so the result equals fitting on the concatenation.
+        """
         s = self.schema
-        if len(train) == 0:
+        uniques: dict[str, list] = {name: [] for name in s.categorical}
+        scen: list = []
+        count = np.zeros(len(s.numeric))
+        total = np.zeros(len(s.numeric))
+        total_sq = np.zeros(len(s.numeric))
+        rows = 0
+        for train in parts:
+            rows += len(train)
+            if s.scenario_values is None:
+                scen = [_sorted_unique(np.concatenate([*scen, train.frame[s.scenario].to_numpy()]))]
+            valid = self._valid(train) if s.sequences else None
+            for name in s.categorical:
+                col = [*uniques[name], train.frame[name].to_numpy()]
+                col += [train.seqs[q.name][valid] for q in s.sequences if q.item_field == name]
+                uniques[name] = [_sorted_unique(np.concatenate(col))]
+            if s.numeric:
+                x = train.frame[list(s.numeric)].to_numpy(dtype=np.float64)
+                ok = np.isfinite(x)
+                count += ok.sum(axis=0)
+                total += np.where(ok, x, 0).sum(axis=0)
+                total_sq += np.where(ok, x * x, 0).sum(axis=0)
+        if rows == 0:
             raise DataError(f"{self.source}: the train split is empty")
-        if s.scenario_values is not None:
-            self.scenario_values = tuple(s.scenario_values)
-        else:
-            self.scenario_values = tuple(_sorted_unique(train.frame[s.scenario].to_numpy()))
-        for name in s.categorical:
-            parts = [train.frame[name].to_numpy()]
-            for seq in s.sequences:
-                if seq.item_field == name:
-                    parts.append(train.seqs[seq.name][self._valid(train)])
-            self.vocabs[name] = pd.Index(_sorted_unique(np.concatenate(parts)))
-        if s.numeric:
-            x = train.frame[list(s.numeric)].to_numpy(dtype=np.float64)
-            self.num_mean = np.nanmean(x, axis=0) if len(x) else np.zeros(len(s.numeric))
-            self.num_mean = np.nan_to_num(self.num_mean)
-            std = np.nanstd(x, axis=0)
-            self.num_std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        else:
-            self.num_mean = np.zeros(0)
-            self.num_std = np.ones(0)
+        self.scenario_values = (
+            tuple(s.scenario_values) if s.scenario_values is not None else tuple(scen[0])
+        )
+        self.vocabs = {name: pd.Index(v[0]) for name, v in uniques.items()}
+        mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        var = np.where(count > 0, total_sq / np.maximum(count, 1) - mean**2, 1.0)
+        std = np.sqrt(np.maximum(var, 0))
+        self.num_mean = mean
+        self.num_std = np.where(std > 1e-12, std, 1.0)
         return self
 
     @property

@@ -27,14 +27,15 @@ between a_k and a_l (and between the demand and brand blocks). Group mates share
 countries of different groups share only the global term.
 
 Users and behaviours. A user lives in one country (drawn by traffic share) and has a taste
-p_u = a_k + 0.8 * e_u (e_u a random personal direction). Behaviours draw categories from
-softmax(2 * p_u . v_c + log popularity_c) and items within the category by popularity; a sample
+p_u = a_k + 0.8 * e_u (|a_k| = 1, e_u a random personal direction of norm ~1). Behaviours draw
+categories from softmax(1.5 * p_u . v_c + log popularity_c) and items within the category by popularity; a sample
 carries the user's last 5..30 behaviours (hist_item/hist_category/hist_brand).
 
 Impressions. The shown item comes half from the user's taste, half from overall popularity. The
 click logit is
-    z = b_k + 0.9 * p_u.v_c + 0.7 * a'_k.v_c + 0.6 * brand_k[b] + slope_k * (price - 2) / 2
+    z = b_k + 0.4 * p_u.v_c + 0.6 * a'_k.v_c + 0.5 * brand_k[b] + slope_k * (price - 2) / 2
         + item quality + shop quality + gender x category + device + hour + 0.15 * activity
+where b_k is calibrated so that country k's CTR is BASE_CTR * exp(COUNTRY_BIAS[k])
 and the label is Bernoulli(sigmoid(z)); sigmoid(z) is kept as `oracle_prob`. The personal
 taste is visible through the behaviour sequence; the country terms (demand, brand, price) are
 not, so a model has to learn them per scenario -- from little data in small countries, where
@@ -164,8 +165,8 @@ def generate(n_samples: int, seed: int = 0) -> tuple[RawTable, dict]:
     item_shop = rng.integers(0, N_SHOPS, n_items)
     item_price_bucket = rng.integers(0, N_PRICE, n_items)
     item_price = np.exp(1.0 + 0.8 * item_price_bucket + 0.3 * rng.standard_normal(n_items))
-    item_quality = 0.25 * rng.standard_normal(n_items)
-    shop_quality = 0.2 * rng.standard_normal(N_SHOPS)
+    item_quality = 0.15 * rng.standard_normal(n_items)
+    shop_quality = 0.15 * rng.standard_normal(N_SHOPS)
     order = np.argsort(item_cat, kind="stable")
     count = np.bincount(item_cat, minlength=N_CATEGORIES)
     start = np.concatenate([[0], np.cumsum(count)[:-1]])
@@ -206,9 +207,9 @@ def generate(n_samples: int, seed: int = 0) -> tuple[RawTable, dict]:
 
     act_z = (user_activity[user] - user_activity.mean()) / user_activity.std()
     logit = (
-        0.45 * np.einsum("nd,nd->n", user_taste[user], cat_vec[tgt_cat])
-        + 0.45 * np.einsum("nd,nd->n", demand[country], cat_vec[tgt_cat])
-        + 0.4 * brand_aff[country, brand]
+        0.4 * np.einsum("nd,nd->n", user_taste[user], cat_vec[tgt_cat])
+        + 0.6 * np.einsum("nd,nd->n", demand[country], cat_vec[tgt_cat])
+        + 0.5 * brand_aff[country, brand]
         + price_slope[country] * (price_bucket - 2) / 2
         + item_quality[item]
         + shop_quality[item_shop[item]]
