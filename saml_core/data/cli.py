@@ -27,7 +27,9 @@ def add_commands(subparsers) -> None:
     )
     b.add_argument("--behaviours", type=int, default=3_000_000, help="behaviour rows (default 3,000,000)")
     b.add_argument("--impressions", type=int, default=None, help="impression rows (default behaviours / 10)")
-    b.add_argument("--workdir", default=None, help="folder for the fixture (default: a temp folder)")
+    b.add_argument("--bucket-rows", type=int, default=1_000_000,
+                   help="behaviour rows per user bucket (bounds the join's memory; default 1,000,000)")
+    b.add_argument("--workdir", default=None, help="folder for the fixture, kept (default: a temp folder, removed)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=_bench_raw)
 
@@ -75,7 +77,8 @@ def _describe(args: argparse.Namespace) -> int:
 def _bench_raw(args: argparse.Namespace) -> int:
     from saml_core.data.bench import bench_raw
 
-    result = bench_raw(args.behaviours, impressions=args.impressions, workdir=args.workdir)
+    result = bench_raw(args.behaviours, impressions=args.impressions, workdir=args.workdir,
+                       bucket_rows=args.bucket_rows)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
