@@ -114,7 +114,7 @@ def traffic_share_bar(traffic_share: dict, scenario_names: list[str], colors: di
 def heatmap(mat: np.ndarray, names: list[str], title: str, colorbar: str,
             counts: np.ndarray | None = None, zmin: float | None = None, zmax: float | None = None,
             row_title: str = "Scenario of the sample (row)", col_title: str = "Compared with branch (column)",
-            height: int = 470) -> go.Figure:
+            height: int = 470, show_values: bool = True) -> go.Figure:
     """Scenario × scenario heatmap; hover shows value and the number of samples behind each row."""
     m = np.asarray(mat, dtype=np.float64)
     cnt = np.zeros(len(names), dtype=int) if counts is None else np.asarray(counts, dtype=int)
@@ -123,7 +123,7 @@ def heatmap(mat: np.ndarray, names: list[str], title: str, colorbar: str,
     hover = ("row %{y} vs column %{x}<br>value %{z:.4f}" +
              ("<br>samples in row: %{customdata:,}" if counts is not None else "") + "<extra></extra>")
     fig = go.Figure(go.Heatmap(
-        z=m, x=names, y=names, customdata=custom, text=text, texttemplate="%{text}",
+        z=m, x=names, y=names, customdata=custom, text=text, texttemplate="%{text}" if show_values else None,
         textfont=dict(size=10), colorscale="Viridis", zmin=zmin, zmax=zmax,
         colorbar=dict(title=dict(text=colorbar)), hovertemplate=hover, name=colorbar,
     ))

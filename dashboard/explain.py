@@ -80,9 +80,9 @@ RETRAIN = ("Train a new experiment with your own choice of models and settings. 
 DEMO_MODE = "Read-only demo mode: retraining is switched off."
 
 DATASET_BADGES = {
-    "synthetic": ("🧪 **Simulated data.** A built-in simulator of a cross-border shop with 10 countries. "
+    "synthetic": ("**Simulated data.** A built-in simulator of a cross-border shop with 10 countries. "
                   "Which countries behave alike was planted on purpose, so we can check what the model recovers."),
-    "taobao": ("🛒 **Real data: Taobao ad clicks (sample).** Public Alimama data; scenario = city tier. "
+    "taobao": ("**Real data: Taobao ad clicks (sample).** Public Alimama data; scenario = city tier. "
                "It is small, so accuracy estimates are noisy (wide error bars are the honest result)."),
-    "byo": "📁 **Your own log.** Loaded from a file you provided.",
+    "byo": "**Your own log.** Loaded from a file you provided.",
 }

@@ -12,8 +12,7 @@ MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MODELS = {"bst_individual": "BST-Individual (one BST per scenario)", "bst": "BST (one model for all)",
-          "saml:full": "SAML"}
+MODELS = {"bst_individual": "BST-Individual", "bst": "BST", "saml:full": "SAML"}
 ABLATIONS = {"saml:no_gate": "SAML w/o gate", "saml:no_aux": "SAML w/o aux",
              "saml:no_gate_mut": "SAML w/o gate&mut"}
 DATASETS = {"synthetic-countries": "Simulated countries (built in)",

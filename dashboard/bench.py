@@ -1,0 +1,130 @@
+"""Page timings of the dashboard: `python -m dashboard.bench [--artifacts DIR] [--experiment NAME] [--json]`.
+
+For every page it measures, with Streamlit's AppTest in this process:
+  cold  the first render (empty Streamlit caches; Python modules already imported),
+  warm  the median of later renders (what a user sees when switching pages).
+and for UMAP of `--umap-points` hidden states: the first fit in a new process (numba compile
+included), a warm fit (compiled, no file cache), and a read back from the file cache.
+Prints a table (or JSON). Targets: warm page ≤ 2 s; warm UMAP of 5,000 points ≤ 10 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PAGES = ["overview", "per_country", "correlations", "hidden_states", "retrain"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _render(at, page: str | None) -> float:
+    t0 = time.perf_counter()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+    at.run()
+    dt = time.perf_counter() - t0
+    if at.exception:
+        raise RuntimeError(f"page {page} raised: {[e.value for e in at.exception]}")
+    return dt
+
+
+def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[dict]:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["SAML_ARTIFACTS"] = str(artifacts)
+    os.environ.pop("SAML_DEMO_MODE", None)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
+    if experiment:
+        at.session_state["experiment"] = experiment
+    boot = _render(at, None)
+    rows = []
+    for page in PAGES:
+        cold = _render(at, page)
+        warm = [_render(at, page) for _ in range(repeats)]
+        rows.append({"page": page, "cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3),
+                     "warm_max_s": round(max(warm), 3)})
+    rows.insert(0, {"page": "(first app run: imports, sidebar)", "cold_s": round(boot, 3), "warm_s": None,
+                    "warm_max_s": None})
+    return rows
+
+
+def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
+    import numpy as np
+
+    from dashboard import embedding
+    from saml_core import registry
+
+    names = [s.name for s in registry.list_experiments(artifacts) if s.error is None]
+    name = experiment or (names[0] if names else None)
+    exp = registry.load_experiment(artifacts, name)
+    run = next(r for r in exp.runs if r.model == "saml" and r.error is None and r.has_probes)
+    probes = run.load_probes()
+    view = "all" if "hidden_all" in probes else "own"
+    x, _ = embedding.points(probes, view, 0, points, list(exp.scenario_names))
+    t0 = time.perf_counter()
+    embedding.fit_umap(x[: min(len(x), 300)])
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    embedding.fit_umap(x)
+    warm = time.perf_counter() - t0
+    cache = Path(tempfile.mkdtemp())
+    try:
+        ppath = Path(run.path) / "probes.npz"
+        embedding.embed(probes, ppath, cache, view, 0, points, list(exp.scenario_names))
+        t0 = time.perf_counter()
+        _, hit = embedding.embed(probes, ppath, cache, view, 0, points, list(exp.scenario_names))
+        cached = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(cache)
+    assert hit
+    return {"run": run.run_id, "view": view, "points": int(len(x)), "first_fit_small_s": round(first, 2),
+            "warm_fit_s": round(warm, 2), "from_file_cache_s": round(cached, 3), "dims": int(np.shape(x)[1])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dashboard.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--artifacts", type=Path, default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
+    ap.add_argument("--experiment", default=None, help="experiment to show (default: the sidebar's default)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--umap-points", type=int, default=5000)
+    ap.add_argument("--no-umap", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    from dashboard.settings import artifacts_root
+
+    artifacts = (args.artifacts or artifacts_root()).resolve()
+    # Work on a copy: the UMAP file cache of the real folder must not make "cold" look warm.
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "artifacts"
+        shutil.copytree(artifacts, copy, ignore=shutil.ignore_patterns(".jobs", ".cache"))
+        result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                              "platform": platform.platform()},
+                  "artifacts": str(args.artifacts or "artifacts"),
+                  "pages": page_timings(copy, args.experiment, args.repeats)}
+        if not args.no_umap:
+            result["umap"] = umap_timings(copy, args.experiment, args.umap_points)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"machine: {result['machine']['cpus']} CPUs, Python {result['machine']['python']}")
+    print(f"{'page':40s} {'cold (s)':>9s} {'warm (s)':>9s} {'warm max':>9s}")
+    for r in result["pages"]:
+        fmt = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"{r['page']:40s} {fmt(r['cold_s']):>9s} {fmt(r['warm_s']):>9s} {fmt(r['warm_max_s']):>9s}")
+    if "umap" in result:
+        u = result["umap"]
+        print(f"UMAP ({u['run']}, view {u['view']}, {u['points']} points × {u['dims']} dims): "
+              f"first fit in process (numba compile, 300 pts) {u['first_fit_small_s']} s, "
+              f"warm fit {u['warm_fit_s']} s, from file cache {u['from_file_cache_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Pieces every page shares: the experiment picker, the dataset badge, messages for broken runs."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data_access as da
+from dashboard import explain, settings
+from dashboard.colors import scenario_colors
+from saml_core import jobs as jobs_mod
+
+EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
+PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
+# The page links in the sidebar (Streamlit's own list would call the entry page "app").
+NAV = (("app.py", "Overview", ":material/home:"), ("pages/per_country.py", "Per-country AUC", ":material/bar_chart:"),
+       ("pages/correlations.py", "Scenario correlations", ":material/grid_on:"),
+       ("pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
+       ("pages/retrain.py", "Retrain", ":material/model_training:"))
+# The documented demo commands (README): the synthetic comparison set and the real Taobao sample.
+DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
+
+
+def is_demo_mode() -> bool:
+    return settings.demo_mode(st.secrets)
+
+
+def page_setup(title: str) -> None:
+    """First call of every page: page config, navigation links, experiment picker, dataset badge."""
+    st.set_page_config(page_title=f"{title} · SAML dashboard", page_icon=":material/public:", layout="wide")
+    with st.sidebar:
+        demo = is_demo_mode()
+        for path, label, icon in NAV:
+            if demo and path.endswith("retrain.py"):
+                continue
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
+    sidebar()
+
+
+def _remember_pick() -> None:
+    st.session_state[EXPERIMENT_KEY] = st.session_state[PICKER_KEY]
+
+
+def sidebar() -> None:
+    """Experiment picker + dataset badge + job indicator."""
+    summaries = da.experiments()
+    with st.sidebar:
+        if not summaries:
+            st.info("No experiments yet in the artifacts folder.")
+            st.session_state.pop(EXPERIMENT_KEY, None)
+            return
+        names = [s.name for s in summaries]
+        if st.session_state.get(EXPERIMENT_KEY) not in names:
+            default = next((n for n in ("demo",) if n in names), names[0])
+            st.session_state[EXPERIMENT_KEY] = default
+
+        def describe(name: str) -> str:
+            s = next(x for x in summaries if x.name == name)
+            if s.error:
+                return f"{name} (unreadable)"
+            return f"{name} · {s.dataset} · {s.n_finished}/{s.n_runs} runs"
+
+        st.selectbox("Experiment", names, index=names.index(st.session_state[EXPERIMENT_KEY]),
+                     key=PICKER_KEY, format_func=describe, on_change=_remember_pick,
+                     help="Every experiment found in the artifacts folder.")
+        chosen = next(s for s in summaries if s.name == st.session_state[EXPERIMENT_KEY])
+        if chosen.error is None:
+            try:
+                exp = da.experiment(chosen.name)
+            except da.ArtifactError:
+                exp = None
+            if exp is not None:
+                dataset_badge(exp)
+        active = [j for j in da.jobs().list() if j.active]
+        if active:
+            st.caption(f":material/hourglass_top: {len(active)} training job(s) running or queued — see Retrain.")
+        if is_demo_mode():
+            st.caption(explain.DEMO_MODE)
+
+
+def dataset_badge(exp) -> None:
+    kind = exp.dataset_kind
+    text = explain.DATASET_BADGES.get(kind, f"Dataset: {exp.dataset}")
+    info = exp.dataset_info or {}
+    n_train = sum((exp.test_counts or {}).get(s, {}).get("n", 0) for s in exp.scenario_names)
+    details = []
+    if info.get("title"):
+        details.append(str(info["title"]))
+    for key in ("n_train", "n_valid", "n_test"):
+        if key in info:
+            details.append(f"{key[2:]}: {int(info[key]):,} samples")
+    if not any(k in info for k in ("n_test",)) and n_train:
+        details.append(f"test: {n_train:,} samples")
+    if kind == "synthetic":
+        st.warning(text, icon=":material/science:")
+    elif kind == "taobao":
+        st.info(text, icon=":material/shopping_cart:")
+    else:
+        st.info(text, icon=":material/description:")
+    if details:
+        st.caption(" · ".join(details))
+    caveats = info.get("caveats") or info.get("caveat")
+    if caveats:
+        st.caption("Caveat: " + (" ".join(caveats) if isinstance(caveats, list) else str(caveats)))
+
+
+def current_experiment():
+    """The experiment picked in the sidebar, or stop the page with a clear message."""
+    name = st.session_state.get(EXPERIMENT_KEY)
+    if not name:
+        empty_state()
+        st.stop()
+    try:
+        return da.experiment(name)
+    except da.ArtifactError as exc:
+        st.error(f"Experiment **{name}** cannot be shown: {exc}")
+        st.stop()
+
+
+def broken_runs_notice(exp, runs=None) -> None:
+    """One clear line per run that cannot be shown; the other runs are shown as usual."""
+    for r in runs if runs is not None else exp.runs:
+        if r.error is not None:
+            st.warning(f"Run **{r.run_id}** ({r.label}) is not shown: {r.error}", icon=":material/warning:")
+
+
+def colors_for(exp) -> dict[str, str]:
+    return scenario_colors(list(exp.scenario_names))
+
+
+def empty_state() -> None:
+    """No experiment on disk: say so, and offer to build the demo (unless in demo mode)."""
+    st.title("SAML scenario-correlation dashboard")
+    st.markdown(explain.APP_INTRO)
+    st.info(f"There are no experiments in the artifacts folder (`{da.root()}`) yet.")
+    if is_demo_mode():
+        st.caption("Read-only demo mode: ask the team to build the demo experiments.")
+        return
+    q = da.jobs()
+    active = [j for j in q.list() if j.active]
+    if not active:
+        st.markdown("Build the demo experiments now (the synthetic countries comparison set and the real "
+                    "Taobao sample; a few minutes on a laptop CPU). Training runs in the background.")
+        if st.button("Build the demo", type="primary", key="build_demo"):
+            for name, dataset in DEMO_EXPERIMENTS:
+                argv = jobs_mod.experiment_argv(dataset, name, artifacts=da.root())
+                q.submit(argv, title=f"Demo: {name} ({dataset})", experiment=name)
+            st.rerun()
+    job_progress_panel(q, allow_cancel=True)
+
+
+def job_progress_panel(q, allow_cancel: bool = True, show_finished: bool = True) -> None:
+    """Live view of the job queue; refreshes itself every 2 s while something is active."""
+
+    @st.fragment(run_every=2.0 if any(j.active for j in q.list()) else None)
+    def _panel():
+        job_list = q.list()
+        if not job_list:
+            st.caption("No training jobs yet.")
+            return
+        for job in reversed(job_list):
+            if not show_finished and not job.active:
+                continue
+            _job_card(q, job, allow_cancel)
+        if not any(j.active for j in job_list) and st.session_state.get("_jobs_were_active"):
+            st.session_state["_jobs_were_active"] = False
+            st.rerun()  # refresh the whole app: new experiments appear in the picker
+        st.session_state["_jobs_were_active"] = any(j.active for j in job_list)
+
+    _panel()
+
+
+_STATE_ICON = {"queued": ":material/schedule:", "running": ":material/hourglass_top:",
+               "finished": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _job_card(q, job, allow_cancel: bool) -> None:
+    with st.container(border=True):
+        cols = st.columns([5, 1])
+        cols[0].markdown(f"{_STATE_ICON.get(job.state, '')} **{job.title}** — {job.state}")
+        if allow_cancel and job.active:
+            if cols[1].button("Cancel", key=f"cancel-{job.job_id}"):
+                q.cancel(job.job_id)
+                st.rerun()
+        status = job.status or {}
+        if job.state == "running":
+            frac = job.progress() or 0.0
+            where = []
+            if status.get("run_id"):
+                where.append(f"run {status.get('run_index', '?')}/{status.get('n_runs', '?')}: {status['run_id']}")
+            if status.get("epoch") is not None:
+                where.append(f"epoch {status.get('epoch')}/{status.get('epochs', '?')}")
+            if isinstance(status.get("loss"), (int, float)):
+                where.append(f"loss {status['loss']:.4f}")
+            st.progress(frac, text=f"{100 * frac:.0f} % · ETA {_fmt_eta(job.eta_seconds())}"
+                        + (" · " + " · ".join(where) if where else ""))
+        elif job.state == "queued":
+            st.caption("Waiting for the job before it to finish.")
+        elif job.state == "failed":
+            st.error(f"Training failed: {job.error or 'see the log below'}")
+        elif job.state == "finished" and job.experiment:
+            st.caption(f"Finished — pick **{job.experiment}** in the sidebar.")
+        if job.log_tail:
+            with st.expander("Log (last lines)", expanded=job.state in ("running", "failed")):
+                st.code(job.log_tail, language=None)

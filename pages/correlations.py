@@ -1,0 +1,96 @@
+"""Scenario correlations: what SAML's mutual unit learned (α, g) against planted and data similarity."""
+import numpy as np
+import streamlit as st
+
+from dashboard import charts, data_access as da, explain, tables, ui
+
+ui.page_setup("Scenario correlations")
+exp = ui.current_experiment()
+names = list(exp.scenario_names)
+colors = ui.colors_for(exp)
+st.title("Which countries behave alike? — Scenario correlations")
+
+candidates = [r for r in exp.runs if r.model == "saml" and r.variant in ("full", "no_aux")]
+ui.broken_runs_notice(exp, candidates)
+usable = [r for r in candidates if r.error is None and r.has_probes]
+if not usable:
+    st.info("This experiment has no finished SAML run with a mutual unit, so there are no similarity "
+            "(α) or gate (g) coefficients to show. Train SAML (full) on the Retrain page.")
+    st.stop()
+
+c1, c2 = st.columns(2)
+by_id = {r.run_id: r for r in usable}
+run = by_id[c1.selectbox("SAML run", list(by_id), key="corr_run",
+                         format_func=lambda i: f"{by_id[i].label} · seed {by_id[i].seed} ({i})")]
+try:
+    pr = da.probes(exp.name, run.run_id)
+except da.ArtifactError as exc:
+    st.error(f"Run **{run.run_id}** cannot be shown: {exc}")
+    st.stop()
+n_layers = int(pr["alpha"].shape[0])
+layer = c2.selectbox("Mutual-unit layer", list(range(n_layers)), key="corr_layer",
+                     format_func=lambda i: f"Layer {i + 1} of {n_layers}" + (" (closest to the input)" if i == 0 else ""))
+
+mat, counts = tables.alpha_matrix(pr["alpha"], pr["scenario"], layer, len(names))
+order = tables.cluster_order(mat)
+ordered = [names[i] for i in order]
+sub = mat[np.ix_(order, order)]
+st.plotly_chart(charts.heatmap(sub, ordered, f"Mean similarity coefficient α, layer {layer + 1} ({run.label})",
+                               "mean α", counts=counts[order]), width="stretch", key="alpha_heatmap")
+st.caption(explain.HEATMAP + f" Based on {int(counts.sum()):,} test samples.")
+
+st.subheader("Who listens to whom, sample by sample")
+default_src = next((s for s in ("ES", "UA") if s in names), names[0])
+src_name = st.selectbox("Country whose listening you want to see", names, index=names.index(default_src),
+                        key="cdf_source")
+src = names.index(src_name)
+cdf = tables.alpha_cdf_frame(pr["alpha"], pr["scenario"], layer, src, names)
+if cdf.empty:
+    st.info(f"No test samples of {src_name} in the probe subset.")
+else:
+    st.plotly_chart(charts.alpha_cdf(cdf, src_name, colors), width="stretch", key="alpha_cdf")
+    st.caption(explain.CDF + f" ({int(cdf['n'].iloc[0]):,} samples of {src_name}.)")
+
+st.subheader("How much does each country borrow? — gate coefficient g")
+gates = tables.gate_frame(pr["gate"], pr["scenario"], layer, names)
+c1, c2 = st.columns([3, 2])
+with c1:
+    st.plotly_chart(charts.gate_distributions(gates, names, colors), width="stretch", key="gate_box")
+    st.caption(explain.GATES)
+with c2:
+    gvt = tables.gate_vs_traffic(gates, exp.traffic_share or {}, names)
+    st.plotly_chart(charts.gate_vs_traffic_scatter(gvt, colors), width="stretch", key="gate_traffic")
+    st.caption(explain.GATE_TRAFFIC)
+
+learned_sym = (np.nan_to_num(mat) + np.nan_to_num(mat).T) / 2
+np.fill_diagonal(learned_sym, np.nan)
+if exp.true_similarity is not None:
+    st.subheader("Did the model find the similarity we planted?")
+    true = np.asarray(exp.true_similarity, dtype=float)
+    rho = tables.recovery_spearman(mat, true)
+    st.metric("Recovery score (Spearman rank correlation, planted vs learned)", f"{rho:.2f}")
+    c1, c2 = st.columns(2)
+    planted = true.copy()
+    np.fill_diagonal(planted, np.nan)
+    c1.plotly_chart(charts.heatmap(planted[np.ix_(order, order)], ordered, "Planted similarity (ground truth)",
+                                   "similarity", row_title="Country", col_title="Country", height=430,
+                                   show_values=False),
+                    width="stretch", key="planted")
+    c2.plotly_chart(charts.heatmap(learned_sym[np.ix_(order, order)], ordered,
+                                   f"Learned similarity (α symmetrised, layer {layer + 1})", "mean α",
+                                   row_title="Country", col_title="Country", height=430, show_values=False),
+                    width="stretch", key="learned")
+    st.caption(explain.PLANTED)
+
+if exp.data_similarity is not None:
+    st.subheader("Similarity computed from the data itself")
+    data_sim = np.asarray(exp.data_similarity, dtype=float).copy()
+    rho_d = tables.recovery_spearman(mat, data_sim)
+    np.fill_diagonal(data_sim, np.nan)
+    c1, c2 = st.columns([3, 1])
+    c1.plotly_chart(charts.heatmap(data_sim[np.ix_(order, order)], ordered,
+                                   "Overlap of clicked categories between countries (from training data)",
+                                   "overlap", row_title="Country", col_title="Country", height=430),
+                    width="stretch", key="data_sim")
+    c2.metric("Agreement with learned α (Spearman)", "n/a" if not np.isfinite(rho_d) else f"{rho_d:.2f}")
+    st.caption(explain.DATA_SIMILARITY)
