@@ -11,7 +11,7 @@ Pipeline (bounded memory: nothing holds more than one CSV block or one user buck
   1. user_profile and ad_feature are small: read whole.
   2. raw_sample is streamed block by block: impressions whose user has no profile are dropped,
      days outside 2017-05-06..13 (Beijing time, UTC+8) are dropped, ad features are joined, and
-     rows are appended to one of B parquet buckets by hash(user).
+     rows are appended to one of B bucket files (Arrow IPC) by hash(user).
   3. behavior_log is streamed block by block: behaviours of users without impressions are
      dropped, the rest go to the same user buckets.
   4. Per bucket (vectorised): sort behaviours by (user, time); for every impression, a
@@ -53,7 +53,7 @@ DEFAULT_SEQ_LEN = 15
 DAY0 = pd.Timestamp("2017-05-06").value // 10**9  # seconds, UTC midnight
 TZ_OFFSET = 8 * 3600  # Taobao days are Beijing days
 N_DAYS, VALID_DAY, TEST_DAY = 8, 6, 7  # day 6 = 2017-05-12, day 7 = 2017-05-13
-BLOCK_BYTES = 64 << 20  # CSV block size: bounds the memory of the streaming passes
+BLOCK_BYTES = 32 << 20  # CSV block size: bounds the memory of the streaming passes
 BUCKET_BEHAVIOURS = 8_000_000  # target behaviour rows per user bucket
 BTAG_CODES = {"pv": 1, "cart": 2, "fav": 3, "buy": 4}
 TARGET_BTAG = 0
@@ -107,22 +107,41 @@ def _check_header(path: Path, table: str) -> list[str]:
 
 
 def _stream(path: Path, table: str, types: dict):
-    """Record batches of a raw CSV, columns named without stray spaces, NULL -> null."""
+    """Record batches of a raw CSV, columns named without stray spaces, NULL -> null.
+
+    We cut the file into ~BLOCK_BYTES pieces at line ends ourselves and parse each piece with
+    pyarrow: its own streaming reader reads ahead without bound when the consumer is slower.
+    """
     names = _check_header(path, table)
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
-            convert_options=pacsv.ConvertOptions(
-                column_types={k: v for k, v in types.items() if k in names},
-                include_columns=list(types), null_values=["", "NULL", "null", "NaN"],
-                strings_can_be_null=True,
-            ),
-        )
-        for batch in reader:
-            yield batch
-    except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: cannot parse the raw table: {str(exc).splitlines()[0]}") from None
+    convert = pacsv.ConvertOptions(
+        column_types={k: v for k, v in types.items() if k in names},
+        include_columns=list(types), null_values=["", "NULL", "null", "NaN"],
+        strings_can_be_null=True,
+    )
+    read = pacsv.ReadOptions(column_names=names, use_threads=True)
+    with open(path, "rb") as f:
+        f.readline()  # header
+        rest = b""
+        while True:
+            chunk = f.read(BLOCK_BYTES)
+            data = rest + chunk
+            if not chunk:
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # a line longer than a block: read on
+                    rest = data
+                    continue
+            rest = data[cut:]
+            if data[:cut].strip():
+                try:
+                    parsed = pacsv.read_csv(pa.py_buffer(memoryview(data)[:cut]),
+                                            read_options=read, convert_options=convert)
+                except pa.ArrowInvalid as exc:
+                    raise DataError(f"{path}: cannot parse the raw table: {str(exc).splitlines()[0]}") from None
+                yield from parsed.to_batches()
+            if not chunk:
+                break
 
 
 def _read_small(path: Path, table: str, types: dict) -> pd.DataFrame:
@@ -147,14 +166,14 @@ def _pid_codes(col: pa.Array, path: Path) -> pa.Array:
 
 # ---- stage 1: partition impressions and behaviours by user ---------------------------------
 class _Buckets:
-    """One parquet writer per user bucket, opened lazily."""
+    """One Arrow IPC stream per user bucket, opened lazily (unbuffered: memory stays flat)."""
 
     def __init__(self, folder: Path, prefix: str, n: int):
         self.folder, self.prefix, self.n = folder, prefix, n
-        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.writers: dict[int, tuple] = {}
 
     def path(self, b: int) -> Path:
-        return self.folder / f"{self.prefix}-{b:04d}.parquet"
+        return self.folder / f"{self.prefix}-{b:04d}.arrow"
 
     def write(self, table: pa.Table, user: np.ndarray) -> None:
         bucket = _bucket_of(user, self.n)
@@ -165,12 +184,14 @@ class _Buckets:
             if hi > lo:
                 part = table.take(pa.array(order[lo:hi]))
                 if b not in self.writers:
-                    self.writers[b] = pq.ParquetWriter(self.path(b), part.schema)
-                self.writers[b].write_table(part)
+                    sink = pa.OSFile(str(self.path(b)), "wb")
+                    self.writers[b] = (sink, pa.ipc.new_stream(sink, part.schema))
+                self.writers[b][1].write_table(part)
 
     def close(self) -> None:
-        for w in self.writers.values():
-            w.close()
+        for sink, writer in self.writers.values():
+            writer.close()
+            sink.close()
 
 
 def _bucket_of(user: np.ndarray, n: int) -> np.ndarray:
@@ -297,14 +318,19 @@ def last_behaviours(imp_user: np.ndarray, imp_ts: np.ndarray, beh_user: np.ndarr
     return idx, length
 
 
+def _read_ipc(path: Path) -> pd.DataFrame:
+    with pa.OSFile(str(path), "rb") as f:
+        return pa.ipc.open_stream(f).read_all().to_pandas()
+
+
 def _join_bucket(work: Path, b: int, hist: int) -> pa.Table | None:
-    imp_path, beh_path = work / f"imp-{b:04d}.parquet", work / f"beh-{b:04d}.parquet"
+    imp_path, beh_path = work / f"imp-{b:04d}.arrow", work / f"beh-{b:04d}.arrow"
     if not imp_path.exists():
         return None
-    imp = pq.read_table(imp_path).to_pandas()
+    imp = _read_ipc(imp_path)
     imp = imp.sort_values(["user", "time_stamp"], kind="stable").reset_index(drop=True)
     if beh_path.exists():
-        beh = pq.read_table(beh_path).to_pandas()
+        beh = _read_ipc(beh_path)
         order = np.lexsort((beh["time_stamp"].to_numpy(), beh["user"].to_numpy()))
         beh = beh.iloc[order].reset_index(drop=True)
     else:
