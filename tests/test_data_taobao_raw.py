@@ -158,3 +158,27 @@ def test_last_behaviours_vectorised():
                                              beh_user, beh_ts, 2)
     assert length.tolist() == [1, 2, 0, 0]
     assert idx.tolist() == [[-1, 0], [1, 2], [-1, -1], [-1, -1]]
+
+
+def test_no_trailing_newline_and_small_blocks(tmp_path, monkeypatch, data):
+    """Blocks cut at line ends give the same rows whatever the block size."""
+    shutil.copytree(FIXTURE, tmp_path / "raw")
+    p = tmp_path / "raw" / "behavior_log.csv"
+    p.write_text(p.read_text().rstrip("\n"))
+    monkeypatch.setattr(taobao_raw, "BLOCK_BYTES", 100)  # many tiny blocks
+    again = load_dataset(f"taobao-raw:{tmp_path / 'raw'}", cache_dir=tmp_path / "c")
+    assert again.info["pipeline_stats"]["behaviours_read"] == 61
+    assert torch.equal(again.test.seq_mask, data.test.seq_mask)
+    assert torch.equal(again.train.label, data.train.label)
+
+
+def test_bench_fixture_is_in_the_raw_format(tmp_path):
+    from saml_core.data.bench import write_raw_fixture
+
+    facts = write_raw_fixture(tmp_path / "raw", behaviours=20_000, impressions=4_000)
+    assert (tmp_path / "raw" / "user_profile.csv").read_text().splitlines()[0].endswith("new_user_class_level ")
+    data = load_dataset(f"taobao-raw:{tmp_path / 'raw'}", cache_dir=tmp_path / "c")
+    stats = data.info["pipeline_stats"]
+    assert stats["behaviours_read"] == facts["behaviours"] and stats["impressions_read"] == 4_000
+    assert 0 < stats["no_profile"] < 600 and stats["out_of_range"] > 0
+    assert len(data.test) > 0 and data.spec.num_scenarios == 5

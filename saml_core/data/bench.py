@@ -95,8 +95,9 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int) -> None:
     """Runs in a fresh process; prints its timing and its own peak RSS as JSON."""
     t0 = time.perf_counter()
     if phase == "build":
-        folder = taobao_raw.build_cache(directory, cache, n_buckets=n_buckets)
-        extra = json.loads((folder / "manifest.json").read_text())["stats"]
+        folder = taobao_raw.build_cache(directory, cache, n_buckets=n_buckets or None)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        extra = {**manifest["stats"], "n_buckets": manifest["n_buckets"]}
     else:
         data = taobao_raw.load_raw(directory, cache_dir=cache)
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}
@@ -116,14 +117,14 @@ def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int) -> dict
 
 
 def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workdir: str | None = None,
-              bucket_rows: int = 1_000_000) -> dict:
+              bucket_rows: int | None = None) -> dict:
     """Write the fixture, build the cache, load from it; return the measured figures."""
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="saml_bench_raw_"))
     try:
         t0 = time.perf_counter()
         fixture = write_raw_fixture(tmp / "raw", behaviours, impressions)
         write_s = time.perf_counter() - t0
-        n_buckets = max(1, -(-behaviours // bucket_rows))
+        n_buckets = max(1, -(-behaviours // bucket_rows)) if bucket_rows else 0  # 0: pipeline default
         build = _run_child("build", tmp / "raw", tmp / "cache", n_buckets)
         load = _run_child("load", tmp / "raw", tmp / "cache", n_buckets)
         return {
@@ -131,7 +132,7 @@ def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workd
             "impression_rows": fixture["impressions"],
             "users": fixture["users"],
             "csv_mb": round(fixture["csv_bytes"] / 2**20, 1),
-            "user_buckets": n_buckets,
+            "user_buckets": build["n_buckets"],
             "fixture_write_s": round(write_s, 1),
             "cache_build_s": round(build["seconds"], 1),
             "cache_build_behaviour_rows_per_s": round(behaviours / build["seconds"]),

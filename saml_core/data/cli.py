@@ -27,8 +27,9 @@ def add_commands(subparsers) -> None:
     )
     b.add_argument("--behaviours", type=int, default=3_000_000, help="behaviour rows (default 3,000,000)")
     b.add_argument("--impressions", type=int, default=None, help="impression rows (default behaviours / 10)")
-    b.add_argument("--bucket-rows", type=int, default=1_000_000,
-                   help="behaviour rows per user bucket (bounds the join's memory; default 1,000,000)")
+    b.add_argument("--bucket-rows", type=int, default=None,
+                   help="behaviour rows per user bucket (bounds the join's memory; default: the "
+                        "pipeline's own choice, about 2,000,000)")
     b.add_argument("--workdir", default=None, help="folder for the fixture, kept (default: a temp folder, removed)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=_bench_raw)

@@ -28,7 +28,19 @@ from saml_core.data.types import (
 _FIRST_ID = 2  # 0 = PAD, 1 = OOV
 
 
+_DENSE_LIMIT = 50_000_000  # integer ids below this use O(1) array lookups instead of hashing
+
+
+def _dense_ints(values: np.ndarray) -> bool:
+    return (values.dtype.kind in "iu" and values.size > 0 and int(values.min()) >= 0
+            and int(values.max()) < _DENSE_LIMIT)
+
+
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    if _dense_ints(values):
+        seen = np.zeros(int(values.max()) + 1, dtype=bool)
+        seen[values] = True
+        return np.flatnonzero(seen).astype(values.dtype)
     values = pd.unique(pd.Series(values).dropna())
     try:
         return np.sort(np.asarray(values))
@@ -117,7 +129,14 @@ class Encoder:
         return np.arange(width)[None, :] >= (width - np.minimum(lengths, width))[:, None]
 
     def _lookup(self, name: str, values: np.ndarray) -> np.ndarray:
-        idx = self.vocabs[name].get_indexer(values)
+        vocab = self.vocabs[name]
+        if _dense_ints(values) and (len(vocab) == 0 or (
+                vocab.dtype.kind in "iu" and 0 <= int(vocab.min()) and int(vocab.max()) < _DENSE_LIMIT)):
+            table = np.full(max(int(values.max()), int(vocab.max()) if len(vocab) else 0) + 1,
+                            OOV_INDEX, dtype=np.int64)
+            table[vocab.to_numpy()] = np.arange(len(vocab)) + _FIRST_ID
+            return table[values]
+        idx = vocab.get_indexer(values)
         return np.where(idx < 0, OOV_INDEX, idx + _FIRST_ID).astype(np.int64)
 
     def scenario_index(self, values: np.ndarray, split: str = "data") -> np.ndarray:
