@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from saml_core.artifacts import ArtifactError
+from saml_core.config import ConfigError
 from saml_core.data.types import DataError
 
 
@@ -22,6 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except DataError as exc:  # bad input: one clear line, no traceback
+    except (DataError, ConfigError, ArtifactError) as exc:  # bad input: one clear line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2

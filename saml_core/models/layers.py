@@ -1,0 +1,220 @@
+"""Reusable building blocks of SAML and BST.
+
+Shapes: B batch, F categorical fields, L sequence length, T = L + 1 tokens (sequence + target
+item), D token size, K scenarios, H hidden size of an MLP layer.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from saml_core.data.types import FeatureSpec
+
+EMB_INIT_STD = 0.05
+
+
+class CategoricalFeature(nn.Module):
+    """One categorical field: a global table G_f [V, d_g] and, for SAML, one scenario-specific
+    table S_f of K row blocks [K*V, d_s] looked up at s*V + id."""
+
+    def __init__(self, name: str, vocab_size: int, d_g: int, d_s: int, num_scenarios: int, sparse: bool = True):
+        super().__init__()
+        self.name, self.vocab_size = name, vocab_size
+        # sparse=True: gradients (and the optimizer's work) touch only the rows in the batch,
+        # which matters for K*V-row scenario tables
+        self.global_table = nn.Embedding(vocab_size, d_g, sparse=sparse)
+        nn.init.normal_(self.global_table.weight, std=EMB_INIT_STD)
+        self.scenario_table = None
+        if d_s > 0:
+            self.scenario_table = nn.Embedding(num_scenarios * vocab_size, d_s, sparse=sparse)
+            nn.init.normal_(self.scenario_table.weight, std=EMB_INIT_STD)
+
+    def forward_global(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.global_table(ids)
+
+    def forward_scenario(self, ids: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
+        return self.scenario_table(scenario * self.vocab_size + ids)
+
+
+class ScenarioAwareEmbedding(nn.Module):
+    """Embeds a batch into e_glob [B, F*d_g], e_scen [B, F*d_s] (SAML only) and the token
+    sequence [B, T, D] = behaviour sequence + target item (global embeddings, plus positions).
+
+    A behaviour channel shares its item field's global table; D = (#channels) * d_g."""
+
+    def __init__(self, spec: FeatureSpec, d_g: int, d_s: int, sparse: bool = True):
+        super().__init__()
+        k = spec.num_scenarios
+        self.features = nn.ModuleList(
+            CategoricalFeature(f.name, f.vocab_size, d_g, d_s, k, sparse) for f in spec.cat_fields
+        )
+        self.seq_item_index = [spec.cat_index(s.item_field) for s in spec.seq_fields]
+        self.token_dim = d_g * len(spec.seq_fields)
+        self.positions = nn.Parameter(torch.randn(spec.seq_len + 1, max(self.token_dim, 1)) * EMB_INIT_STD)
+        self.global_dim = d_g * len(spec.cat_fields)
+        self.scenario_dim = d_s * len(spec.cat_fields)
+
+    def forward(self, cat, scenario, seq, with_scenario: bool):
+        e_glob = torch.cat([f.forward_global(cat[:, i]) for i, f in enumerate(self.features)], dim=1)
+        e_scen = None
+        if with_scenario:
+            e_scen = torch.cat(
+                [f.forward_scenario(cat[:, i], scenario) for i, f in enumerate(self.features)], dim=1
+            )
+        tokens = None
+        if self.seq_item_index:
+            chans = []
+            for c, fi in enumerate(self.seq_item_index):
+                table = self.features[fi]
+                # [B, L] history ids + [B, 1] target id -> [B, T, d_g]
+                ids = torch.cat([seq[:, c, :], cat[:, fi : fi + 1]], dim=1)
+                chans.append(table.forward_global(ids))
+            tokens = torch.cat(chans, dim=2) + self.positions  # [B, T, D]
+        return e_glob, e_scen, tokens
+
+
+class SequenceAttention(nn.Module):
+    """One transformer layer (multi-head self-attention + feed-forward, post-norm as in BST)
+    over behaviour sequence + target item, read out at the target item (and optionally the
+    masked mean of all positions).
+
+    Query/key projections are either shared (global attention) or one per scenario
+    (`num_scenarios` > 0: weights [K, D, I], each sample uses its scenario's pair). The value
+    projection can be borrowed from another attention (`shared_value`), as the spec prescribes
+    for the scenario-specific attention."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, ff_dim: int, readout: str,
+                 num_scenarios: int = 0, shared_value: nn.Linear | None = None, dropout: float = 0.0):
+        super().__init__()
+        inner = heads * head_dim
+        self.heads, self.head_dim, self.readout, self.dropout = heads, head_dim, readout, dropout
+        self.per_scenario = num_scenarios > 0
+        if self.per_scenario:
+            self.qk_weight = nn.Parameter(torch.empty(num_scenarios, dim, 2 * inner))
+            self.qk_bias = nn.Parameter(torch.zeros(num_scenarios, 2 * inner))
+            bound = 1 / math.sqrt(dim)
+            nn.init.uniform_(self.qk_weight, -bound, bound)
+        else:
+            self.qk = nn.Linear(dim, 2 * inner)
+        self._own_value = shared_value is None
+        self.value = nn.Linear(dim, inner) if shared_value is None else None
+        self._shared_value = [shared_value]  # list: not registered twice as a submodule
+        self.out = nn.Linear(inner, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Linear(ff_dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.output_dim = dim * (2 if readout == "target_mean" else 1)
+
+    def value_proj(self) -> nn.Linear:
+        return self.value if self._own_value else self._shared_value[0]
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, scenario: torch.Tensor | None = None):
+        """tokens [B, T, D]; mask [B, T] bool (True = real token); returns [B, output_dim]."""
+        b, t, _ = tokens.shape
+        q_tokens = tokens[:, -1:, :] if self.readout == "target" else tokens  # [B, Tq, D]
+        if self.per_scenario:
+            w = self.qk_weight[scenario]  # [B, D, 2I]: each sample's scenario projections
+            bias = self.qk_bias[scenario].unsqueeze(1)  # [B, 1, 2I]
+            inner = w.shape[2] // 2
+            q = torch.baddbmm(bias[..., :inner], q_tokens, w[..., :inner])
+            k = torch.baddbmm(bias[..., inner:], tokens, w[..., inner:])
+        else:
+            inner = self.qk.out_features // 2
+            q = F.linear(q_tokens, self.qk.weight[:inner], self.qk.bias[:inner])
+            k = F.linear(tokens, self.qk.weight[inner:], self.qk.bias[inner:])
+        v = self.value_proj()(tokens)
+        h, dh = self.heads, self.head_dim
+        q = q.view(b, -1, h, dh).transpose(1, 2)  # [B, h, Tq, dh]
+        k = k.view(b, t, h, dh).transpose(1, 2)
+        v = v.view(b, t, h, dh).transpose(1, 2)
+        attn = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+        )  # [B, h, Tq, dh]
+        attn = attn.transpose(1, 2).reshape(b, -1, h * dh)
+        x = self.norm1(q_tokens + self.out(attn))
+        x = self.norm2(x + self.ff(x))  # [B, Tq, D]
+        target = x[:, -1, :]
+        if self.readout == "target":
+            return target
+        m = mask.unsqueeze(-1).to(x.dtype)
+        mean = (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return torch.cat([target, mean], dim=1)
+
+
+class MLP(nn.Module):
+    """ReLU MLP that returns every hidden layer (the auxiliary network feeds them to the branches)
+    and a logit."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], dropout: float = 0.0):
+        super().__init__()
+        dims = (in_dim,) + tuple(hidden)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.head = nn.Linear(dims[-1], 1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor):
+        hidden = []
+        for layer in self.layers:
+            x = self.dropout(F.relu(layer(x)))
+            hidden.append(x)
+        return hidden, self.head(x).squeeze(-1)
+
+
+class BranchLinear(nn.Module):
+    """K linear layers stored as one weight stack [K, in, out] so that all branches run in one
+    batched matmul. Input [K, N, in] (each branch its own rows) or [N, in] (rows shared by all
+    branches), or, with `branch` [C], row groups [C, N, in] where group c uses branch[c]."""
+
+    def __init__(self, num_branches: int, in_dim: int, out_dim: int, bias: bool = True):
+        super().__init__()
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(num_branches, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(num_branches, 1, out_dim).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x: torch.Tensor, branch: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.weight if branch is None else self.weight[branch]
+        y = torch.matmul(x, w)  # [K or C, N, out]
+        if self.bias is None:
+            return y
+        return y + (self.bias if branch is None else self.bias[branch])
+
+
+class MutualUnit(nn.Module):
+    """Eq. (6)-(8): c_kj = cos(h_k, h_j); alpha_kj = softmax_{j != k}(c_kj);
+    g_k = sigmoid(w_k . h_k + b_k); h~_k = h_k + g_k * sum_j alpha_kj * stopgrad(h_j).
+    Other branches always enter detached (the gradient mask)."""
+
+    def __init__(self, num_branches: int, dim: int, gated: bool = True):
+        super().__init__()
+        self.gated = gated
+        self.gate_weight = nn.Parameter(torch.zeros(num_branches, dim))
+        self.gate_bias = nn.Parameter(torch.zeros(num_branches))
+        nn.init.normal_(self.gate_weight, std=1 / math.sqrt(dim))
+
+    def forward_all(self, h: torch.Tensor):
+        """Every branch on every sample. h [K, B, H] -> h~ [K, B, H], alpha [B, K, K] (row k =
+        branch k against branch j), g [K, B]."""
+        k = h.shape[0]
+        hb = h.transpose(0, 1)  # [B, K, H]
+        unit = F.normalize(hb, dim=-1, eps=1e-8)
+        c = torch.bmm(unit, unit.detach().transpose(1, 2))  # cos(h_k, stopgrad h_j) [B, K, K]
+        eye = torch.eye(k, dtype=torch.bool, device=h.device)
+        alpha = torch.softmax(c.masked_fill(eye, float("-inf")), dim=-1)
+        g = torch.sigmoid(torch.einsum("kbh,kh->kb", h, self.gate_weight) + self.gate_bias[:, None])
+        mix = torch.bmm(alpha, hb.detach()).transpose(0, 1)  # [K, B, H]
+        return h + g.unsqueeze(-1) * mix, alpha, g
+
+    def forward_own(self, h: torch.Tensor, h_all: torch.Tensor, norm_all: torch.Tensor, branch: torch.Tensor):
+        """Only the own branch, with gradient. h [B, H] (branch `branch[b]` on sample b);
+        h_all [B, K, H] every branch's state on the same samples and norm_all [B, K] its norms
+        (forward-only pass, detached). Returns h~ [B, H], alpha [B, K], g [B]."""
+        k = h_all.shape[1]
+        unit = F.normalize(h, dim=-1, eps=1e-8)
+        c = torch.bmm(h_all, unit.unsqueeze(-1)).squeeze(-1) / norm_all  # cos [B, K]
+        alpha = torch.softmax(c.masked_fill(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
+        g = torch.sigmoid((h * self.gate_weight[branch]).sum(-1) + self.gate_bias[branch])
+        mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
+        return h + g.unsqueeze(-1) * mix, alpha, g
