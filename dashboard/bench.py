@@ -66,7 +66,7 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     exp = registry.load_experiment(artifacts, name)
     run = next(r for r in exp.runs if r.model == "saml" and r.error is None and r.has_probes)
     probes = run.load_probes()
-    view = "all" if "hidden_all" in probes else "own"
+    view = "all" if embedding.hidden_layers(probes, "all") else "own"
     x, _ = embedding.points(probes, view, 0, points, list(exp.scenario_names))
     t0 = time.perf_counter()
     embedding.fit_umap(x[: min(len(x), 300)])

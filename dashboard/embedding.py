@@ -26,23 +26,37 @@ def subsample(n_total: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=size, replace=False))
 
 
+def hidden_layers(probes: dict, view: str) -> list[int]:
+    """Hidden layers with states for a view: keys hidden_<view>_<l> (one per layer, sizes differ)."""
+    prefix = f"hidden_{view}_"
+    layers = sorted(int(k[len(prefix):]) for k in probes if k.startswith(prefix) and k[len(prefix):].isdigit())
+    if not layers and f"hidden_{view}" in probes:  # stacked form [Ly, ...] when all layers share a size
+        layers = list(range(int(probes[f"hidden_{view}"].shape[0])))
+    return layers
+
+
+def hidden(probes: dict, view: str, layer: int) -> np.ndarray:
+    key = f"hidden_{view}_{layer}"
+    return probes[key] if key in probes else probes[f"hidden_{view}"][layer]
+
+
 def points(probes: dict, view: str, layer: int, size: int, names: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """The vectors to embed and one row of facts per point (scenario, branch, label, prediction).
 
-    view "own": each sample's own-branch state hidden_own[layer] ([N, H]); `size` samples.
-    view "all": hidden_all[layer] ([M, K, H]) flattened to M*K points; `size` caps the points.
+    view "own": each sample's own-branch state hidden_own_<layer> ([N, H]); `size` samples.
+    view "all": hidden_all_<layer> ([M, K, H]) flattened to M*K points; `size` caps the points.
     """
     scen_all = probes["scenario"].astype(int)
     label_all = probes["label"].astype(int)
     pred_all = probes["pred"].astype(np.float64)
     if view == "own":
-        h = probes["hidden_own"][layer]  # [N, H]
+        h = hidden(probes, "own", layer)  # [N, H]
         pos = subsample(h.shape[0], size)
         x = np.asarray(h[pos], dtype=np.float32)
         scen, branch = scen_all[pos], scen_all[pos]
         label, pred = label_all[pos], pred_all[pos]
     elif view == "all":
-        h = probes["hidden_all"][layer]  # [M, K, H]
+        h = hidden(probes, "all", layer)  # [M, K, H]
         m, k, _ = h.shape
         per_sample = max(1, min(m, size // k))
         pos = subsample(m, per_sample)

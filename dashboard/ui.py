@@ -78,29 +78,26 @@ def sidebar() -> None:
 
 
 def dataset_badge(exp) -> None:
+    """What data the experiment is about: simulated / real Taobao sample / own log, size, caveats."""
     kind = exp.dataset_kind
-    text = explain.DATASET_BADGES.get(kind, f"Dataset: {exp.dataset}")
     info = exp.dataset_info or {}
-    n_train = sum((exp.test_counts or {}).get(s, {}).get("n", 0) for s in exp.scenario_names)
-    details = []
-    if info.get("title"):
-        details.append(str(info["title"]))
-    for key in ("n_train", "n_valid", "n_test"):
-        if key in info:
-            details.append(f"{key[2:]}: {int(info[key]):,} samples")
-    if not any(k in info for k in ("n_test",)) and n_train:
-        details.append(f"test: {n_train:,} samples")
-    if kind == "synthetic":
-        st.warning(text, icon=":material/science:")
-    elif kind == "taobao":
-        st.info(text, icon=":material/shopping_cart:")
-    else:
-        st.info(text, icon=":material/description:")
-    if details:
-        st.caption(" · ".join(details))
-    caveats = info.get("caveats") or info.get("caveat")
-    if caveats:
-        st.caption("Caveat: " + (" ".join(caveats) if isinstance(caveats, list) else str(caveats)))
+    text = explain.DATASET_BADGES.get(kind, f"Dataset: {exp.dataset}")
+    icon = {"synthetic": ":material/science:", "taobao": ":material/shopping_cart:"}.get(kind, ":material/description:")
+    (st.warning if kind == "synthetic" else st.info)(text, icon=icon)
+    n_test = sum(int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
+    details = [str(info["title"])] if info.get("title") else [f"`{exp.dataset}`"]
+    if isinstance(info.get("samples"), (int, float)):
+        details.append(f"{int(info['samples']):,} samples")
+    if n_test:
+        details.append(f"{n_test:,} test samples")
+    details.append(f"{len(exp.scenario_names)} scenarios")
+    st.caption(" · ".join(details))
+    caveats = info.get("caveats") or []
+    if isinstance(caveats, str):
+        caveats = [caveats]
+    for c in caveats:
+        if kind != "synthetic" or "Simulated" not in str(c):  # the badge already says it
+            st.caption(f"Caveat: {c}")
 
 
 def current_experiment():

@@ -27,9 +27,13 @@ try:
 except da.ArtifactError as exc:
     st.error(f"Run **{run.run_id}** cannot be shown: {exc}")
     st.stop()
+if "alpha" not in pr or "gate" not in pr:
+    st.error(f"Run **{run.run_id}**: {da.probes_path(exp.name, run.run_id)} has no α/gate arrays.")
+    st.stop()
 n_layers = int(pr["alpha"].shape[0])
+hidden_of = [int(x) for x in pr.get("mutual_layers", range(n_layers))]
 layer = c2.selectbox("Mutual-unit layer", list(range(n_layers)), key="corr_layer",
-                     format_func=lambda i: f"Layer {i + 1} of {n_layers}" + (" (closest to the input)" if i == 0 else ""))
+                     format_func=lambda i: f"Mutual unit {i + 1} of {n_layers} (after hidden layer {hidden_of[i] + 1})")
 
 mat, counts = tables.alpha_matrix(pr["alpha"], pr["scenario"], layer, len(names))
 order = tables.cluster_order(mat)

@@ -28,13 +28,17 @@ except da.ArtifactError as exc:
 
 views = {"own": "Each sample through its own country's branch",
          "all": "The same samples through every branch"}
-available = [v for v in embedding.VIEWS if (f"hidden_{v}" in pr)]
+available = [v for v in embedding.VIEWS if embedding.hidden_layers(pr, v)]
+if not available:
+    st.info(f"Run **{run_id}** stored no branch hidden states (this variant has no separate branches).")
+    st.stop()
 view = c2.radio("View", available, format_func=views.get, key="hs_view")
-n_layers = int(pr[f"hidden_{view}"].shape[0])
-layer = c3.selectbox("Layer", list(range(n_layers)), key="hs_layer",
-                     format_func=lambda i: f"Hidden layer {i + 1} of {n_layers}")
+layers = embedding.hidden_layers(pr, view)
+layer = c3.selectbox("Layer", layers, key="hs_layer",
+                     format_func=lambda i: f"Hidden layer {i + 1} of {len(layers)}")
 
-n_max = int(pr["hidden_own"].shape[1]) if view == "own" else int(pr["hidden_all"].shape[1] * pr["hidden_all"].shape[2])
+h = embedding.hidden(pr, view, layer)
+n_max = int(h.shape[0]) if view == "own" else int(h.shape[0] * h.shape[1])
 sizes = [s for s in (500, 1000, 2000, 5000) if s < n_max] + [n_max]
 c1, c2 = st.columns(2)
 size = c1.select_slider("Points", sizes, value=min(sizes, key=lambda s: abs(s - 1000)), key="hs_size",

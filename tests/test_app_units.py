@@ -134,8 +134,11 @@ def test_umap_points_own_and_all_views():
     rng = np.random.default_rng(0)
     n, m, k, h = 40, 6, 3, 5
     probes = {"scenario": np.arange(n) % k, "label": np.arange(n) % 2, "pred": rng.random(n),
-              "hidden_own": rng.normal(size=(2, n, h)).astype(np.float16),
-              "hidden_all_index": np.arange(0, 2 * m, 2), "hidden_all": rng.normal(size=(2, m, k, h))}
+              "hidden_own_0": rng.normal(size=(n, 7)).astype(np.float16),
+              "hidden_own_1": rng.normal(size=(n, h)).astype(np.float16),
+              "hidden_all_index": np.arange(0, 2 * m, 2), "hidden_all_0": rng.normal(size=(m, k, h)),
+              "hidden_all_1": rng.normal(size=(m, k, 7))}
+    assert embedding.hidden_layers(probes, "own") == [0, 1]
     x, facts = embedding.points(probes, "own", 1, 10, NAMES)
     assert x.shape == (10, h) and (facts["scenario"] == facts["branch"]).all()
     x, facts = embedding.points(probes, "all", 0, 12, NAMES)
