@@ -125,13 +125,18 @@ def _country_block(rng: np.random.Generator, dim: int) -> np.ndarray:
 def _sample_rows(rng, cum: np.ndarray, rows: np.ndarray, n_draws: int) -> np.ndarray:
     """Inverse-CDF draws: for each r in rows, n_draws indices from the row cum[r] ([R, C] cumsum).
 
-    Vectorised with one searchsorted on the flattened, row-offset CDF.
+    The uniforms are drawn at once (so the result does not depend on chunking); the CDF
+    comparison runs in chunks of rows to bound memory ([chunk, n_draws, C] booleans).
     """
-    R, C = cum.shape
-    flat = (cum / cum[:, -1:] + np.arange(R)[:, None]).ravel()
-    u = rng.random((len(rows), n_draws)) + rows[:, None]
-    idx = np.searchsorted(flat, u.ravel(), side="right").reshape(len(rows), n_draws)
-    return np.clip(idx - rows[:, None] * C, 0, C - 1)
+    C = cum.shape[1]
+    cdf = (cum / cum[:, -1:]).astype(np.float64)
+    u = rng.random((len(rows), n_draws))
+    out = np.empty((len(rows), n_draws), dtype=np.int64)
+    step = max(1, 2_000_000 // (n_draws * C))
+    for lo in range(0, len(rows), step):
+        hi = min(lo + step, len(rows))
+        out[lo:hi] = np.count_nonzero(cdf[rows[lo:hi], None, :] <= u[lo:hi, :, None], axis=2)
+    return np.minimum(out, C - 1)
 
 
 def _items_in_category(rng, cats: np.ndarray, start: np.ndarray, count: np.ndarray,
