@@ -177,3 +177,21 @@ def test_json_schema(tmp_path):
     data = load_byo(tmp_path / "s.json")
     assert len(data.test) == 18 and len(data.train) + len(data.valid) == 54
     assert torch.equal(data.train.seq, torch.zeros(len(data.train), 0, data.spec.seq_len, dtype=torch.int64))
+
+
+def test_date_strings_and_yaml_dates(tmp_path):
+    df = good_frame()
+    df["day"] = df["day"].map(lambda d: f"2024-01-0{d + 1}")
+    text = SCHEMA.format(data="log.csv", scenarios="").replace(
+        "split: {column: day, test: last, valid: last}",
+        "split: {column: day, test: {from: 2024-01-04}, valid: {values: [2024-01-03]}}")
+    data = load_byo(write(tmp_path, df, schema_text=text))
+    assert len(data.test) == 18 and len(data.valid) == 18
+    import json
+    json.dumps(data.info)  # the rule (a YAML date) is reported as text
+
+
+def test_rule_type_mismatch_is_clear(tmp_path):
+    text = SCHEMA.format(data="log.csv", scenarios="").replace(
+        "split: {column: day, test: last, valid: last}", "split: {column: day, test: {from: soon}}")
+    _err(tmp_path, good_frame(), r"split column 'day': the rule cannot compare its values", schema_text=text)

@@ -94,7 +94,8 @@ def read_schema_file(path: str | Path) -> dict:
     bad = sorted(set(split) - SPLIT_KEYS)
     if bad:
         raise _fail(path, f"split: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(SPLIT_KEYS))}")
-    split = {"column": split["column"], "test": split.get("test", "last"), "valid": split.get("valid", "last")}
+    split = {"column": split["column"], "test": _plain(split.get("test", "last")),
+             "valid": _plain(split.get("valid", "last"))}
     _check_rule(split["test"], "test", path, allow_fraction=False)
     _check_rule(split["valid"], "valid", path, allow_fraction=True)
 
@@ -126,6 +127,19 @@ def read_schema_file(path: str | Path) -> dict:
         "description": spec.get("description"),
         "category_field": category_field,
     }
+
+
+def _plain(value):
+    """YAML turns 2017-05-13 into a date: compare (and report) it as the ISO text instead."""
+    import datetime
+
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _check_rule(rule, which: str, path, allow_fraction: bool) -> None:
