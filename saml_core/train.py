@@ -102,6 +102,9 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     resumed_from = start_epoch
     train = train.to(device)
     n = len(train)
+    if n == 0:  # e.g. a BST-Individual scenario without train rows: nothing to learn
+        return FitResult(history=history, best_epoch=best_epoch, best_valid_auc=best_auc, epochs_run=0,
+                         seconds=0.0, resumed_from=resumed_from)
     bs = tcfg.batch_size
     steps = max(1, -(-n // bs))
     if tcfg.max_train_batches:
