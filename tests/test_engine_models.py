@@ -111,3 +111,24 @@ def test_no_gate_mut_and_bst_shapes(data):
         out = m(b)
         assert out["logit"].shape == (len(b),)
         assert torch.isfinite(m.loss(out, b.label))
+
+
+@pytest.mark.parametrize("per_scenario", [False, True])
+def test_target_query_attention_equals_full_self_attention(per_scenario):
+    from saml_core.models.layers import SequenceAttention
+
+    torch.manual_seed(0)
+    att = SequenceAttention(12, 3, 4, 16, "target", num_scenarios=5 if per_scenario else 0).double()
+    if per_scenario:
+        torch.nn.init.normal_(att.qk_bias)
+    tokens = torch.randn(40, 7, 12, dtype=torch.double, requires_grad=True)
+    mask = torch.rand(40, 7) > 0.4
+    mask[:, -1] = True
+    s = torch.randint(0, 5, (40,))
+    fast = att(tokens, mask, s)
+    att.use_sdpa = True
+    ref = att(tokens, mask, s)
+    torch.testing.assert_close(fast, ref)
+    g1 = torch.autograd.grad(fast.sum(), tokens)[0]
+    g2 = torch.autograd.grad(ref.sum(), tokens)[0]
+    torch.testing.assert_close(g1, g2)

@@ -107,12 +107,43 @@ class SequenceAttention(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Linear(ff_dim, dim))
         self.norm2 = nn.LayerNorm(dim)
         self.output_dim = dim * (2 if readout == "target_mean" else 1)
+        self.use_sdpa = False  # True: always the fused all-positions kernel (reference in tests)
 
     def value_proj(self) -> nn.Linear:
         return self.value if self._own_value else self._shared_value[0]
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, scenario: torch.Tensor | None = None):
         """tokens [B, T, D]; mask [B, T] bool (True = real token); returns [B, output_dim]."""
+        if self.readout == "target" and not self.use_sdpa:
+            return self._target_query(tokens, mask, scenario)
+        return self._self_attention(tokens, mask, scenario)
+
+    def _target_query(self, tokens, mask, scenario):
+        """The self-attention output at the target position only, computed without key
+        projections: q . (W_k x_t + b_k) = (W_k^T q) . x_t + q . b_k, and the last term is the same
+        for every position, so softmax ignores it. Equal to `_self_attention` (tested)."""
+        b, t, d = tokens.shape
+        h, dh = self.heads, self.head_dim
+        inner = h * dh
+        xt = tokens[:, -1, :]  # [B, D]
+        if self.per_scenario:
+            w = self.qk_weight[scenario]  # [B, D, 2I]: each sample's scenario projections
+            q = torch.bmm(xt.unsqueeze(1), w[..., :inner]).squeeze(1) + self.qk_bias[scenario, :inner]
+            r = torch.einsum("bhe,bdhe->bhd", q.view(b, h, dh), w[..., inner:].reshape(b, d, h, dh))
+        else:
+            q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
+            r = torch.einsum("bhe,hed->bhd", q.view(b, h, dh), self.qk.weight[inner:].view(h, dh, d))
+        scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)  # [B, h, T]
+        p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
+        if self.training and self.dropout > 0:
+            p = F.dropout(p, self.dropout)
+        v = self.value_proj()(tokens).view(b, t, h, dh)
+        attn = torch.einsum("bht,bthe->bhe", p, v).reshape(b, inner)
+        x = self.norm1(xt + self.out(attn))
+        return self.norm2(x + self.ff(x))  # [B, D]
+
+    def _self_attention(self, tokens, mask, scenario):
+        """Plain multi-head self-attention (fused kernel); all positions for "target_mean"."""
         b, t, _ = tokens.shape
         q_tokens = tokens[:, -1:, :] if self.readout == "target" else tokens  # [B, Tq, D]
         if self.per_scenario:
