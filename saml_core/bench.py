@@ -18,12 +18,13 @@ SCENARIOS = ("RU", "BR", "ES", "US", "FR", "PL", "NL", "CL", "UA", "Others")
 TRAFFIC = np.array([0.16, 0.14, 0.08, 0.07, 0.03, 0.06, 0.03, 0.03, 0.03, 0.37])
 
 
-def random_spec(k: int = 10, seq_len: int = 30, vocab: int = 2000) -> FeatureSpec:
+def random_spec(k: int = 10, seq_len: int = 30, vocab: int = 1000) -> FeatureSpec:
+    """Field layout of the synthetic-countries default preset (vocab=1000: 20k users, 10k items)."""
     names = SCENARIOS[:k] if k <= len(SCENARIOS) else tuple(f"S{i}" for i in range(k))
     cats = (
-        CatField("user_id", vocab * 5), CatField("age", 10), CatField("gender", 4),
-        CatField("item_id", vocab * 10), CatField("category", 200), CatField("brand", vocab),
-        CatField("shop", vocab), CatField("price_bucket", 12),
+        CatField("user_id", vocab * 20), CatField("age", 10), CatField("gender", 4),
+        CatField("item_id", vocab * 10), CatField("category", 40), CatField("brand", vocab // 4),
+        CatField("shop", vocab // 2), CatField("price_bucket", 7),
     )
     seqs = (SeqField("hist_item", "item_id"), SeqField("hist_category", "category"), SeqField("hist_brand", "brand"))
     return FeatureSpec(tuple(names), cats, ("price",), seqs, seq_len)
@@ -96,7 +97,7 @@ def run_bench(steps: int = 30, warmup: int = 5, batch_size: int = 1024, eval_n: 
 
     setup_cpu()
     torch.manual_seed(0)
-    spec = random_spec(10, 30, vocab=20000)
+    spec = random_spec(10, 30, vocab=1000)
     split = random_split(spec, max(eval_n, batch_size * 4), seed=0)
     cfg = ModelConfig(d_g=8, d_s=2, heads=4, mlp=(256, 128))
     result = {

@@ -126,19 +126,22 @@ class SequenceAttention(nn.Module):
         h, dh = self.heads, self.head_dim
         inner = h * dh
         xt = tokens[:, -1, :]  # [B, D]
+        # small inner dimensions: broadcast products, which (unlike bmm with K=1) stay fast backward
         if self.per_scenario:
             w = self.qk_weight[scenario]  # [B, D, 2I]: each sample's scenario projections
-            q = torch.bmm(xt.unsqueeze(1), w[..., :inner]).squeeze(1) + self.qk_bias[scenario, :inner]
-            r = torch.einsum("bhe,bdhe->bhd", q.view(b, h, dh), w[..., inner:].reshape(b, d, h, dh))
+            q = (xt.unsqueeze(-1) * w[..., :inner]).sum(1) + self.qk_bias[scenario, :inner]  # [B, I]
+            wk = w[..., inner:].reshape(b, d, h, dh)
+            r = (q.view(b, 1, h, dh) * wk).sum(-1).transpose(1, 2)  # [B, h, D]
         else:
             q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
-            r = torch.einsum("bhe,hed->bhd", q.view(b, h, dh), self.qk.weight[inner:].view(h, dh, d))
+            wk = self.qk.weight[inner:].view(h, dh, d)
+            r = (q.view(b, h, dh, 1) * wk).sum(2)  # [B, h, D]
         scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)  # [B, h, T]
         p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
         if self.training and self.dropout > 0:
             p = F.dropout(p, self.dropout)
         v = self.value_proj()(tokens).view(b, t, h, dh)
-        attn = torch.einsum("bht,bthe->bhe", p, v).reshape(b, inner)
+        attn = (p.transpose(1, 2).unsqueeze(-1) * v).sum(1).reshape(b, inner)  # [B, I]
         x = self.norm1(xt + self.out(attn))
         return self.norm2(x + self.ff(x))  # [B, D]
 
