@@ -39,6 +39,7 @@ def training_curves(hist: pd.DataFrame, metric: str = "valid_auc") -> go.Figure:
             hovertemplate=f"{label}<br>epoch %{{x}}<br>{names.get(metric, metric)} %{{y:.4f}}<extra></extra>",
         ))
     fig.data = tuple(sorted(fig.data, key=lambda t: model_sort_key(t.legendgroup)))
+    fig.update_xaxes(dtick=1, tickformat="d")
     return _layout(fig, f"{names.get(metric, metric)} during training", "Epoch",
                    names.get(metric, metric), height=380, legend_title="Run")
 
@@ -71,9 +72,9 @@ def per_scenario_bars(summary: pd.DataFrame, scenario_names: list[str], show_ora
     if len(sig):
         top = summary.assign(top=summary["auc"] + summary["err_high"].fillna(0)).groupby("scenario")["top"].max()
         fig.add_trace(go.Scatter(
-            x=list(sig["scenario"]), y=[top[s] + 0.004 for s in sig["scenario"]], mode="text",
-            text=["★"] * len(sig), textfont=dict(size=18, color=model_color("SAML")),
-            name="★ SAML significantly better than BST (p < 0.05)",
+            x=list(sig["scenario"]), y=[top[s] + 0.01 for s in sig["scenario"]], mode="markers",
+            marker=dict(symbol="star", size=14, color=model_color("SAML"), line=dict(width=1, color="black")),
+            name="SAML significantly better than BST (p < 0.05)",
             customdata=sig["p_value"], hovertemplate="%{x}: paired test p = %{customdata:.2g}<extra></extra>",
         ))
     lo = np.nanmin(summary["auc"] - summary["err_low"].fillna(0)) if not summary.empty else 0.5
@@ -103,12 +104,13 @@ def relaimpr_bars(summary: pd.DataFrame, scenario_names: list[str]) -> go.Figure
 
 
 def traffic_share_bar(traffic_share: dict, scenario_names: list[str], colors: dict) -> go.Figure:
-    shares = [100 * traffic_share.get(s, np.nan) for s in scenario_names]
-    fig = go.Figure(go.Bar(x=scenario_names, y=shares, marker_color=[colors[s] for s in scenario_names],
-                           name="Share of training samples",
-                           hovertemplate="%{x}: %{y:.1f} % of training samples<extra></extra>"))
+    fig = go.Figure()
+    for s in scenario_names:  # one trace per scenario: the legend doubles as the colour key
+        fig.add_trace(go.Bar(x=[s], y=[100 * traffic_share.get(s, np.nan)], name=s, marker_color=colors[s],
+                             hovertemplate="%{x}: %{y:.1f} % of training samples<extra></extra>"))
+    fig.update_layout(barmode="overlay")
     return _layout(fig, "Traffic share of each scenario", "Scenario", "Share of training samples (%)",
-                   height=330, legend_title="")
+                   height=380, legend_title="Scenario")
 
 
 def heatmap(mat: np.ndarray, names: list[str], title: str, colorbar: str,

@@ -57,7 +57,7 @@ def sidebar() -> None:
             s = next(x for x in summaries if x.name == name)
             if s.error:
                 return f"{name} (unreadable)"
-            return f"{name} · {s.dataset} · {s.n_finished}/{s.n_runs} runs"
+            return f"{name} ({s.n_finished}/{s.n_runs} runs)"
 
         st.selectbox("Experiment", names, index=names.index(st.session_state[EXPERIMENT_KEY]),
                      key=PICKER_KEY, format_func=describe, on_change=_remember_pick,

@@ -39,7 +39,7 @@ mat, counts = tables.alpha_matrix(pr["alpha"], pr["scenario"], layer, len(names)
 order = tables.cluster_order(mat)
 ordered = [names[i] for i in order]
 sub = mat[np.ix_(order, order)]
-st.plotly_chart(charts.heatmap(sub, ordered, f"Mean similarity coefficient α, layer {layer + 1} ({run.label})",
+st.plotly_chart(charts.heatmap(sub, ordered, f"Mean similarity coefficient α, mutual unit {layer + 1} ({run.label})",
                                "mean α", counts=counts[order]), width="stretch", key="alpha_heatmap")
 st.caption(explain.HEATMAP + f" Based on {int(counts.sum()):,} test samples.")
 
@@ -81,7 +81,7 @@ if exp.true_similarity is not None:
                                    show_values=False),
                     width="stretch", key="planted")
     c2.plotly_chart(charts.heatmap(learned_sym[np.ix_(order, order)], ordered,
-                                   f"Learned similarity (α symmetrised, layer {layer + 1})", "mean α",
+                                   f"Learned similarity (α symmetrised, mutual unit {layer + 1})", "mean α",
                                    row_title="Country", col_title="Country", height=430, show_values=False),
                     width="stretch", key="learned")
     st.caption(explain.PLANTED)

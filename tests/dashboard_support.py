@@ -18,8 +18,12 @@ RUNS = "bst_individual,bst,saml:full,saml:no_gate_mut"
 
 
 def build_quick_artifacts(base: Path) -> Path:
-    """artifacts root holding experiment "t" (idempotent: reused by every test module)."""
-    root = base / "quick-artifacts"
+    """artifacts root holding experiment "t" (idempotent: reused by every test module).
+
+    SAML_TEST_ARTIFACTS=DIR keeps the build in DIR across pytest sessions (for working on the
+    dashboard; delete DIR after changing the engine).
+    """
+    root = Path(os.environ["SAML_TEST_ARTIFACTS"]) if os.environ.get("SAML_TEST_ARTIFACTS") else base / "quick-artifacts"
     done = root / ".built"
     if done.exists():
         return root

@@ -112,8 +112,9 @@ def test_per_country_bars_table_toggles_and_csv(root, monkeypatch):
     assert bars == ["BST-Individual", "BST", "SAML", "SAML w/o gate&mut"]
     at.toggle(key="show_oracle").set_value(False).run()
     assert not any(t["name"].startswith("Oracle") for t in figures(at)["bars"]["data"])
-    share = figures(at)["traffic"]["data"][0]
-    assert sum(values(share["y"])) == pytest.approx(100, abs=0.5)
+    share = figures(at)["traffic"]["data"]
+    assert [t["name"] for t in share] == names
+    assert sum(values(t["y"])[0] for t in share) == pytest.approx(100, abs=0.5)
 
 
 # ---- scenario correlations ---------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_per_scenario_bars_figure_has_errors_oracle_and_stars():
     fig = charts.per_scenario_bars(s, NAMES, show_oracle=True)
     names = [t.name for t in fig.data]
     assert names[:2] == ["BST", "SAML"] and "Oracle (best possible)" in names
-    star = next(t for t in fig.data if t.name.startswith("★"))
+    star = next(t for t in fig.data if "significantly" in t.name)
     assert list(star.x) == ["RU"]
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     no_oracle = charts.per_scenario_bars(s, NAMES, show_oracle=False)
