@@ -20,14 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-PAGES = ["overview", "per_country", "correlations", "hidden_states", "retrain"]
+PAGES = {"Overview": "app.py", "Per-country AUC": "pages/per_country.py",
+         "Scenario correlations": "pages/correlations.py", "Hidden states": "pages/hidden_states.py",
+         "Retrain": "pages/retrain.py"}
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _render(at, page: str | None) -> float:
     t0 = time.perf_counter()
     if page:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(page)
     at.run()
     dt = time.perf_counter() - t0
     if at.exception:
@@ -45,12 +47,12 @@ def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[
         at.session_state["experiment"] = experiment
     boot = _render(at, None)
     rows = []
-    for page in PAGES:
-        cold = _render(at, page)
-        warm = [_render(at, page) for _ in range(repeats)]
+    for page, path in PAGES.items():
+        cold = _render(at, path)
+        warm = [_render(at, path) for _ in range(repeats)]
         rows.append({"page": page, "cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3),
                      "warm_max_s": round(max(warm), 3)})
-    rows.insert(0, {"page": "(first app run: imports, sidebar)", "cold_s": round(boot, 3), "warm_s": None,
+    rows.insert(0, {"page": "(first run of the app: imports, sidebar)", "cold_s": round(boot, 3), "warm_s": None,
                     "warm_max_s": None})
     return rows
 
@@ -88,6 +90,18 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
             "warm_fit_s": round(warm, 2), "from_file_cache_s": round(cached, 3), "dims": int(np.shape(x)[1])}
 
 
+def _child(mode: str, artifacts: Path, experiment: str | None, repeats: int, points: int) -> dict | list:
+    """Run one measurement in a fresh Python process (imports and numba compile included)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "dashboard.bench", "--child", mode, "--artifacts", str(artifacts),
+           "--repeats", str(repeats), "--umap-points", str(points)]
+    if experiment:
+        cmd += ["--experiment", experiment]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dashboard.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--artifacts", type=Path, default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
@@ -96,33 +110,48 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--umap-points", type=int, default=5000)
     ap.add_argument("--no-umap", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--child", choices=["pages", "umap"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from dashboard.settings import artifacts_root
 
     artifacts = (args.artifacts or artifacts_root()).resolve()
-    # Work on a copy: the UMAP file cache of the real folder must not make "cold" look warm.
+    if args.child:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        res = (page_timings(artifacts, args.experiment, args.repeats) if args.child == "pages"
+               else umap_timings(artifacts, args.experiment, args.umap_points))
+        print(json.dumps(res))
+        return 0
+    # Work on a copy: the disk caches of the real folder must not make "first open" look warm.
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "artifacts"
-        shutil.copytree(artifacts, copy, ignore=shutil.ignore_patterns(".jobs", ".cache"))
+        shutil.copytree(artifacts, copy, ignore=shutil.ignore_patterns(".jobs", ".cache", ".test_labels.npz"))
         result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                              "platform": platform.platform()},
+                              "platform": platform.platform(), "load_avg_1min": os.getloadavg()[0]},
                   "artifacts": str(args.artifacts or "artifacts"),
-                  "pages": page_timings(copy, args.experiment, args.repeats)}
+                  "first_open": _child("pages", copy, args.experiment, args.repeats, args.umap_points),
+                  "reopen": _child("pages", copy, args.experiment, args.repeats, args.umap_points)}
         if not args.no_umap:
-            result["umap"] = umap_timings(copy, args.experiment, args.umap_points)
+            result["umap"] = _child("umap", copy, args.experiment, args.repeats, args.umap_points)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"machine: {result['machine']['cpus']} CPUs, Python {result['machine']['python']}")
-    print(f"{'page':40s} {'cold (s)':>9s} {'warm (s)':>9s} {'warm max':>9s}")
-    for r in result["pages"]:
-        fmt = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{r['page']:40s} {fmt(r['cold_s']):>9s} {fmt(r['warm_s']):>9s} {fmt(r['warm_max_s']):>9s}")
+    m = result["machine"]
+    print(f"machine: {m['cpus']} CPUs, Python {m['python']}, load average {m['load_avg_1min']:.1f}")
+    print("cold = first render of the page in the process; warm = median of later renders (same process)")
+    fmt = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
+    for title, rows in (("first open (new process, no disk caches)", result["first_open"]),
+                        ("re-open (new process, disk caches from the first open)", result["reopen"])):
+        print(f"\n{title}")
+        print(f"  {'page':42s} {'cold (s)':>9s} {'warm (s)':>9s} {'warm max':>9s}")
+        for r in rows:
+            print(f"  {r['page']:42s} {fmt(r['cold_s']):>9s} {fmt(r['warm_s']):>9s} {fmt(r['warm_max_s']):>9s}")
     if "umap" in result:
         u = result["umap"]
-        print(f"UMAP ({u['run']}, view {u['view']}, {u['points']} points × {u['dims']} dims): "
-              f"first fit in process (numba compile, 300 pts) {u['first_fit_small_s']} s, "
-              f"warm fit {u['warm_fit_s']} s, from file cache {u['from_file_cache_s']} s")
+        print(f"\nUMAP ({u['run']}, view {u['view']}, {u['points']} points x {u['dims']} dims), new process: "
+              f"first fit (numba compile, 300 points) {u['first_fit_small_s']} s, "
+              f"warm fit of all points {u['warm_fit_s']} s, read back from the file cache {u['from_file_cache_s']} s")
     return 0
 
 
