@@ -182,3 +182,14 @@ def test_bench_fixture_is_in_the_raw_format(tmp_path):
     assert stats["behaviours_read"] == facts["behaviours"] and stats["impressions_read"] == 4_000
     assert 0 < stats["no_profile"] < 600 and stats["out_of_range"] > 0
     assert len(data.test) > 0 and data.spec.num_scenarios == 5
+
+
+def test_empty_timestamp_is_named(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "raw")
+    lines = (FIXTURE / "raw_sample.csv").read_text().splitlines()
+    parts = lines[3].split(",")
+    parts[1] = ""
+    lines[3] = ",".join(parts)
+    (tmp_path / "raw" / "raw_sample.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"raw_sample\.csv: column 'time_stamp' is empty"):
+        load_dataset(f"taobao-raw:{tmp_path / 'raw'}", cache_dir=tmp_path / "c")

@@ -144,6 +144,16 @@ def _stream(path: Path, table: str, types: dict):
                 break
 
 
+def _require(batch: pa.RecordBatch, columns: tuple[str, ...], path: Path) -> None:
+    """Ids and times must be present: a row without them cannot be placed in time or joined."""
+    for c in columns:
+        col = batch.column(c)
+        if col.null_count:
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataError(f"{path}: column '{c}' is empty in a row (row {row} of a block): "
+                            f"{batch.slice(row, 1).to_pylist()[0]}")
+
+
 def _read_small(path: Path, table: str, types: dict) -> pd.DataFrame:
     batches = list(_stream(path, table, types))
     if not batches:
@@ -208,6 +218,8 @@ def _partition(directory: Path, work: Path, n_buckets: int, hist: int) -> dict:
     ads = _read_small(ads_path, "ad_feature",
                       {"adgroup_id": pa.int64(), "cate_id": pa.int64(), "campaign_id": pa.int64(),
                        "customer": pa.int64(), "brand": pa.int64(), "price": pa.float64()})
+    if profile["userid"].isna().any():
+        raise DataError(f"{profile_path}: column 'userid' is empty in a row")
     if profile["userid"].duplicated().any():
         raise DataError(f"{profile_path}: userid {int(profile.loc[profile['userid'].duplicated(), 'userid'].iloc[0])} "
                         "appears twice")
@@ -238,6 +250,7 @@ def _partition(directory: Path, work: Path, n_buckets: int, hist: int) -> dict:
                                                    "adgroup_id": pa.int64(), "pid": pa.string(),
                                                    "clk": pa.int64()}):
         stats["impressions_read"] += batch.num_rows
+        _require(batch, ("user", "time_stamp", "adgroup_id", "clk"), raw_path)
         user = batch.column("user").to_numpy(zero_copy_only=False)
         ts = batch.column("time_stamp").to_numpy(zero_copy_only=False)
         clk = batch.column("clk").to_numpy(zero_copy_only=False)
@@ -274,6 +287,7 @@ def _partition(directory: Path, work: Path, n_buckets: int, hist: int) -> dict:
                                                      "btag": pa.string(), "cate": pa.int64(),
                                                      "brand": pa.int64()}):
         stats["behaviours_read"] += batch.num_rows
+        _require(batch, ("user", "time_stamp"), beh_path)
         user = batch.column("user").to_numpy(zero_copy_only=False)
         ts = batch.column("time_stamp").to_numpy(zero_copy_only=False)
         keep = (user >= 0) & (user <= max_user) & (ts < hi_ts)
