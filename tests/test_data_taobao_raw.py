@@ -193,3 +193,14 @@ def test_empty_timestamp_is_named(tmp_path):
     (tmp_path / "raw" / "raw_sample.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"raw_sample\.csv: column 'time_stamp' is empty"):
         load_dataset(f"taobao-raw:{tmp_path / 'raw'}", cache_dir=tmp_path / "c")
+
+
+def test_default_cache_dir_and_unwritable_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAML_CACHE_DIR", str(tmp_path / "env_cache"))
+    data = load_dataset(f"taobao-raw:{FIXTURE}")
+    assert len(data.test) == 6 and list((tmp_path / "env_cache").glob("taobao-raw-*/manifest.json"))
+    assert not (FIXTURE / ".saml_cache").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match=r"cannot create the cache folder"):
+        load_dataset(f"taobao-raw:{FIXTURE}", cache_dir=blocker / "sub")

@@ -39,7 +39,8 @@ def load_dataset(
 
     seed: simulator seed (other sources are deterministic and ignore it).
     size: simulator preset "small" | "default" | "large"; other sources accept only None.
-    cache_dir: where taobao-raw keeps its parquet cache (default: <DIR>/.saml_cache).
+    cache_dir: where taobao-raw keeps its parquet cache (default: $SAML_CACHE_DIR, else
+        ~/.cache/saml_core).
     seq_len: behaviour-sequence length L (default: 30 simulator, 15 Taobao, schema file for csv).
     """
     if not isinstance(name, str) or not name:

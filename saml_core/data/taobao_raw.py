@@ -17,7 +17,8 @@ Pipeline (bounded memory: nothing holds more than one CSV block or one user buck
   4. Per bucket (vectorised): sort behaviours by (user, time); for every impression, a
      searchsorted on the key user * 2^32 + time finds the behaviours STRICTLY before it; the
      last `hist` of them (category, brand, behaviour type) form its sequence, most recent last.
-  5. The joined buckets are the cache (parquet, keyed by the input files' sizes and mtimes);
+  5. The joined buckets are the cache (parquet under cache_dir, default ~/.cache/saml_core,
+     keyed by the folder and the input files' sizes and mtimes);
      a manifest written last marks it complete, so an interrupted build is never reused.
 Loading then fits the encoder on the train buckets and encodes bucket by bucket into
 preallocated tensors.
@@ -367,15 +368,22 @@ def _join_bucket(work: Path, b: int, hist: int) -> pa.Table | None:
 
 # ---- the cache -------------------------------------------------------------------------------
 def _fingerprint(directory: Path, hist: int) -> str:
-    parts = [f"v{CACHE_VERSION}", f"hist{hist}"]
+    parts = [f"v{CACHE_VERSION}", f"hist{hist}", str(directory.resolve())]
     for table in FILES:
         st = _path(directory, table).stat()
         parts.append(f"{table}:{st.st_size}:{int(st.st_mtime)}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def default_cache_dir(directory: Path) -> Path:
-    return directory / ".saml_cache"
+def default_cache_dir() -> Path:
+    """$SAML_CACHE_DIR, else $XDG_CACHE_HOME/saml_core, else ~/.cache/saml_core.
+
+    Not inside DIR: the raw tables often live on a read-only or shared disk.
+    """
+    if os.environ.get("SAML_CACHE_DIR"):
+        return Path(os.environ["SAML_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return Path(base) / "saml_core"
 
 
 def build_cache(directory: str | Path, cache_dir: str | Path | None = None, hist: int = DEFAULT_SEQ_LEN,
@@ -384,7 +392,7 @@ def build_cache(directory: str | Path, cache_dir: str | Path | None = None, hist
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: not a folder (taobao-raw:DIR needs the folder of the raw tables)")
-    root = Path(cache_dir) if cache_dir else default_cache_dir(directory)
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = root / f"taobao-raw-{_fingerprint(directory, hist)}"
     if (folder / "manifest.json").is_file():
         return folder
@@ -393,8 +401,12 @@ def build_cache(directory: str | Path, cache_dir: str | Path | None = None, hist
         n_buckets = int(np.clip(size // (40 * BUCKET_BEHAVIOURS) + 1, 1, 800))
     tmp = root / f".building-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "work").mkdir(parents=True)
-    (tmp / "joined").mkdir()
+    try:
+        (tmp / "work").mkdir(parents=True)
+        (tmp / "joined").mkdir()
+    except OSError as exc:
+        raise DataError(f"{root}: cannot create the cache folder ({exc.strerror}); "
+                        "choose another with cache_dir / --cache-dir or $SAML_CACHE_DIR") from None
     try:
         stats = _partition(directory, tmp / "work", n_buckets, hist)
         if stats["impressions_kept"] == 0:
