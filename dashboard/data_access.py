@@ -97,8 +97,8 @@ def experiment(name: str, artifacts: Path | None = None):
 def _report(artifacts: str, name: str, fp_key: int):
     try:
         return registry.report(artifacts, name), None
-    except (ArtifactError, ValueError, KeyError, OSError) as exc:
-        return None, str(exc)
+    except Exception as exc:  # the report is optional extra: a page must still render without it
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def report(name: str, artifacts: Path | None = None) -> tuple[dict | None, str | None]:
@@ -107,10 +107,17 @@ def report(name: str, artifacts: Path | None = None) -> tuple[dict | None, str |
     return _report(str(artifacts.resolve()), name, hash(fingerprint(artifacts, name)))
 
 
+REQUIRED_PROBES = ("scenario", "label", "pred")
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _probes(artifacts: str, name: str, run_id: str, mtime_key: tuple) -> dict[str, np.ndarray]:
     exp = registry.load_experiment(artifacts, name)
-    return exp.run(run_id).load_probes()
+    arrays = exp.run(run_id).load_probes()
+    missing = [k for k in REQUIRED_PROBES if k not in arrays]
+    if missing:
+        raise ArtifactError(Path(artifacts) / name / run_id / "probes.npz", f"missing arrays {', '.join(missing)}")
+    return arrays
 
 
 def probes(name: str, run_id: str, artifacts: Path | None = None) -> dict[str, np.ndarray]:

@@ -70,6 +70,10 @@ def sidebar() -> None:
                 exp = None
             if exp is not None:
                 dataset_badge(exp)
+                status = exp.status or {}
+                if status.get("state") == "running":
+                    st.caption(f":material/hourglass_top: Still training: run {status.get('run_index', '?')} of "
+                               f"{status.get('n_runs', '?')} ({status.get('run_id', '')}). Finished runs are shown.")
         active = [j for j in da.jobs().list() if j.active]
         if active:
             st.caption(f":material/hourglass_top: {len(active)} training job(s) running or queued — see Retrain.")
@@ -116,8 +120,14 @@ def current_experiment():
 def broken_runs_notice(exp, runs=None) -> None:
     """One clear line per run that cannot be shown; the other runs are shown as usual."""
     for r in runs if runs is not None else exp.runs:
-        if r.error is not None:
-            st.warning(f"Run **{r.run_id}** ({r.label}) is not shown: {r.error}", icon=":material/warning:")
+        if r.error is None:
+            continue
+        if "run not finished" in r.error:  # the registry's wording for a run without metrics yet
+            state = (r.status or {}).get("state", "not started")
+            st.info(f"Run **{r.run_id}** ({r.label or r.run_id}) has not finished training (state: {state}).",
+                    icon=":material/hourglass_top:")
+        else:
+            st.warning(f"Run **{r.run_id}** ({r.label or r.run_id}) is not shown: {r.error}", icon=":material/warning:")
 
 
 def colors_for(exp) -> dict[str, str]:
