@@ -119,3 +119,18 @@ def test_unknown_size_and_name():
         load_dataset("synthetic-countries", size="huge")
     with pytest.raises(DataError, match="valid names: synthetic-countries, taobao-sample"):
         load_dataset("movielens")
+
+
+def test_planted_similarity_is_visible_in_the_clicks():
+    """Countries that are similar by construction click similar categories (default size)."""
+    from scipy.stats import spearmanr
+
+    data = load_dataset("synthetic-countries", seed=0)
+    sp, ci = data.train, data.spec.cat_index("category")
+    clicked = sp.label.numpy() > 0
+    M = np.zeros((10, data.spec.cat_fields[ci].vocab_size))
+    np.add.at(M, (sp.scenario.numpy()[clicked], sp.cat[:, ci].numpy()[clicked]), 1)
+    M /= np.linalg.norm(M, axis=1, keepdims=True)
+    iu = np.triu_indices(10, 1)
+    rho = spearmanr((M @ M.T)[iu], data.true_similarity[iu]).statistic
+    assert rho > 0.6, rho
