@@ -130,7 +130,8 @@ def test_planted_similarity_is_visible_in_the_clicks():
     clicked = sp.label.numpy() > 0
     M = np.zeros((10, data.spec.cat_fields[ci].vocab_size))
     np.add.at(M, (sp.scenario.numpy()[clicked], sp.cat[:, ci].numpy()[clicked]), 1)
-    M /= np.linalg.norm(M, axis=1, keepdims=True)
+    P = M / M.sum(axis=1, keepdims=True)  # clicked-category distribution per country
+    overlap = np.minimum(P[:, None, :], P[None, :, :]).sum(-1)  # histogram intersection
     iu = np.triu_indices(10, 1)
-    rho = spearmanr((M @ M.T)[iu], data.true_similarity[iu]).statistic
-    assert rho > 0.6, rho
+    rho = spearmanr(overlap[iu], data.true_similarity[iu]).statistic
+    assert rho > 0.5, rho  # 0.73 for seed 0; 0.60-0.73 over seeds 0-2
