@@ -195,3 +195,11 @@ def test_rule_type_mismatch_is_clear(tmp_path):
     text = SCHEMA.format(data="log.csv", scenarios="").replace(
         "split: {column: day, test: last, valid: last}", "split: {column: day, test: {from: soon}}")
     _err(tmp_path, good_frame(), r"split column 'day': the rule cannot compare its values", schema_text=text)
+
+
+def test_parquet_list_sequences(tmp_path):
+    df = good_frame()
+    df["hist"] = df["hist"].str.split("|")  # a list column, as Parquet users often store it
+    data = load_byo(write(tmp_path, df, name="log.parquet"))
+    ref = load_byo(write(tmp_path, good_frame(), name="log2.csv"))
+    assert torch.equal(data.test.seq, ref.test.seq) and torch.equal(data.train.seq_mask, ref.train.seq_mask)

@@ -159,12 +159,16 @@ def _check_rule(rule, which: str, path, allow_fraction: bool) -> None:
 
 
 # ---- data files -------------------------------------------------------------------------
-def _read_file(path: Path, columns: list[str], text_cols: set[str]) -> pd.DataFrame:
+def _read_file(path: Path, columns: list[str], text_cols: set[str],
+               list_seps: dict[str, str] | None = None) -> pd.DataFrame:
+    """list_seps: sequence column -> separator; a Parquet list column is joined with it."""
     if not path.is_file():
         raise _fail(path, "data file not found")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.compute as pc
             import pyarrow.parquet as pq
 
             have = pq.read_schema(path).names
@@ -172,7 +176,13 @@ def _read_file(path: Path, columns: list[str], text_cols: set[str]) -> pd.DataFr
             if missing:
                 raise _fail(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; "
                             f"the file has: {', '.join(have)}")
-            df = pd.read_parquet(path, columns=columns)
+            table = pq.read_table(path, columns=columns)
+            for c, sep in (list_seps or {}).items():
+                kind = table.schema.field(c).type
+                if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+                    joined = pc.binary_join(pc.cast(table.column(c), pa.list_(pa.string())), sep)
+                    table = table.set_column(table.schema.get_field_index(c), c, joined)
+            df = table.to_pandas()
         elif suffix in (".csv", ".tsv", ".txt") or suffix == ".gz":
             head = pd.read_csv(path, nrows=0, sep="\t" if suffix == ".tsv" else ",")
             have = list(head.columns)
@@ -269,7 +279,7 @@ def _read_all(cfg: dict) -> RawTable:
     text_cols = {cfg["scenario"], *cfg["categorical"], *seq_cols}
     frames, seqs, lengths = [], {c: [] for c in seq_cols}, []
     for path in cfg["files"]:
-        df = _read_file(path, columns, text_cols)
+        df = _read_file(path, columns, text_cols, {s["column"]: s["sep"] for s in cfg["sequences"]})
         df[cfg["label"]] = _check_label(df, cfg["label"], path)
         for c in cfg["numeric"]:
             df[c] = _check_numeric(df, c, path)
