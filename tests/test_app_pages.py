@@ -152,6 +152,23 @@ def test_correlations_missing_probes_gives_clear_message(root, monkeypatch):
     assert not at.exception
 
 
+@pytest.mark.parametrize("page", ["per_country", "correlations", "hidden_states"])
+def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
+    runs = experiment_json(root)["runs"]
+    (root / EXPERIMENT / saml_run_id(root) / "probes.npz").unlink()  # SAML's probes are gone
+    bsti = next(r for r in runs if r.startswith("bst_individual"))
+    (root / EXPERIMENT / bsti / "metrics.json").write_text("{ not json")  # corrupted
+    at = open_page(root, monkeypatch, page)
+    text = page_text(at)
+    assert not at.exception
+    if page == "per_country":
+        assert bsti in text and "metrics.json" in text
+        bars = [t["name"] for t in figures(at)["bars"]["data"] if t["type"] == "bar"]
+        assert "BST-Individual" not in bars and "SAML" in bars  # the others still show
+    else:  # no SAML run with probes left: the missing file is named, then a plain explanation
+        assert "probes.npz is missing" in text and "no finished SAML run" in text
+
+
 # ---- hidden states -------------------------------------------------------------------------
 
 def test_hidden_states_umap_views_and_colouring(root, monkeypatch):
