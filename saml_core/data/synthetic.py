@@ -19,7 +19,7 @@ component, small ones on their group and their own component. Each block is
     theta_k = sum_c W[k, c] * z_c / |W[k]|
 for four blocks: the category taste a_k (what users of k browse and like), a category demand
 a'_k (what sells in k beyond a user's own taste: logistics, season, local offers), the brand
-affinity (one value per brand) and a price slope.
+affinity (one value per brand) and a price slope (one coordinate of such a block).
 
 Planted similarity. true_similarity[k, l] = W[k].W[l] / (|W[k]| |W[l]|): the cosine between the
 countries' weight vectors. Because the components are orthonormal, it equals exactly the cosine
@@ -28,8 +28,8 @@ countries of different groups share only the global term.
 
 Users and behaviours. A user lives in one country (drawn by traffic share) and has a taste
 p_u = a_k + 0.8 * e_u (|a_k| = 1, e_u a random personal direction of norm ~1). Behaviours draw
-categories from softmax(1.5 * p_u . v_c + log popularity_c) and items within the category by popularity; a sample
-carries the user's last 5..30 behaviours (hist_item/hist_category/hist_brand).
+categories from softmax(1.5 * p_u . v_c + log popularity_c) and items within the category by
+popularity; a sample carries the user's last 5..30 behaviours (hist_item/hist_category/hist_brand).
 
 Impressions. The shown item comes half from the user's taste, half from overall popularity. The
 click logit is
