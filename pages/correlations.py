@@ -75,8 +75,11 @@ np.fill_diagonal(learned_sym, np.nan)
 if exp.true_similarity is not None:
     st.subheader("Did the model find the similarity we planted?")
     true = np.asarray(exp.true_similarity, dtype=float)
-    rho = tables.recovery_spearman(mat, true)
-    st.metric("Recovery score (Spearman rank correlation, planted vs learned)", f"{rho:.2f}")
+    # The engine's figure (same formula, docs/ARTIFACTS.md) when stored, else computed here.
+    stored = ((run.metrics or {}).get("similarity_recovery") or {}).get("spearman") or []
+    rho = stored[layer] if layer < len(stored) and stored[layer] is not None else tables.recovery_spearman(mat, true)
+    st.metric("Recovery score (Spearman rank correlation, planted vs learned)",
+              "n/a" if not np.isfinite(rho) else f"{rho:.2f}")
     c1, c2 = st.columns(2)
     planted = true.copy()
     np.fill_diagonal(planted, np.nan)
