@@ -1,7 +1,6 @@
 """Engine sub-commands: train, experiment, report, bench (JSON shapes: docs/ENGINE.md)."""
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import signal
@@ -51,7 +50,7 @@ def add_commands(subparsers) -> None:
 
     b = subparsers.add_parser("bench", help="training/evaluation samples/s of BST and SAML (same process)")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--steps", type=int, default=20, help="training steps per model per round (5 rounds)")
     b.set_defaults(func=cmd_bench)
 
 

@@ -59,7 +59,7 @@ class ModelConfig:
 class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 1024
-    epochs: int = 4
+    epochs: int = 10  # upper bound; early stopping ends most runs after 2-3 epochs
     # epochs without a better validation AUC before stopping. 1: ID-embedding CTR models
     # typically peak after one or two epochs and then overfit (seen on every dataset here)
     patience: int = 1

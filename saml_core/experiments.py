@@ -192,6 +192,8 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             pidx = np.asarray(previous["probe_index"], dtype=np.int64)
         else:
             pidx = probe_index(data.test, cfg.probe_size, seed=0)
+        art.save_npz(exp_dir / "test_labels.npz", {"label": data.test.label.numpy().astype(np.int8),
+                                                   "scenario": data.test.scenario.numpy().astype(np.int16)})
         run_ids = list(previous.get("runs", [])) if previous else []
         run_ids += [r.run_id for r in plan if r.run_id not in run_ids]
         doc = {"name": cfg.name, "dataset": cfg.dataset, "dataset_options": cfg.dataset_options,

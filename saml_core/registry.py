@@ -241,8 +241,8 @@ def _safe_preds(run: Run):
 
 
 def _test_labels(exp: Experiment):
-    """Test labels/scenarios in split order: re-derived from the dataset (deterministic)."""
-    cache = exp.path / ".test_labels.npz"
+    """Test labels/scenarios in split order: test_labels.npz, else re-derived from the dataset."""
+    cache = exp.path / "test_labels.npz"
     if cache.exists():
         try:
             z = art.load_npz(cache)

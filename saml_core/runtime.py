@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 
 import torch
 
@@ -29,11 +28,10 @@ def tune_malloc() -> bool:
 
 
 def setup_cpu(num_threads: int = 0) -> None:
+    """num_threads 0 keeps torch's default (all cores unless OMP_NUM_THREADS says otherwise)."""
     tune_malloc()
     if num_threads > 0:
         torch.set_num_threads(num_threads)
-    elif os.environ.get("OMP_NUM_THREADS") is None:
-        torch.set_num_threads(os.cpu_count() or 1)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -118,3 +118,20 @@ def test_cli_errors_are_one_line(tmp_path):
     assert out.returncode == 2 and "experiment.json" in out.stderr
     out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "x", "--mlp", "a,b", root=tmp_path)
     assert out.returncode == 2 and "--mlp" in out.stderr
+
+
+def test_plans_for_seeds_and_sweeps():
+    from saml_core.config import ModelConfig
+    from saml_core.experiments import ExperimentConfig
+
+    ids = [r.run_id for r in ExperimentConfig(name="x", seeds=2).plan()]
+    assert len(ids) == 12 and ids[:2] == ["bst_individual-s0", "bst-s0"] and ids[-1] == "saml-no_gate_mut-s1"
+    plan = ExperimentConfig(name="x", runs=["bst", "saml:full"], sweep="depth",
+                            model_config=ModelConfig(mlp=(256, 128))).plan()
+    assert [r.run_id for r in plan][:2] == ["bst-depth2-s0", "saml-full-depth2-s0"]
+    assert [r.model_config.mlp for r in plan if r.model == "saml"] == [
+        (256, 128), (256, 128, 64), (256, 128, 64, 32), (256, 128, 64, 32, 16)]
+    emb = ExperimentConfig(name="x", runs="saml:full", sweep="emb").plan()
+    assert [r.model_config.d_g for r in emb] == [8, 12, 16, 24, 32]
+    heads = ExperimentConfig(name="x", runs="bst", sweep="heads").plan()
+    assert [r.model_config.heads for r in heads] == [4, 8, 12, 16]

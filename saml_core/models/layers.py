@@ -128,10 +128,15 @@ class SequenceAttention(nn.Module):
         xt = tokens[:, -1, :]  # [B, D]
         # small inner dimensions: broadcast products, which (unlike bmm with K=1) stay fast backward
         if self.per_scenario:
-            w = self.qk_weight[scenario]  # [B, D, 2I]: each sample's scenario projections
-            q = (xt.unsqueeze(-1) * w[..., :inner]).sum(1) + self.qk_bias[scenario, :inner]  # [B, I]
-            wk = w[..., inner:].reshape(b, d, h, dh)
-            r = (q.view(b, 1, h, dh) * wk).sum(-1).transpose(1, 2)  # [B, h, D]
+            # all K scenarios' projections as plain matmuls, then each sample picks its own
+            # (gathering per-sample weight copies instead makes a slow scatter in backward)
+            k = self.qk_weight.shape[0]
+            wq, wk = self.qk_weight[..., :inner], self.qk_weight[..., inner:]  # [K, D, I]
+            q_all = (xt @ wq.permute(1, 0, 2).reshape(d, k * inner)).view(b, k, inner) + self.qk_bias[:, :inner]
+            q = q_all.gather(1, scenario.view(b, 1, 1).expand(b, 1, inner)).squeeze(1)  # [B, I]
+            wk_h = wk.reshape(k, d, h, dh).permute(2, 3, 0, 1).reshape(h, dh, k * d)  # [h, dh, K*D]
+            r_all = torch.bmm(q.view(b, h, dh).transpose(0, 1), wk_h).view(h, b, k, d)
+            r = r_all.gather(2, scenario.view(1, b, 1, 1).expand(h, b, 1, d)).squeeze(2).transpose(0, 1)  # [B, h, D]
         else:
             q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
             wk = self.qk.weight[inner:].view(h, dh, d)
@@ -209,11 +214,19 @@ class BranchLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(num_branches, 1, out_dim).uniform_(-bound, bound)) if bias else None
 
     def forward(self, x: torch.Tensor, branch: torch.Tensor | None = None) -> torch.Tensor:
-        w = self.weight if branch is None else self.weight[branch]
+        """branch: None, or a one-hot [C, K] float matrix choosing each group's branch."""
+        w = self.weight if branch is None else select_branches(self.weight, branch)
         y = torch.matmul(x, w)  # [K or C, N, out]
         if self.bias is None:
             return y
-        return y + (self.bias if branch is None else self.bias[branch])
+        return y + (self.bias if branch is None else select_branches(self.bias, branch))
+
+
+def select_branches(stack: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """stack [K, ...] -> [C, ...] rows picked by a one-hot [C, K] matrix. A matmul rather than
+    indexing: its backward is another matmul instead of a serial scatter-add."""
+    k = stack.shape[0]
+    return (onehot.to(stack.dtype) @ stack.reshape(k, -1)).view((onehot.shape[0],) + tuple(stack.shape[1:]))
 
 
 class MutualUnit(nn.Module):
@@ -249,6 +262,7 @@ class MutualUnit(nn.Module):
         unit = F.normalize(h, dim=-1, eps=1e-8)
         c = torch.bmm(h_all, unit.unsqueeze(-1)).squeeze(-1) / norm_all  # cos [B, K]
         alpha = torch.softmax(c.masked_fill(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
-        g = torch.sigmoid((h * self.gate_weight[branch]).sum(-1) + self.gate_bias[branch])
+        g_all = h @ self.gate_weight.t() + self.gate_bias  # [B, K]: every branch's gate on h
+        g = torch.sigmoid(g_all.gather(1, branch.unsqueeze(1)).squeeze(1))
         mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
         return h + g.unsqueeze(-1) * mix, alpha, g

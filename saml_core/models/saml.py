@@ -23,7 +23,8 @@ from torch import nn
 
 from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
-from saml_core.models.layers import BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention
+from saml_core.models.layers import (BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention,
+                                     select_branches)
 
 
 class ScenarioGroups:
@@ -45,6 +46,7 @@ class ScenarioGroups:
         self.slot = torch.empty_like(scenario)
         self.slot[order] = (first_chunk[s_sorted] + rank // self.c) * self.c + rank % self.c
         self.branch = torch.repeat_interleave(torch.arange(num_scenarios, device=scenario.device), chunks)
+        self.onehot = F.one_hot(self.branch, num_scenarios).float()  # [C, K] chunk -> branch
 
     def group(self, x: torch.Tensor) -> torch.Tensor:
         """[B, ...] -> [C, c, ...] (padding rows are zeros)."""
@@ -129,7 +131,8 @@ class SAML(nn.Module):
     # 3 ------------------------------------------------------------------------------------
     def _layer(self, l: int, h_prev, aux_in, branch=None):
         """Eq. (4) for all K branches (branch=None; h_prev [K, N, .] or shared [N, .]) or for row
-        groups (h_prev [C, c, .], group i through branch[i]). aux_in[l] = a^l, shaped alike."""
+        groups (h_prev [C, c, .]; branch = one-hot [C, K] of each group's branch). aux_in[l] =
+        a^l, shaped alike."""
         w = self.branch_w[l]
         if not self.use_aux:
             return F.relu(w(h_prev, branch))
@@ -137,8 +140,8 @@ class SAML(nn.Module):
         if h_prev.dim() == a.dim():  # same rows: one matmul on [h, a] with stacked [W; U]
             weight = torch.cat([w.weight, u.weight], dim=1)
             if branch is not None:
-                weight = weight[branch]
-            bias = w.bias if branch is None else w.bias[branch]
+                weight = select_branches(weight, branch)
+            bias = w.bias if branch is None else select_branches(w.bias, branch)
             return F.relu(torch.matmul(torch.cat([h_prev, a], dim=-1), weight) + bias)
         return F.relu(w(h_prev, branch) + u(a, branch))
 
@@ -163,12 +166,12 @@ class SAML(nn.Module):
         h = groups.group(x)  # [C, c, in]
         aux_g = [groups.group(a) for a in aux_hidden] if self.use_aux else None
         for l in range(len(self.cfg.mlp)):
-            h = self._layer(l, h, aux_g, groups.branch)  # [C, c, H]
+            h = self._layer(l, h, aux_g, groups.onehot)  # [C, c, H]
             if str(l) in self.mutual:
                 st = states[l]
                 hb, _, _ = self.mutual[str(l)].forward_own(groups.ungroup(h), st["h"], st["norm"], scenario)
                 h = groups.group(hb)
-        return groups.ungroup(self.branch_out(h, groups.branch).squeeze(-1))
+        return groups.ungroup(self.branch_out(h, groups.onehot).squeeze(-1))
 
     # forward ------------------------------------------------------------------------------
     def forward(self, batch, probes: bool = False) -> dict:
