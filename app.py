@@ -10,7 +10,7 @@ from dashboard import charts, explain, tables, ui
 ui.page_setup("Overview")
 exp = ui.current_experiment()
 
-st.title("Does learning across countries help? — Overview")
+st.title(f"Does learning across {ui.scenario_word(exp)} help? — Overview")
 with st.expander("What this dashboard answers", expanded=True):
     st.markdown(explain.APP_INTRO)
 with st.expander("Words used on these pages"):

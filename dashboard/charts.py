@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from dashboard.colors import model_color, model_sort_key
 
+RELAIMPR_CAP = 100
 _FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=13)
 
 
@@ -99,8 +100,13 @@ def relaimpr_bars(summary: pd.DataFrame, scenario_names: list[str]) -> go.Figure
                              hovertemplate=f"{lab} · %{{x}}<br>RelaImpr %{{y:+.2f}} %<extra></extra>"))
     fig.add_hline(y=0, line_color="#444", line_width=1)
     fig.update_layout(barmode="group")
-    return _layout(fig, "Relative improvement over BST per scenario", "Scenario",
-                   "RelaImpr vs BST (%)", height=380, legend_title="Model")
+    title = "Relative improvement over BST per scenario"
+    vals = summary.loc[summary["label"] != "BST", "relaimpr"].abs()
+    if len(vals) and np.nanmax(vals) > RELAIMPR_CAP:
+        # Where BST is near AUC 0.5 the ratio explodes; keep the readable range, hover has the value.
+        fig.update_yaxes(range=[-RELAIMPR_CAP, RELAIMPR_CAP])
+        title += f" (axis cut at ±{RELAIMPR_CAP} %)"
+    return _layout(fig, title, "Scenario", "RelaImpr vs BST (%)", height=380, legend_title="Model")
 
 
 def traffic_share_bar(traffic_share: dict, scenario_names: list[str], colors: dict) -> go.Figure:

@@ -35,8 +35,9 @@ TRAINING_CURVES = ("How the validation accuracy evolved while each model trained
 PER_SCENARIO_BARS = ("For every country (scenario), how well each model ranks clicks. Bars that reach higher "
                      "are better. The thin whiskers show the uncertainty: when two models' whiskers overlap a "
                      "lot, the difference may be luck. A ★ marks countries where a paired statistical test says "
-                     "SAML beats BST (p < 0.05). The black dash is the best accuracy any model could reach "
-                     "on this simulated data (the oracle).")
+                     "SAML beats BST (p < 0.05).")
+
+ORACLE = " The black dash is the best accuracy any model could reach on this simulated data (the oracle)."
 
 RELAIMPR = ("Gain of each model over BST in each country, in percent of BST's distance from guessing. "
             "Above zero: better than BST.")

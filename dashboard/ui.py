@@ -99,9 +99,13 @@ def dataset_badge(exp) -> None:
     caveats = info.get("caveats") or []
     if isinstance(caveats, str):
         caveats = [caveats]
-    for c in caveats:
-        if kind != "synthetic" or "Simulated" not in str(c):  # the badge already says it
-            st.caption(f"Caveat: {c}")
+    caveats = [str(c) for c in caveats if kind != "synthetic" or "Simulated" not in str(c)]  # badge says it
+    if caveats:
+        st.caption(f"Caveat: {caveats[0]}")
+    if len(caveats) > 1:
+        with st.expander("More about this data"):
+            for c in caveats[1:]:
+                st.caption(c)
 
 
 def current_experiment():
@@ -128,6 +132,13 @@ def broken_runs_notice(exp, runs=None) -> None:
                     icon=":material/hourglass_top:")
         else:
             st.warning(f"Run **{r.run_id}** ({r.label or r.run_id}) is not shown: {r.error}", icon=":material/warning:")
+
+
+def scenario_word(exp, plural: bool = True) -> str:
+    """What a scenario is in this experiment's data, for titles: countries, city levels, scenarios."""
+    word = {"synthetic": ("country", "countries"), "taobao": ("city level", "city levels")}.get(
+        exp.dataset_kind, ("scenario", "scenarios"))
+    return word[1] if plural else word[0]
 
 
 def colors_for(exp) -> dict[str, str]:

@@ -8,7 +8,7 @@ ui.page_setup("Scenario correlations")
 exp = ui.current_experiment()
 names = list(exp.scenario_names)
 colors = ui.colors_for(exp)
-st.title("Which countries behave alike? — Scenario correlations")
+st.title(f"Which {ui.scenario_word(exp)} behave alike? — Scenario correlations")
 
 candidates = [r for r in exp.runs if r.model == "saml" and r.variant in ("full", "no_aux")]
 ui.broken_runs_notice(exp, candidates)

@@ -7,7 +7,7 @@ ui.page_setup("Hidden states")
 exp = ui.current_experiment()
 names = list(exp.scenario_names)
 colors = ui.colors_for(exp)
-st.title("What did each country's branch learn? — Hidden states")
+st.title(f"What did each {ui.scenario_word(exp, plural=False)}'s branch learn? — Hidden states")
 
 candidates = [r for r in exp.runs if r.model == "saml" and r.variant in ("full", "no_gate", "no_aux")]
 ui.broken_runs_notice(exp, candidates)

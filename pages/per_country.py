@@ -7,7 +7,7 @@ from dashboard.colors import model_sort_key
 ui.page_setup("Per-country AUC")
 exp = ui.current_experiment()
 names = list(exp.scenario_names)
-st.title("Which countries gain from SAML? — Per-country AUC")
+st.title(f"Which {ui.scenario_word(exp)} gain from SAML? — AUC per {ui.scenario_word(exp, plural=False)}")
 ui.broken_runs_notice(exp)
 
 long_df = tables.per_scenario_frame(exp.runs, names)
@@ -33,7 +33,7 @@ show_oracle = c2.toggle("Show oracle AUC", value=has_oracle, key="show_oracle", 
 summary = tables.per_scenario_summary(long_df[long_df["label"].isin(shown)], names, exp.traffic_share,
                                       exp.oracle_auc, p_values)
 st.plotly_chart(charts.per_scenario_bars(summary, names, show_oracle=show_oracle), width="stretch", key="bars")
-st.caption(explain.PER_SCENARIO_BARS)
+st.caption(explain.PER_SCENARIO_BARS + (explain.ORACLE if show_oracle else ""))
 if not p_values:
     st.caption("No paired significance test is available for this experiment"
                + (f" ({report_error})." if report_error else "."))

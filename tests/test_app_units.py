@@ -178,3 +178,15 @@ def test_saml_p_values_from_report():
     assert tables.saml_p_values(rep) == {"RU": 0.01}
     assert tables.saml_p_values(None) == {}
     assert isinstance(pd.DataFrame(), pd.DataFrame)
+
+
+def test_relaimpr_axis_is_cut_when_bst_is_near_guessing():
+    per = {"RU": 0.70, "BR": 0.72, "ES": 0.68}
+    near = [run("bst-s0", "BST", 0, 0.5, {"RU": 0.501, "BR": 0.6, "ES": 0.6}),
+            run("saml-full-s0", "SAML", 0, 0.7, per, "saml", "full")]
+    s = tables.per_scenario_summary(tables.per_scenario_frame(near, NAMES), NAMES)
+    fig = charts.relaimpr_bars(s, NAMES)
+    assert tuple(fig.layout.yaxis.range) == (-charts.RELAIMPR_CAP, charts.RELAIMPR_CAP)
+    assert "cut" in fig.layout.title.text
+    normal = charts.relaimpr_bars(tables.per_scenario_summary(tables.per_scenario_frame(RUNS, NAMES), NAMES), NAMES)
+    assert normal.layout.yaxis.range is None
