@@ -175,6 +175,9 @@ def gate_vs_traffic_scatter(df: pd.DataFrame, colors: dict) -> go.Figure:
             hovertemplate=(f"{row['scenario']}<br>traffic %{{x:.1f}} %<br>mean g %{{y:.3f}}"
                            f"<br>{int(row['samples']):,} samples<extra></extra>"),
         ))
+    if len(df):  # room for the text labels of the right-most and top points
+        xmax = 100 * float(np.nanmax(df["traffic_share"]))
+        fig.update_xaxes(range=[0, xmax * 1.2 + 2])
     return _layout(fig, "Mean gate coefficient vs traffic share", "Share of training samples (%)",
                    "Mean gate coefficient g", height=400, legend_title="Scenario")
 

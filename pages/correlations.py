@@ -7,6 +7,7 @@ from dashboard import charts, data_access as da, explain, tables, ui
 ui.page_setup("Scenario correlations")
 exp = ui.current_experiment()
 names = list(exp.scenario_names)
+one = ui.scenario_word(exp, plural=False)
 colors = ui.colors_for(exp)
 st.title(f"Which {ui.scenario_word(exp)} behave alike? — Scenario correlations")
 
@@ -49,7 +50,7 @@ st.caption(explain.HEATMAP + f" Based on {int(counts.sum()):,} test samples.")
 
 st.subheader("Who listens to whom, sample by sample")
 default_src = next((s for s in ("ES", "UA") if s in names), names[0])
-src_name = st.selectbox("Country whose listening you want to see", names, index=names.index(default_src),
+src_name = st.selectbox(f"{one.capitalize()} whose listening you want to see", names, index=names.index(default_src),
                         key="cdf_source")
 src = names.index(src_name)
 cdf = tables.alpha_cdf_frame(pr["alpha"], pr["scenario"], layer, src, names)
@@ -59,7 +60,7 @@ else:
     st.plotly_chart(charts.alpha_cdf(cdf, src_name, colors), width="stretch", key="alpha_cdf")
     st.caption(explain.CDF + f" ({int(cdf['n'].iloc[0]):,} samples of {src_name}.)")
 
-st.subheader("How much does each country borrow? — gate coefficient g")
+st.subheader(f"How much does each {one} borrow? — gate coefficient g")
 gates = tables.gate_frame(pr["gate"], pr["scenario"], layer, names)
 c1, c2 = st.columns([3, 2])
 with c1:
@@ -84,12 +85,12 @@ if exp.true_similarity is not None:
     planted = true.copy()
     np.fill_diagonal(planted, np.nan)
     c1.plotly_chart(charts.heatmap(planted[np.ix_(order, order)], ordered, "Planted similarity (ground truth)",
-                                   "similarity", row_title="Country", col_title="Country", height=430,
+                                   "similarity", row_title=one.capitalize(), col_title=one.capitalize(), height=430,
                                    show_values=False),
                     width="stretch", key="planted")
     c2.plotly_chart(charts.heatmap(learned_sym[np.ix_(order, order)], ordered,
                                    f"Learned similarity (α symmetrised, mutual unit {layer + 1})", "mean α",
-                                   row_title="Country", col_title="Country", height=430, show_values=False),
+                                   row_title=one.capitalize(), col_title=one.capitalize(), height=430, show_values=False),
                     width="stretch", key="learned")
     st.caption(explain.PLANTED)
 
@@ -100,8 +101,8 @@ if exp.data_similarity is not None:
     np.fill_diagonal(data_sim, np.nan)
     c1, c2 = st.columns([3, 1])
     c1.plotly_chart(charts.heatmap(data_sim[np.ix_(order, order)], ordered,
-                                   "Overlap of clicked categories between countries (from training data)",
-                                   "overlap", row_title="Country", col_title="Country", height=430),
+                                   f"Overlap of clicked categories between {ui.scenario_word(exp)} (from training data)",
+                                   "overlap", row_title=one.capitalize(), col_title=one.capitalize(), height=430),
                     width="stretch", key="data_sim")
     c2.metric("Agreement with learned α (Spearman)", "n/a" if not np.isfinite(rho_d) else f"{rho_d:.2f}")
     st.caption(explain.DATA_SIMILARITY)
