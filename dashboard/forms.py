@@ -42,10 +42,12 @@ class RetrainRequest:
     mlp: str = ",".join(str(m) for m in MODEL_DEFAULTS.mlp)
 
     def dataset_arg(self) -> str:
+        # Absolute: the job runs from the project root, not from where the app was started.
+        path = str(Path(self.dataset_path.strip()).expanduser().resolve()) if self.dataset_path.strip() else ""
         if self.dataset == "csv":
-            return f"csv:{self.dataset_path.strip()}"
+            return f"csv:{path}"
         if self.dataset == "taobao-raw":
-            return f"taobao-raw:{self.dataset_path.strip()}"
+            return f"taobao-raw:{path}"
         return self.dataset
 
     def mlp_sizes(self) -> list[int]:

@@ -31,6 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 STATUS_PLACEHOLDER = "{status_file}"
+# Jobs run `python -m saml_core ...`: start them from the project root so that the package is
+# importable whatever directory the app was started from.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("finished", "failed", "cancelled")
 
@@ -108,6 +111,11 @@ class Job:
         return float(eta) if isinstance(eta, (int, float)) else None
 
 
+def _env() -> dict:
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT) + (os.pathsep + path if path else "")}
+
+
 def progress_fraction(status: dict | None) -> float | None:
     """Overall progress in [0, 1] of an experiment from its status (runs, epochs, steps)."""
     if not status:
@@ -149,7 +157,7 @@ def experiment_argv(
 ) -> list[str]:
     """The engine CLI command for one experiment, with the status-file placeholder."""
     argv = [sys.executable, "-m", "saml_core", "experiment", "--dataset", dataset,
-            "--name", name, "--artifacts", str(artifacts)]
+            "--name", name, "--artifacts", str(Path(artifacts).resolve())]
     if quick:
         argv.append("--quick")
     if runs:
@@ -169,7 +177,7 @@ class JobQueue:
     """All jobs of one jobs folder. Cheap to construct; every method re-reads the disk."""
 
     def __init__(self, jobs_dir: str | Path):
-        self.dir = Path(jobs_dir)
+        self.dir = Path(jobs_dir).resolve()
 
     # -- paths
     def job_dir(self, job_id: str) -> Path:
@@ -306,7 +314,7 @@ class JobQueue:
         subprocess.Popen(
             [sys.executable, "-m", "saml_core.jobs", "worker", str(self.dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
+            start_new_session=True, close_fds=True, cwd=PROJECT_ROOT, env=_env(),
         )
 
     def _queued_or_running(self) -> list[Job]:
@@ -327,7 +335,7 @@ class JobQueue:
         try:
             proc = subprocess.Popen(job.argv, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    cwd=PROJECT_ROOT, env={**_env(), "PYTHONUNBUFFERED": "1"})
         except OSError as exc:
             job.state, job.ended, job.error = "failed", _now(), f"could not start: {exc}"
             self._save(job)

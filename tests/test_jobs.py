@@ -145,5 +145,15 @@ def test_experiment_argv_builds_the_engine_command(tmp_path):
     joined = " ".join(argv)
     for part in ("--dataset synthetic-countries", "--name x", "--quick", "--runs bst,saml:full",
                  "--seeds 2", "--device cpu", "--epochs 3", "--lr 0.001", "--mlp 64,32",
-                 f"--status-file {STATUS_PLACEHOLDER}", f"--artifacts {tmp_path}"):
+                 f"--status-file {STATUS_PLACEHOLDER}", f"--artifacts {tmp_path.resolve()}"):
         assert part in joined
+
+
+def test_jobs_find_the_package_when_the_app_runs_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # e.g. `streamlit run /path/to/app.py` from another folder
+    q = JobQueue(".jobs")  # a relative jobs folder is fixed to an absolute one at once
+    assert q.dir.is_absolute()
+    job = q.submit([sys.executable, "-c", "import saml_core.jobs, os; print('cwd', os.getcwd())"], title="where")
+    done = jobs.wait(q, job.job_id, timeout=30)
+    assert done.state == "finished", done.log_tail
+    assert f"cwd {jobs.PROJECT_ROOT}" in done.log_tail
