@@ -52,7 +52,8 @@ def fingerprint(artifacts: Path, name: str | None = None) -> tuple:
             entries = sorted(os.scandir(artifacts), key=lambda e: e.name)
         except OSError:
             return ()
-        return tuple((e.name, _stat_key(Path(e.path) / "experiment.json"))
+        return tuple((e.name, _stat_key(Path(e.path) / "experiment.json"),
+                      _stat_key(Path(e.path) / "experiment_status.json"))  # runs finishing
                      for e in entries if e.is_dir() and not e.name.startswith("."))
     exp_dir = artifacts / name
     keys = [_stat_key(exp_dir / "experiment.json"), _stat_key(exp_dir / "experiment_status.json")]

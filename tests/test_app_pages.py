@@ -87,6 +87,19 @@ def test_broken_runs_are_named_and_the_others_still_show(root, monkeypatch):
     assert "BST-Individual" in models and "BST" not in models and "SAML" not in models
 
 
+def test_a_run_that_finishes_appears_without_restart(root, monkeypatch):
+    bst = next(r for r in experiment_json(root)["runs"] if r.startswith("bst-"))
+    metrics = root / EXPERIMENT / bst / "metrics.json"
+    saved = metrics.read_bytes()
+    metrics.unlink()  # as if BST were still training
+    at = open_page(root, monkeypatch)
+    assert "BST" not in set(at.dataframe[0].value["Model"])
+    assert any(bst in i.value and "not finished" in i.value for i in at.info)
+    metrics.write_bytes(saved)  # the run finishes while the app is open
+    at.run()
+    assert "BST" in set(at.dataframe[0].value["Model"])
+
+
 def test_unreadable_experiment_gives_a_clear_message(root, monkeypatch):
     (root / EXPERIMENT / "experiment.json").write_text("not json")
     at = open_page(root, monkeypatch)
