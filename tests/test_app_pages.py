@@ -197,6 +197,9 @@ def test_hidden_states_umap_views_and_colouring(root, monkeypatch):
 
     at.selectbox(key="hs_color_own").set_value("label").run()
     assert {t["name"] for t in figures(at)["umap"]["data"]} <= {"clicked", "not clicked"}
+    at.selectbox(key="hs_color_own").set_value("pred").run()
+    (trace,) = figures(at)["umap"]["data"]  # one cloud on a colour scale of predicted probability
+    assert "colorscale" in trace["marker"] and len(values(trace["marker"]["color"])) == int(smallest)
 
     at.radio(key="hs_view").set_value("all").run()
     at.select_slider(key="hs_size").set_value(int(min(at.select_slider(key="hs_size").options, key=int))).run()
