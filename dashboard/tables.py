@@ -67,8 +67,9 @@ def overall_table(runs_df: pd.DataFrame) -> pd.DataFrame:
     agg["RelaImpr vs BST (%)"] = [relaimpr(a, base) for a in agg["AUC"]]
     agg = agg.loc[_sorted_labels(agg.index)]
     agg.index.name = "Model"
-    if agg["AUC std"].isna().all():  # one seed per model: a column of blanks says nothing
-        cols = [c for c in cols if c != "AUC std"]
+    for col in ("AUC std", "RelaImpr vs BST (%)"):  # one seed each / no BST run: blanks say nothing
+        if agg[col].isna().all():
+            cols = [c for c in cols if c != col]
     return agg.reset_index()[cols]
 
 

@@ -190,3 +190,8 @@ def test_relaimpr_axis_is_cut_when_bst_is_near_guessing():
     assert "cut" in fig.layout.title.text
     normal = charts.relaimpr_bars(tables.per_scenario_summary(tables.per_scenario_frame(RUNS, NAMES), NAMES), NAMES)
     assert normal.layout.yaxis.range is None
+
+
+def test_overall_table_without_bst_has_no_relaimpr_column():
+    t = tables.overall_table(tables.runs_frame([RUNS[1]]))
+    assert list(t["Model"]) == ["SAML"] and "RelaImpr vs BST (%)" not in t and "AUC std" not in t
