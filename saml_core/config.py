@@ -93,8 +93,8 @@ class RunConfig:
     dataset_options: dict = field(default_factory=dict)  # kwargs of load_dataset (seed, size, seq_len)
     model_config: ModelConfig = field(default_factory=ModelConfig)
     train_config: TrainConfig = field(default_factory=TrainConfig)
-    probe_size: int = 5000  # evaluation subset for probes (stratified by scenario)
-    probe_hidden_all: int = 1000  # subsample with every branch's hidden states
+    probe_size: int = 3000  # evaluation subset for probes (stratified by scenario)
+    probe_hidden_all: int = 300  # subsample with every branch's hidden states
 
     def __post_init__(self):
         if self.model not in MODELS:

@@ -70,8 +70,8 @@ class ExperimentConfig:
     sweep: str | None = None
     model_config: ModelConfig = field(default_factory=ModelConfig)
     train_config: TrainConfig = field(default_factory=TrainConfig)
-    probe_size: int = 5000
-    probe_hidden_all: int = 600
+    probe_size: int = 3000
+    probe_hidden_all: int = 300
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
