@@ -135,3 +135,17 @@ def test_plans_for_seeds_and_sweeps():
     assert [r.model_config.d_g for r in emb] == [8, 12, 16, 24, 32]
     heads = ExperimentConfig(name="x", runs="bst", sweep="heads").plan()
     assert [r.model_config.heads for r in heads] == [4, 8, 12, 16]
+
+
+def test_multi_seed_summary_mean_and_std():
+    rows = []
+    for seed, auc in [(0, 0.70), (1, 0.72), (2, 0.74)]:
+        rows.append({"run_id": f"saml-full-s{seed}", "label": "SAML", "model": "saml", "variant": "full",
+                     "overall": {"auc": auc, "logloss": 0.2}, "relaimpr_vs_bst": 1.0 + seed,
+                     "per_scenario": {"A": {"auc": auc - 0.01}}})
+    rows.append({"run_id": "bst-s0", "label": "BST", "model": "bst", "variant": None, "overall": None,
+                 "relaimpr_vs_bst": None, "per_scenario": None})  # a broken run is left out
+    [s] = registry._summary(rows, ["A"])
+    assert s["group"] == "saml-full" and s["n_seeds"] == 3
+    assert s["auc"]["mean"] == pytest.approx(0.72) and s["auc"]["std"] == pytest.approx(0.02)
+    assert s["per_scenario"]["A"]["mean"] == pytest.approx(0.71) and s["relaimpr_vs_bst"]["mean"] == pytest.approx(2.0)
