@@ -150,8 +150,10 @@ def generate(n_samples: int, seed: int = 0) -> tuple[RawTable, dict]:
     """Simulate `n_samples` impressions. Returns the raw table (all days) and generator facts."""
     rng = np.random.default_rng(seed)
     K = len(SCENARIOS)
-    n_users = max(200, n_samples // 10)
-    n_items = int(np.clip(n_samples // 20, 1_000, 200_000))
+    # ~25 impressions per user and ~40 per item over the 8 days: enough that per-id embeddings
+    # can be learned, as for the active users and items of a real log
+    n_users = max(200, n_samples // 25)
+    n_items = int(np.clip(n_samples // 40, 1_000, 200_000))
     n_brands = N_CATEGORIES * BRANDS_PER_CATEGORY
 
     # ---- country parameters (see module docstring) ----
@@ -178,7 +180,11 @@ def generate(n_samples: int, seed: int = 0) -> tuple[RawTable, dict]:
     gender_cat = 0.25 * rng.standard_normal((2, N_CATEGORIES))
 
     # ---- users ----
-    user_country = rng.choice(K, n_users, p=np.asarray(TRAFFIC_SHARE) / sum(TRAFFIC_SHARE))
+    # exact per-country user counts (largest remainder), so traffic shares hold at every size
+    quota = np.asarray(TRAFFIC_SHARE, dtype=np.float64) / sum(TRAFFIC_SHARE) * n_users
+    per_country = np.floor(quota).astype(np.int64)
+    per_country[np.argsort(per_country - quota)[: n_users - per_country.sum()]] += 1
+    user_country = rng.permutation(np.repeat(np.arange(K), per_country))
     user_taste = taste[user_country] + USER_SPREAD * rng.standard_normal((n_users, LATENT)) / np.sqrt(LATENT)
     user_age = rng.integers(0, 6, n_users)
     user_gender = rng.integers(0, 2, n_users)
