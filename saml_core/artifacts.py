@@ -127,10 +127,13 @@ def load_state_dict_into(model, path: str | Path, state=None) -> None:
         raise ArtifactError(path, f"weights do not match the model in config.json ({str(exc).splitlines()[0]})") from None
 
 
-def save_model(path: str | Path, model) -> None:
+def save_model(path: str | Path, model, dtype=None) -> None:
+    """model.pt; with `dtype` (e.g. torch.float16) floating tensors are stored in it."""
     import torch
 
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_torch(path, {"schema_version": torch.tensor(SCHEMA_VERSION), "state_dict": state})
 
 

@@ -64,10 +64,17 @@ def _common(p) -> None:
     p.add_argument("--d-s", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--mlp", default=None, help="hidden sizes, e.g. 256,128")
+    p.add_argument("--branch-init", default=None, choices=["shared", "independent"],
+                   help="SAML branches start from one random draw (shared, default) or one each")
     p.add_argument("--size", default=None, help="simulator size preset: small | default | large")
     p.add_argument("--data-seed", type=int, default=0, help="simulator seed")
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--weights-dtype", default=None, choices=["float32", "float16"],
+                   help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
+    p.add_argument("--probe-size", type=int, default=None, help="test samples in probes.npz (default 3000)")
+    p.add_argument("--probe-hidden-all", type=int, default=None,
+                   help="of those, samples with every branch's hidden states (default 300)")
     p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
     p.add_argument("--quick", action="store_true", help="tiny settings for tests and smoke runs")
 
@@ -103,12 +110,23 @@ def build_configs(args) -> tuple[dict, ModelConfig, TrainConfig, dict]:
             m[key] = getattr(args, key)
     if args.mlp:
         m["mlp"] = _parse_mlp(args.mlp)
+    if getattr(args, "branch_init", None):
+        m["branch_init"] = args.branch_init
     tr = {**(PUBLIC_TRAIN if public else {}), **(QUICK_TRAIN if quick else {})}
     for key in ("epochs", "lr", "batch_size", "patience"):
         if getattr(args, key) is not None:
             tr[key] = getattr(args, key)
     tr["device"], tr["num_threads"] = args.device, args.threads
-    return ds, ModelConfig(**m), TrainConfig(**tr), (dict(QUICK_PROBES) if quick else {})
+    if getattr(args, "weights_dtype", None):
+        tr["weights_dtype"] = args.weights_dtype
+    probes = dict(QUICK_PROBES) if quick else {}
+    for key in ("probe_size", "probe_hidden_all"):
+        value = getattr(args, key, None)
+        if value is not None:
+            if value < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+            probes[key] = value
+    return ds, ModelConfig(**m), TrainConfig(**tr), probes
 
 
 class _CancelFlag:

@@ -35,6 +35,10 @@ class ModelConfig:
     mutual_layers: tuple[int, ...] | None = None  # hidden layers with a mutual unit (None = all)
     aux_weight: float = 1.0  # weight of L_aux
     sparse_embeddings: bool = True  # sparse embedding gradients + lazy (sparse) Adam on the tables
+    # (ours) "shared": the K branches and their gates start from one random draw, so the cosine
+    # between branches (alpha) measures what training on each scenario made different rather
+    # than initialisation noise; "independent": one draw per branch
+    branch_init: str = "shared"
 
     def __post_init__(self):
         self.mlp = tuple(int(x) for x in self.mlp)
@@ -47,6 +51,8 @@ class ModelConfig:
             raise ConfigError(f"d_s must be >= 1, got {self.d_s}")
         if not self.mlp or min(self.mlp) < 1:
             raise ConfigError(f"mlp must be a non-empty list of positive sizes, got {self.mlp}")
+        if self.branch_init not in ("shared", "independent"):
+            raise ConfigError(f"branch_init must be 'shared' or 'independent', got {self.branch_init!r}")
         if self.attn_readout not in ("target", "target_mean"):
             raise ConfigError(f"attn_readout must be 'target' or 'target_mean', got {self.attn_readout!r}")
         if self.mutual_layers is not None:
@@ -68,6 +74,9 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
     eval_batch_size: int = 8192
     max_train_batches: int = 0  # per epoch, 0 = all (used by --quick tests)
+    # storage of model.pt; "float16" halves it. The trained weights are rounded to it before the
+    # test evaluation, so metrics.json describes exactly the weights on disk
+    weights_dtype: str = "float32"
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -78,6 +87,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}")
+        if self.weights_dtype not in ("float32", "float16"):
+            raise ConfigError(f"weights_dtype must be float32 or float16, got {self.weights_dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
 

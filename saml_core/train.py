@@ -213,7 +213,11 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
     seconds = time.perf_counter() - t0
     art.write_json(run_dir / "history.json", {"epochs": history, **({"per_scenario": histories}
                                                                    if cfg.model == "bst_individual" else {})})
-    art.save_model(run_dir / "model.pt", model)
+    store_dtype = None
+    if tcfg.weights_dtype == "float16":
+        round_to_dtype(model, torch.float16)
+        store_dtype = torch.float16
+    art.save_model(run_dir / "model.pt", model, dtype=store_dtype)
     metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir)
     metrics.update({"best_epoch": best_epoch, "epochs_run": epochs_run, "train_seconds": seconds,
                     "device": device.type, **extra})
@@ -226,6 +230,18 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     shutil.rmtree(run_dir / "submodels", ignore_errors=True)
     return metrics
+
+
+@torch.no_grad()
+def round_to_dtype(model, dtype: torch.dtype) -> None:
+    """Round floating weights to `dtype`'s precision in place (the model keeps its own dtype), so
+    evaluating the model equals evaluating the weights stored in `dtype`."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point():
+            rounded = t.to(dtype)
+            if not torch.isfinite(rounded).all():
+                raise ValueError(f"weight {name} does not fit in {dtype} (values beyond its range)")
+            t.copy_(rounded)
 
 
 def _safe(name: str) -> str:

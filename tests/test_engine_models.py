@@ -6,7 +6,8 @@ from saml_core.bench import random_data
 from saml_core.config import ModelConfig
 from saml_core.models import build_model
 
-CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8))
+# independent branch weights: identical branches would hide a branch mix-up in these checks
+CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -132,3 +133,31 @@ def test_target_query_attention_equals_full_self_attention(per_scenario):
     g1 = torch.autograd.grad(fast.sum(), tokens)[0]
     g2 = torch.autograd.grad(ref.sum(), tokens)[0]
     torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("variant", ["full", "no_aux"])
+def test_shared_branch_init_starts_branches_identical_then_training_separates_them(data, variant):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = build_model("saml", variant, data.spec, replace(CFG, branch_init="shared"))
+    stacks = {n: p for n, p in model.named_parameters() if n.startswith(("branch_", "mutual"))}
+    for name, p in stacks.items():
+        assert torch.equal(p, p[:1].expand_as(p)), name
+    # identical branches see identical inputs: every alpha row is uniform over the other branches
+    b = _batch(data)
+    with torch.no_grad():
+        alpha = model(b, probes=True)["alpha"]
+    torch.testing.assert_close(alpha.sum(-1), torch.ones_like(alpha.sum(-1)))
+    assert torch.allclose(alpha[alpha > 0], torch.full_like(alpha[alpha > 0], 1 / 3))
+    # one step on scenario 1 moves branch 1 only
+    opt = torch.optim.SGD([p for p in stacks.values()], lr=0.1)
+    idx = torch.nonzero(data.train.scenario == 1).squeeze(1)[:64]
+    sb = data.train.take(idx)
+    model.loss(model(sb), sb.label).backward()
+    opt.step()
+    w = model.branch_w[0].weight
+    assert not torch.equal(w[1], w[0]) and torch.equal(w[0], w[2])
+
+    independent = build_model("saml", variant, data.spec, CFG)
+    assert not torch.equal(independent.branch_w[0].weight[0], independent.branch_w[0].weight[1])

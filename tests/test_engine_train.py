@@ -139,6 +139,29 @@ def test_checkpoint_reload_identical_predictions_and_corruption_errors(data, tmp
         art.load_npz(run / "probes.npz")
 
 
+@pytest.mark.parametrize("model_name,variant", [("saml", "full"), ("bst_individual", None)])
+def test_float16_weights_are_half_the_size_and_reproduce_their_metrics(data, tmp_path, model_name, variant):
+    from saml_core import evaluate as ev
+
+    sizes, files, aucs = {}, {}, {}
+    for dtype in ("float32", "float16"):
+        cfg = RunConfig(run_id=f"{model_name}-{dtype}", model=model_name, variant=variant, seed=3, model_config=CFG,
+                        train_config=TrainConfig(epochs=1, batch_size=256, device="cpu", weights_dtype=dtype))
+        run = tmp_path / dtype
+        metrics = train_run(cfg, data, run)
+        state = art.load_torch(run / "model.pt")["state_dict"]
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {getattr(torch, dtype)}
+        sizes[dtype] = sum(v.numel() * v.element_size() for v in state.values() if v.is_floating_point())
+        files[dtype], aucs[dtype] = (run / "model.pt").stat().st_size, metrics["overall"]["auc"]
+        # the stored metrics are those of the weights on disk, loaded into a float32 model
+        _, model = load_run_model(run)
+        pred = predict(model, data.test, torch.device("cpu"))
+        np.testing.assert_array_equal(pred, art.load_npz(run / "predictions.npz")["pred"])
+        assert ev.auc(data.test.label.numpy(), pred) == pytest.approx(metrics["overall"]["auc"], abs=1e-12)
+    assert sizes["float16"] * 2 == sizes["float32"] and files["float16"] < files["float32"]
+    assert aucs["float16"] == pytest.approx(aucs["float32"], abs=5e-3)
+
+
 def test_corrupted_resume_checkpoint_names_the_file(data, tmp_path):
     ck = tmp_path / "checkpoint.pt"
     ck.write_bytes(b"\x00" * 64)

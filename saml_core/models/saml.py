@@ -110,6 +110,16 @@ class SAML(nn.Module):
             self.mutual = nn.ModuleDict(
                 {str(l): MutualUnit(self.k, cfg.mlp[l]) for l in self.mutual_layers}
             )
+            if cfg.branch_init == "shared":
+                self._share_branch_init()
+
+    @torch.no_grad()
+    def _share_branch_init(self) -> None:
+        """Give every branch (and gate) branch 0's initial weights: the stacks' first dim is K."""
+        stacks = [self.branch_w, self.branch_out, self.mutual] + ([self.branch_u] if self.use_aux else [])
+        for module in stacks:
+            for p in module.parameters():
+                p.copy_(p[:1].expand_as(p))
 
     # 1 ------------------------------------------------------------------------------------
     def features(self, batch):
