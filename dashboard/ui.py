@@ -7,6 +7,7 @@ from dashboard import data_access as da
 from dashboard import explain, settings
 from dashboard.colors import scenario_colors
 from saml_core import jobs as jobs_mod
+from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
@@ -16,7 +17,6 @@ NAV = (("app.py", "Overview", ":material/home:"), ("pages/per_country.py", "Per-
        ("pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
        ("pages/retrain.py", "Retrain", ":material/model_training:"))
 # The documented demo commands (README): the synthetic comparison set and the real Taobao sample.
-DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
 
 
 def is_demo_mode() -> bool:
@@ -160,7 +160,7 @@ def empty_state() -> None:
                     "Taobao sample; a few minutes on a laptop CPU). Training runs in the background.")
         if st.button("Build the demo", type="primary", key="build_demo"):
             for name, dataset in DEMO_EXPERIMENTS:
-                argv = jobs_mod.experiment_argv(dataset, name, artifacts=da.root())
+                argv = jobs_mod.experiment_argv(dataset, name, artifacts=da.root(), extra=DEMO_OPTIONS)
                 q.submit(argv, title=f"Demo: {name} ({dataset})", experiment=name)
             st.rerun()
     job_progress_panel(q, allow_cancel=True)

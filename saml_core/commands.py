@@ -48,6 +48,12 @@ def add_commands(subparsers) -> None:
     r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
     r.set_defaults(func=cmd_report)
 
+    d = subparsers.add_parser("demo", help="build the shipped demo experiments (demo, taobao-demo)")
+    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    d.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
+    d.set_defaults(func=cmd_demo)
+
     b = subparsers.add_parser("bench", help="training/evaluation samples/s of BST and SAML (same process)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--steps", type=int, default=20, help="training steps per model per round (5 rounds)")
@@ -192,6 +198,23 @@ def cmd_experiment(args) -> int:
                            isinstance(runs, str) else runs.split(","), seeds=args.seeds, sweep=args.sweep,
                            model_config=mcfg, train_config=tcfg, **probes)
     return _run(cfg, args)
+
+
+def cmd_demo(args) -> int:
+    """Each demo experiment through the `experiment` command with the demo options."""
+    from saml_core.cli import build_parser
+    from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS
+
+    for name, dataset in DEMO_EXPERIMENTS:
+        argv = ["experiment", "--dataset", dataset, "--name", name, *DEMO_OPTIONS,
+                "--device", args.device, "--threads", str(args.threads)]
+        if args.artifacts:
+            argv += ["--artifacts", args.artifacts]
+        sub = build_parser().parse_args(argv)
+        rc = sub.func(sub)
+        if rc:
+            return rc
+    return 0
 
 
 def cmd_report(args) -> int:

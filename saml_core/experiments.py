@@ -23,6 +23,12 @@ from saml_core import evaluate as ev
 from saml_core.config import ConfigError, ModelConfig, RunConfig, TrainConfig, VARIANTS, run_id_for
 
 DEFAULT_RUNS = ("bst_individual", "bst", "saml:full", "saml:no_gate", "saml:no_aux", "saml:no_gate_mut")
+
+# The shipped demo (`python -m saml_core demo`, also the dashboard's "Build the demo"): the
+# default comparison set on both datasets, stored compactly -- float16 weights and 100 probe
+# samples through every branch -- so that the two experiments together stay under 30 MB.
+DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
+DEMO_OPTIONS = ("--weights-dtype", "float16", "--probe-hidden-all", "100")
 SWEEPS = {"emb": (8, 12, 16, 24, 32), "heads": (4, 8, 12, 16), "depth": (2, 3, 4, 5)}
 
 

@@ -154,6 +154,7 @@ def experiment_argv(
     d_s: int | None = None,
     heads: int | None = None,
     mlp: list[int] | None = None,
+    extra: tuple[str, ...] | list[str] = (),
 ) -> list[str]:
     """The engine CLI command for one experiment, with the status-file placeholder."""
     argv = [sys.executable, "-m", "saml_core", "experiment", "--dataset", dataset,
@@ -169,6 +170,7 @@ def experiment_argv(
             argv += [flag, str(value)]
     if mlp:
         argv += ["--mlp", ",".join(str(int(m)) for m in mlp)]
+    argv += list(extra)
     argv += ["--status-file", STATUS_PLACEHOLDER]
     return argv
 

@@ -29,10 +29,19 @@ def shipped_runs() -> list[tuple[str, str]]:
 RUNS = shipped_runs()
 
 
-def test_shipped_demo_experiments_are_complete():
-    if not RUNS:
-        pytest.skip("no finished demo experiment shipped in artifacts/")
-    for summary in registry.list_experiments(SHIPPED):
+def test_shipped_demo_experiments_are_complete_and_small():
+    from saml_core.experiments import DEFAULT_RUNS, DEMO_EXPERIMENTS
+
+    shipped = {s.name: s for s in registry.list_experiments(SHIPPED)}
+    for name, dataset in DEMO_EXPERIMENTS:
+        assert name in shipped, f"artifacts/{name} is not shipped (build it: python -m saml_core demo)"
+        exp = registry.load_experiment(SHIPPED, name)
+        assert exp.dataset == dataset
+        assert len([r for r in exp.runs if r.finished]) == len(DEFAULT_RUNS), name
+    files = [f for f in SHIPPED.rglob("*") if f.is_file() and not f.relative_to(SHIPPED).parts[0].startswith(".")]
+    total_mb = sum(f.stat().st_size for f in files) / 1e6
+    assert total_mb <= 30, f"shipped artifacts take {total_mb:.1f} MB (limit 30 MB)"
+    for summary in shipped.values():
         assert summary.error is None, summary.error
         if summary.state == "finished":
             assert summary.n_finished == summary.n_runs, f"{summary.name}: unfinished runs"

@@ -254,6 +254,8 @@ def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
     listed = q.list()
     assert [j.experiment for j in listed] == ["demo", "taobao-demo"]
     assert "synthetic-countries" in listed[0].argv and "taobao-sample" in listed[1].argv
+    for j in listed:  # the same compact storage as the shipped demo
+        assert j.argv[j.argv.index("--weights-dtype") + 1] == "float16"
     for j in listed:  # the real demo build takes minutes: stop it here
         q.cancel(j.job_id)
     for j in listed:
