@@ -19,7 +19,8 @@ TRAFFIC = np.array([0.16, 0.14, 0.08, 0.07, 0.03, 0.06, 0.03, 0.03, 0.03, 0.37])
 
 
 def random_spec(k: int = 10, seq_len: int = 30, vocab: int = 1000) -> FeatureSpec:
-    """Field layout of the synthetic-countries default preset (vocab=1000: 20k users, 10k items)."""
+    """A synthetic-countries-like field layout; vocab=1000: 20k users, 10k items (more ids than the
+    default preset, so the embedding work is not understated)."""
     names = SCENARIOS[:k] if k <= len(SCENARIOS) else tuple(f"S{i}" for i in range(k))
     cats = (
         CatField("user_id", vocab * 20), CatField("age", 10), CatField("gender", 4),
