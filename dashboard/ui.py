@@ -134,6 +134,17 @@ def broken_runs_notice(exp, runs=None) -> None:
             st.warning(f"Run **{r.run_id}** ({r.label or r.run_id}) is not shown: {r.error}", icon=":material/warning:")
 
 
+def runs_with_probes(exp, variants: tuple[str, ...]) -> list:
+    """The SAML runs of these variants whose probes can be shown; a clear line for each other one."""
+    candidates = [r for r in exp.runs if r.model == "saml" and r.variant in variants]
+    broken_runs_notice(exp, candidates)
+    for r in candidates:
+        if r.error is None and not r.has_probes:
+            st.warning(f"Run **{r.run_id}** ({r.label}): {da.probes_path(exp.name, r.run_id)} is missing, "
+                       "so what this model learned cannot be shown.", icon=":material/warning:")
+    return [r for r in candidates if r.error is None and r.has_probes]
+
+
 def scenario_word(exp, plural: bool = True) -> str:
     """What a scenario is in this experiment's data, for titles: countries, city levels, scenarios."""
     word = {"synthetic": ("country", "countries"), "taobao": ("city level", "city levels")}.get(

@@ -11,13 +11,7 @@ one = ui.scenario_word(exp, plural=False)
 colors = ui.colors_for(exp)
 st.title(f"Which {ui.scenario_word(exp)} behave alike? — Scenario correlations")
 
-candidates = [r for r in exp.runs if r.model == "saml" and r.variant in ("full", "no_aux")]
-ui.broken_runs_notice(exp, candidates)
-usable = [r for r in candidates if r.error is None and r.has_probes]
-for r in candidates:
-    if r.error is None and not r.has_probes:
-        st.warning(f"Run **{r.run_id}** ({r.label}): {da.probes_path(exp.name, r.run_id)} is missing, "
-                   "so what this model learned cannot be shown.", icon=":material/warning:")
+usable = ui.runs_with_probes(exp, ("full", "no_aux"))
 if not usable:
     st.info("This experiment has no finished SAML run with a mutual unit, so there are no similarity "
             "(α) or gate (g) coefficients to show. Train SAML (full) on the Retrain page.")

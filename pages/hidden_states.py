@@ -9,13 +9,7 @@ names = list(exp.scenario_names)
 colors = ui.colors_for(exp)
 st.title(f"What did each {ui.scenario_word(exp, plural=False)}'s branch learn? — Hidden states")
 
-candidates = [r for r in exp.runs if r.model == "saml" and r.variant in ("full", "no_gate", "no_aux")]
-ui.broken_runs_notice(exp, candidates)
-usable = [r for r in candidates if r.error is None and r.has_probes]
-for r in candidates:
-    if r.error is None and not r.has_probes:
-        st.warning(f"Run **{r.run_id}** ({r.label}): {da.probes_path(exp.name, r.run_id)} is missing, "
-                   "so what this model learned cannot be shown.", icon=":material/warning:")
+usable = ui.runs_with_probes(exp, ("full", "no_gate", "no_aux"))
 if not usable:
     st.info("This experiment has no finished SAML run with branch hidden states to show.")
     st.stop()

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ import torch
 
 from saml_core.data.build import check_scenario_counts
 from saml_core.data.encoder import Encoder
-from saml_core.data.schema import RawTable, Schema, SeqColumn
+from saml_core.data.schema import RawTable
+from saml_core.data.taobao import AD, CITY_LEVELS, PROFILE, SCHEMA as SAMPLE_SCHEMA
 from saml_core.data.types import DataError, EncodedSplit, MultiScenarioData
 
 CACHE_VERSION = 1
@@ -58,8 +60,6 @@ BLOCK_BYTES = 32 << 20  # CSV block size: bounds the memory of the streaming pas
 BUCKET_BEHAVIOURS = 2_000_000  # target behaviour rows per user bucket (smaller: less memory, faster sorts)
 BTAG_CODES = {"pv": 1, "cart": 2, "fav": 3, "buy": 4}
 TARGET_BTAG = 0
-CITY_LEVELS = (0, 1, 2, 3, 4)
-CITY_NAMES = tuple(f"city level {v}" for v in CITY_LEVELS)
 
 FILES = {
     "raw_sample": ("user", "time_stamp", "adgroup_id", "pid", "nonclk", "clk"),
@@ -68,22 +68,9 @@ FILES = {
                      "pvalue_level", "shopping_level", "occupation", "new_user_class_level"),
     "behavior_log": ("user", "time_stamp", "btag", "cate", "brand"),
 }
-PROFILE = FILES["user_profile"][1:-1]
-AD = ("adgroup_id", "cate_id", "campaign_id", "customer", "brand")
-SCHEMA = Schema(
-    scenario="new_user_class_level",
-    label="clk",
-    categorical=PROFILE + AD + ("pid", "btag"),
-    numeric=("price",),
-    sequences=(
-        SeqColumn("hist_cate", "cate_id"),
-        SeqColumn("hist_brand", "brand"),
-        SeqColumn("hist_btag", "btag"),
-    ),
-    day="day",
-    scenario_values=CITY_LEVELS,
-    scenario_names=CITY_NAMES,
-)
+# the same fields as the joined sample; the raw log also has a day to split on
+SCHEMA = replace(SAMPLE_SCHEMA, day="day")
+assert PROFILE == FILES["user_profile"][1:-1], "profile fields of the sample and the raw table differ"
 
 
 # ---- reading the raw tables ----------------------------------------------------------------
