@@ -76,6 +76,14 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
         # width, all real hidden states) to reach the requested workload.
         own, _ = embedding.points(probes, "own", 0, points - len(x), list(exp.scenario_names))
         x, view = np.concatenate([x, own]), "all+own"
+    for other in exp.runs:  # still short: own-branch states of the other SAML runs (same width)
+        if len(x) >= points:
+            break
+        if other is run or other.model != "saml" or other.error is not None or not other.has_probes:
+            continue
+        more, _ = embedding.points(other.load_probes(), "own", 0, points - len(x), list(exp.scenario_names))
+        if more.shape[1] == x.shape[1]:
+            x, view = np.concatenate([x, more]), view + f"+{other.run_id}"
     t0 = time.perf_counter()
     embedding.fit_umap(x)  # numba compiles UMAP's and NN-descent's code paths on the first fit
     first = time.perf_counter() - t0
