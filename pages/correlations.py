@@ -40,7 +40,9 @@ ordered = [names[i] for i in order]
 sub = mat[np.ix_(order, order)]
 st.plotly_chart(charts.heatmap(sub, ordered, f"Mean similarity coefficient α, mutual unit {layer + 1} ({run.label})",
                                "mean α", counts=counts[order]), width="stretch", key="alpha_heatmap")
-st.caption(explain.HEATMAP + f" Based on {int(counts.sum()):,} test samples.")
+st.caption(explain.HEATMAP + f" An even split would be {1 / max(len(names) - 1, 1):.3f} in every cell: "
+           "the departures from it, however small, are what the model learned. "
+           f"Based on {int(counts.sum()):,} test samples.")
 
 st.subheader("Who listens to whom, sample by sample")
 default_src = next((s for s in ("ES", "UA") if s in names), names[0])
