@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
-from saml_core.config import RunConfig, TrainConfig
+from saml_core.config import ConfigError, RunConfig, TrainConfig
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 from saml_core.models import build_model
 from saml_core.optim import ModelAdam
@@ -240,7 +240,8 @@ def round_to_dtype(model, dtype: torch.dtype) -> None:
         if t.is_floating_point():
             rounded = t.to(dtype)
             if not torch.isfinite(rounded).all():
-                raise ValueError(f"weight {name} does not fit in {dtype} (values beyond its range)")
+                raise ConfigError(f"weights_dtype: weight {name} has values beyond the range of {dtype}; "
+                                  "train with --weights-dtype float32")
             t.copy_(rounded)
 
 
