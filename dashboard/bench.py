@@ -69,7 +69,7 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     exp = registry.load_experiment(artifacts, name)
     run = next(r for r in exp.runs if r.model == "saml" and r.error is None and r.has_probes)
     probes = run.load_probes()
-    view = "all" if embedding.hidden_layers(probes, "all") else "own"
+    page_view = view = "all" if embedding.hidden_layers(probes, "all") else "own"
     x, _ = embedding.points(probes, view, 0, points, list(exp.scenario_names))
     if len(x) < points and view == "all":
         # A small probe subset: pool own-branch and every-branch states of the same layer (same
@@ -93,7 +93,6 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     cache = Path(tempfile.mkdtemp())
     try:  # the page's path: points + file cache (first call fits and saves, second reads back)
         ppath = Path(run.path) / "probes.npz"
-        page_view = "all" if embedding.hidden_layers(probes, "all") else "own"
         embedding.embed(probes, ppath, cache, page_view, 0, points, list(exp.scenario_names))
         t0 = time.perf_counter()
         _, hit = embedding.embed(probes, ppath, cache, page_view, 0, points, list(exp.scenario_names))
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     # Work on a copy: the disk caches of the real folder must not make "first open" look warm.
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "artifacts"
-        shutil.copytree(artifacts, copy, ignore=shutil.ignore_patterns(".jobs", ".cache", ".test_labels.npz"))
+        shutil.copytree(artifacts, copy, ignore=shutil.ignore_patterns(".jobs", ".cache"))
         result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                               "platform": platform.platform(), "load_avg_1min": os.getloadavg()[0]},
                   "artifacts": str(args.artifacts or "artifacts"),

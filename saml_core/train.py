@@ -213,10 +213,9 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
     seconds = time.perf_counter() - t0
     art.write_json(run_dir / "history.json", {"epochs": history, **({"per_scenario": histories}
                                                                    if cfg.model == "bst_individual" else {})})
-    store_dtype = None
-    if tcfg.weights_dtype == "float16":
-        round_to_dtype(model, torch.float16)
-        store_dtype = torch.float16
+    store_dtype = getattr(torch, tcfg.weights_dtype)
+    if store_dtype != torch.float32:
+        round_to_dtype(model, store_dtype)
     art.save_model(run_dir / "model.pt", model, dtype=store_dtype)
     metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir)
     metrics.update({"best_epoch": best_epoch, "epochs_run": epochs_run, "train_seconds": seconds,

@@ -48,18 +48,16 @@ import torch
 from saml_core.data.build import check_scenario_counts
 from saml_core.data.encoder import Encoder
 from saml_core.data.schema import RawTable
-from saml_core.data.taobao import AD, CITY_LEVELS, PROFILE, SCHEMA as SAMPLE_SCHEMA
+from saml_core.data.taobao import AD, CITY_LEVELS, DEFAULT_SEQ_LEN, PROFILE, SCHEMA as SAMPLE_SCHEMA, TARGET_BTAG
 from saml_core.data.types import DataError, EncodedSplit, MultiScenarioData
 
 CACHE_VERSION = 1
-DEFAULT_SEQ_LEN = 15
 DAY0 = pd.Timestamp("2017-05-06").value // 10**9  # seconds, UTC midnight
 TZ_OFFSET = 8 * 3600  # Taobao days are Beijing days
 N_DAYS, VALID_DAY, TEST_DAY = 8, 6, 7  # day 6 = 2017-05-12, day 7 = 2017-05-13
 BLOCK_BYTES = 32 << 20  # CSV block size: bounds the memory of the streaming passes
 BUCKET_BEHAVIOURS = 2_000_000  # target behaviour rows per user bucket (smaller: less memory, faster sorts)
 BTAG_CODES = {"pv": 1, "cart": 2, "fav": 3, "buy": 4}
-TARGET_BTAG = 0
 
 FILES = {
     "raw_sample": ("user", "time_stamp", "adgroup_id", "pid", "nonclk", "clk"),
