@@ -46,6 +46,7 @@ def encode_splits(
     info: dict,
     true_similarity: np.ndarray | None = None,
     category_field: str | None = None,
+    scenario_noun: tuple[str, str] = ("scenario", "scenarios"),
 ) -> MultiScenarioData:
     for split_name, table in (("validation", valid), ("test", test)):
         if len(table) == 0:
@@ -62,4 +63,5 @@ def encode_splits(
         info=info,
         true_similarity=true_similarity,
         category_field=category_field,
+        scenario_noun=tuple(scenario_noun),
     )

@@ -320,4 +320,5 @@ def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None =
         info=info,
         true_similarity=true_similarity(),
         category_field="category",
+        scenario_noun=("country", "countries"),
     )

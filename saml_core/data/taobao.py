@@ -28,6 +28,7 @@ from saml_core.data.types import DataError, MultiScenarioData
 SAMPLE_FILE = Path(__file__).resolve().parents[2] / "datasets" / "taobao_dmr" / "alimama_dmr_named.csv"
 CITY_LEVELS = (0, 1, 2, 3, 4)
 CITY_NAMES = tuple(f"city level {v}" for v in CITY_LEVELS)
+SCENARIO_NOUN = ("city level", "city levels")
 DEFAULT_SEQ_LEN = 15
 TRAIN_FRACTION, VALID_FRACTION = 0.55, 0.10
 # The shown ad gets this behaviour type, so the target can sit in the btag channel like a behaviour.
@@ -133,4 +134,5 @@ def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None,
         source=str(path.name),
         info=info,
         category_field="cate_id",
+        scenario_noun=SCENARIO_NOUN,
     )

@@ -48,7 +48,8 @@ import torch
 from saml_core.data.build import check_scenario_counts
 from saml_core.data.encoder import Encoder
 from saml_core.data.schema import RawTable
-from saml_core.data.taobao import AD, CITY_LEVELS, DEFAULT_SEQ_LEN, PROFILE, SCHEMA as SAMPLE_SCHEMA, TARGET_BTAG
+from saml_core.data.taobao import (AD, CITY_LEVELS, DEFAULT_SEQ_LEN, PROFILE, SCENARIO_NOUN, SCHEMA as SAMPLE_SCHEMA,
+                                   TARGET_BTAG)
 from saml_core.data.types import DataError, EncodedSplit, MultiScenarioData
 
 CACHE_VERSION = 1
@@ -499,7 +500,7 @@ def load_raw(directory: str | Path, *, name: str | None = None, cache_dir: str |
     }
     return MultiScenarioData(name=name or f"taobao-raw:{directory}", kind="taobao", spec=spec,
                              train=out[0], valid=out[1], test=out[2], info=info,
-                             category_field="cate_id")
+                             category_field="cate_id", scenario_noun=SCENARIO_NOUN)
 
 
 def _empty_split(n: int, spec) -> EncodedSplit:

@@ -116,3 +116,6 @@ class MultiScenarioData:
     # Name of the categorical field used for the data-derived scenario similarity
     # (overlap of clicked-category distributions); None if the source has no such field.
     category_field: str | None = None
+    # What one scenario is called in this data, (singular, plural): pages, captions and CSV
+    # headers use it ("country"/"countries", "city level"/"city levels", a schema's own noun).
+    scenario_noun: tuple[str, str] = ("scenario", "scenarios")
