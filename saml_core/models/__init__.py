@@ -1,22 +1,14 @@
-"""Models: SAML (+ ablations), BST, BST-Individual. Models never read files."""
+"""Models: SAML (+ ablations) and the baselines, built through the model registry
+(`registry.py`; the contract every model follows: `base.py`, docs/MODELS.md). Models never read files."""
 from __future__ import annotations
 
-from torch import nn
-
-from saml_core.config import ModelConfig
-from saml_core.data.types import FeatureSpec
-from saml_core.models.bst import BST, BSTIndividual
-from saml_core.models.saml import SAML
+from saml_core.models import registry
+from saml_core.models.base import ScenarioModel
 
 
-def build_model(model: str, variant: str | None, spec: FeatureSpec, cfg: ModelConfig) -> nn.Module:
-    if model == "saml":
-        return SAML(spec, cfg, variant or "full")
-    if model == "bst":
-        return BST(spec, cfg)
-    if model == "bst_individual":
-        return BSTIndividual(spec, cfg)
-    raise ValueError(f"unknown model {model!r}")
+def build_model(model_id: str, spec, cfg, options: dict | None = None) -> ScenarioModel:
+    """The registered model `model_id` for this feature spec and sizes (ModelConfig)."""
+    return registry.build(model_id, spec, cfg, options)
 
 
-__all__ = ["BST", "BSTIndividual", "SAML", "build_model"]
+__all__ = ["ScenarioModel", "build_model", "registry"]

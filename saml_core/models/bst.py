@@ -2,55 +2,43 @@
 
 BST: global embeddings + one transformer layer over behaviour sequence + target item + one MLP,
 trained on all scenarios together. BSTIndividual: K independent BSTs, sub-model k serves (and is
-trained on) scenario k only; the trainer trains and early-stops each on its own data.
+trained on) scenario k only; the trainer trains and early-stops each on its own data
+(registry entry `fit="per_scenario"`).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
-from saml_core.models.layers import MLP, ScenarioAwareEmbedding, SequenceAttention
+from saml_core.models.base import ScenarioModel
+from saml_core.models.layers import MLP, GlobalFeatures
 
 
-class BST(nn.Module):
+def global_features(spec: FeatureSpec, cfg: ModelConfig) -> GlobalFeatures:
+    return GlobalFeatures(spec, cfg.d_g, cfg.heads, cfg.head_dim, cfg.ff_dim, cfg.attn_readout,
+                          dropout=cfg.dropout, sparse=cfg.sparse_embeddings)
+
+
+class BST(ScenarioModel):
     def __init__(self, spec: FeatureSpec, cfg: ModelConfig):
         super().__init__()
         self.spec, self.cfg = spec, cfg
-        self.embedding = ScenarioAwareEmbedding(spec, cfg.d_g, 0, cfg.sparse_embeddings)
-        d = self.embedding.token_dim
-        self.has_seq = d > 0
-        attn_dim = 0
-        if self.has_seq:
-            self.attention = SequenceAttention(d, cfg.heads, cfg.head_dim, cfg.ff_dim, cfg.attn_readout,
-                                               dropout=cfg.dropout)
-            attn_dim = self.attention.output_dim
-        self.mlp = MLP(self.embedding.global_dim + attn_dim + len(spec.num_fields), cfg.mlp, cfg.dropout)
+        self.features = global_features(spec, cfg)
+        self.mlp = MLP(self.features.output_dim, cfg.mlp, cfg.dropout)
 
     def forward(self, batch, probes: bool = False) -> dict:
-        e_glob, _, tokens = self.embedding(batch.cat, batch.scenario, batch.seq, with_scenario=False)
-        parts = [e_glob]
-        if self.has_seq:
-            mask = torch.cat([batch.seq_mask, torch.ones_like(batch.seq_mask[:, :1])], dim=1)
-            parts.append(self.attention(tokens, mask))
-        if batch.num.shape[1]:
-            parts.append(batch.num)
-        _, logit = self.mlp(torch.cat(parts, dim=1))
+        _, logit = self.mlp(self.features(batch))
         return {"logit": logit}
 
-    def loss(self, out: dict, label: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(out["logit"].float(), label)
 
-
-class BSTIndividual(nn.Module):
+class BSTIndividual(ScenarioModel):
     """One BST per scenario; a sample is scored by its scenario's BST."""
 
     def __init__(self, spec: FeatureSpec, cfg: ModelConfig):
         super().__init__()
         self.spec, self.cfg = spec, cfg
-        self.models = nn.ModuleList(BST(spec, cfg) for _ in spec.scenario_names)
+        self.models = torch.nn.ModuleList(BST(spec, cfg) for _ in spec.scenario_names)
 
     def forward(self, batch, probes: bool = False) -> dict:
         # Evaluation only (each sub-model is trained on its own scenario by the trainer); the loop
@@ -61,6 +49,3 @@ class BSTIndividual(nn.Module):
             if idx.numel():
                 logit[idx] = model(batch.take(idx))["logit"].to(logit.dtype)
         return {"logit": logit}
-
-    def loss(self, out: dict, label: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(out["logit"].float(), label)

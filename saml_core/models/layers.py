@@ -183,6 +183,34 @@ class SequenceAttention(nn.Module):
         return torch.cat([target, mean], dim=1)
 
 
+class GlobalFeatures(nn.Module):
+    """BST's input block, shared by every single-network baseline: global embeddings of all
+    categorical fields, one transformer layer over behaviour sequence + target item, numeric
+    fields. batch -> x [B, output_dim]."""
+
+    def __init__(self, spec: FeatureSpec, d_g: int, heads: int, head_dim: int, ff_dim: int, readout: str,
+                 dropout: float = 0.0, sparse: bool = True):
+        super().__init__()
+        self.embedding = ScenarioAwareEmbedding(spec, d_g, 0, sparse)
+        d = self.embedding.token_dim
+        self.has_seq = d > 0
+        attn_dim = 0
+        if self.has_seq:
+            self.attention = SequenceAttention(d, heads, head_dim, ff_dim, readout, dropout=dropout)
+            attn_dim = self.attention.output_dim
+        self.output_dim = self.embedding.global_dim + attn_dim + len(spec.num_fields)
+
+    def forward(self, batch) -> torch.Tensor:
+        e_glob, _, tokens = self.embedding(batch.cat, batch.scenario, batch.seq, with_scenario=False)
+        parts = [e_glob]
+        if self.has_seq:
+            mask = torch.cat([batch.seq_mask, torch.ones_like(batch.seq_mask[:, :1])], dim=1)
+            parts.append(self.attention(tokens, mask))
+        if batch.num.shape[1]:
+            parts.append(batch.num)
+        return torch.cat(parts, dim=1)
+
+
 class MLP(nn.Module):
     """ReLU MLP that returns every hidden layer (the auxiliary network feeds them to the branches)
     and a logit."""

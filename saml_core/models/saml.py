@@ -17,12 +17,14 @@ all-branches-with-autograd version; a test checks both give the same outputs and
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
+from saml_core.models.base import ScenarioModel, scenario_mean
 from saml_core.models.layers import (BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention,
                                      select_branches)
 
@@ -58,10 +60,16 @@ class ScenarioGroups:
         return x.reshape((self.n_chunks * self.c,) + tuple(x.shape[2:]))[self.slot]
 
 
-class SAML(nn.Module):
+VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
+
+
+class SAML(ScenarioModel):
     def __init__(self, spec: FeatureSpec, cfg: ModelConfig, variant: str = "full"):
         super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"SAML variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.spec, self.cfg, self.variant = spec, cfg, variant
+        self.aux_weight = cfg.aux_weight
         self.k = spec.num_scenarios
         self.context_dtype: torch.dtype | None = None  # dtype of the forward-only all-branch pass
         self.use_aux = variant in ("full", "no_gate")
@@ -209,7 +217,7 @@ class SAML(nn.Module):
         idx = torch.arange(s.shape[0], device=s.device)
         out["logit"] = logits[s, idx]
         if probes:
-            out.update(self._probe_tensors(states, s, idx))
+            out["probes"] = self._probe_tensors(states, s, idx)
         return out
 
     @torch.no_grad()
@@ -271,17 +279,61 @@ class SAML(nn.Module):
         return out
 
     def _probe_tensors(self, states, s, idx) -> dict:
-        p = {"hidden_all": [st["h"].transpose(0, 1) for st in states]}  # per layer [B, K, H]
-        p["hidden_own"] = [st["h"][s, idx] for st in states]  # per layer [B, H]
+        """Batch-first probe tensors (the contract); collect_probes stores them in ARTIFACTS.md layout."""
+        p = {}
+        for l, st in enumerate(states):
+            p[f"hidden_all_{l}"] = st["h"].transpose(0, 1)  # [B, K, H]
+            p[f"hidden_own_{l}"] = st["h"][s, idx]  # [B, H]
         if self.mutual_layers:
-            p["alpha_all"] = torch.stack([states[l]["alpha"] for l in self.mutual_layers])  # [Ly, B, K, K]
-            p["alpha"] = p["alpha_all"][:, idx, s, :]  # [Ly, B, K]
-            p["gate"] = torch.stack([states[l]["g"][s, idx] for l in self.mutual_layers])  # [Ly, B]
+            p["alpha_all"] = torch.stack([states[l]["alpha"] for l in self.mutual_layers], dim=1)  # [B, Ly, K, K]
+            p["alpha"] = p["alpha_all"][idx, :, s, :]  # [B, Ly, K]
+            p["gate"] = torch.stack([states[l]["g"][s, idx] for l in self.mutual_layers], dim=1)  # [B, Ly]
         return p
 
-    def loss(self, out: dict, label: torch.Tensor) -> torch.Tensor:
-        """Eq. (5): own-branch BCE (+ weighted L_aux)."""
-        loss = F.binary_cross_entropy_with_logits(out["logit"].float(), label)
-        if "aux_logit" in out:
-            loss = loss + self.cfg.aux_weight * F.binary_cross_entropy_with_logits(out["aux_logit"].float(), label)
-        return loss
+    # loss: eq. (5), own-branch BCE + aux_weight * L_aux (ScenarioModel.loss)
+
+    # probes -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect_probes(self, split, index, device, hidden_all: int = 300, batch_size: int = 2048) -> dict:
+        """Per sample of the probe subset: prediction, alpha and gate of every mutual unit, the own
+        branch's hidden states; every branch's hidden states for a subsample of `hidden_all`
+        (layout: docs/ARTIFACTS.md, probes.npz)."""
+        self.eval()
+        index = np.asarray(index, dtype=np.int64)
+        sub = split.take(torch.as_tensor(index, device=split.label.device))
+        chunks: dict[str, list] = {}
+        for start in range(0, len(index), batch_size):
+            b = sub.take(torch.arange(start, min(start + batch_size, len(index)))).to(device)
+            out = self(b, probes=True)
+            chunks.setdefault("pred", []).append(torch.sigmoid(out["logit"].float()).cpu())
+            for name, t in out.get("probes", {}).items():
+                chunks.setdefault(name, []).append(t.float().cpu())
+        rng = np.random.default_rng(0)
+        m = min(hidden_all, len(index))
+        sub_pos = np.sort(rng.choice(len(index), m, replace=False)) if m else np.zeros(0, dtype=np.int64)
+        res = {"index": index, "scenario": sub.scenario.cpu().numpy().astype(np.int16),
+               "label": sub.label.cpu().numpy().astype(np.int8),
+               "pred": torch.cat(chunks.pop("pred")).numpy().astype(np.float32),
+               "hidden_all_index": sub_pos.astype(np.int32),
+               "mutual_layers": np.asarray(self.mutual_layers, dtype=np.int16)}
+        for key, parts in chunks.items():
+            t = torch.cat(parts)  # batch first
+            if key.startswith("hidden_own_"):
+                res[key] = t.numpy().astype(np.float16)  # [N, H_l]
+            elif key.startswith("hidden_all_"):
+                res[key] = t[sub_pos].numpy().astype(np.float16)  # [M, K, H_l]
+            elif key == "alpha":
+                res[key] = t.transpose(0, 1).numpy().astype(np.float32)  # [Ly, N, K]
+            elif key == "gate":
+                res[key] = t.transpose(0, 1).numpy().astype(np.float32)  # [Ly, N]
+            elif key == "alpha_all":
+                res[key] = t[sub_pos].transpose(0, 1).numpy().astype(np.float16)  # [Ly, M, K, K]
+        return res
+
+    def relations(self, probes: dict, k: int) -> dict[str, np.ndarray]:
+        """Mean alpha of each scenario's samples against every branch, per mutual unit ([K, K])."""
+        if "alpha" not in probes:
+            return {}
+        scen = np.asarray(probes["scenario"]).astype(int)
+        return {f"alpha_unit{l + 1}": scenario_mean(probes["alpha"][l], scen, k)
+                for l in range(probes["alpha"].shape[0])}

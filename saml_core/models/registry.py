@@ -1,0 +1,112 @@
+"""The model registry: one entry per trainable model. Everything that lists, builds, labels,
+colours or compares models reads it: CLI choices, the experiment planner, the trainer, the
+report's baseline, the pages and the retrain form. Adding a model = one file + one `register`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from saml_core.config import ConfigError
+
+ROLES = ("method", "ablation", "baseline")
+REFERENCE = "bst"  # the baseline every model is compared with (RelaImpr, paired tests)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str  # stable id: config.json "model", run ids, CLI --runs
+    label: str  # display name
+    color: str  # one colour on every chart
+    role: str  # method | ablation | baseline
+    build: Callable  # build(spec, ModelConfig, **options) -> ScenarioModel
+    description: str  # one sentence for the retrain form and the pages
+    options: dict = field(default_factory=dict)  # the model's own options and their defaults
+    # how the trainer fits it: "joint" (one fit on all scenarios), "per_scenario" (the model has
+    # `.models[k]`, each fitted on scenario k's rows), or a callable fit(model, data, tcfg, ...)
+    fit: object = "joint"
+    # which scenario views the pages can draw from its probes: alpha, gate, hidden, relations
+    probes: tuple[str, ...] = ()
+    default: bool = False  # in the default comparison set
+    order: int = 100  # position in tables and legends
+
+
+_ENTRIES: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    if entry.role not in ROLES:
+        raise ValueError(f"model {entry.id!r}: role must be one of {ROLES}, got {entry.role!r}")
+    if entry.id in _ENTRIES:
+        raise ValueError(f"model {entry.id!r} is registered twice")
+    _ENTRIES[entry.id] = entry
+    return entry
+
+
+def unregister(model_id: str) -> None:
+    """For tests that register a toy model."""
+    _ENTRIES.pop(model_id, None)
+
+
+def entries() -> list[ModelEntry]:
+    _load_builtin()
+    return sorted(_ENTRIES.values(), key=lambda e: (e.order, e.id))
+
+
+def ids() -> list[str]:
+    return [e.id for e in entries()]
+
+
+def get(model_id: str) -> ModelEntry:
+    _load_builtin()
+    try:
+        return _ENTRIES[model_id]
+    except KeyError:
+        raise ConfigError(f"unknown model {model_id!r}; known models: {', '.join(ids())}") from None
+
+
+def find(model_id: str | None) -> ModelEntry | None:
+    """The entry, or None for an id this version does not know (an old or foreign run)."""
+    _load_builtin()
+    return _ENTRIES.get(model_id) if model_id else None
+
+
+def default_ids() -> list[str]:
+    return [e.id for e in entries() if e.default]
+
+
+def resolve_options(model_id: str, options: dict | None) -> dict:
+    """The model's options with defaults filled in; unknown names are a clear error."""
+    entry = get(model_id)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        known = ", ".join(entry.options) or "none"
+        raise ConfigError(f"model {model_id!r} has no option(s) {', '.join(unknown)} (its options: {known})")
+    return {**entry.options, **options}
+
+
+def build(model_id: str, spec, cfg, options: dict | None = None):
+    entry = get(model_id)
+    return entry.build(spec, cfg, **resolve_options(model_id, options))
+
+
+_LOADED = False
+
+
+def _load_builtin() -> None:
+    """Import the built-in model files once; each registers its own entries at import."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+# Model files that register themselves (one line per model file).
+BUILTIN_MODULES = (
+    "saml_core.models.entries",
+)
