@@ -11,12 +11,11 @@ import json
 import math
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ArtifactError(RuntimeError):
@@ -28,30 +27,36 @@ class ArtifactError(RuntimeError):
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder + fsync + rename: a reader sees the old file or
+    the new one, never half of one. A failed write (full disk, I/O error) leaves no temporary file
+    and the old file untouched, and raises ArtifactError naming the file and the reason."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot write ({exc.strerror or exc}); nothing was changed") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
-def _clean(obj):
-    """JSON-safe: numpy scalars/arrays to Python, NaN/inf to None."""
+def clean_json(obj):
+    """JSON-safe: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): clean_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [clean_json(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return clean_json(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         v = float(obj)
         return v if math.isfinite(v) else None
@@ -65,7 +70,7 @@ def _clean(obj):
 def write_json(path: str | Path, obj: dict, versioned: bool = True) -> None:
     if versioned:
         obj = {"schema_version": SCHEMA_VERSION, **obj}
-    atomic_write_bytes(path, json.dumps(_clean(obj), indent=1, allow_nan=False).encode())
+    atomic_write_bytes(path, json.dumps(clean_json(obj), indent=1, allow_nan=False).encode())
 
 
 def read_json(path: str | Path, versioned: bool = True) -> dict:
@@ -84,11 +89,106 @@ def read_json(path: str | Path, versioned: bool = True) -> dict:
 
 
 def check_version(path, version) -> None:
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version != SCHEMA_VERSION:
         raise ArtifactError(
             path, f"incompatible schema_version {version!r} (this saml_core reads {SCHEMA_VERSION}); "
             "re-run the experiment to rebuild it"
         )
+
+
+def check_fields(path, obj: dict, required: dict[str, type]) -> None:
+    """Each required field is present with the given type, or a clear error naming it."""
+    for key, kind in required.items():
+        value = obj.get(key)
+        if value is None:
+            raise ArtifactError(path, f"field '{key}' is missing")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ArtifactError(path, f"field '{key}' should be {kind.__name__}, got {type(value).__name__} {value!r:.40}")
+
+
+def _check_auc_cell(path, where: str, cell) -> None:
+    if not isinstance(cell, dict):
+        raise ArtifactError(path, f"{where} is not an object")
+    for key in ("auc", "ci_low", "ci_high", "logloss"):
+        v = cell.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise ArtifactError(path, f"{where}.{key} should be a number, got {v!r:.40}")
+    auc = cell.get("auc")
+    if auc is not None and not 0.0 <= auc <= 1.0:
+        raise ArtifactError(path, f"{where}.auc = {auc} is not in [0, 1]")
+
+
+def check_metrics(path, metrics: dict, scenario_names: list[str] | None) -> None:
+    """metrics.json: an overall AUC and a cell for every scenario of the experiment."""
+    if not isinstance(metrics.get("overall"), dict):
+        raise ArtifactError(path, "field 'overall' is missing")
+    _check_auc_cell(path, "overall", metrics["overall"])
+    if metrics["overall"].get("auc") is None:
+        raise ArtifactError(path, "overall.auc is missing")
+    per = metrics.get("per_scenario")
+    if not isinstance(per, dict):
+        raise ArtifactError(path, "field 'per_scenario' is missing")
+    for name in scenario_names or per:
+        if name not in per:
+            raise ArtifactError(path, f"per_scenario has no entry for scenario {name!r} of the experiment")
+        _check_auc_cell(path, f"per_scenario[{name!r}]", per[name])
+
+
+def check_probes(path, arrays: dict, k: int | None) -> None:
+    """probes.npz: per-sample arrays of one length, scenario indices within range."""
+    for key in ("scenario", "label", "pred"):
+        if key not in arrays:
+            raise ArtifactError(path, f"array '{key}' is missing")
+    n = len(arrays["scenario"])
+    for key in ("label", "pred", "index"):
+        if key in arrays and arrays[key].shape[:1] != (n,):
+            raise ArtifactError(path, f"array '{key}' has {arrays[key].shape[:1]} rows, expected {n}")
+    if k is not None and n and (arrays["scenario"].min() < 0 or arrays["scenario"].max() >= k):
+        raise ArtifactError(path, f"array 'scenario' has values outside 0..{k - 1}")
+    for key, expect in (("alpha", 3), ("gate", 2)):
+        if key in arrays and (arrays[key].ndim != expect or arrays[key].shape[1] != n):
+            raise ArtifactError(path, f"array '{key}' has shape {arrays[key].shape}, expected {expect} dims with "
+                                      f"{n} samples on axis 1")
+
+
+def check_model_file(path, config: dict) -> None:
+    """model.pt exists, is a weights-only saml_core file of this schema version, and its tensors
+    have the names and shapes of the model its config.json describes (built on the 'meta' device:
+    no memory, no compute)."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(path, "file is missing")
+    state = load_torch(path, mmap=True)
+    if not isinstance(state, dict) or "schema_version" not in state:
+        raise ArtifactError(path, "not a saml_core model file (no schema_version)")
+    version = state["schema_version"]
+    check_version(path, int(version) if isinstance(version, torch.Tensor) and version.numel() == 1 else version)
+    weights = state.get("state_dict")
+    if not isinstance(weights, dict):
+        raise ArtifactError(path, "no state_dict")
+    try:
+        from saml_core.config import RunConfig
+        from saml_core.data.types import FeatureSpec
+        from saml_core.models import build_model
+
+        cfg = RunConfig.from_dict(config)
+        spec = FeatureSpec.from_dict(config["feature_spec"])
+        with torch.device("meta"):
+            model = build_model(cfg.model, spec, cfg.model_config, cfg.model_options)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    except Exception as exc:  # a config this version cannot build: say so, do not guess
+        raise ArtifactError(Path(path).parent / "config.json", f"cannot rebuild the model ({exc})") from None
+    got = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))[:3]
+        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])[:3]
+        detail = "; ".join(filter(None, [f"missing {missing}" if missing else "",
+                                         f"other shapes {wrong}" if wrong else "",
+                                         f"unexpected {sorted(set(got) - set(expected))[:3]}"
+                                         if set(got) - set(expected) else ""]))
+        raise ArtifactError(path, f"weights do not match the model in config.json ({detail})")
 
 
 def save_torch(path: str | Path, obj) -> None:
@@ -99,18 +199,23 @@ def save_torch(path: str | Path, obj) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_torch(path: str | Path, map_location="cpu"):
-    """torch.load(weights_only=True) with clear errors."""
+def load_torch(path: str | Path, map_location="cpu", mmap: bool = False):
+    """torch.load(weights_only=True) with clear errors. Never unpickles anything else: a file that
+    is not plain tensors and containers is refused (torch's advice to retry with
+    weights_only=False is not passed on: that would run code from the file)."""
     import torch
 
     path = Path(path)
     if not path.exists():
         raise ArtifactError(path, "file is missing")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/zip errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__:
+            first = "it holds more than plain tensors, and is refused unread"
         raise ArtifactError(path, f"corrupted, truncated or not a weights-only checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+                                  f"{first[:160]})") from None
 
 
 def load_state_dict_into(model, path: str | Path, state=None) -> None:
@@ -119,7 +224,8 @@ def load_state_dict_into(model, path: str | Path, state=None) -> None:
     state = load_torch(path) if state is None else state
     if not isinstance(state, dict) or state.get("schema_version") is None:
         raise ArtifactError(path, "not a saml_core model file (no schema_version)")
-    check_version(path, int(state["schema_version"]))
+    version = state["schema_version"]
+    check_version(path, int(version) if hasattr(version, "numel") and version.numel() == 1 else version)
     weights = state.get("state_dict")
     try:
         model.load_state_dict(weights)
@@ -150,7 +256,10 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ArtifactError(path, f"corrupted or truncated array file ({type(exc).__name__}: {exc})") from None
-    check_version(path, int(arrays.pop("schema_version")) if "schema_version" in arrays else None)
+    except Exception as exc:  # zipfile, zlib (flipped bytes in a member), pickle refusal, I/O, ...
+        raise ArtifactError(path, f"corrupted or truncated array file ({type(exc).__name__}: "
+                                  f"{str(exc)[:160]})") from None
+    version = arrays.pop("schema_version", None)
+    check_version(path, version.item() if isinstance(version, np.ndarray) and version.size == 1
+                  and version.dtype.kind in "iu" else version)
     return arrays

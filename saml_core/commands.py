@@ -1,4 +1,6 @@
-"""Engine sub-commands: train, experiment, report, bench (JSON shapes: docs/ENGINE.md)."""
+"""Engine sub-commands: train, experiment, report, demo, bench (JSON shapes: docs/ENGINE.md).
+
+Every choice list (models, datasets, presets) comes from the registries and `config.PRESETS`."""
 from __future__ import annotations
 
 import json
@@ -7,50 +9,50 @@ import signal
 import sys
 from pathlib import Path
 
-from saml_core.config import ConfigError, ModelConfig, TrainConfig
-
-# The paper's public-data settings (Taobao): d_g 12, d_s 4, MLP 128-64, lr 5e-4, batch 128.
-# Everything else starts from the industrial settings (ModelConfig/TrainConfig defaults).
-PUBLIC_MODEL = {"d_g": 12, "d_s": 4, "mlp": (128, 64)}
-PUBLIC_TRAIN = {"lr": 5e-4, "batch_size": 128}
-
-# --quick: small enough for tests (synthetic "small" preset, 2 epochs, small MLP and probes)
-QUICK_TRAIN = {"epochs": 2, "patience": 1, "batch_size": 512}
-QUICK_MODEL = {"mlp": (32, 16)}
-QUICK_PROBES = {"probe_size": 400, "probe_hidden_all": 60}
+from saml_core.config import ConfigError, PRESETS
 
 
 def add_commands(subparsers) -> None:
+    from saml_core.models import registry
+
     t = subparsers.add_parser("train", help="train one model (a one-run experiment)")
-    t.add_argument("--dataset", required=True, help="synthetic-countries | taobao-sample | taobao-raw:DIR | csv:SCHEMA")
-    t.add_argument("--model", required=True, choices=["saml", "bst", "bst_individual"])
-    t.add_argument("--variant", default=None, choices=["full", "no_gate", "no_aux", "no_gate_mut"])
+    t.add_argument("--dataset", required=True, help=_dataset_help())
+    t.add_argument("--model", required=True, choices=registry.ids())
     t.add_argument("--experiment", default=None, help="experiment to add the run to (default: train-<model>)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="model seed")
     _common(t)
     t.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser("experiment", help="train a comparison set (skips finished runs, resumes others)")
-    e.add_argument("--dataset", required=True)
-    e.add_argument("--name", required=True)
-    e.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every run")
+    e.add_argument("--dataset", default=None, help=_dataset_help())
+    e.add_argument("--name", default=None)
+    e.add_argument("--seeds", type=int, default=1, help="model seeds first..first+N-1 for every run")
+    e.add_argument("--first-seed", type=int, default=0)
+    e.add_argument("--data-seeds", type=int, default=1,
+                   help="data seeds --data-seed..+N-1: another simulated log or random split each")
     e.add_argument("--runs", default=None,
-                   help="comma list, default bst_individual,bst,saml:full,saml:no_gate,saml:no_aux,saml:no_gate_mut "
-                        "(bst,saml:full with --sweep)")
+                   help=f"comma list of models ('default' = {','.join(registry.default_ids())}; "
+                        f"all: {','.join(registry.ids())}); bst,saml with --sweep")
     e.add_argument("--sweep", default=None, choices=["emb", "heads", "depth"], help="sensitivity sweep (paper Fig. 2)")
+    e.add_argument("--keep-weights", default="all", choices=["all", "first-seed"],
+                   help="first-seed: keep model.pt of the first model seed only (metrics and predictions of all)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="retrain runs of this experiment that were trained with other settings")
+    e.add_argument("--spec", default=None,
+                   help="a JSON experiment specification (what the dashboard's jobs run); other options ignored")
     e.add_argument("--status-file", default=None, help="also write progress JSON here (atomic)")
     _common(e)
     e.set_defaults(func=cmd_experiment)
 
     r = subparsers.add_parser("report", help="per-run, per-scenario results of an experiment")
-    r.add_argument("name")
+    r.add_argument("name", help="experiment name (a folder of the artifacts root)")
     r.add_argument("--format", default="markdown", choices=["json", "markdown"])
     r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
     r.set_defaults(func=cmd_report)
 
     d = subparsers.add_parser("demo", help="build the shipped demo experiments (demo, taobao-demo)")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    d.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    d.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
     d.set_defaults(func=cmd_demo)
 
@@ -60,29 +62,42 @@ def add_commands(subparsers) -> None:
     b.set_defaults(func=cmd_bench)
 
 
+def _dataset_help() -> str:
+    from saml_core.data import registry as datasets
+
+    return datasets.usage()
+
+
 def _common(p) -> None:
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="training preset (default: the dataset's own; quick = tiny sizes for smoke runs)")
+    p.add_argument("--quick", action="store_true", help="= --preset quick")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="epoch cap")
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="0 = derived from the data")
+    p.add_argument("--patience", type=int, default=None, help="0 = derived from the validation size")
+    p.add_argument("--min-epochs", type=int, default=None, help="0 = derived from the validation size")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--d-g", type=int, default=None)
     p.add_argument("--d-s", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--mlp", default=None, help="hidden sizes, e.g. 256,128")
     p.add_argument("--branch-init", default=None, choices=["shared", "independent"],
                    help="SAML branches start from one random draw (shared, default) or one each")
+    p.add_argument("--model-option", action="append", default=[], metavar="MODEL.OPTION=VALUE",
+                   help="a model's own option, e.g. mmoe.n_experts=8 (repeatable)")
     p.add_argument("--size", default=None, help="simulator size preset: small | default | large")
-    p.add_argument("--data-seed", type=int, default=0, help="simulator seed")
+    p.add_argument("--data-seed", type=int, default=0, help="(first) data seed: simulated log, random split")
     p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     p.add_argument("--weights-dtype", default=None, choices=["float32", "float16"],
                    help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
     p.add_argument("--probe-size", type=int, default=None, help="test samples in probes.npz (default 3000)")
     p.add_argument("--probe-hidden-all", type=int, default=None,
                    help="of those, samples with every branch's hidden states (default 300)")
     p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
-    p.add_argument("--quick", action="store_true", help="tiny settings for tests and smoke runs")
 
 
 def _parse_mlp(text: str) -> tuple[int, ...]:
@@ -95,48 +110,43 @@ def _parse_mlp(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def build_configs(args) -> tuple[dict, ModelConfig, TrainConfig, dict]:
-    """(dataset_options, model config, train config, probe options) from CLI options."""
-    quick = args.quick
-    ds = {}
-    if args.dataset == "synthetic-countries":
-        size = args.size or ("small" if quick else None)
-        if size:
-            ds["size"] = size
-        if args.data_seed:
-            ds["seed"] = args.data_seed
-    elif args.size:
-        raise ConfigError(f"--size applies to synthetic-countries only (dataset {args.dataset!r})")
-    if args.seq_len:
-        ds["seq_len"] = args.seq_len
-    public = args.dataset.startswith("taobao")
-    m = {**(PUBLIC_MODEL if public else {}), **(QUICK_MODEL if quick else {})}
-    for key in ("d_g", "d_s", "heads"):
-        if getattr(args, key) is not None:
-            m[key] = getattr(args, key)
+def _parse_model_options(items: list[str]) -> dict:
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        model, dot, option = key.partition(".")
+        if not sep or not dot or not model or not option:
+            raise ConfigError(f"--model-option must look like MODEL.OPTION=VALUE, got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(model.strip(), {})[option.strip()] = parsed
+    return out
+
+
+def settings_from_args(args) -> dict:
+    """ExperimentConfig keyword arguments from the CLI options (presets via experiments.settings_for)."""
+    from saml_core.experiments import settings_for
+
+    model = {k: getattr(args, k) for k in ("d_g", "d_s", "heads", "dropout") if getattr(args, k) is not None}
     if args.mlp:
-        m["mlp"] = _parse_mlp(args.mlp)
-    if getattr(args, "branch_init", None):
-        m["branch_init"] = args.branch_init
-    tr = {**(PUBLIC_TRAIN if public else {}), **(QUICK_TRAIN if quick else {})}
-    for key in ("epochs", "lr", "batch_size", "patience"):
-        if getattr(args, key) is not None:
-            tr[key] = getattr(args, key)
-    tr["device"], tr["num_threads"] = args.device, args.threads
-    if getattr(args, "weights_dtype", None):
-        tr["weights_dtype"] = args.weights_dtype
-    probes = dict(QUICK_PROBES) if quick else {}
-    for key in ("probe_size", "probe_hidden_all"):
-        value = getattr(args, key, None)
-        if value is not None:
-            if value < 1:
-                raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
-            probes[key] = value
-    return ds, ModelConfig(**m), TrainConfig(**tr), probes
+        model["mlp"] = _parse_mlp(args.mlp)
+    if args.branch_init:
+        model["branch_init"] = args.branch_init
+    train = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "patience", "min_epochs", "weight_decay")
+             if getattr(args, k) is not None}
+    train.update(device=args.device, num_threads=args.threads)
+    if args.weights_dtype:
+        train["weights_dtype"] = args.weights_dtype
+    probes = {k: getattr(args, k) for k in ("probe_size", "probe_hidden_all") if getattr(args, k) is not None}
+    settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
+                            probes=probes, dataset_options={"size": args.size, "seq_len": args.seq_len})
+    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
 
 
 class _CancelFlag:
-    """SIGTERM/SIGINT set a flag the trainer polls between batches (clean cancel)."""
+    """SIGTERM sets a flag the trainer polls between batches (clean cancel)."""
 
     def __init__(self):
         self.flag = False
@@ -157,31 +167,31 @@ def _root(args) -> Path:
 
 def _run(cfg, args) -> int:
     from saml_core.experiments import run_experiment
-    from saml_core.train import Cancelled
+    from saml_core.train import Cancelled, TrainingFailed
 
     cancel = _CancelFlag()
     command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
-                       command=command)
+                       command=command, overwrite=getattr(args, "overwrite", False))
     except Cancelled as exc:
         print(f"cancelled: {exc}; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("interrupted; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
+    except TrainingFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_train(args) -> int:
     from saml_core.experiments import ExperimentConfig
 
-    ds, mcfg, tcfg, probes = build_configs(args)
-    run = f"saml:{args.variant or 'full'}" if args.model == "saml" else args.model
-    if args.model != "saml" and args.variant:
-        raise ConfigError("--variant applies to --model saml only")
-    cfg = ExperimentConfig(name=args.experiment or f"train-{args.model}", dataset=args.dataset, dataset_options=ds,
-                           runs=[run], first_seed=args.seed, model_config=mcfg, train_config=tcfg, **probes)
+    s = settings_from_args(args)
+    cfg = ExperimentConfig(name=args.experiment or f"train-{args.model}", runs=[args.model], first_seed=args.seed,
+                           data_seeds=[args.data_seed], **s)
     rc = _run(cfg, args)
     if rc == 0:
         run_id = cfg.plan()[0].run_id
@@ -190,13 +200,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from saml_core.experiments import DEFAULT_RUNS, ExperimentConfig
+    from saml_core.experiments import SWEEP_RUNS, ExperimentConfig, read_spec
 
-    ds, mcfg, tcfg, probes = build_configs(args)
-    runs = args.runs or (("bst", "saml:full") if args.sweep else DEFAULT_RUNS)
-    cfg = ExperimentConfig(name=args.name, dataset=args.dataset, dataset_options=ds, runs=list(runs) if not
-                           isinstance(runs, str) else runs.split(","), seeds=args.seeds, sweep=args.sweep,
-                           model_config=mcfg, train_config=tcfg, **probes)
+    if args.spec:
+        cfg = read_spec(args.spec)
+    else:
+        if not args.dataset or not args.name:
+            raise ConfigError("experiment needs --dataset and --name (or --spec FILE)")
+        runs = args.runs or (",".join(SWEEP_RUNS) if args.sweep else "default")
+        cfg = ExperimentConfig(name=args.name, runs=runs, seeds=args.seeds, first_seed=args.first_seed,
+                               data_seeds=list(range(args.data_seed, args.data_seed + max(args.data_seeds, 1))),
+                               sweep=args.sweep, keep_weights=args.keep_weights, **settings_from_args(args))
     return _run(cfg, args)
 
 

@@ -1,27 +1,60 @@
-"""Plain dataclass configs. A RunConfig written to config.json fully reproduces a run."""
+"""Plain dataclass configs. A RunConfig written to config.json fully reproduces a run.
+
+Training presets live here too (`PRESETS`): each dataset names its default preset in the
+dataset registry, the CLI and the retrain form start from it, and options override it.
+"""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
-
-MODELS = ("saml", "bst", "bst_individual")
-VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
-LABELS = {
-    ("bst_individual", None): "BST-Individual",
-    ("bst", None): "BST",
-    ("saml", "full"): "SAML",
-    ("saml", "no_gate"): "SAML w/o gate",
-    ("saml", "no_aux"): "SAML w/o aux",
-    ("saml", "no_gate_mut"): "SAML w/o gate&mut",
-}
 
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the option."""
 
 
+# Bounds of every size a user can ask for: beyond them a run allocates GBs or takes days.
+MAX_SEEDS = 100
+MAX_SEED = 2**31 - 1
+MAX_EMBEDDING = 512
+MAX_HEADS = 64
+MAX_WIDTH = 8192
+MAX_DEPTH = 8
+MAX_BATCH = 1 << 20
+MAX_EPOCHS = 1000
+MAX_THREADS = 256
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name, what: str = "experiment name") -> str:
+    """The one validator of experiment names (CLI, API and the retrain form)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        shown = name if not isinstance(name, str) or len(name) <= 40 else name[:40] + "..."
+        raise ConfigError(f"{what} {shown!r}: use 1-64 letters, digits, '-', '_' or '.', "
+                          "starting with a letter or digit")
+    return name
+
+
+def check_int(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def check_float(name: str, value, lo: float, hi: float, lo_open: bool = True) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok:
+        bound = "above" if lo_open else "at least"
+        raise ConfigError(f"{name} must be a finite number {bound} {lo} and at most {hi}, got {value!r}")
+    return float(value)
+
+
 @dataclass
 class ModelConfig:
-    """Every size of SAML / BST. Defaults: the paper's industrial settings."""
+    """Sizes shared by every model of an experiment (same features, same sequence block).
+    Defaults: the paper's industrial settings."""
 
     d_g: int = 8  # global embedding size per field
     d_s: int = 2  # scenario-specific embedding size per field
@@ -41,34 +74,48 @@ class ModelConfig:
     branch_init: str = "shared"
 
     def __post_init__(self):
-        self.mlp = tuple(int(x) for x in self.mlp)
+        self.mlp = tuple(self.mlp) if isinstance(self.mlp, (list, tuple)) else self.mlp
+        if not isinstance(self.mlp, tuple) or not 1 <= len(self.mlp) <= MAX_DEPTH:
+            raise ConfigError(f"mlp must be a list of 1 to {MAX_DEPTH} layer sizes, got {self.mlp!r}")
+        for i, width in enumerate(self.mlp):
+            check_int(f"mlp layer {i + 1} size", width, 1, MAX_WIDTH)
         if self.mutual_layers is not None:
-            self.mutual_layers = tuple(int(x) for x in self.mutual_layers)
-        for name in ("d_g", "heads", "head_dim", "ff_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_s < 1:
-            raise ConfigError(f"d_s must be >= 1, got {self.d_s}")
-        if not self.mlp or min(self.mlp) < 1:
-            raise ConfigError(f"mlp must be a non-empty list of positive sizes, got {self.mlp}")
+            self.mutual_layers = tuple(self.mutual_layers)
+            bad = [i for i in self.mutual_layers if not isinstance(i, int) or not 0 <= i < len(self.mlp)]
+            if bad:
+                raise ConfigError(f"mutual_layers {bad} out of range 0..{len(self.mlp) - 1}")
+        check_int("d_g", self.d_g, 1, MAX_EMBEDDING)
+        check_int("d_s", self.d_s, 1, MAX_EMBEDDING)
+        check_int("heads", self.heads, 1, MAX_HEADS)
+        check_int("head_dim", self.head_dim, 1, MAX_EMBEDDING)
+        check_int("ff_dim", self.ff_dim, 1, MAX_WIDTH)
+        check_float("dropout", self.dropout, 0.0, 0.9, lo_open=False)
+        check_float("aux_weight", self.aux_weight, 0.0, 100.0, lo_open=False)
         if self.branch_init not in ("shared", "independent"):
             raise ConfigError(f"branch_init must be 'shared' or 'independent', got {self.branch_init!r}")
         if self.attn_readout not in ("target", "target_mean"):
             raise ConfigError(f"attn_readout must be 'target' or 'target_mean', got {self.attn_readout!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mlp"] = list(self.mlp)
         if self.mutual_layers is not None:
-            bad = [i for i in self.mutual_layers if not 0 <= i < len(self.mlp)]
-            if bad:
-                raise ConfigError(f"mutual_layers {bad} out of range 0..{len(self.mlp) - 1}")
+            d["mutual_layers"] = list(self.mutual_layers)
+        return d
 
 
 @dataclass
 class TrainConfig:
+    """How every model of an experiment is trained. `batch_size`, `patience` and `min_epochs` of 0
+    mean "derived from the data" (`resolve_for_data`): an experiment resolves them once and
+    records the numbers it used."""
+
     lr: float = 1e-3
-    batch_size: int = 1024
-    epochs: int = 10  # upper bound; early stopping ends most runs after 2-3 epochs
-    # epochs without a better validation AUC before stopping. 1: ID-embedding CTR models
-    # typically peak after one or two epochs and then overfit (seen on every dataset here)
-    patience: int = 1
+    batch_size: int = 0  # 0: the preset's batch, shrunk so that an epoch has >= MIN_STEPS steps
+    epochs: int = 20  # upper bound; early stopping ends most runs long before
+    patience: int = 0  # epochs without a better validation AUC before stopping; 0: from validation size
+    min_epochs: int = 0  # never stop before this epoch; 0: from validation size
+    max_batch_size: int = 1024  # the preset's batch size, the ceiling of the derived one
     weight_decay: float = 0.0
     device: str = "auto"  # auto | cpu | cuda
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
@@ -79,54 +126,121 @@ class TrainConfig:
     weights_dtype: str = "float32"
 
     def __post_init__(self):
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.patience < 1:
-            raise ConfigError(f"patience must be >= 1, got {self.patience}")
+        check_float("lr", self.lr, 0.0, 10.0)
+        check_int("batch_size", self.batch_size, 0, MAX_BATCH)
+        check_int("max_batch_size", self.max_batch_size, 1, MAX_BATCH)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("patience", self.patience, 0, MAX_EPOCHS)
+        check_int("min_epochs", self.min_epochs, 0, MAX_EPOCHS)
+        check_float("weight_decay", self.weight_decay, 0.0, 1.0, lo_open=False)
+        check_int("threads", self.num_threads, 0, MAX_THREADS)
+        check_int("eval_batch_size", self.eval_batch_size, 1, MAX_BATCH)
+        check_int("max_train_batches", self.max_train_batches, 0, MAX_BATCH)
         if self.weights_dtype not in ("float32", "float16"):
             raise ConfigError(f"weights_dtype must be float32 or float16, got {self.weights_dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
+    @property
+    def resolved(self) -> bool:
+        return self.batch_size > 0 and self.patience > 0 and self.min_epochs > 0
 
+
+# Derived training settings (fair comparisons on any size of log) ------------------------------
+MIN_STEPS = 50  # an epoch has at least this many steps, or early stopping sees too few updates
+
+
+def derived_batch_size(n_train: int, ceiling: int) -> int:
+    """The ceiling, halved until an epoch has >= MIN_STEPS steps (power of two, at least 16)."""
+    batch = ceiling
+    while batch > 16 and n_train / batch < MIN_STEPS:
+        batch //= 2
+    return max(batch, 1)
+
+
+def derived_stopping(valid_positives: int) -> tuple[int, int]:
+    """(patience, min_epochs) for a validation set with this many positives. AUC measured on few
+    positives jumps by chance from epoch to epoch (its standard error is ~0.3/sqrt(positives)):
+    on ~50 clicks patience 1 stopped small countries' models after their first epoch."""
+    if valid_positives >= 5000:
+        return 1, 1
+    if valid_positives >= 1000:
+        return 2, 2
+    if valid_positives >= 200:
+        return 3, 3
+    return 4, 4
+
+
+def resolve_for_data(tcfg: TrainConfig, n_train: int, valid_positives: int) -> TrainConfig:
+    """A copy of `tcfg` with the data-derived settings (0 = derive) filled in."""
+    from dataclasses import replace
+
+    patience, min_epochs = derived_stopping(valid_positives)
+    return replace(
+        tcfg,
+        batch_size=tcfg.batch_size or derived_batch_size(n_train, tcfg.max_batch_size),
+        patience=tcfg.patience or patience,
+        min_epochs=min(tcfg.min_epochs or min_epochs, tcfg.epochs),
+    )
+
+
+# Presets --------------------------------------------------------------------------------------
+# "industrial": the paper's AliExpress settings (d_g 8, d_s 2, MLP 256-128, batch 1024).
+# "public": the paper's Taobao settings (d_g 12, d_s 4, MLP 128-64, lr 5e-4, batch 128).
+# "quick": tiny sizes for tests and smoke runs (results are not meaningful).
+PRESETS = {
+    "industrial": {"model": {}, "train": {"max_batch_size": 1024}, "probes": {}},
+    "public": {"model": {"d_g": 12, "d_s": 4, "mlp": (128, 64)}, "train": {"lr": 5e-4, "max_batch_size": 128},
+               "probes": {}},
+    "quick": {"model": {"mlp": (32, 16)}, "train": {"epochs": 2, "patience": 1, "min_epochs": 1,
+                                                    "batch_size": 512, "max_batch_size": 512},
+              "probes": {"probe_size": 400, "probe_hidden_all": 60}},
+}
+
+
+def preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+# Runs -----------------------------------------------------------------------------------------
 @dataclass
 class RunConfig:
     run_id: str
-    model: str  # saml | bst | bst_individual
-    variant: str | None  # SAML variant, None for BST models
-    seed: int = 0
+    model: str  # a model registry id (saml, bst, bst_individual, saml_no_gate, ...)
+    seed: int = 0  # model seed: initial weights and batch order
+    data_seed: int = 0  # dataset seed: simulated data / random split (fixed splits ignore it)
     experiment: str | None = None
     dataset: str = "synthetic-countries"
-    dataset_options: dict = field(default_factory=dict)  # kwargs of load_dataset (seed, size, seq_len)
+    dataset_options: dict = field(default_factory=dict)  # load_dataset options (without the seed)
+    model_options: dict = field(default_factory=dict)  # the model's own options (registry entry)
+    sweep: dict | None = None  # {"name": "emb", "value": 16} for a sensitivity-sweep run
     model_config: ModelConfig = field(default_factory=ModelConfig)
     train_config: TrainConfig = field(default_factory=TrainConfig)
     probe_size: int = 3000  # evaluation subset for probes (stratified by scenario)
     probe_hidden_all: int = 300  # subsample with every branch's hidden states
+    keep_weights: bool = True  # False: model.pt is deleted after evaluation (demo storage)
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.model == "saml":
-            if self.variant is None:
-                self.variant = "full"
-            if self.variant not in VARIANTS:
-                raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        elif self.variant is not None:
-            raise ConfigError(f"--variant applies to saml only, got {self.variant!r} for {self.model}")
+        from saml_core.models import registry
+
+        registry.get(self.model)  # unknown model: a clear error
+        self.model_options = registry.resolve_options(self.model, self.model_options)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("data seed", self.data_seed, 0, MAX_SEED)
+        check_int("probe_size", self.probe_size, 1, 1_000_000)
+        check_int("probe_hidden_all", self.probe_hidden_all, 0, 1_000_000)
 
     @property
     def label(self) -> str:
-        return LABELS[(self.model, self.variant)]
+        from saml_core.models import registry
+
+        return registry.get(self.model).label
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["model_config"]["mlp"] = list(self.model_config.mlp)
-        if self.model_config.mutual_layers is not None:
-            d["model_config"]["mutual_layers"] = list(self.model_config.mutual_layers)
+        d["model_config"] = self.model_config.to_dict()
         d["label"] = self.label
         return d
 
@@ -134,19 +248,25 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        kw["model_config"] = _build(ModelConfig, d.get("model_config", {}))
-        kw["train_config"] = _build(TrainConfig, d.get("train_config", {}))
+        kw["model_config"] = build_dataclass(ModelConfig, d.get("model_config", {}))
+        kw["train_config"] = build_dataclass(TrainConfig, d.get("train_config", {}))
         return cls(**kw)
 
 
-def _build(cls, d: dict):
+def build_dataclass(cls, d: dict):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{cls.__name__} must be a mapping of options, got {type(d).__name__}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
-    return cls(**d)
+    try:
+        return cls(**d)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from None
 
 
-def run_id_for(model: str, variant: str | None, seed: int, suffix: str = "") -> str:
-    base = model if variant is None else f"{model}-{variant}"
-    return f"{base}{suffix}-s{seed}"
+def run_id_for(model: str, seed: int, data_seed: int = 0, sweep: dict | None = None) -> str:
+    """saml-d0-s0, bst-emb16-d1-s2, ..."""
+    suffix = f"-{sweep['name']}{sweep['value']}" if sweep else ""
+    return f"{model}{suffix}-d{data_seed}-s{seed}"

@@ -1,5 +1,8 @@
-"""Metrics and statistics (numpy/scipy only): AUC, logloss, DeLong CIs and paired tests,
-RelaImpr, multi-seed summaries, similarity recovery and the data-derived similarity."""
+"""Metrics and statistics (numpy/scipy only), the one home of the project's maths: AUC, logloss,
+DeLong CIs and paired tests, verdicts against the baseline over seeds (Holm-adjusted), RelaImpr
+(guarded), multi-seed summaries, similarity recovery with permutation tests and null scores, the
+decomposition of alpha, CKA between branches and the data-derived similarity. The report and
+every page call these; nothing else re-implements them."""
 from __future__ import annotations
 
 import numpy as np
@@ -67,10 +70,121 @@ def paired_delong(label, pred_a, pred_b) -> dict:
 
 
 def relaimpr(auc_model: float | None, auc_base: float | None) -> float | None:
-    """Eq. (10), in percent."""
+    """Eq. (10), in percent. Meaningful only when the baseline is clearly above chance: use
+    `relaimpr_guarded` for anything shown to a user."""
     if auc_model is None or auc_base is None or not np.isfinite(auc_base) or abs(auc_base - 0.5) < 1e-12:
         return None
     return float(((auc_model - 0.5) / (auc_base - 0.5) - 1.0) * 100.0)
+
+
+def relaimpr_guarded(auc_model, auc_base, base_ci_low) -> tuple[float | None, str | None]:
+    """(RelaImpr %, None), or (None, why not). The ratio divides by the baseline's distance from
+    0.5: when the baseline is not clearly above chance (its 95 % CI reaches 0.5) the sign and size
+    say nothing (a worse model below a baseline below 0.5 shows as a large gain)."""
+    if auc_model is None or auc_base is None or not np.isfinite(auc_model) or not np.isfinite(auc_base):
+        return None, "no AUC"
+    if base_ci_low is None or not np.isfinite(base_ci_low) or base_ci_low <= 0.5:
+        return None, f"n/a: the baseline's AUC ({auc_base:.3f}) is not clearly above chance"
+    return relaimpr(auc_model, auc_base), None
+
+
+def holm(p_values) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (step-down; None stays None): with K scenarios, K tests."""
+    idx = [i for i, p in enumerate(p_values) if p is not None and np.isfinite(p)]
+    out: list[float | None] = [None] * len(p_values)
+    m = len(idx)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+ALPHA = 0.05
+
+
+def verdict(diff: float | None, p_adjusted: float | None, alpha: float = ALPHA) -> str:
+    """From the paired test's direction and (adjusted) p-value, never from RelaImpr's sign."""
+    if diff is None or p_adjusted is None:
+        return "n/a"
+    if p_adjusted < alpha:
+        return "better" if diff > 0 else "worse"
+    return "no detectable difference"
+
+
+def _paired(label, a, b) -> dict:
+    """Paired DeLong test with the variance of the difference (for combining test sets)."""
+    aucs, cov = delong(label, np.stack([a, b]))
+    diff = float(aucs[0] - aucs[1])
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    if not np.isfinite(diff):
+        return {"auc_diff": None, "var": None}
+    return {"auc_diff": diff, "var": max(var, 0.0)}
+
+
+def combine(tests: list[dict]) -> dict:
+    """Fixed-effect (inverse-variance) combination of paired tests on independent test sets
+    (one per data seed): {"auc_diff", "z", "p_value"}."""
+    ok = [t for t in tests if t.get("auc_diff") is not None]
+    if not ok:
+        return {"auc_diff": None, "z": None, "p_value": None}
+    if any(t["var"] <= 1e-18 for t in ok):  # identical predictions somewhere: no spread to test
+        diff = float(np.mean([t["auc_diff"] for t in ok]))
+        return {"auc_diff": diff, "z": None, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0}
+    w = np.array([1.0 / t["var"] for t in ok])
+    diff = float(np.sum(w * [t["auc_diff"] for t in ok]) / w.sum())
+    z = diff * np.sqrt(w.sum())
+    return {"auc_diff": diff, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
+
+
+def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[np.ndarray],
+                          model_preds: list[list[np.ndarray]], base_preds: list[list[np.ndarray]],
+                          names: list[str]) -> dict:
+    """A model against the baseline over every seed: per scenario and overall.
+
+    label_by_split[d], scen_by_split[d]: the test split of data seed d; model_preds[d] /
+    base_preds[d]: the runs' predictions on it (one per model seed, paired by position).
+    Within a data seed the test is the paired DeLong test of the seed-averaged predictions
+    (the model as a method, not one lucky seed); data seeds are independent test sets and are
+    combined by inverse variance. The per-scenario p-values are Holm-adjusted over scenarios.
+    Also counted: in how many single runs (seed pairs) the model was ahead, and significantly
+    so (p < 0.05, unadjusted) in each direction."""
+    k = len(names)
+    cells = {name: {"tests": [], "runs": 0, "ahead": 0, "sig_better": 0, "sig_worse": 0, "base_ci_low": []}
+             for name in names + ["overall"]}
+    for label, scen, mp, bp in zip(label_by_split, scen_by_split, model_preds, base_preds):
+        if not mp or not bp:
+            continue
+        a_mean, b_mean = np.mean(mp, axis=0), np.mean(bp, axis=0)
+        masks = [(name, scen == j) for j, name in enumerate(names)] + [("overall", np.ones(len(label), bool))]
+        for name, m in masks:
+            cell = cells[name]
+            if not m.any():
+                continue
+            cell["tests"].append(_paired(label[m], a_mean[m], b_mean[m]))
+            cell["base_ci_low"].append(auc_ci(label[m], b_mean[m])[1])
+            for a, b in zip(mp, bp):
+                t = paired_delong(label[m], a[m], b[m])
+                if t["auc_diff"] is None:
+                    continue
+                cell["runs"] += 1
+                cell["ahead"] += t["auc_diff"] > 0
+                if t["p_value"] is not None and t["p_value"] < ALPHA:
+                    cell["sig_better" if t["auc_diff"] > 0 else "sig_worse"] += 1
+    out = {}
+    for name, cell in cells.items():
+        c = combine(cell["tests"])
+        lows = [x for x in cell["base_ci_low"] if x is not None and np.isfinite(x)]
+        out[name] = {**c, "runs": cell["runs"], "ahead_in": cell["ahead"], "significantly_better_in":
+                     cell["sig_better"], "significantly_worse_in": cell["sig_worse"],
+                     "base_ci_low": min(lows) if lows else None}
+    adjusted = holm([out[n]["p_value"] for n in names])
+    for n, p_adj in zip(names, adjusted):
+        out[n]["p_holm"] = p_adj
+        out[n]["verdict"] = verdict(out[n]["auc_diff"], p_adj)
+    out["overall"]["p_holm"] = out["overall"]["p_value"]  # one test: nothing to adjust
+    out["overall"]["verdict"] = verdict(out["overall"]["auc_diff"], out["overall"]["p_value"])
+    return out
 
 
 def scenario_metrics(label, pred, scenario, scenario_names, with_ci: bool = True) -> dict:
@@ -109,23 +223,151 @@ def alpha_matrix(alpha: np.ndarray, scenario: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def similarity_recovery(alpha_mean: np.ndarray, truth: np.ndarray) -> dict:
-    """Spearman rank correlation between the off-diagonal entries of the (symmetrised) mean
-    alpha matrix of each layer and the ground-truth similarity matrix. Reported, never tuned."""
-    truth = np.asarray(truth, dtype=np.float64)
+def upper(m: np.ndarray) -> np.ndarray:
+    """Off-diagonal entries of the symmetrised matrix, one per scenario pair (i < j)."""
+    m = np.asarray(m, dtype=np.float64)
+    sym = (m + m.T) / 2
+    return sym[np.triu_indices(m.shape[0], 1)]
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return None
+    return float(stats.spearmanr(x[ok], y[ok]).statistic)
+
+
+def _partial(rxy, rxz, ryz) -> float | None:
+    if None in (rxy, rxz, ryz) or abs(rxz) >= 1 or abs(ryz) >= 1:
+        return None
+    return float((rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2)))
+
+
+def matrix_agreement(learned: np.ndarray, truth: np.ndarray, control: np.ndarray | None = None,
+                     n_perm: int = 4999, seed: int = 0) -> dict:
+    """How well a learned K x K scenario similarity ranks the scenario pairs like `truth`.
+
+    spearman: rank correlation over the K(K-1)/2 pairs. p_value: Mantel permutation test
+    (one-sided, "at least this much agreement"): scenario labels of `learned` are permuted,
+    rows and columns together, because the pairs of one scenario are not independent (scipy's
+    p would treat the 45 pairs of 10 scenarios as 45 independent observations).
+    partial: the Spearman correlation controlling for `control` (e.g. a traffic-only matrix), with
+    its own permutation p-value."""
+    learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     k = truth.shape[0]
-    iu = np.triu_indices(k, 1)
-    rho, p = [], []
-    for layer in np.asarray(alpha_mean, dtype=np.float64):
-        sym = (layer + layer.T) / 2
-        x, y = sym[iu], truth[iu]
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-            rho.append(None), p.append(None)
-            continue
-        r = stats.spearmanr(x[ok], y[ok])
-        rho.append(float(r.statistic)), p.append(float(r.pvalue))
-    return {"spearman": rho, "p_value": p}
+    x, y = upper(learned), upper(truth)
+    rho = _spearman(x, y)
+    out = {"spearman": rho, "p_value": None, "partial": None, "partial_p_value": None, "n_perm": n_perm}
+    if rho is None:
+        return out
+    z = upper(control) if control is not None else None
+    r_yz = _spearman(y, z) if z is not None else None
+    part = _partial(rho, _spearman(x, z), r_yz) if z is not None else None
+    out["partial"] = part
+    rng = np.random.default_rng(seed)
+    hits = hits_partial = 0
+    for _ in range(n_perm):
+        perm = rng.permutation(k)
+        xp = upper(learned[np.ix_(perm, perm)])
+        r = _spearman(xp, y)
+        hits += r is not None and r >= rho - 1e-12
+        if part is not None:
+            rp = _partial(r, _spearman(xp, z), r_yz)
+            hits_partial += rp is not None and rp >= part - 1e-12
+    out["p_value"] = (1 + hits) / (1 + n_perm)
+    if part is not None:
+        out["partial_p_value"] = (1 + hits_partial) / (1 + n_perm)
+    return out
+
+
+def traffic_matrix(shares) -> np.ndarray:
+    """A similarity that knows nothing but traffic: share_a x share_b (big pairs most alike)."""
+    s = np.asarray(shares, dtype=np.float64)
+    return np.outer(s, s)
+
+
+def group_matrix(groups: list) -> np.ndarray:
+    """1 for two scenarios of the same (non-empty) group, else 0."""
+    g = list(groups)
+    return np.array([[1.0 if a is not None and a == b else 0.0 for b in g] for a in g])
+
+
+def similarity_recovery(alpha_mean: np.ndarray, truth: np.ndarray, traffic: np.ndarray | None = None,
+                        nulls: dict[str, np.ndarray] | None = None, n_perm: int = 4999) -> dict:
+    """Per mutual-unit layer: agreement of the mean alpha matrix with the planted similarity
+    (`matrix_agreement`, controlling for traffic when given), beside the score that "null"
+    similarity matrices (traffic only, same group only) get against the same truth: recovery is
+    informative only above those. Reported, never tuned on."""
+    truth = np.asarray(truth, dtype=np.float64)
+    control = traffic_matrix(traffic) if traffic is not None else None
+    layers = [matrix_agreement(layer, truth, control, n_perm=n_perm)
+              for layer in np.asarray(alpha_mean, dtype=np.float64)]
+    out = {key: [l[key] for l in layers] for key in ("spearman", "p_value", "partial", "partial_p_value")}
+    null_mats = dict(nulls or {})
+    if control is not None:
+        null_mats.setdefault("traffic only", control)
+    out["null_scores"] = {name: _spearman(upper(m), upper(truth)) for name, m in null_mats.items()}
+    out["test"] = (f"Spearman over scenario pairs; p: one-sided Mantel permutation test ({n_perm} "
+                   "permutations of scenario labels); partial: controlling for traffic share x share")
+    return out
+
+
+def decompose_alpha(alpha_mean: np.ndarray) -> dict:
+    """Split a K x K mean alpha matrix (row = scenario listening, column = branch listened to,
+    diagonal undefined) into what is common to everyone and what is specific to a pair:
+
+        alpha[s, j] = even + row[s] + column[j] + pairwise[s, j]
+
+    even = 1/(K-1) (every branch heard equally). A softmax row sums to 1, so rows differ little;
+    `column[j]` is branch j's pull on everybody (in practice: traffic), and `pairwise` is what is
+    left: how much more s listens to j than s's and j's overall levels predict. Least squares
+    over the off-diagonal cells (alternating row/column means, which converge for this design).
+    share_column / share_pairwise: parts of the variance of alpha around the even split."""
+    a = np.asarray(alpha_mean, dtype=np.float64).copy()
+    k = a.shape[0]
+    off = ~np.eye(k, dtype=bool) & np.isfinite(a)
+    even = 1.0 / max(k - 1, 1)
+    dev = np.where(off, a - even, np.nan)
+    row, col = np.zeros(k), np.zeros(k)
+    for _ in range(200):
+        new_row = np.nanmean(dev - col[None, :], axis=1)
+        new_row = np.nan_to_num(new_row - np.nanmean(new_row))
+        new_col = np.nan_to_num(np.nanmean(dev - new_row[:, None], axis=0))
+        if np.allclose(new_row, row, atol=1e-13) and np.allclose(new_col, col, atol=1e-13):
+            row, col = new_row, new_col
+            break
+        row, col = new_row, new_col
+    pairwise = dev - row[:, None] - col[None, :]
+    total = np.nansum(dev ** 2)
+    share = (lambda part: float(np.nansum(np.where(off, part, np.nan) ** 2) / total) if total > 0 else None)
+    return {"even": even, "row": row, "column": col, "pairwise": pairwise,
+            "share_row": share(np.broadcast_to(row[:, None], a.shape)),
+            "share_column": share(np.broadcast_to(col[None, :], a.shape)),
+            "share_pairwise": share(pairwise)}
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear centred kernel alignment of two representations of the same rows (Kornblith et al.
+    2019): 1 = same geometry up to rotation and scale, 0 = unrelated."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    num = np.linalg.norm(y.T @ x) ** 2
+    den = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    return float(num / den) if den > 0 else float("nan")
+
+
+def branch_cka(hidden_all: np.ndarray) -> np.ndarray:
+    """[M, K, H] every branch's hidden state on the same M samples -> [K, K] linear CKA between
+    branches: a model-free similarity of what the branches compute (no softmax, no gate)."""
+    h = np.asarray(hidden_all, dtype=np.float64)
+    k = h.shape[1]
+    out = np.eye(k)
+    for a in range(k):
+        for b in range(a + 1, k):
+            out[a, b] = out[b, a] = linear_cka(h[:, a], h[:, b])
+    return out
 
 
 def data_similarity(category: np.ndarray, label: np.ndarray, scenario: np.ndarray, k: int) -> np.ndarray:

@@ -1,14 +1,17 @@
-"""Experiments: a group of runs on the same data split (docs/ARTIFACTS.md).
+"""Experiments: a group of runs compared on the same data (docs/ARTIFACTS.md).
 
-The default comparison set is the paper's (Tables III/IV): BST-Individual, BST, SAML and its
-three ablations. Options add seeds and the sensitivity sweeps of Fig. 2 (embedding size,
-attention heads, MLP depth; BST vs SAML). Re-running an experiment skips finished runs and
-resumes unfinished ones from their last finished epoch.
+The default comparison set is the registry's default models (the paper's Tables III/IV:
+BST-Individual, BST, SAML and its three ablations). Model seeds and data seeds repeat every run;
+sweeps vary one size (paper Fig. 2). Re-running an experiment skips finished runs whose full
+configuration equals the requested one, resumes unfinished ones from their last finished epoch,
+and refuses to mix other settings into an existing experiment.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,38 +23,44 @@ import numpy as np
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
-from saml_core.config import ConfigError, ModelConfig, RunConfig, TrainConfig, VARIANTS, run_id_for
-
-DEFAULT_RUNS = ("bst_individual", "bst", "saml:full", "saml:no_gate", "saml:no_aux", "saml:no_gate_mut")
+from saml_core import liveness
+from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, RunConfig, TrainConfig,
+                              build_dataclass, check_int, check_name, resolve_for_data, run_id_for)
 
 # The shipped demo (`python -m saml_core demo`, also the dashboard's "Build the demo"): the
-# default comparison set on both datasets, stored compactly -- float16 weights and 100 probe
-# samples through every branch -- so that the two experiments together stay under 30 MB.
+# default comparison set plus the simple baseline on both datasets, with 3 model seeds and 2 data
+# seeds so that every headline figure is a mean with its spread; stored compactly (float16
+# weights, weights of the first model seed only, 100 probe samples through every branch).
 DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
-DEMO_OPTIONS = ("--weights-dtype", "float16", "--probe-hidden-all", "100")
+DEMO_OPTIONS = ("--seeds", "3", "--data-seeds", "2", "--weights-dtype", "float16", "--probe-hidden-all", "100",
+                "--keep-weights", "first-seed", "--runs", "default,lr_te")
 SWEEPS = {"emb": (8, 12, 16, 24, 32), "heads": (4, 8, 12, 16), "depth": (2, 3, 4, 5)}
+SWEEP_RUNS = ("bst", "saml")
+KEEP_WEIGHTS = ("all", "first-seed")
+# Run ids of earlier versions, still accepted on the command line.
+ALIASES = {"saml:full": "saml", "saml:no_gate": "saml_no_gate", "saml:no_aux": "saml_no_aux",
+           "saml:no_gate_mut": "saml_no_gate_mut"}
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def parse_runs(text: str | list[str] | tuple) -> list[tuple[str, str | None]]:
+def parse_runs(text: str | list | tuple) -> list[str]:
+    """Model ids from a comma list ("default" = the registry's default set)."""
+    from saml_core.models import registry
+
     items = text.split(",") if isinstance(text, str) else list(text)
-    out = []
-    for item in (i.strip() for i in items):
+    out: list[str] = []
+    for item in (str(i).strip() for i in items):
         if not item:
             continue
-        model, _, variant = item.partition(":")
-        if model not in ("saml", "bst", "bst_individual"):
-            raise ConfigError(f"--runs: unknown model {model!r} in {item!r} (saml:VARIANT, bst, bst_individual)")
-        if model == "saml":
-            variant = variant or "full"
-            if variant not in VARIANTS:
-                raise ConfigError(f"--runs: unknown SAML variant {variant!r} (one of {', '.join(VARIANTS)})")
-        elif variant:
-            raise ConfigError(f"--runs: {model} takes no variant (got {item!r})")
-        out.append((model, variant or None))
+        ids = registry.default_ids() if item == "default" else [ALIASES.get(item, item)]
+        for model_id in ids:
+            if registry.find(model_id) is None:
+                raise ConfigError(f"--runs: unknown model {item!r}; known: default, {', '.join(registry.ids())}")
+            if model_id not in out:
+                out.append(model_id)
     if not out:
         raise ConfigError("--runs is empty")
     return out
@@ -65,62 +74,114 @@ def depth_mlp(base: tuple[int, ...], depth: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def sweep_configs(sweep: str | None, base: ModelConfig) -> list[tuple[dict | None, ModelConfig]]:
+    if sweep is None:
+        return [(None, base)]
+    values = SWEEPS[sweep]
+    if sweep == "emb":
+        return [({"name": "emb", "value": v}, dataclasses.replace(base, d_g=v)) for v in values]
+    if sweep == "heads":
+        return [({"name": "heads", "value": v}, dataclasses.replace(base, heads=v)) for v in values]
+    return [({"name": "depth", "value": v}, dataclasses.replace(base, mlp=depth_mlp(base.mlp, v), mutual_layers=None))
+            for v in values]
+
+
 @dataclass
 class ExperimentConfig:
+    """Everything that defines an experiment; `to_dict`/`from_dict` round-trip it (job specs)."""
+
     name: str
     dataset: str = "synthetic-countries"
-    dataset_options: dict = field(default_factory=dict)  # kwargs of load_dataset
-    runs: list = field(default_factory=lambda: list(DEFAULT_RUNS))
+    dataset_options: dict = field(default_factory=dict)  # load_dataset options (the data seed aside)
+    runs: list = field(default_factory=lambda: ["default"])
     seeds: int = 1
-    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1
+    first_seed: int = 0  # model seeds first_seed .. first_seed + seeds - 1
+    data_seeds: list = field(default_factory=lambda: [0])
     sweep: str | None = None
+    preset: str = ""  # training preset the settings started from (for the record)
     model_config: ModelConfig = field(default_factory=ModelConfig)
     train_config: TrainConfig = field(default_factory=TrainConfig)
+    model_options: dict = field(default_factory=dict)  # {model id: {option: value}}
     probe_size: int = 3000
     probe_hidden_all: int = 300
+    keep_weights: str = "all"  # "first-seed": model.pt only for the first model seed (demo storage)
 
     def __post_init__(self):
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            raise ConfigError(f"invalid experiment name {self.name!r} (no slashes, not starting with '.')")
-        if self.seeds < 1:
-            raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
+        from saml_core.data import registry as datasets
+
+        check_name(self.name)
+        datasets.parse(self.dataset)
+        if not isinstance(self.dataset_options, dict) or "seed" in self.dataset_options:
+            raise ConfigError("dataset options must be a mapping without 'seed' (use data seeds)")
+        self.runs = parse_runs(self.runs)
+        check_int("--seeds", self.seeds, 1, MAX_SEEDS)
+        check_int("first seed", self.first_seed, 0, MAX_SEED - MAX_SEEDS)
+        self.data_seeds = list(self.data_seeds)
+        if not self.data_seeds or len(self.data_seeds) > MAX_SEEDS:
+            raise ConfigError(f"data seeds: give 1 to {MAX_SEEDS}, got {len(self.data_seeds)}")
+        for d in self.data_seeds:
+            check_int("data seed", d, 0, MAX_SEED)
+        if len(set(self.data_seeds)) != len(self.data_seeds):
+            raise ConfigError(f"data seeds repeat a value: {self.data_seeds}")
         if self.sweep is not None and self.sweep not in SWEEPS:
             raise ConfigError(f"--sweep must be one of {', '.join(SWEEPS)}, got {self.sweep!r}")
+        if self.keep_weights not in KEEP_WEIGHTS:
+            raise ConfigError(f"keep_weights must be one of {', '.join(KEEP_WEIGHTS)}, got {self.keep_weights!r}")
+        unknown = sorted(set(self.model_options) - set(self.runs))
+        if unknown:
+            raise ConfigError(f"model options given for model(s) not in the experiment: {', '.join(unknown)}")
+        check_int("probe size", self.probe_size, 1, 1_000_000)
+        check_int("probe samples through every branch", self.probe_hidden_all, 0, 1_000_000)
+        self.plan()  # every run's own checks (model options) now, not after hours of training
 
     def plan(self) -> list[RunConfig]:
-        """Every run of the experiment, in training order."""
-        pairs = parse_runs(self.runs)
-        variants: list[tuple[str, ModelConfig]] = [("", self.model_config)]
-        if self.sweep == "emb":
-            variants = [(f"-emb{v}", dataclasses.replace(self.model_config, d_g=v)) for v in SWEEPS["emb"]]
-        elif self.sweep == "heads":
-            variants = [(f"-heads{v}", dataclasses.replace(self.model_config, heads=v)) for v in SWEEPS["heads"]]
-        elif self.sweep == "depth":
-            variants = [(f"-depth{v}", dataclasses.replace(self.model_config, mlp=depth_mlp(self.model_config.mlp, v),
-                                                           mutual_layers=None)) for v in SWEEPS["depth"]]
+        """Every run of the experiment, in training order (data seed, model seed, sweep, model)."""
         runs = []
-        for seed in range(self.first_seed, self.first_seed + self.seeds):
-            for suffix, mcfg in variants:
-                for model, variant in pairs:
-                    runs.append(RunConfig(
-                        run_id=run_id_for(model, variant, seed, suffix), model=model, variant=variant, seed=seed,
-                        experiment=self.name, dataset=self.dataset, dataset_options=dict(self.dataset_options),
-                        model_config=mcfg, train_config=self.train_config, probe_size=self.probe_size,
-                        probe_hidden_all=self.probe_hidden_all))
+        for data_seed in self.data_seeds:
+            for seed in range(self.first_seed, self.first_seed + self.seeds):
+                for sweep, mcfg in sweep_configs(self.sweep, self.model_config):
+                    for model in self.runs:
+                        runs.append(RunConfig(
+                            run_id=run_id_for(model, seed, data_seed, sweep), model=model, seed=seed,
+                            data_seed=data_seed, experiment=self.name, dataset=self.dataset,
+                            dataset_options=dict(self.dataset_options), sweep=sweep,
+                            model_options=dict(self.model_options.get(model, {})), model_config=mcfg,
+                            train_config=self.train_config, probe_size=self.probe_size,
+                            probe_hidden_all=self.probe_hidden_all,
+                            keep_weights=self.keep_weights == "all" or seed == self.first_seed))
         return runs
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["model_config"]["mlp"] = list(self.model_config.mlp)
+        d["model_config"] = self.model_config.to_dict()
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentConfig":
+        """Rebuild and validate (a job spec is untrusted input: every field is checked)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"an experiment specification must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown experiment option(s): {', '.join(unknown)}")
+        kw = dict(d)
+        kw["model_config"] = build_dataclass(ModelConfig, d.get("model_config", {}))
+        kw["train_config"] = build_dataclass(TrainConfig, d.get("train_config", {}))
+        try:
+            return cls(**kw)
+        except TypeError as exc:
+            raise ConfigError(f"experiment specification: {exc}") from None
 
 
 class StatusWriter:
-    """experiment_status.json (+ an extra --status-file), written atomically, throttled."""
+    """experiment_status.json (+ an extra --status-file), written atomically, throttled. Records
+    the writer's pid and start time, so a reader can tell "running" from "interrupted"."""
 
     def __init__(self, paths: list[Path], base: dict, min_interval: float = 0.5):
         self.paths, self.base, self.min_interval = paths, dict(base), min_interval
         self._last = 0.0
+        self._me = liveness.token()
 
     def write(self, force: bool = False, **fields) -> None:
         self.base.update(fields)
@@ -128,121 +189,371 @@ class StatusWriter:
         if not force and now - self._last < self.min_interval:
             return
         self._last = now
-        doc = {**self.base, "updated": now_iso(), "pid": os.getpid()}
+        doc = {**self.base, "updated": now_iso(), **self._me}
         for p in self.paths:
             art.write_json(p, doc)
 
 
+class ExperimentProgress:
+    """One progress fraction and ETA for the whole experiment: finished runs, plus the running
+    run's share (its epochs and steps; for a per-scenario model, its sub-models). Never goes
+    backwards: a run that stops early jumps forward."""
+
+    def __init__(self, n_runs: int, done: int):
+        self.n_runs, self.done = max(n_runs, 1), done
+        self.fraction = done / max(n_runs, 1)
+        self.t0, self.f0 = time.monotonic(), self.fraction
+
+    def update(self, event: dict) -> tuple[float, float | None]:
+        epochs = max(float(event.get("epochs") or 1), 1.0)
+        steps = max(float(event.get("steps") or 1), 1.0)
+        within = min((max(float(event.get("epoch") or 1) - 1, 0) + min(float(event.get("step") or 0) / steps, 1)) /
+                     epochs, 1.0)
+        if event.get("n_submodels"):
+            within = (float(event["submodel_index"]) - 1 + within) / float(event["n_submodels"])
+        self.fraction = max(self.fraction, (self.done + within) / self.n_runs)
+        return self.fraction, self.eta()
+
+    def run_finished(self) -> None:
+        self.done += 1
+        self.fraction = max(self.fraction, self.done / self.n_runs)
+
+    def eta(self) -> float | None:
+        gained = self.fraction - self.f0
+        elapsed = time.monotonic() - self.t0
+        if gained <= 0.002 or elapsed < 1:
+            return None
+        return elapsed / gained * (1 - self.fraction)
+
+
 def dataset_facts(data) -> dict:
-    """experiment.json fields derived from the data (shares, counts, oracle, similarities)."""
+    """The facts of one data seed's split: shares, counts, oracle, similarities, probe subset."""
     names = list(data.spec.scenario_names)
     k = len(names)
     tr_s = data.train.scenario.numpy()
     te_s, te_y = data.test.scenario.numpy(), data.test.label.numpy()
     share = np.bincount(tr_s, minlength=k) / max(len(tr_s), 1)
     facts = {
-        "scenario_names": names,
         "traffic_share": {n: float(share[i]) for i, n in enumerate(names)},
         "test_counts": {n: {"n": int((te_s == i).sum()), "positives": int(te_y[te_s == i].sum())}
                         for i, n in enumerate(names)},
-        "oracle_auc": None, "true_similarity": None, "data_similarity": None,
+        "oracle_auc": None, "oracle_auc_overall": None, "data_similarity": None,
+        "dropped_scenarios": data.info.get("dropped_scenarios") or [],
     }
     if data.test.oracle_prob is not None:
-        op = data.test.oracle_prob.numpy()
-        per = ev.scenario_metrics(te_y, op, te_s, names, with_ci=False)
+        per = ev.scenario_metrics(te_y, data.test.oracle_prob.numpy(), te_s, names, with_ci=False)
         facts["oracle_auc"] = {n: per["per_scenario"][n]["auc"] for n in names}
         facts["oracle_auc_overall"] = per["overall"]["auc"]
-    if data.true_similarity is not None:
-        facts["true_similarity"] = np.asarray(data.true_similarity, dtype=float)
     if data.category_field is not None:
         ci = data.spec.cat_index(data.category_field)
         facts["data_similarity"] = ev.data_similarity(data.train.cat[:, ci].numpy(), data.train.label.numpy(), tr_s, k)
-        facts["data_similarity_field"] = data.category_field
     return facts
+
+
+def _combine_facts(splits: dict[str, dict], names: list[str]) -> dict:
+    """Experiment-level facts over data seeds: shares and oracle AUCs averaged, counts summed."""
+    facts = list(splits.values())
+
+    def mean_of(key, sub=None):
+        vals = [f[key] if sub is None else (f[key] or {}).get(sub) for f in facts]
+        vals = [v for v in vals if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    out = {
+        "traffic_share": {n: mean_of("traffic_share", n) for n in names},
+        "test_counts": {n: {"n": sum(f["test_counts"][n]["n"] for f in facts),
+                            "positives": sum(f["test_counts"][n]["positives"] for f in facts)} for n in names},
+        "oracle_auc": ({n: mean_of("oracle_auc", n) for n in names} if facts[0]["oracle_auc"] else None),
+        "oracle_auc_overall": mean_of("oracle_auc_overall"),
+        "data_similarity": None,
+    }
+    sims = [np.asarray(f["data_similarity"], dtype=float) for f in facts if f["data_similarity"] is not None]
+    if sims:
+        out["data_similarity"] = np.mean(sims, axis=0)
+    return out
 
 
 def run_is_finished(run_dir: Path) -> bool:
     try:
-        art.read_json(run_dir / "metrics.json")
-        return (run_dir / "model.pt").exists()
+        metrics = art.read_json(run_dir / "metrics.json")
     except art.ArtifactError:
         return False
+    return (run_dir / "model.pt").exists() or metrics.get("weights_kept") is False
+
+
+# What may differ between a stored run and the same run requested again.
+_VOLATILE = {"schema_version", "experiment", "feature_spec", "label", "train_config.device",
+             "train_config.num_threads", "train_config.eval_batch_size"}
+
+
+def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """Readable differences between two run configurations ("lr: 0.001 -> 0.0005")."""
+    out = []
+    for key in sorted(set(stored) | set(wanted)):
+        path = f"{prefix}{key}"
+        if path in _VOLATILE:
+            continue
+        a, b = stored.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{path}.")
+        elif a != b:
+            out.append(f"{path}: {a!r} -> {b!r}")
+    return out
+
+
+class ExperimentLock:
+    """One writer per experiment: an exclusive flock on <experiment>/.lock (the kernel releases it
+    when the holder dies, even on kill -9). The file says who holds it, for the error message."""
+
+    def __init__(self, exp_dir: Path):
+        self.path = exp_dir / ".lock"
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise ConfigError(f"experiment {self.path.parent.name!r} is being trained right now by {holder}; "
+                              "wait for it to finish (or cancel it) before writing to it") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}, started {now_iso()}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _check_identity(cfg: ExperimentConfig, previous: dict | None, plan: list[RunConfig], exp_dir: Path,
+                    overwrite: bool, log) -> None:
+    """Refuse to mix settings into an experiment: same dataset, and every existing run directory
+    of the plan holds the same configuration (or --overwrite removes it)."""
+    if previous is not None and (previous.get("dataset") != cfg.dataset
+                                 or (previous.get("dataset_options") or {}) != cfg.dataset_options):
+        raise ConfigError(
+            f"experiment {cfg.name!r} already exists with dataset {previous.get('dataset')!r} "
+            f"{previous.get('dataset_options') or {}}; choose another --name")
+    for rcfg in plan:
+        path = exp_dir / rcfg.run_id / "config.json"
+        if not path.exists():
+            continue
+        try:
+            stored = art.read_json(path)
+        except art.ArtifactError:
+            stored = {}
+        diff = config_differences(stored, art.clean_json(rcfg.to_dict()))
+        if not diff:
+            continue
+        if not overwrite:
+            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+            raise ConfigError(f"experiment {cfg.name!r} already has run {rcfg.run_id} trained with other settings "
+                              f"({shown}); use another --name, or --overwrite to retrain it")
+        log(f"{rcfg.run_id}: other settings than requested, removed (--overwrite)")
+        shutil.rmtree(exp_dir / rcfg.run_id)
+
+
+def _data_for(cfg: ExperimentConfig, data_seed: int):
+    from saml_core.data import load_dataset
+
+    return load_dataset(cfg.dataset, seed=data_seed, **cfg.dataset_options)
+
+
+def train_settings(cfg: ExperimentConfig, data) -> dict:
+    """The settings every model is trained with on this data (data-derived values filled in)."""
+    tcfg = resolve_for_data(cfg.train_config, len(data.train), int(data.valid.label.sum().item()))
+    return {"lr": tcfg.lr, "batch_size": tcfg.batch_size, "patience": tcfg.patience, "min_epochs": tcfg.min_epochs,
+            "epochs": tcfg.epochs, "weight_decay": tcfg.weight_decay,
+            "derived": [k for k in ("batch_size", "patience", "min_epochs") if not getattr(cfg.train_config, k)]}
 
 
 def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str | Path | None = None,
                    should_stop: Callable[[], bool] | None = None, command: str | None = None,
-                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
+                   overwrite: bool = False, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
     """Train every planned run that is not finished yet; returns the experiment directory."""
-    from saml_core.data import load_dataset
-    from saml_core.probes import probe_index
-    from saml_core.train import Cancelled, train_run
+    from saml_core.train import Cancelled, TrainingFailed, train_run
 
     exp_dir = Path(root) / cfg.name
     exp_dir.mkdir(parents=True, exist_ok=True)
     plan = cfg.plan()
     paths = [exp_dir / "experiment_status.json"] + ([Path(status_file)] if status_file else [])
-    status = StatusWriter(paths, {"state": "running", "experiment": cfg.name, "run_id": None, "run_index": 0,
-                                  "n_runs": len(plan), "epoch": 0, "epochs": cfg.train_config.epochs, "step": 0,
-                                  "steps": 0, "loss": None, "eta_seconds": None, "message": "loading data"})
-    status.write(force=True)
+    with ExperimentLock(exp_dir):
+        status = StatusWriter(paths, {"state": "running", "experiment": cfg.name, "run_id": None, "run_index": 0,
+                                      "n_runs": len(plan), "epoch": 0, "epochs": cfg.train_config.epochs, "step": 0,
+                                      "steps": 0, "loss": None, "eta_seconds": None, "progress": 0.0,
+                                      "submodel": None, "message": "loading data"})
+        status.write(force=True)
+        try:
+            exp_file = exp_dir / "experiment.json"
+            previous = art.read_json(exp_file) if exp_file.exists() else None
+            _check_identity(cfg, previous, plan, exp_dir, overwrite, log)
+            doc = _experiment_doc(cfg, previous, plan, command)
+            progress = ExperimentProgress(len(plan), sum(run_is_finished(exp_dir / r.run_id) for r in plan))
+            failed: list[str] = []
+            t_exp = time.perf_counter()
+            for data_seed in cfg.data_seeds:
+                todo = [r for r in plan if r.data_seed == data_seed]
+                key = str(data_seed)
+                if key in doc["splits"] and all(run_is_finished(exp_dir / r.run_id) for r in todo):
+                    continue
+                status.write(force=True, message=f"loading data (data seed {data_seed})")
+                data = _data_for(cfg, data_seed)
+                if len(cfg.data_seeds) > 1 and not data.info.get("seed_dependent", True):
+                    raise ConfigError(f"{cfg.dataset}: the split does not depend on the data seed "
+                                      "(a fixed split), so several data seeds would repeat the same data; use one")
+                _record_split(doc, exp_dir, cfg, data, data_seed)
+                art.write_json(exp_file, doc)
+                pidx = np.asarray(doc["splits"][key]["probe_index"], dtype=np.int64)
+                for rcfg in todo:
+                    i = plan.index(rcfg) + 1
+                    run_dir = exp_dir / rcfg.run_id
+                    if run_is_finished(run_dir):
+                        log(f"[{i}/{len(plan)}] {rcfg.run_id}: finished earlier, skipped")
+                        continue
+                    try:
+                        _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop, log,
+                                   train_run, Cancelled)
+                    except TrainingFailed as exc:  # this run has no result; the others still can
+                        failed.append(rcfg.run_id)
+                        progress.run_finished()
+                        log(f"    {rcfg.run_id}: FAILED: {exc}")
+            doc["updated"], doc["wall_seconds_last_invocation"] = now_iso(), time.perf_counter() - t_exp
+            art.write_json(exp_file, doc)
+            if failed:
+                status.write(force=True, state="failed", progress=1.0, eta_seconds=0,
+                             message=f"{len(failed)} of {len(plan)} runs failed: {', '.join(failed)}")
+                raise TrainingFailed(f"{len(failed)} of {len(plan)} runs failed ({', '.join(failed)}); "
+                                     "each run's status.json says why, the other runs finished")
+            status.write(force=True, state="finished", message=f"{len(plan)} runs finished", eta_seconds=0,
+                         progress=1.0)
+            return exp_dir
+        except Cancelled:
+            status.write(force=True, state="cancelled", message="cancelled; finished runs and epochs are kept")
+            raise
+        except KeyboardInterrupt:
+            status.write(force=True, state="interrupted", message="interrupted; finished runs and epochs are kept")
+            raise
+        except TrainingFailed:
+            raise
+        except BaseException as exc:
+            status.write(force=True, state="failed", message=f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _experiment_doc(cfg: ExperimentConfig, previous: dict | None, plan: list[RunConfig], command: str | None) -> dict:
+    from saml_core.data import registry as datasets
+
+    previous = previous or {}
+    run_ids = list(previous.get("runs", []))
+    run_ids += [r.run_id for r in plan if r.run_id not in run_ids]
+    entry = datasets.get(cfg.dataset)
+    return {**previous, "name": cfg.name, "dataset": cfg.dataset, "dataset_options": cfg.dataset_options,
+            "dataset_kind": previous.get("dataset_kind", entry.kind), "created": previous.get("created", now_iso()),
+            "updated": now_iso(), "command": command or previous.get("command"), "config": cfg.to_dict(),
+            "runs": run_ids, "splits": dict(previous.get("splits") or {}),
+            "data_seeds": sorted(set(previous.get("data_seeds") or []) | set(cfg.data_seeds))}
+
+
+def _record_split(doc: dict, exp_dir: Path, cfg: ExperimentConfig, data, data_seed: int) -> None:
+    """experiment.json fields of one data seed (kept from an earlier invocation where present:
+    the probe subset must not move under finished runs), then the experiment-level summary."""
+    from saml_core.probes import probe_index
+
+    names = list(data.spec.scenario_names)
+    if doc.get("scenario_names") not in (None, names):
+        raise ConfigError(f"data seed {data_seed} gives other scenarios ({', '.join(names)}) than the experiment's "
+                          f"({', '.join(doc['scenario_names'])}), e.g. after dropping a small one; use one data seed "
+                          "or change min_positives")
+    key = str(data_seed)
+    old = doc["splits"].get(key) or {}
+    facts = dataset_facts(data)
+    facts["probe_index"] = old.get("probe_index") or probe_index(data.test, cfg.probe_size, seed=0).tolist()
+    facts["train_settings"] = train_settings(cfg, data)
+    doc["splits"][key] = facts
+    art.save_npz(exp_dir / f"test_labels-d{data_seed}.npz",
+                 {"label": data.test.label.numpy().astype(np.int8),
+                  "scenario": data.test.scenario.numpy().astype(np.int16)})
+    doc.update({"dataset_kind": data.kind, "dataset_info": data.info, "scenario_names": names,
+                "scenario_noun": list(data.scenario_noun),
+                "true_similarity": None if data.true_similarity is None else np.asarray(data.true_similarity, float),
+                "scenario_groups": data.info.get("scenario_groups"),
+                "data_similarity_field": data.category_field,
+                "train_settings": doc["splits"][str(min(int(k) for k in doc["splits"]))]["train_settings"]})
+    doc.update(_combine_facts({k: v for k, v in doc["splits"].items()}, names))
+
+
+def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop, log, train_run, Cancelled):
+    log(f"[{i}/{len(plan)}] {rcfg.run_id}: training ({rcfg.label})")
+    status.write(force=True, run_id=rcfg.run_id, run_index=i, epoch=0, step=0, submodel=None,
+                 message=f"training {rcfg.label}")
+    run_status = StatusWriter([run_dir / "status.json"], {"state": "running", "run_id": rcfg.run_id})
+
+    def on_progress(e: dict):
+        fields = {k: e.get(k) for k in ("epoch", "epochs", "step", "steps", "loss")}
+        fraction, eta = progress.update(e)
+        sub = e.get("submodel")
+        msg = f"training {rcfg.label}" + (f" — {sub} ({e['submodel_index']}/{e['n_submodels']})" if sub else "")
+        force = bool(e.get("epoch_finished"))
+        status.write(force=force, message=msg, progress=fraction, eta_seconds=eta, submodel=sub, **fields)
+        run_status.write(force=force, message=msg, **fields)
+
     try:
-        exp_file = exp_dir / "experiment.json"
-        previous = art.read_json(exp_file) if exp_file.exists() else None
-        if previous is not None and (previous.get("dataset") != cfg.dataset
-                                     or previous.get("dataset_options", {}) != cfg.dataset_options):
-            raise ConfigError(
-                f"experiment {cfg.name!r} already exists with dataset {previous.get('dataset')!r} "
-                f"{previous.get('dataset_options', {})}; choose another --name")
-        data = load_dataset(cfg.dataset, **cfg.dataset_options)
-        if previous is not None and previous.get("probe_index") is not None:
-            pidx = np.asarray(previous["probe_index"], dtype=np.int64)
-        else:
-            pidx = probe_index(data.test, cfg.probe_size, seed=0)
-        art.save_npz(exp_dir / "test_labels.npz", {"label": data.test.label.numpy().astype(np.int8),
-                                                   "scenario": data.test.scenario.numpy().astype(np.int16)})
-        run_ids = list(previous.get("runs", [])) if previous else []
-        run_ids += [r.run_id for r in plan if r.run_id not in run_ids]
-        doc = {"name": cfg.name, "dataset": cfg.dataset, "dataset_options": cfg.dataset_options,
-               "dataset_kind": data.kind, "dataset_info": data.info, **dataset_facts(data),
-               "created": (previous or {}).get("created", now_iso()), "updated": now_iso(),
-               "command": command or (previous or {}).get("command"), "config": cfg.to_dict(),
-               "runs": run_ids, "probe_index": pidx.tolist()}
-        art.write_json(exp_file, doc)
-        t_exp = time.perf_counter()
-        for i, rcfg in enumerate(plan, start=1):
-            run_dir = exp_dir / rcfg.run_id
-            if run_is_finished(run_dir):
-                log(f"[{i}/{len(plan)}] {rcfg.run_id}: finished earlier, skipped")
-                continue
-            log(f"[{i}/{len(plan)}] {rcfg.run_id}: training ({rcfg.label})")
-            status.write(force=True, run_id=rcfg.run_id, run_index=i, epoch=0, step=0,
-                         message=f"training {rcfg.label}")
-            run_status = StatusWriter([run_dir / "status.json"], {"state": "running", "run_id": rcfg.run_id})
-
-            def progress(e: dict, rcfg=rcfg):
-                fields = {k: e.get(k) for k in ("epoch", "epochs", "step", "steps", "loss", "eta_seconds")}
-                msg = f"training {rcfg.label}" + (f" [{e['submodel']}]" if "submodel" in e else "")
-                status.write(force=bool(e.get("epoch_finished")), message=msg, **fields)
-                run_status.write(force=bool(e.get("epoch_finished")), message=msg, **fields)
-
-            try:
-                metrics = train_run(rcfg, data, run_dir, progress=progress, should_stop=should_stop, probe_index=pidx)
-            except Cancelled:
-                run_status.write(force=True, state="cancelled", message="cancelled; finished epochs kept")
-                raise
-            except Exception as exc:
-                run_status.write(force=True, state="failed", message=f"{type(exc).__name__}: {exc}")
-                raise
-            run_status.write(force=True, state="finished", message=f"test AUC {metrics['overall']['auc']:.4f}")
-            log(f"    {rcfg.run_id}: test AUC {metrics['overall']['auc']:.4f} "
-                f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.0f}s)")
-        doc["updated"], doc["wall_seconds_last_invocation"] = now_iso(), time.perf_counter() - t_exp
-        art.write_json(exp_file, doc)
-        status.write(force=True, state="finished", message=f"{len(plan)} runs finished", eta_seconds=0)
-        return exp_dir
+        metrics = train_run(rcfg, data, run_dir, progress=on_progress, should_stop=should_stop, probe_index=pidx)
     except Cancelled:
-        status.write(force=True, state="cancelled", message="cancelled; finished runs and epochs are kept")
+        run_status.write(force=True, state="cancelled", message="cancelled; finished epochs kept")
         raise
-    except BaseException as exc:
-        status.write(force=True, state="failed", message=f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        run_status.write(force=True, state="interrupted", message="interrupted; finished epochs kept")
         raise
+    except Exception as exc:
+        run_status.write(force=True, state="failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    progress.run_finished()
+    status.write(force=True, progress=progress.fraction, eta_seconds=progress.eta())
+    run_status.write(force=True, state="finished", message=f"test AUC {metrics['overall']['auc']:.4f}")
+    log(f"    {rcfg.run_id}: test AUC {metrics['overall']['auc']:.4f} "
+        f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.0f}s)")
+
+
+def settings_for(dataset: str, preset: str | None = None, *, model: dict | None = None, train: dict | None = None,
+                 probes: dict | None = None, dataset_options: dict | None = None) -> dict:
+    """The settings an experiment on `dataset` trains with: the dataset's default preset (or
+    `preset`), then the given overrides. The CLI and the retrain form both call this, so what the
+    form shows is what the engine trains. Returns preset, dataset_options, model_config,
+    train_config, probe_size, probe_hidden_all."""
+    from saml_core.config import preset as get_preset
+    from saml_core.data import registry as datasets
+
+    entry = datasets.get(dataset)
+    name = preset or entry.preset
+    p = get_preset(name)
+    ds = {**(entry.quick_options if name == "quick" else {}), **(dataset_options or {})}
+    unknown = sorted(k for k, v in ds.items() if k not in entry.options and v is not None)
+    if unknown:
+        raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {dataset} "
+                          f"(its options: {', '.join(entry.options) or 'none'})")
+    ds = {k: v for k, v in ds.items() if v is not None}
+    mcfg = build_dataclass(ModelConfig, {**p["model"], **(model or {})})
+    tcfg = build_dataclass(TrainConfig, {**p["train"], **(train or {})})
+    pr = {"probe_size": 3000, "probe_hidden_all": 300, **p["probes"], **(probes or {})}
+    return {"preset": name, "dataset_options": ds, "model_config": mcfg, "train_config": tcfg, **pr}
+
+
+def read_spec(path: str | Path) -> ExperimentConfig:
+    """An experiment specification file (JSON of `ExperimentConfig.to_dict()`), validated."""
+    import json
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the experiment specification ({exc})") from None
+    try:
+        return ExperimentConfig.from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,7 +1,8 @@
 """Read API over `artifacts/` for the dashboard and the `report` command (docs/ARTIFACTS.md).
 
-Imports no torch at import time. One broken run never prevents the others from loading: its
-`Run.error` says what is wrong and names the file.
+Imports no torch at import time, and never writes: reading an experiment changes nothing on
+disk. One broken run never prevents the others from loading: its `Run.error` says what is wrong
+and names the file; its `state` says where it stands (finished, running, interrupted, ...).
 """
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ import numpy as np
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
+from saml_core import liveness
 from saml_core.artifacts import ArtifactError
 
 __all__ = ["ArtifactError", "Experiment", "ExperimentSummary", "Run", "default_root", "list_experiments",
-           "load_experiment", "report", "reevaluate"]
+           "load_experiment", "report", "report_markdown", "reevaluate", "experiment_path"]
+
+# run states: finished | running | queued | cancelled | interrupted | failed | broken
+STATE_WORDS = {"finished": "finished", "running": "training now", "queued": "waiting to be trained",
+               "cancelled": "cancelled (finished epochs kept; resume to continue)",
+               "interrupted": "interrupted (the training process stopped; resume to continue)",
+               "failed": "failed", "broken": "cannot be read"}
 
 
 def default_root() -> Path:
@@ -25,6 +33,18 @@ def default_root() -> Path:
 
 def _root(root) -> Path:
     return default_root() if root is None else Path(root)
+
+
+def experiment_path(root, name: str) -> Path:
+    """The folder of experiment `name` under the artifacts root; a name that is not a plain
+    folder name (a path, '..', an absolute path) is refused: reads stay inside the root."""
+    from saml_core.config import ConfigError, check_name
+
+    try:
+        check_name(name)
+    except ConfigError as exc:
+        raise ArtifactError(_root(root) / str(name)[:80], f"not an experiment name ({exc})") from None
+    return _root(root) / name
 
 
 @dataclass
@@ -46,13 +66,16 @@ class Run:
     run_id: str
     path: Path
     model: str | None = None
-    variant: str | None = None
     seed: int | None = None
+    data_seed: int = 0
+    sweep: dict | None = None
     label: str | None = None
+    role: str = "baseline"
     config: dict = field(default_factory=dict)
     metrics: dict | None = None
     history: list[dict] = field(default_factory=list)
     status: dict | None = None
+    state: str = "queued"
     error: str | None = None
 
     @property
@@ -60,15 +83,28 @@ class Run:
         return self.error is None and self.metrics is not None
 
     @property
+    def group(self) -> str:
+        """Runs that differ only by seeds: model id (+ sweep setting)."""
+        return f"{self.model}" + (f"-{self.sweep['name']}{self.sweep['value']}" if self.sweep else "")
+
+    @property
     def has_probes(self) -> bool:
         return (self.path / "probes.npz").exists()
 
     def load_probes(self) -> dict[str, np.ndarray]:
-        return art.load_npz(self.path / "probes.npz")
+        arrays = art.load_npz(self.path / "probes.npz")
+        art.check_probes(self.path / "probes.npz", arrays, len(self.config.get("feature_spec", {})
+                                                               .get("scenario_names", [])) or None)
+        return arrays
 
     def load_predictions(self) -> np.ndarray | None:
         p = self.path / "predictions.npz"
-        return art.load_npz(p)["pred"] if p.exists() else None
+        if not p.exists():
+            return None
+        pred = art.load_npz(p).get("pred")
+        if pred is None or pred.ndim != 1:
+            raise ArtifactError(p, "no 1-D 'pred' array")
+        return pred
 
 
 @dataclass
@@ -79,6 +115,7 @@ class Experiment:
     dataset_kind: str
     dataset_info: dict
     scenario_names: list[str]
+    scenario_noun: tuple[str, str]
     traffic_share: dict
     test_counts: dict
     oracle_auc: dict | None
@@ -87,7 +124,9 @@ class Experiment:
     created: str | None
     command: str | None
     status: dict | None
+    state: str
     runs: list[Run]
+    data_seeds: list[int]
     raw: dict
 
     def run(self, run_id: str) -> Run:
@@ -95,6 +134,16 @@ class Experiment:
             if r.run_id == run_id:
                 return r
         raise KeyError(f"experiment {self.name!r} has no run {run_id!r}")
+
+    @property
+    def dropped_scenarios(self) -> list[dict]:
+        seen, out = set(), []
+        for split in (self.raw.get("splits") or {}).values():
+            for d in split.get("dropped_scenarios") or []:
+                if isinstance(d, dict) and d.get("scenario") not in seen:
+                    seen.add(d.get("scenario"))
+                    out.append(d)
+        return out
 
 
 def _read_status(path: Path) -> dict | None:
@@ -104,56 +153,100 @@ def _read_status(path: Path) -> dict | None:
         return None
 
 
-def load_run(path: Path) -> Run:
+def live_state(status: dict | None) -> str | None:
+    """A status file's state, with "running" turned into "interrupted" when its writer is gone."""
+    if not status:
+        return None
+    state = status.get("state")
+    if state == "running" and liveness.alive(status) is False:
+        return "interrupted"
+    return state if isinstance(state, str) else None
+
+
+def load_run(path: Path, scenario_names: list[str] | None = None) -> Run:
+    from saml_core.models import registry as models
+
     run = Run(run_id=path.name, path=path)
     run.status = _read_status(path / "status.json")
+    status_state = live_state(run.status)
+    if not (path / "config.json").exists():
+        run.state = status_state if status_state in ("cancelled", "interrupted", "failed") else "queued"
+        run.error = f"{path.name}: {STATE_WORDS[run.state]}"
+        return run
     try:
         cfg = art.read_json(path / "config.json")
+        art.check_fields(path / "config.json", cfg, {"model": str, "seed": int})
         run.config = cfg
-        run.model, run.variant, run.seed, run.label = cfg.get("model"), cfg.get("variant"), cfg.get("seed"), cfg.get("label")
+        run.model, run.seed = cfg["model"], cfg["seed"]
+        run.data_seed = cfg.get("data_seed", 0) if isinstance(cfg.get("data_seed", 0), int) else 0
+        run.sweep = cfg.get("sweep") if isinstance(cfg.get("sweep"), dict) else None
+        entry = models.find(run.model)
+        run.label = entry.label if entry else str(cfg.get("label") or run.model)
+        run.role = entry.role if entry else "baseline"
     except ArtifactError as exc:
-        run.error = str(exc)
+        run.state, run.error = "broken", str(exc)
         return run
-    hist = path / "history.json"
     try:
-        if hist.exists():
-            run.history = list(art.read_json(hist).get("epochs", []))
+        if (path / "history.json").exists():
+            run.history = [e for e in art.read_json(path / "history.json").get("epochs", []) if isinstance(e, dict)]
     except ArtifactError as exc:
-        run.error = str(exc)
+        run.state, run.error = "broken", str(exc)
         return run
     if not (path / "metrics.json").exists():
-        state = (run.status or {}).get("state", "not started")
-        run.error = f"{path / 'metrics.json'}: run not finished (state: {state})"
+        run.state = status_state if status_state in ("running", "cancelled", "interrupted", "failed") else "queued"
+        reason = (run.status or {}).get("message") if run.state == "failed" else None
+        run.error = f"{path.name}: {STATE_WORDS[run.state]}" + (f": {reason}" if reason else "")
         return run
     try:
-        run.metrics = art.read_json(path / "metrics.json")
-        if not (path / "model.pt").exists():
-            raise ArtifactError(path / "model.pt", "file is missing")
+        metrics = art.read_json(path / "metrics.json")
+        art.check_metrics(path / "metrics.json", metrics, scenario_names)
+        if metrics.get("weights_kept", True) is not False:
+            art.check_model_file(path / "model.pt", cfg)
+        run.metrics, run.state = metrics, "finished"
     except ArtifactError as exc:
-        run.metrics, run.error = None, str(exc)
+        run.metrics, run.state, run.error = None, "broken", str(exc)
     return run
 
 
-def _matrix(x):
+def _matrix(x, path: Path, key: str, k: int):
     if x is None:
         return None
-    return np.array([[np.nan if v is None else v for v in row] for row in x], dtype=float)
+    try:
+        m = np.array([[np.nan if v is None else v for v in row] for row in x], dtype=float)
+    except (TypeError, ValueError):
+        raise ArtifactError(path, f"field '{key}' is not a matrix of numbers") from None
+    if m.shape != (k, k):
+        raise ArtifactError(path, f"field '{key}' has shape {m.shape}, expected ({k}, {k})")
+    return m
 
 
 def load_experiment(root, name: str) -> Experiment:
-    path = _root(root) / name
-    raw = art.read_json(path / "experiment.json")
-    try:
-        runs = [load_run(path / rid) for rid in raw["runs"]]
-        return Experiment(
-            name=raw["name"], path=path, dataset=raw["dataset"], dataset_kind=raw.get("dataset_kind"),
-            dataset_info=raw.get("dataset_info") or {}, scenario_names=list(raw["scenario_names"]),
-            traffic_share=raw.get("traffic_share") or {}, test_counts=raw.get("test_counts") or {},
-            oracle_auc=raw.get("oracle_auc"), true_similarity=_matrix(raw.get("true_similarity")),
-            data_similarity=_matrix(raw.get("data_similarity")), created=raw.get("created"),
-            command=raw.get("command"), status=_read_status(path / "experiment_status.json"), runs=runs, raw=raw)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(path / "experiment.json", f"missing or malformed field ({exc})") from None
+    path = experiment_path(root, name)
+    file = path / "experiment.json"
+    raw = art.read_json(file)
+    art.check_fields(file, raw, {"name": str, "dataset": str, "scenario_names": list, "runs": list})
+    names = [str(n) for n in raw["scenario_names"]]
+    k = len(names)
+    for key in ("traffic_share", "test_counts", "oracle_auc"):
+        if raw.get(key) is not None and (not isinstance(raw[key], dict) or set(raw[key]) != set(names)):
+            raise ArtifactError(file, f"field '{key}' does not list exactly the scenarios {names}")
+    run_ids = raw["runs"]
+    if not all(isinstance(r, str) and r and "/" not in r and not r.startswith(".") for r in run_ids):
+        raise ArtifactError(file, "field 'runs' must list run folder names")
+    status = _read_status(path / "experiment_status.json")
+    noun = raw.get("scenario_noun")
+    noun = tuple(noun) if isinstance(noun, list) and len(noun) == 2 and all(isinstance(w, str) for w in noun) \
+        else ("scenario", "scenarios")
+    return Experiment(
+        name=raw["name"], path=path, dataset=raw["dataset"], dataset_kind=str(raw.get("dataset_kind") or "byo"),
+        dataset_info=raw.get("dataset_info") if isinstance(raw.get("dataset_info"), dict) else {},
+        scenario_names=names, scenario_noun=noun, traffic_share=raw.get("traffic_share") or {},
+        test_counts=raw.get("test_counts") or {}, oracle_auc=raw.get("oracle_auc"),
+        true_similarity=_matrix(raw.get("true_similarity"), file, "true_similarity", k),
+        data_similarity=_matrix(raw.get("data_similarity"), file, "data_similarity", k),
+        created=raw.get("created"), command=raw.get("command"), status=status,
+        state=live_state(status) or "unknown", runs=[load_run(path / rid, names) for rid in run_ids],
+        data_seeds=[d for d in raw.get("data_seeds", [0]) if isinstance(d, int)] or [0], raw=raw)
 
 
 def list_experiments(root=None) -> list[ExperimentSummary]:
@@ -161,16 +254,19 @@ def list_experiments(root=None) -> list[ExperimentSummary]:
     if not root.is_dir():
         return []
     out = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "experiment.json").exists()):
-        status = _read_status(d / "experiment_status.json")
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                    and (p / "experiment.json").exists()):
+        state = live_state(_read_status(d / "experiment_status.json")) or "unknown"
         try:
             raw = art.read_json(d / "experiment.json")
-            runs = list(raw.get("runs", []))
-            n_fin = sum(1 for r in runs if (d / r / "metrics.json").exists() and (d / r / "model.pt").exists())
+            runs = raw.get("runs", [])
+            if not isinstance(runs, list):
+                raise ArtifactError(d / "experiment.json", "field 'runs' is not a list")
+            n_fin = sum(1 for r in runs if isinstance(r, str) and (d / r / "metrics.json").exists())
             out.append(ExperimentSummary(
                 name=d.name, path=d, dataset=raw.get("dataset"), dataset_kind=raw.get("dataset_kind"),
-                scenario_names=list(raw.get("scenario_names", [])), n_runs=len(runs), n_finished=n_fin,
-                created=raw.get("created"), state=(status or {}).get("state", "unknown")))
+                scenario_names=list(raw.get("scenario_names") or []), n_runs=len(runs), n_finished=n_fin,
+                created=raw.get("created"), state=state))
         except ArtifactError as exc:
             out.append(ExperimentSummary(name=d.name, path=d, dataset=None, dataset_kind=None, scenario_names=[],
                                          n_runs=0, n_finished=0, created=None, state="unknown", error=str(exc)))
@@ -178,153 +274,272 @@ def list_experiments(root=None) -> list[ExperimentSummary]:
 
 
 # report --------------------------------------------------------------------------------------
-def _baseline_for(run: Run, runs: list[Run]) -> Run | None:
-    """BST run of the same seed and sweep setting (run_id bst<suffix>-s<seed>)."""
-    if run.model == "bst":
-        return None
-    rid = run.run_id
-    suffix = rid.rsplit("-s", 1)[0]
-    for prefix in ("saml-" + (run.variant or ""), "bst_individual"):
-        if suffix.startswith(prefix):
-            suffix = suffix[len(prefix):]
-            break
-    target = f"bst{suffix}-s{run.seed}"
-    for r in runs:
-        if r.run_id == target and r.finished:
-            return r
-    return None
+def _reference_id() -> str:
+    from saml_core.models.registry import REFERENCE
+
+    return REFERENCE
 
 
-def report(root, name: str) -> dict:
-    exp = load_experiment(root, name)
-    test_label = test_scen = None
-    rows = []
-    for run in exp.runs:
-        row = {"run_id": run.run_id, "model": run.model, "variant": run.variant, "seed": run.seed,
-               "label": run.label, "error": run.error, "overall": None, "per_scenario": None,
-               "relaimpr_vs_bst": None, "best_epoch": None, "epochs_run": None, "train_seconds": None}
-        if run.finished:
-            m = run.metrics
-            row.update(overall=m["overall"], best_epoch=m.get("best_epoch"), epochs_run=m.get("epochs_run"),
-                       train_seconds=m.get("train_seconds"),
-                       per_scenario={s: dict(v) for s, v in m["per_scenario"].items()})
-            for key in ("gate_mean", "similarity_recovery", "alpha_mean"):
-                if key in m:
-                    row[key] = m[key]
-            base = _baseline_for(run, exp.runs)
-            if base is not None:
-                row["relaimpr_vs_bst"] = ev.relaimpr(m["overall"]["auc"], base.metrics["overall"]["auc"])
-                pa, pb = _safe_preds(run), _safe_preds(base)
-                if test_label is None and pa is not None:
-                    test_label, test_scen = _test_labels(exp)
-                for k, s in enumerate(exp.scenario_names):
-                    cell = row["per_scenario"][s]
-                    cell["relaimpr_vs_bst"] = ev.relaimpr(cell["auc"], base.metrics["per_scenario"][s]["auc"])
-                    if pa is not None and pb is not None and test_label is not None and len(pa) == len(test_label):
-                        msk = test_scen == k
-                        t = ev.paired_delong(test_label[msk], pa[msk], pb[msk])
-                        cell["p_vs_bst"] = t["p_value"]
-        rows.append(row)
-    doc = {"schema_version": art.SCHEMA_VERSION, "experiment": exp.name, "dataset": exp.dataset,
-           "dataset_kind": exp.dataset_kind, "scenario_names": exp.scenario_names,
-           "traffic_share": exp.traffic_share, "test_counts": exp.test_counts,
-           "oracle_auc": exp.oracle_auc, "oracle_auc_overall": exp.raw.get("oracle_auc_overall"),
-           "runs": rows, "summary": _summary(rows, exp.scenario_names)}
-    return doc
+def _test_labels(exp: Experiment, data_seed: int):
+    """(label, scenario) of one data seed's test split, or (None, reason). Never re-derived here:
+    reads do not write."""
+    path = exp.path / f"test_labels-d{data_seed}.npz"
+    try:
+        z = art.load_npz(path)
+        label, scen = z["label"], z["scenario"]
+    except (ArtifactError, KeyError) as exc:
+        return None, f"{path.name}: {exc}"
+    return (label, scen), None
 
 
-def _safe_preds(run: Run):
+def _preds(run: Run):
     try:
         return run.load_predictions()
     except ArtifactError:
         return None
 
 
-def _test_labels(exp: Experiment):
-    """Test labels/scenarios in split order: test_labels.npz, else re-derived from the dataset."""
-    cache = exp.path / "test_labels.npz"
-    if cache.exists():
-        try:
-            z = art.load_npz(cache)
-            return z["label"], z["scenario"]
-        except ArtifactError:
-            pass
+def report(root, name: str) -> dict:
+    """Everything `report` prints and the pages show: per run, per model group (over seeds), the
+    comparison with the reference baseline (verdicts, Holm-adjusted p-values, RelaImpr where it is
+    meaningful), training settings and how each run stopped, similarity recovery."""
+    from saml_core.models import registry as models
+
+    exp = load_experiment(root, name)
+    names = exp.scenario_names
+    ref_id = _reference_id()
+    labels, notes = {}, []
+    for d in exp.data_seeds:
+        got, why = _test_labels(exp, d)
+        if got is not None:
+            labels[d] = got
+        else:
+            notes.append(f"paired tests of data seed {d} unavailable ({why})")
+    runs = [r for r in exp.runs]
+    finished = [r for r in runs if r.finished]
+    preds = {r.run_id: _preds(r) for r in finished}
+    by_key = {(r.model, r.seed, r.data_seed, r.group.removeprefix(r.model)): r for r in finished}
+    rows = [_run_row(r, by_key, preds, labels, names, ref_id) for r in runs]
+    groups: dict[str, list[Run]] = {}
+    for r in finished:
+        groups.setdefault(r.group, []).append(r)
+    summary = [_group_summary(g, rs, groups, preds, labels, names, ref_id, exp) for g, rs in groups.items()]
+    summary.sort(key=lambda s: (models.find(s["model"]).order if models.find(s["model"]) else 999, s["group"]))
+    ref = models.find(ref_id)
+    return {
+        "schema_version": art.SCHEMA_VERSION, "experiment": exp.name, "dataset": exp.dataset,
+        "dataset_kind": exp.dataset_kind, "scenario_names": names, "scenario_noun": list(exp.scenario_noun),
+        "data_seeds": exp.data_seeds, "traffic_share": exp.traffic_share, "test_counts": exp.test_counts,
+        "oracle_auc": exp.oracle_auc, "oracle_auc_overall": exp.raw.get("oracle_auc_overall"),
+        "train_settings": exp.raw.get("train_settings"), "dropped_scenarios": exp.dropped_scenarios,
+        "reference": {"model": ref_id, "label": ref.label if ref else ref_id},
+        "state": exp.state, "notes": notes, "runs": rows, "summary": summary,
+        "anchors": _anchors(exp),
+    }
+
+
+def _anchors(exp: Experiment) -> list[dict]:
     try:
-        from saml_core.data import load_dataset
-
-        data = load_dataset(exp.dataset, **(exp.raw.get("dataset_options") or {}))
-    except Exception:
-        return None, None
-    label, scen = data.test.label.numpy().astype(np.int8), data.test.scenario.numpy().astype(np.int16)
-    art.save_npz(cache, {"label": label, "scenario": scen})
-    return label, scen
+        from saml_core.anchors import published_anchors
+    except ImportError:
+        return []
+    return published_anchors(exp.dataset)
 
 
-def _summary(rows: list[dict], names: list[str]) -> list[dict]:
-    """Mean ± std over seeds per (label, sweep setting)."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        if r["overall"] is None:
-            continue
-        key = r["run_id"].rsplit("-s", 1)[0]
-        groups.setdefault(key, []).append(r)
-    out = []
-    for key, rs in groups.items():
-        out.append({"group": key, "label": rs[0]["label"], "model": rs[0]["model"], "variant": rs[0]["variant"],
-                    "n_seeds": len(rs), "auc": ev.mean_std(r["overall"]["auc"] for r in rs),
-                    "logloss": ev.mean_std(r["overall"]["logloss"] for r in rs),
-                    "relaimpr_vs_bst": ev.mean_std(r["relaimpr_vs_bst"] for r in rs),
-                    "per_scenario": {s: ev.mean_std(r["per_scenario"][s]["auc"] for r in rs) for s in names}})
+def _run_row(r: Run, by_key, preds, labels, names, ref_id) -> dict:
+    row = {"run_id": r.run_id, "model": r.model, "label": r.label, "role": r.role, "seed": r.seed,
+           "data_seed": r.data_seed, "sweep": r.sweep, "group": r.group, "state": r.state, "error": r.error,
+           "overall": None, "per_scenario": None, "vs_reference": None}
+    if not r.finished:
+        return row
+    m = r.metrics
+    row.update(overall=m["overall"], per_scenario={s: dict(m["per_scenario"][s]) for s in names})
+    for key in ("best_epoch", "epochs_run", "train_seconds", "stopped", "improving_at_cap", "train_settings",
+                "submodels", "weights_kept", "alpha_mean", "gate_mean", "gate_init_mean", "similarity_recovery",
+                "relations"):
+        if key in m:
+            row[key] = m[key]
+    base = by_key.get((ref_id, r.seed, r.data_seed, r.group.removeprefix(r.model)))
+    if base is None or base is r or r.data_seed not in labels:
+        return row
+    pa, pb = preds.get(r.run_id), preds.get(base.run_id)
+    label, scen = labels[r.data_seed]
+    if pa is None or pb is None or len(pa) != len(label) or len(pb) != len(label):
+        return row
+    per = {}
+    for j, s in enumerate(names):
+        msk = scen == j
+        per[s] = ev.paired_delong(label[msk], pa[msk], pb[msk]) if msk.any() else \
+            {"auc_diff": None, "z": None, "p_value": None}
+    adjusted = ev.holm([per[s]["p_value"] for s in names])
+    for s, p in zip(names, adjusted):
+        per[s]["p_holm"] = p
+    row["vs_reference"] = {"baseline_run": base.run_id, "overall": ev.paired_delong(label, pa, pb), "per_scenario": per}
+    return row
+
+
+def _group_summary(group: str, rs: list[Run], groups, preds, labels, names, ref_id, exp) -> dict:
+    first = rs[0]
+    out = {"group": group, "model": first.model, "label": first.label, "role": first.role, "sweep": first.sweep,
+           "n_runs": len(rs), "seeds": sorted({r.seed for r in rs}), "data_seeds": sorted({r.data_seed for r in rs}),
+           "auc": ev.mean_std(r.metrics["overall"]["auc"] for r in rs),
+           "logloss": ev.mean_std(r.metrics["overall"]["logloss"] for r in rs),
+           "epochs_run": ev.mean_std(r.metrics.get("epochs_run") for r in rs),
+           "train_seconds": ev.mean_std(r.metrics.get("train_seconds") for r in rs),
+           "improving_at_cap": sum(bool(r.metrics.get("improving_at_cap")) for r in rs),
+           "submodels_improving_at_cap": sum(sum(bool(v.get("improving_at_cap")) for v in
+                                                 (r.metrics.get("submodels") or {}).values()) for r in rs),
+           "per_scenario": {}, "vs_reference": None}
+    for s in names:
+        cells = [r.metrics["per_scenario"][s] for r in rs]
+        out["per_scenario"][s] = {"auc": ev.mean_std(c.get("auc") for c in cells),
+                                  "ci_low": ev.mean_std(c.get("ci_low") for c in cells)["mean"],
+                                  "ci_high": ev.mean_std(c.get("ci_high") for c in cells)["mean"],
+                                  "n": sum(int(c.get("n") or 0) for c in cells) // max(len(cells), 1),
+                                  "positives": sum(int(c.get("positives") or 0) for c in cells) // max(len(cells), 1)}
+    rec = [r.metrics.get("similarity_recovery") for r in rs if r.metrics.get("similarity_recovery")]
+    if rec:
+        out["recovery"] = _recovery_summary(rec)
+    base_group = ref_id + group.removeprefix(first.model)
+    if first.model == ref_id or base_group not in groups:
+        return out
+    base_rs = groups[base_group]
+    d_seeds = sorted({r.data_seed for r in rs} & {r.data_seed for r in base_rs} & set(labels))
+    model_preds, base_preds = [], []
+    for d in d_seeds:
+        pairs = [(preds.get(a.run_id), preds.get(b.run_id)) for a in rs if a.data_seed == d
+                 for b in base_rs if b.data_seed == d and b.seed == a.seed]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None and len(a) == len(labels[d][0])
+                 and len(b) == len(labels[d][0])]
+        model_preds.append([a for a, _ in pairs])
+        base_preds.append([b for _, b in pairs])
+    if not any(model_preds):
+        return out
+    cmp = ev.compare_with_baseline([labels[d][0] for d in d_seeds], [labels[d][1] for d in d_seeds],
+                                   model_preds, base_preds, names)
+    base_sum = {s: ev.mean_std(b.metrics["per_scenario"][s]["auc"] for b in base_rs) for s in names}
+    base_all = ev.mean_std(b.metrics["overall"]["auc"] for b in base_rs)
+    for key, mine, base in [("overall", out["auc"], base_all)] + \
+            [(s, out["per_scenario"][s]["auc"], base_sum[s]) for s in names]:
+        value, reason = ev.relaimpr_guarded(mine["mean"], base["mean"], cmp[key]["base_ci_low"])
+        cmp[key]["relaimpr"], cmp[key]["relaimpr_note"] = value, reason
+    out["vs_reference"] = {"baseline_group": base_group, "pairs": sum(len(p) for p in model_preds), **cmp}
     return out
+
+
+def _recovery_summary(recs: list[dict]) -> dict:
+    """Recovery over seeds, per mutual unit: mean, std, and in how many runs it was significant."""
+    layers = len(recs[0].get("spearman") or [])
+    out = []
+    for l in range(layers):
+        rho = [r["spearman"][l] for r in recs if len(r.get("spearman") or []) > l]
+        p = [r["p_value"][l] for r in recs if len(r.get("p_value") or []) > l]
+        part = [r["partial"][l] for r in recs if len(r.get("partial") or []) > l]
+        out.append({"spearman": ev.mean_std(rho), "partial": ev.mean_std(part),
+                    "significant_in": sum(1 for x in p if x is not None and x < ev.ALPHA), "runs": len(rho)})
+    nulls = {}
+    for r in recs:
+        for k, v in (r.get("null_scores") or {}).items():
+            nulls.setdefault(k, v)
+    return {"layers": out, "null_scores": nulls, "test": recs[0].get("test")}
+
+
+def _fmt(x, spec=".4f", none="—"):
+    return none if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def _ms(d: dict, spec=".4f") -> str:
+    if not d or d.get("mean") is None:
+        return "—"
+    return f"{d['mean']:{spec}}" + (f" ± {d['std']:{spec}}" if d.get("n", 0) > 1 else "")
 
 
 def report_markdown(doc: dict) -> str:
     names = doc["scenario_names"]
+    noun = (doc.get("scenario_noun") or ["scenario", "scenarios"])[0]
+    ref = doc["reference"]["label"]
     lines = [f"# Experiment `{doc['experiment']}` — {doc['dataset']}", ""]
-    lines += ["| run | model | seed | AUC | logloss | RelaImpr vs BST |", "|---|---|---|---|---|---|"]
-    for r in doc["runs"]:
-        if r["overall"] is None:
-            lines.append(f"| {r['run_id']} | {r['label']} | {r['seed']} | — | — | {r['error']} |")
-            continue
-        ri = r["relaimpr_vs_bst"]
-        lines.append(f"| {r['run_id']} | {r['label']} | {r['seed']} | {r['overall']['auc']:.4f} | "
-                     f"{r['overall']['logloss']:.4f} | {'—' if ri is None else f'{ri:+.2f}%'} |")
-    fin = [r for r in doc["runs"] if r["overall"] is not None]
-    lines += ["", "Per-scenario AUC (95% DeLong CI); * = paired DeLong p < 0.05 vs BST", ""]
-    head = "| scenario | share | n | pos |" + "".join(f" {r['run_id']} |" for r in fin)
-    if doc.get("oracle_auc"):
-        head += " oracle |"
+    runs = doc["runs"]
+    seeds = sorted({r["seed"] for r in runs if r["seed"] is not None})
+    lines.append(f"{len(runs)} runs: model seeds {seeds}, data seeds {doc['data_seeds']}. Means ± std over "
+                 f"runs; verdicts against {ref} use every seed (paired DeLong test of seed-averaged predictions per "
+                 "data seed, combined over data seeds; per-" + noun + " p-values Holm-adjusted).")
+    for d in doc.get("dropped_scenarios") or []:
+        lines.append(f"- left out: {d.get('scenario')} — {d.get('reason')}")
+    for n in doc.get("notes") or []:
+        lines.append(f"- note: {n}")
+    ts = doc.get("train_settings")
+    if ts:
+        lines += ["", f"Training settings (every model): lr {ts['lr']:g}, batch {ts['batch_size']}, patience "
+                      f"{ts['patience']}, min epochs {ts['min_epochs']}, epoch cap {ts['epochs']}"
+                      + (f" (derived from the data: {', '.join(ts['derived'])})" if ts.get("derived") else "")
+                      + "; per-scenario models derive theirs from their own scenario's data."]
+    lines += ["", "| model | runs | AUC | logloss | RelaImpr vs " + ref + " | vs " + ref + " (p) | epochs | "
+              "stopped at cap while improving |", "|---|---|---|---|---|---|---|---|"]
+    for s in doc["summary"]:
+        v = s.get("vs_reference") or {}
+        o = v.get("overall") or {}
+        rel = _fmt(o.get("relaimpr"), "+.2f") + "%" if o.get("relaimpr") is not None else (
+            "n/a" if v else "—")
+        ver = f"{o.get('verdict')} (p={_fmt(o.get('p_value'), '.2g')})" if v else "—"
+        cap = s["improving_at_cap"] + s.get("submodels_improving_at_cap", 0)
+        lines.append(f"| {s['label']}{_sweep(s)} | {s['n_runs']} | {_ms(s['auc'])} | {_ms(s['logloss'])} | {rel} | "
+                     f"{ver} | {_ms(s['epochs_run'], '.1f')} | {cap or 'no'} |")
+    broken = [r for r in runs if r["overall"] is None]
+    for r in broken:
+        lines.append(f"- {r['run_id']}: {r['state']} — {r['error']}")
+    has_oracle = bool(doc.get("oracle_auc"))
+    lines += ["", f"Per-{noun} test AUC (mean ± std over runs)" + ("; oracle = AUC of the true click probability"
+                                                                   if has_oracle else ""), ""]
+    head = f"| {noun} | share | test n (pos) |" + "".join(f" {s['label']}{_sweep(s)} |" for s in doc["summary"])
+    head += " oracle |" if has_oracle else ""
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    for s in names:
-        tc = doc["test_counts"].get(s, {})
-        line = f"| {s} | {doc['traffic_share'].get(s, 0):.3f} | {tc.get('n', '')} | {tc.get('positives', '')} |"
-        for r in fin:
-            c = r["per_scenario"][s]
-            if c["auc"] is None:
-                line += " — |"
-                continue
-            star = "*" if (c.get("p_vs_bst") is not None and c["p_vs_bst"] < 0.05) else ""
-            ci = "" if c.get("ci_low") is None else f" [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
-            line += f" {c['auc']:.4f}{star}{ci} |"
-        if doc.get("oracle_auc"):
-            o = doc["oracle_auc"].get(s)
-            line += f" {o:.4f} |" if o is not None else " — |"
-        lines.append(line)
-    rec = [(r["run_id"], r["similarity_recovery"]) for r in fin if r.get("similarity_recovery")]
-    if rec:
-        lines += ["", "Similarity recovery (Spearman, mean alpha vs planted similarity, per mutual-unit layer):", ""]
-        for rid, sr in rec:
-            vals = ", ".join("—" if v is None else f"{v:+.3f}" for v in sr["spearman"])
-            lines.append(f"- {rid}: {vals}")
-    if any(s["n_seeds"] > 1 for s in doc["summary"]):
-        lines += ["", "| group | seeds | AUC mean ± std |", "|---|---|---|"]
+    for name in names:
+        tc = doc["test_counts"].get(name, {})
+        line = f"| {name} | {_fmt(doc['traffic_share'].get(name), '.3f')} | {tc.get('n', '')} ({tc.get('positives', '')}) |"
         for s in doc["summary"]:
-            lines.append(f"| {s['group']} | {s['n_seeds']} | {s['auc']['mean']:.4f} ± {s['auc']['std']:.4f} |")
+            line += f" {_ms(s['per_scenario'][name]['auc'])} |"
+        if has_oracle:
+            line += f" {_fmt((doc['oracle_auc'] or {}).get(name))} |"
+        lines.append(line)
+    for s in doc["summary"]:
+        v = s.get("vs_reference")
+        if not v:
+            continue
+        lines += ["", f"## {s['label']}{_sweep(s)} vs {ref} per {noun} ({v['pairs']} seed pairs)", "",
+                  f"| {noun} | AUC diff | p | p (Holm) | verdict | ahead in | significantly better / worse in | "
+                  f"RelaImpr |", "|---|---|---|---|---|---|---|---|"]
+        for name in names + ["overall"]:
+            c = v[name]
+            rel = f"{c['relaimpr']:+.2f}%" if c.get("relaimpr") is not None else (c.get("relaimpr_note") or "—")
+            lines.append(f"| {name} | {_fmt(c['auc_diff'], '+.4f')} | {_fmt(c['p_value'], '.2g')} | "
+                         f"{_fmt(c.get('p_holm'), '.2g')} | {c['verdict']} | {c['ahead_in']} of {c['runs']} | "
+                         f"{c['significantly_better_in']} / {c['significantly_worse_in']} | {rel} |")
+    rec = [(s, s["recovery"]) for s in doc["summary"] if s.get("recovery")]
+    if rec:
+        lines += ["", "## Similarity recovery (mean alpha vs planted similarity, per mutual unit)", ""]
+        for s, r in rec:
+            for l, layer in enumerate(r["layers"]):
+                lines.append(f"- {s['label']}, unit {l + 1}: Spearman {_ms(layer['spearman'], '+.2f')}, partial "
+                             f"(traffic controlled) {_ms(layer['partial'], '+.2f')}; significant (Mantel p < 0.05) "
+                             f"in {layer['significant_in']} of {layer['runs']} runs")
+            nulls = ", ".join(f"{k} {_fmt(v, '+.2f')}" for k, v in r["null_scores"].items())
+            if nulls:
+                lines.append(f"  - null matrices against the same truth: {nulls}")
+    if doc.get("anchors"):
+        lines += ["", "## Published numbers on this dataset (other settings and sizes: not comparable)", "",
+                  "| model | scenario | metric | value | source |", "|---|---|---|---|---|"]
+        for a in doc["anchors"]:
+            lines.append(f"| {a['model']} | {a['scenario']} | {a['metric']} | {a['value']} | {a['source']} |")
     return "\n".join(lines) + "\n"
 
 
+def _sweep(s: dict) -> str:
+    return f" ({s['sweep']['name']} {s['sweep']['value']})" if s.get("sweep") else ""
+
+
 def reevaluate(root, name: str, run_id: str, device: str = "cpu") -> dict:
-    """Reload a run's model.pt, re-evaluate on the test split; metrics shaped like metrics.json
+    """Reload a run's model.pt, re-evaluate on its test split; metrics shaped like metrics.json
     (overall + per_scenario)."""
     import torch
 
@@ -332,7 +547,7 @@ def reevaluate(root, name: str, run_id: str, device: str = "cpu") -> dict:
     from saml_core.train import evaluate_model, load_run_model
 
     exp = load_experiment(root, name)
-    run_dir = exp.path / run_id
-    data = load_dataset(exp.dataset, **(exp.raw.get("dataset_options") or {}))
-    _, model = load_run_model(run_dir, spec=data.spec)
+    run = exp.run(run_id)
+    data = load_dataset(exp.dataset, seed=run.data_seed, **(exp.raw.get("dataset_options") or {}))
+    _, model = load_run_model(run.path, spec=data.spec)
     return evaluate_model(model, data, torch.device(device))

@@ -6,7 +6,6 @@ finished run directory (BST-Individual = K `fit` calls, one per scenario's own d
 """
 from __future__ import annotations
 
-import copy
 import random
 import shutil
 import time
@@ -20,9 +19,9 @@ from tqdm import tqdm
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
-from saml_core.config import ConfigError, RunConfig, TrainConfig
+from saml_core.config import ConfigError, RunConfig, TrainConfig, resolve_for_data
 from saml_core.data.types import EncodedSplit, MultiScenarioData
-from saml_core.models import build_model
+from saml_core.models import build_model, registry
 from saml_core.optim import ModelAdam
 from saml_core.runtime import resolve_device, setup_cpu
 
@@ -31,6 +30,10 @@ ProgressFn = Callable[[dict], None]
 
 class Cancelled(Exception):
     """Training stopped on request (SIGTERM); finished epochs are checkpointed."""
+
+
+class TrainingFailed(RuntimeError):
+    """The run cannot give a result (loss or predictions became NaN/inf); the message says where."""
 
 
 def seed_everything(seed: int) -> None:
@@ -47,7 +50,14 @@ class FitResult:
     epochs_run: int
     seconds: float
     resumed_from: int = 0
+    stopped: str = ""  # why training ended: "early stopping" | "epoch cap" | "no training rows"
+    settings: dict = field(default_factory=dict)  # batch_size, patience, min_epochs, lr, epochs used
     extra: dict = field(default_factory=dict)
+
+    @property
+    def improving_at_cap(self) -> bool:
+        """Stopped by the epoch cap while its best epoch was the last one: more epochs might help."""
+        return self.stopped == "epoch cap" and self.best_epoch == self.epochs_run
 
 
 def _autocast(device: torch.device):
@@ -104,15 +114,21 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     n = len(train)
     if n == 0:  # e.g. a BST-Individual scenario without train rows: nothing to learn
         return FitResult(history=history, best_epoch=best_epoch, best_valid_auc=best_auc, epochs_run=0,
-                         seconds=0.0, resumed_from=resumed_from)
+                         seconds=0.0, resumed_from=resumed_from, stopped="no training rows")
+    if not tcfg.resolved:
+        raise ConfigError("fit() needs resolved training settings (saml_core.config.resolve_for_data)")
     bs = tcfg.batch_size
     steps = max(1, -(-n // bs))
     if tcfg.max_train_batches:
         steps = min(steps, tcfg.max_train_batches)
     t_start = time.perf_counter()
     done_steps, total_steps = 0, steps * (tcfg.epochs - start_epoch)
+    settings = {"lr": tcfg.lr, "batch_size": bs, "patience": tcfg.patience, "min_epochs": tcfg.min_epochs,
+                "epochs": tcfg.epochs}
+    stopped = "epoch cap"
     for epoch in range(start_epoch, tcfg.epochs):
-        if bad >= tcfg.patience:
+        if bad >= tcfg.patience and epoch >= tcfg.min_epochs:
+            stopped = "early stopping"
             break
         model.train()
         t0 = time.perf_counter()
@@ -128,6 +144,11 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
             with _autocast(device):
                 out = model(b)
                 loss = model.loss(out, b.label)
+            if not torch.isfinite(loss):  # one NaN step poisons every weight: stop with the reason
+                bar.close()
+                raise TrainingFailed(f"{desc}: training diverged, the loss became {float(loss)} at epoch "
+                                     f"{epoch + 1}, step {step + 1} (learning rate {tcfg.lr:g}; inputs with "
+                                     "huge values or a too large learning rate cause this)")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -166,18 +187,69 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(history=history, best_epoch=best_epoch, best_valid_auc=best_auc,
-                     epochs_run=len(history), seconds=time.perf_counter() - t_start, resumed_from=resumed_from)
+                     epochs_run=len(history), seconds=time.perf_counter() - t_start, resumed_from=resumed_from,
+                     stopped=stopped, settings=settings)
 
 
 def _subset(split: EncodedSplit, k: int) -> EncodedSplit:
     return split.take(torch.nonzero(split.scenario == k).squeeze(1))
 
 
+def _valid_positives(split: EncodedSplit) -> int:
+    return int(split.label.sum().item())
+
+
+def fit_joint(model, data: MultiScenarioData, tcfg: TrainConfig, *, seed: int, device, run_dir: Path,
+              progress=None, should_stop=None, desc: str = "train") -> FitResult:
+    """One fit on all scenarios, with the training settings derived from the whole data."""
+    tcfg = resolve_for_data(tcfg, len(data.train), _valid_positives(data.valid))
+    return fit(model, data.train, data.valid, tcfg, seed=seed, device=device, checkpoint=run_dir / "checkpoint.pt",
+               progress=progress, should_stop=should_stop, desc=desc)
+
+
+def fit_per_scenario(model, data: MultiScenarioData, tcfg: TrainConfig, *, seed: int, device, run_dir: Path,
+                     progress=None, should_stop=None, desc: str = "train") -> FitResult:
+    """Sub-model k (`model.models[k]`) on scenario k's own train/valid rows, each with its own early
+    stopping. The same rule as for every model derives its batch size, patience and minimum epochs,
+    here from its own data: a small country's 50 validation clicks need more patience than the
+    pooled validation set."""
+    names = data.spec.scenario_names
+    results: dict[str, FitResult] = {}
+    for k, name in enumerate(names):
+        sub_train, sub_valid = _subset(data.train, k), _subset(data.valid, k)
+        sub_cfg = resolve_for_data(tcfg, len(sub_train), _valid_positives(sub_valid))
+
+        def sub_progress(event, k=k, name=name):
+            if progress is not None:
+                progress({**event, "submodel": name, "submodel_index": k + 1, "n_submodels": len(names)})
+
+        results[name] = fit(model.models[k], sub_train, sub_valid, sub_cfg, seed=seed * 1000 + k, device=device,
+                            checkpoint=run_dir / "submodels" / _safe(name) / "checkpoint.pt",
+                            progress=sub_progress, should_stop=should_stop, desc=f"{desc}[{name}]")
+    trained = [r for r in results.values() if r.epochs_run]
+    merged = FitResult(
+        history=_merge_histories({n: r.history for n, r in results.items()}),
+        best_epoch=max((r.best_epoch for r in trained), default=0),
+        best_valid_auc=float("nan"), epochs_run=max((r.epochs_run for r in trained), default=0),
+        seconds=sum(r.seconds for r in results.values()),
+        stopped="epoch cap" if any(r.stopped == "epoch cap" for r in trained) else "early stopping",
+        settings={"rule": "each sub-model: derived from its own scenario's data", "lr": tcfg.lr,
+                  "epochs": tcfg.epochs},
+    )
+    merged.extra = {"submodels": {n: {"best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
+                                      "best_valid_auc": r.best_valid_auc, "stopped": r.stopped,
+                                      "improving_at_cap": r.improving_at_cap, **r.settings}
+                                  for n, r in results.items()},
+                    "per_scenario_history": {n: r.history for n, r in results.items()}}
+    return merged
+
+
+FITS = {"joint": fit_joint, "per_scenario": fit_per_scenario}
+
+
 def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progress: ProgressFn | None = None,
               should_stop: Callable[[], bool] | None = None, probe_index: np.ndarray | None = None) -> dict:
     """Train (or resume) one run and write its artifacts; returns metrics.json's content."""
-    from saml_core.probes import compute_probes
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tcfg = cfg.train_config
@@ -185,50 +257,41 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
     if device.type == "cpu":
         setup_cpu(tcfg.num_threads)
     art.write_json(run_dir / "config.json", {**cfg.to_dict(), "feature_spec": data.spec.to_dict()})
+    entry = registry.get(cfg.model)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, cfg.variant, data.spec, cfg.model_config)
-    t0 = time.perf_counter()
-    if cfg.model == "bst_individual":
-        histories, best = {}, {}
-        for k, name in enumerate(data.spec.scenario_names):
-            sub_train, sub_valid = _subset(data.train, k), _subset(data.valid, k)
-
-            def sub_progress(ev_, k=k, name=name):
-                if progress is not None:
-                    progress({**ev_, "submodel": name, "submodel_index": k + 1,
-                              "n_submodels": data.spec.num_scenarios})
-
-            res = fit(model.models[k], sub_train, sub_valid, tcfg, seed=cfg.seed * 1000 + k, device=device,
-                      checkpoint=run_dir / "submodels" / _safe(name) / "checkpoint.pt",
-                      progress=sub_progress, should_stop=should_stop, desc=f"{cfg.run_id}[{name}]")
-            histories[name], best[name] = res.history, res.best_epoch
-        history = _merge_histories(histories)
-        best_epoch, epochs_run = max(best.values()), max(len(h) for h in histories.values())
-        extra = {"best_epoch_per_scenario": best}
-    else:
-        res = fit(model, data.train, data.valid, tcfg, seed=cfg.seed, device=device,
-                  checkpoint=run_dir / "checkpoint.pt", progress=progress, should_stop=should_stop,
-                  desc=cfg.run_id)
-        history, best_epoch, epochs_run, extra = res.history, res.best_epoch, res.epochs_run, {}
-    seconds = time.perf_counter() - t0
-    art.write_json(run_dir / "history.json", {"epochs": history, **({"per_scenario": histories}
-                                                                   if cfg.model == "bst_individual" else {})})
+    model = build_model(cfg.model, data.spec, cfg.model_config, cfg.model_options)
+    initial = {}
+    if probe_index is not None and "gate" in entry.probes:  # where the gates start, to read their change
+        init_probes = model.to(device).collect_probes(data.test, probe_index, device, 0)
+        initial = {"gate_init_mean": _gate_means(init_probes, data)}
+    fit_fn = entry.fit if callable(entry.fit) else FITS[entry.fit]
+    res = fit_fn(model, data, tcfg, seed=cfg.seed, device=device, run_dir=run_dir, progress=progress,
+                 should_stop=should_stop, desc=cfg.run_id)
+    per_scenario_history = res.extra.pop("per_scenario_history", None)
+    art.write_json(run_dir / "history.json", {"epochs": res.history, **(
+        {"per_scenario": per_scenario_history} if per_scenario_history is not None else {})})
     store_dtype = getattr(torch, tcfg.weights_dtype)
     if store_dtype != torch.float32:
         round_to_dtype(model, store_dtype)
-    art.save_model(run_dir / "model.pt", model, dtype=store_dtype)
-    metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir)
-    metrics.update({"best_epoch": best_epoch, "epochs_run": epochs_run, "train_seconds": seconds,
-                    "device": device.type, **extra})
-    if probe_index is not None and getattr(model, "use_branches", False):
-        probes = compute_probes(model, data.test, probe_index, device, cfg.probe_hidden_all)
-        art.save_npz(run_dir / "probes.npz", probes)
-        metrics.update(probe_summaries(probes, data))
+    if cfg.keep_weights:
+        art.save_model(run_dir / "model.pt", model, dtype=store_dtype)
+    metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir, desc=cfg.run_id)
+    metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
+                    "device": device.type, "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
+                    "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
+    if probe_index is not None:
+        probes = model.collect_probes(data.test, probe_index, device, cfg.probe_hidden_all)
+        if set(probes) - BASIC_PROBES:  # the model gave more than its predictions
+            art.save_npz(run_dir / "probes.npz", probes)
+            metrics.update(probe_summaries(model, probes, data))
     art.write_json(run_dir / "metrics.json", metrics)
     # finished: model.pt + metrics.json are the run; resume state is no longer needed
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     shutil.rmtree(run_dir / "submodels", ignore_errors=True)
     return metrics
+
+
+BASIC_PROBES = {"index", "scenario", "label", "pred"}
 
 
 @torch.no_grad()
@@ -261,9 +324,15 @@ def _merge_histories(histories: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
-def evaluate_model(model, data: MultiScenarioData, device, batch_size: int = 8192, run_dir: Path | None = None) -> dict:
-    """Test metrics (overall + per scenario with DeLong CIs); writes predictions.npz if run_dir."""
+def evaluate_model(model, data: MultiScenarioData, device, batch_size: int = 8192, run_dir: Path | None = None,
+                   desc: str = "model") -> dict:
+    """Test metrics (overall + per scenario with DeLong CIs); writes predictions.npz if run_dir.
+    Predictions that are not finite make the run fail: a NaN AUC is not a result."""
     pred = predict(model, data.test, device, batch_size)
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        raise TrainingFailed(f"{desc}: {int(bad.sum()):,} of {len(pred):,} test predictions are NaN or infinite "
+                             "(the weights diverged; check the inputs for huge values or lower the learning rate)")
     label = data.test.label.cpu().numpy()
     scen = data.test.scenario.cpu().numpy()
     if run_dir is not None:
@@ -271,18 +340,31 @@ def evaluate_model(model, data: MultiScenarioData, device, batch_size: int = 819
     return ev.scenario_metrics(label, pred, scen, data.spec.scenario_names)
 
 
-def probe_summaries(probes: dict, data: MultiScenarioData) -> dict:
-    """alpha_mean [Ly, K, K], gate_mean per scenario, similarity recovery (simulator)."""
-    if "alpha" not in probes:
+def _gate_means(probes: dict, data: MultiScenarioData) -> dict:
+    """Mean gate g of each scenario's samples, per mutual unit: {scenario: [g per unit]}."""
+    if "gate" not in probes:
         return {}
+    scen = probes["scenario"]
+    return {name: [float(probes["gate"][l, scen == s].mean()) if (scen == s).any() else None
+                   for l in range(probes["gate"].shape[0])]
+            for s, name in enumerate(data.spec.scenario_names)}
+
+
+def probe_summaries(model, probes: dict, data: MultiScenarioData) -> dict:
+    """What the model says about scenarios (`relations`), and for SAML alpha_mean [Ly, K, K],
+    gate_mean per scenario and, on simulated data, the recovery of the planted similarity."""
     k = data.spec.num_scenarios
-    am = ev.alpha_matrix(probes["alpha"].astype(np.float64), probes["scenario"], k)
-    out = {"alpha_mean": am, "gate_mean": {
-        name: [float(probes["gate"][l, probes["scenario"] == s].mean()) if (probes["scenario"] == s).any() else None
-               for l in range(probes["gate"].shape[0])]
-        for s, name in enumerate(data.spec.scenario_names)}}
-    if data.true_similarity is not None:
-        out["similarity_recovery"] = ev.similarity_recovery(am, data.true_similarity)
+    out: dict = {"relations": model.relations(probes, k)}
+    if "alpha" in probes:
+        out["alpha_mean"] = ev.alpha_matrix(probes["alpha"].astype(np.float64), probes["scenario"], k)
+        out["gate_mean"] = _gate_means(probes, data)
+        if data.true_similarity is not None:
+            traffic = np.bincount(data.train.scenario.numpy(), minlength=k) / max(len(data.train), 1)
+            groups = data.info.get("scenario_groups")
+            nulls = {"same group only": ev.group_matrix([groups.get(n) for n in data.spec.scenario_names])} \
+                if groups else None
+            out["similarity_recovery"] = ev.similarity_recovery(out["alpha_mean"], data.true_similarity,
+                                                                traffic=traffic, nulls=nulls)
     return out
 
 
@@ -297,11 +379,7 @@ def load_run_model(run_dir: Path, spec=None):
         spec = spec or FeatureSpec.from_dict(raw["feature_spec"])
     except (KeyError, TypeError, ValueError) as exc:
         raise art.ArtifactError(run_dir / "config.json", f"incompatible config ({exc})") from None
-    model = build_model(cfg.model, cfg.variant, spec, cfg.model_config)
+    model = build_model(cfg.model, spec, cfg.model_config, cfg.model_options)
     art.load_state_dict_into(model, run_dir / "model.pt")
     model.eval()
     return cfg, model
-
-
-def copy_state(model) -> dict:
-    return copy.deepcopy(model.state_dict())

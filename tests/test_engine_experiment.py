@@ -1,5 +1,6 @@
-"""End to end: `experiment` + `report` on quick synthetic and the real Taobao sample, registry
-reads (a broken run does not hide the others), re-evaluation of stored checkpoints."""
+"""End to end: `experiment` + `report` on quick synthetic data and the real Taobao sample (model
+seeds, data seeds, verdicts, guarded RelaImpr), registry reads (a broken run does not hide the
+others; reads write nothing), experiment identity, re-evaluation of stored checkpoints, CLI errors."""
 import json
 import shutil
 import subprocess
@@ -11,78 +12,184 @@ import pytest
 
 from saml_core import registry
 from saml_core.artifacts import ArtifactError
+from saml_core.models import registry as models
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = {"BST-Individual", "BST", "SAML", "SAML w/o gate", "SAML w/o aux", "SAML w/o gate&mut"}
+DEFAULT_LABELS = {models.get(m).label for m in models.default_ids()}
 
 
 def _cli(*args, root):
-    out = subprocess.run([sys.executable, "-m", "saml_core", *args, "--artifacts", str(root)], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    return out
+    return subprocess.run([sys.executable, "-m", "saml_core", *args, "--artifacts", str(root)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}
 
 
 @pytest.fixture(scope="module")
 def quick_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("artifacts")
     out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "syn", "--quick", "--threads", "1",
-               "--status-file", str(root / "job_status.json"), root=root)
+               "--runs", "default,lr_te", "--status-file", str(root / "job_status.json"), root=root)
     assert out.returncode == 0, out.stderr
     return root
 
 
-def test_report_json_has_every_run_and_country(quick_root):
+@pytest.fixture(scope="module")
+def seeds_root(tmp_path_factory):
+    """Two model seeds x two data seeds of two cheap models."""
+    root = tmp_path_factory.mktemp("seeds")
+    out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "ms", "--quick", "--threads", "1",
+               "--runs", "bst,lr_te", "--seeds", "2", "--data-seeds", "2", root=root)
+    assert out.returncode == 0, out.stderr
+    return root
+
+
+def test_report_json_has_every_run_country_verdict_and_recovery(quick_root):
     out = _cli("report", "syn", "--format", "json", root=quick_root)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert {r["label"] for r in doc["runs"]} == LABELS
+    assert {r["label"] for r in doc["runs"]} == DEFAULT_LABELS | {"LR (target encoding)"}
     names = doc["scenario_names"]
-    assert names[:2] == ["RU", "BR"] and len(names) == 10
+    assert names[:2] == ["RU", "BR"] and len(names) == 10 and doc["scenario_noun"] == ["country", "countries"]
     for r in doc["runs"]:
-        assert r["error"] is None and 0 < r["overall"]["auc"] < 1
+        assert r["state"] == "finished" and r["error"] is None and 0 < r["overall"]["auc"] < 1
+        assert r["train_settings"] and r["stopped"] in ("early stopping", "epoch cap", "grid searched")
         for s in names:
             c = r["per_scenario"][s]
             assert c["n"] == doc["test_counts"][s]["n"] and c["positives"] == doc["test_counts"][s]["positives"]
             assert c["ci_low"] <= c["auc"] <= c["ci_high"]
         if r["model"] != "bst":
-            assert r["relaimpr_vs_bst"] is not None and "p_vs_bst" in r["per_scenario"]["RU"]
+            vs = r["vs_reference"]
+            assert vs["baseline_run"] == "bst-d0-s0" and set(vs["per_scenario"]) == set(names)
+    for s in doc["summary"]:
+        if s["model"] == "bst":
+            assert s["vs_reference"] is None
+            continue
+        v = s["vs_reference"]
+        for name in names + ["overall"]:
+            c = v[name]
+            # the verdict follows the paired test's direction and the (Holm-adjusted) p-value
+            if c["p_holm"] is not None and c["p_holm"] < 0.05:
+                assert c["verdict"] == ("better" if c["auc_diff"] > 0 else "worse")
+            elif c["p_holm"] is not None:
+                assert c["verdict"] == "no detectable difference"
+            assert (c["relaimpr"] is None) == (c["base_ci_low"] is None or c["base_ci_low"] <= 0.5)
     assert all(0.5 < doc["oracle_auc"][s] <= 1 for s in names)
-    full = next(r for r in doc["runs"] if r["label"] == "SAML")
-    assert len(full["similarity_recovery"]["spearman"]) == 2
+    full = next(r for r in doc["runs"] if r["model"] == "saml")
+    rec = full["similarity_recovery"]
+    assert len(rec["spearman"]) == 2 and all(0 < p <= 1 for p in rec["p_value"])
+    assert {"traffic only", "same group only"} <= set(rec["null_scores"]) and len(rec["partial"]) == 2
+    assert set(full["gate_init_mean"]) == set(names) and "alpha_unit1" in full["relations"]
     md = _cli("report", "syn", "--format", "markdown", root=quick_root).stdout
-    assert "| RU |" in md and "oracle" in md
+    assert "| RU |" in md and "oracle" in md and "Holm" in md and "Mantel" not in md
     status = json.loads((quick_root / "job_status.json").read_text())
-    assert status["state"] == "finished" and status["n_runs"] == 6
+    assert status["state"] == "finished" and status["n_runs"] == 7 and status["progress"] == 1.0
 
 
-def test_registry_reads_and_survives_a_broken_run(quick_root, tmp_path):
+def test_bst_individual_submodels_use_patience_for_their_own_validation_size(quick_root):
+    exp = registry.load_experiment(quick_root, "syn")
+    run = exp.run("bst_individual-d0-s0")
+    subs = run.metrics["submodels"]
+    assert set(subs) == set(exp.scenario_names)
+    # the quick preset fixes batch and patience; each sub-model records what it used
+    assert all(v["batch_size"] == 512 and v["patience"] == 1 and v["epochs_run"] >= 1 for v in subs.values())
+
+
+def test_multi_seed_verdicts_use_every_seed(seeds_root):
+    doc = registry.report(seeds_root, "ms")
+    assert doc["data_seeds"] == [0, 1]
+    assert {r["run_id"] for r in doc["runs"]} == {f"{m}-d{d}-s{s}" for m in ("bst", "lr_te") for d in (0, 1)
+                                                  for s in (0, 1)}
+    lr = next(s for s in doc["summary"] if s["model"] == "lr_te")
+    assert lr["n_runs"] == 4 and lr["seeds"] == [0, 1] and lr["data_seeds"] == [0, 1]
+    v = lr["vs_reference"]
+    assert v["pairs"] == 4 and v["overall"]["runs"] == 4
+    assert v["overall"]["ahead_in"] + (v["overall"]["runs"] - v["overall"]["ahead_in"]) == 4
+    # two data seeds are two different simulated logs: their test sets differ
+    d0 = np.load(seeds_root / "ms/test_labels-d0.npz")["label"]
+    d1 = np.load(seeds_root / "ms/test_labels-d1.npz")["label"]
+    assert len(d0) != len(d1) or not np.array_equal(d0, d1)
+    md = registry.report_markdown(doc)
+    assert "model seeds [0, 1], data seeds [0, 1]" in md and "of 4" in md
+
+
+def test_reads_write_nothing(quick_root):
+    before = _tree(quick_root)
+    registry.list_experiments(quick_root)
+    registry.report(quick_root, "syn")
+    (quick_root / "syn/test_labels-d0.npz").rename(quick_root / "syn/moved.npz")
+    try:
+        doc = registry.report(quick_root, "syn")  # no labels: no paired tests, and nothing rebuilt
+        assert any("test_labels-d0.npz" in n for n in doc["notes"])
+        assert not (quick_root / "syn/test_labels-d0.npz").exists()
+    finally:
+        (quick_root / "syn/moved.npz").rename(quick_root / "syn/test_labels-d0.npz")
+    assert _tree(quick_root) == before
+
+
+def _break(root, rel, text=None, data=None):
+    p = root / "syn" / rel
+    if text is not None:
+        p.write_text(text)
+    elif data is not None:
+        p.write_bytes(data)
+    else:
+        p.unlink()
+
+
+@pytest.mark.parametrize("rel,content,message", [
+    ("bst-d0-s0/metrics.json", "{broken", "corrupted"),
+    ("bst-d0-s0/metrics.json", '{"schema_version": 2, "per_scenario": {}}', "overall"),
+    ("bst-d0-s0/metrics.json", '{"schema_version": 2, "overall": {"auc": "high"}, "per_scenario": {}}', "number"),
+    ("bst-d0-s0/metrics.json", '{"schema_version": "2", "overall": {}}', "schema_version"),
+    ("bst-d0-s0/model.pt", None, "model.pt"),
+    ("bst-d0-s0/model.pt", b"\x00" * 100, "model.pt"),
+    ("bst-d0-s0/config.json", '{"schema_version": 2, "model": 3, "seed": 0}', "model"),
+])
+def test_registry_names_a_broken_run_and_reads_the_others(quick_root, tmp_path, rel, content, message):
     root = tmp_path / "copy"
     shutil.copytree(quick_root, root)
-    [summary] = registry.list_experiments(root)
-    assert summary.name == "syn" and summary.n_runs == 6 and summary.n_finished == 6 and summary.state == "finished"
+    if isinstance(content, bytes):
+        _break(root, rel, data=content)
+    else:
+        _break(root, rel, text=content)
     exp = registry.load_experiment(root, "syn")
-    assert exp.true_similarity.shape == (10, 10) and exp.data_similarity.shape == (10, 10)
-    run = exp.run("saml-full-s0")
-    probes = run.load_probes()
-    assert probes["alpha"].shape[1] == len(exp.raw["probe_index"])
-    # corrupt one run's metrics and delete another's model: the rest still load
-    (root / "syn/bst-s0/metrics.json").write_text("{broken")
-    (root / "syn/saml-no_aux-s0/model.pt").unlink()
-    exp = registry.load_experiment(root, "syn")
-    errors = {r.run_id: r.error for r in exp.runs}
-    assert "metrics.json" in errors["bst-s0"] and "model.pt" in errors["saml-no_aux-s0"]
-    assert sum(e is None for e in errors.values()) == 4
-    doc = registry.report(root, "syn")
-    assert next(r for r in doc["runs"] if r["run_id"] == "saml-full-s0")["relaimpr_vs_bst"] is None
+    broken = exp.run("bst-d0-s0")
+    assert broken.state == "broken" and message in broken.error and "bst-d0-s0" in broken.error
+    assert sum(r.finished for r in exp.runs) == 6
+    doc = registry.report(root, "syn")  # no baseline: the others still report, without comparisons
+    assert all(r["vs_reference"] is None for r in doc["runs"])
+
+
+def test_model_file_of_another_shape_is_caught_when_listed(quick_root, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(quick_root, root)
+    shutil.copy(root / "syn/bst-d0-s0/model.pt", root / "syn/saml-d0-s0/model.pt")
+    run = registry.load_experiment(root, "syn").run("saml-d0-s0")
+    assert run.state == "broken" and "do not match" in run.error
+
+
+def test_experiment_file_errors(quick_root, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(quick_root, root)
+    doc = json.loads((root / "syn/experiment.json").read_text())
+    doc["traffic_share"]["XX"] = 0.1  # a scenario the experiment does not have
+    (root / "syn/experiment.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match="traffic_share"):
+        registry.load_experiment(root, "syn")
     (root / "syn/experiment.json").write_text("[1,2")
     with pytest.raises(ArtifactError, match="experiment.json"):
         registry.load_experiment(root, "syn")
     assert registry.list_experiments(root)[0].error is not None
+    with pytest.raises(ArtifactError, match="not an experiment name"):
+        registry.load_experiment(root, "../syn")
 
 
 def test_reevaluate_reproduces_stored_metrics(quick_root):
     exp = registry.load_experiment(quick_root, "syn")
-    for run_id in ("saml-full-s0", "bst_individual-s0"):
+    for run_id in ("saml-d0-s0", "bst_individual-d0-s0", "lr_te-d0-s0"):
         stored = exp.run(run_id).metrics
         fresh = registry.reevaluate(quick_root, "syn", run_id)
         assert fresh["overall"]["auc"] == pytest.approx(stored["overall"]["auc"], abs=1e-9)
@@ -90,62 +197,109 @@ def test_reevaluate_reproduces_stored_metrics(quick_root):
             assert fresh["per_scenario"][s]["auc"] == pytest.approx(stored["per_scenario"][s]["auc"], abs=1e-9)
 
 
-def test_rerun_skips_finished_runs(quick_root):
-    before = (quick_root / "syn/bst-s0/model.pt").stat().st_mtime_ns
+def test_rerun_skips_identical_runs_and_refuses_other_settings(quick_root, tmp_path):
+    before = (quick_root / "syn/bst-d0-s0/model.pt").stat().st_mtime_ns
     out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "syn", "--quick", "--runs", "bst",
-               root=quick_root)
-    assert out.returncode == 0 and "skipped" in out.stderr
-    assert (quick_root / "syn/bst-s0/model.pt").stat().st_mtime_ns == before
+               "--threads", "1", root=quick_root)
+    assert out.returncode == 0 and "skipped" in out.stderr, out.stderr
+    assert (quick_root / "syn/bst-d0-s0/model.pt").stat().st_mtime_ns == before
     bad = _cli("experiment", "--dataset", "taobao-sample", "--name", "syn", "--quick", root=quick_root)
     assert bad.returncode == 2 and "already exists with dataset" in bad.stderr
+    root = tmp_path / "copy"
+    shutil.copytree(quick_root, root)
+    other = _cli("experiment", "--dataset", "synthetic-countries", "--name", "syn", "--quick", "--runs", "bst",
+                 "--lr", "0.01", "--threads", "1", root=root)
+    assert other.returncode == 2 and "bst-d0-s0" in other.stderr and "lr: 0.001 -> 0.01" in other.stderr
+    assert (root / "syn/bst-d0-s0/model.pt").stat().st_mtime_ns == before  # nothing touched
+    redo = _cli("experiment", "--dataset", "synthetic-countries", "--name", "syn", "--quick", "--runs", "bst",
+                "--lr", "0.01", "--threads", "1", "--overwrite", root=root)
+    assert redo.returncode == 0, redo.stderr
+    assert json.loads((root / "syn/bst-d0-s0/config.json").read_text())["train_config"]["lr"] == 0.01
 
 
-def test_taobao_sample_end_to_end(tmp_path):
-    out = _cli("experiment", "--dataset", "taobao-sample", "--name", "tb", "--quick", "--threads", "1", root=tmp_path)
+def test_a_second_writer_on_one_experiment_is_refused(quick_root, tmp_path):
+    from saml_core.experiments import ExperimentLock
+
+    root = tmp_path / "copy"
+    shutil.copytree(quick_root, root)
+    with ExperimentLock(root / "syn"):
+        out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "syn", "--quick", "--runs", "bst",
+                   root=root)
+    assert out.returncode == 2 and "being trained right now" in out.stderr
+
+
+def test_taobao_sample_end_to_end_relaimpr_only_where_bst_is_above_chance(tmp_path):
+    out = _cli("experiment", "--dataset", "taobao-sample", "--name", "tb", "--quick", "--threads", "1",
+               "--runs", "bst,saml,lr_te", root=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = json.loads(_cli("report", "tb", "--format", "json", root=tmp_path).stdout)
-    assert {r["label"] for r in doc["runs"]} == LABELS and doc["oracle_auc"] is None
-    assert len(doc["scenario_names"]) == 5
+    assert doc["oracle_auc"] is None and len(doc["scenario_names"]) == 5
+    assert doc["scenario_noun"] == ["city level", "city levels"]
     for r in doc["runs"]:
         assert r["error"] is None
         assert sum(c["n"] for c in r["per_scenario"].values()) == r["overall"]["n"]
+    saml = next(s for s in doc["summary"] if s["model"] == "saml")["vs_reference"]
+    for name in doc["scenario_names"]:
+        cell = saml[name]
+        if cell["base_ci_low"] is not None and cell["base_ci_low"] <= 0.5:
+            assert cell["relaimpr"] is None and "not clearly above chance" in cell["relaimpr_note"]
+    md = _cli("report", "tb", "--format", "markdown", root=tmp_path).stdout
+    assert "city level" in md and "country" not in md.lower()
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    out = _cli("train", "--dataset", "synthetic-countries", "--model", "bst", "--variant", "full", root=tmp_path)
-    assert out.returncode == 2 and out.stderr.startswith("error:") and "Traceback" not in out.stderr
-    out = _cli("report", "nope", root=tmp_path)
-    assert out.returncode == 2 and "experiment.json" in out.stderr
-    out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "x", "--mlp", "a,b", root=tmp_path)
-    assert out.returncode == 2 and "--mlp" in out.stderr
+@pytest.mark.parametrize("args,needle", [
+    (("train", "--dataset", "synthetic-countries", "--model", "bst", "--lr", "nan"), "lr"),
+    (("train", "--dataset", "synthetic-countries", "--model", "bst", "--lr", "inf"), "lr"),
+    (("train", "--dataset", "synthetic-countries", "--model", "bst", "--data-seed", "-1"), "data seed"),
+    (("train", "--dataset", "synthetic-countries", "--model", "bst", "--threads", "-4"), "threads"),
+    (("experiment", "--dataset", "synthetic-countries", "--name", "x", "--seeds", "1000000000"), "--seeds"),
+    (("experiment", "--dataset", "synthetic-countries", "--name", "x", "--mlp", "100000000"), "mlp"),
+    (("experiment", "--dataset", "synthetic-countries", "--name", "x", "--mlp", "a,b"), "--mlp"),
+    (("experiment", "--dataset", "synthetic-countries", "--name", "x" * 300), "experiment name"),
+    (("experiment", "--dataset", "taobao-sample", "--name", "x", "--size", "small"), "size"),
+    (("experiment", "--dataset", "synthetic-countries", "--name", "x", "--runs", "nope"), "unknown model"),
+    (("experiment", "--dataset", "nope", "--name", "x"), "unknown dataset"),
+    (("experiment", "--dataset", "synthetic-countries", "--name", "x", "--model-option", "bst.depth=3"),
+     "model options given for model(s) not in the experiment"),
+    (("report", "nope"), "experiment.json"),
+    (("report", "../outside"), "not an experiment name"),
+    (("report", "/abs/dir"), "not an experiment name"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, needle):
+    out = _cli(*args, root=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("error:"), out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1 and needle in out.stderr
+    assert not any(p.name == "x" * 300 for p in tmp_path.iterdir())
 
 
-def test_plans_for_seeds_and_sweeps():
+def test_plans_for_seeds_data_seeds_and_sweeps():
     from saml_core.config import ModelConfig
     from saml_core.experiments import ExperimentConfig
 
     ids = [r.run_id for r in ExperimentConfig(name="x", seeds=2).plan()]
-    assert len(ids) == 12 and ids[:2] == ["bst_individual-s0", "bst-s0"] and ids[-1] == "saml-no_gate_mut-s1"
-    plan = ExperimentConfig(name="x", runs=["bst", "saml:full"], sweep="depth",
+    assert len(ids) == 12 and ids[0] == "saml-d0-s0" and ids[-1] == "bst-d0-s1"
+    plan = ExperimentConfig(name="x", runs=["bst", "saml"], sweep="depth", data_seeds=[0, 3],
                             model_config=ModelConfig(mlp=(256, 128))).plan()
-    assert [r.run_id for r in plan][:2] == ["bst-depth2-s0", "saml-full-depth2-s0"]
-    assert [r.model_config.mlp for r in plan if r.model == "saml"] == [
+    assert [r.run_id for r in plan][:2] == ["bst-depth2-d0-s0", "saml-depth2-d0-s0"]
+    assert plan[-1].run_id == "saml-depth5-d3-s0" and plan[-1].data_seed == 3
+    assert [r.model_config.mlp for r in plan if r.model == "saml" and r.data_seed == 0] == [
         (256, 128), (256, 128, 64), (256, 128, 64, 32), (256, 128, 64, 32, 16)]
-    emb = ExperimentConfig(name="x", runs="saml:full", sweep="emb").plan()
-    assert [r.model_config.d_g for r in emb] == [8, 12, 16, 24, 32]
-    heads = ExperimentConfig(name="x", runs="bst", sweep="heads").plan()
-    assert [r.model_config.heads for r in heads] == [4, 8, 12, 16]
+    emb = ExperimentConfig(name="x", runs="saml:full", sweep="emb").plan()  # an old alias still works
+    assert [r.model_config.d_g for r in emb] == [8, 12, 16, 24, 32] and emb[0].model == "saml"
+    first = ExperimentConfig(name="x", runs="bst", seeds=3, keep_weights="first-seed").plan()
+    assert [r.keep_weights for r in first] == [True, False, False]
+    cfg = ExperimentConfig(name="x", runs="bst,lr_te", seeds=2, data_seeds=[0, 1], model_options={"lr_te": {"folds": 3}})
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).plan() == cfg.plan()
 
 
-def test_multi_seed_summary_mean_and_std():
-    rows = []
-    for seed, auc in [(0, 0.70), (1, 0.72), (2, 0.74)]:
-        rows.append({"run_id": f"saml-full-s{seed}", "label": "SAML", "model": "saml", "variant": "full",
-                     "overall": {"auc": auc, "logloss": 0.2}, "relaimpr_vs_bst": 1.0 + seed,
-                     "per_scenario": {"A": {"auc": auc - 0.01}}})
-    rows.append({"run_id": "bst-s0", "label": "BST", "model": "bst", "variant": None, "overall": None,
-                 "relaimpr_vs_bst": None, "per_scenario": None})  # a broken run is left out
-    [s] = registry._summary(rows, ["A"])
-    assert s["group"] == "saml-full" and s["n_seeds"] == 3
-    assert s["auc"]["mean"] == pytest.approx(0.72) and s["auc"]["std"] == pytest.approx(0.02)
-    assert s["per_scenario"]["A"]["mean"] == pytest.approx(0.71) and s["relaimpr_vs_bst"]["mean"] == pytest.approx(2.0)
+def test_settings_follow_the_dataset_preset():
+    from saml_core.experiments import settings_for
+
+    syn = settings_for("synthetic-countries")
+    tb = settings_for("taobao-sample")
+    assert syn["preset"] == "industrial" and syn["model_config"].d_s == 2 and syn["train_config"].max_batch_size == 1024
+    assert tb["preset"] == "public" and tb["model_config"].d_s == 4 and tb["model_config"].mlp == (128, 64)
+    assert tb["train_config"].lr == 5e-4 and tb["train_config"].max_batch_size == 128
+    assert settings_for("taobao-sample", model={"d_s": 2})["model_config"].d_s == 2  # an explicit choice wins
+    quick = settings_for("synthetic-countries", "quick")
+    assert quick["dataset_options"] == {"size": "small"} and quick["probe_size"] == 400

@@ -18,7 +18,7 @@ from saml_core.models import build_model
 from saml_core.train import Cancelled, fit, load_run_model, predict, train_run
 
 CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8))
-TCFG = TrainConfig(epochs=3, patience=3, batch_size=128, lr=3e-3, device="cpu")
+TCFG = TrainConfig(epochs=3, patience=3, min_epochs=1, batch_size=128, lr=3e-3, device="cpu")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -29,9 +29,9 @@ def data():
     return random_data(n_train=800, n_valid=200, n_test=400, k=4, seq_len=6, vocab=30)
 
 
-def _fit(data, seed, checkpoint=None, should_stop=None, variant="full"):
+def _fit(data, seed, checkpoint=None, should_stop=None, model_id="saml"):
     torch.manual_seed(123)  # same initial weights for every call
-    model = build_model("saml", variant, data.spec, CFG)
+    model = build_model(model_id, data.spec, CFG)
     res = fit(model, data.train, data.valid, TCFG, seed=seed, device=torch.device("cpu"),
               checkpoint=checkpoint, should_stop=should_stop)
     return model, res
@@ -42,7 +42,7 @@ def _strip(history):
 
 
 def test_same_seed_same_metrics(data, tmp_path):
-    cfg = RunConfig(run_id="saml-full-s0", model="saml", variant="full", seed=7, model_config=CFG,
+    cfg = RunConfig(run_id="saml-d0-s0", model="saml", seed=7, model_config=CFG,
                     train_config=TCFG, probe_size=100, probe_hidden_all=20)
     m1 = train_run(cfg, data, tmp_path / "a", probe_index=np.arange(100))
     m2 = train_run(cfg, data, tmp_path / "b", probe_index=np.arange(100))
@@ -78,11 +78,11 @@ def test_kill_subprocess_then_resume(tmp_path):
     """A real `experiment` process killed with SIGKILL mid-training resumes from its checkpoint."""
     root = tmp_path / "art"
     cmd = [sys.executable, "-m", "saml_core", "experiment", "--dataset", "synthetic-countries", "--name", "k",
-           "--quick", "--runs", "saml:full", "--epochs", "2", "--patience", "2", "--batch-size", "512",
+           "--quick", "--runs", "saml", "--epochs", "2", "--patience", "2", "--batch-size", "512",
            "--artifacts", str(root), "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck = root / "k" / "saml-full-s0" / "checkpoint.pt"
+    ck = root / "k" / "saml-d0-s0" / "checkpoint.pt"
     deadline = time.time() + 120
     while time.time() < deadline and not ck.exists() and proc.poll() is None:
         time.sleep(0.05)
@@ -94,13 +94,13 @@ def test_kill_subprocess_then_resume(tmp_path):
     assert epoch_killed >= 1
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    hist = json.loads((root / "k/saml-full-s0/history.json").read_text())["epochs"]
+    hist = json.loads((root / "k/saml-d0-s0/history.json").read_text())["epochs"]
     assert [r["epoch"] for r in hist] == [1, 2]
     assert not ck.exists()  # finished runs keep model.pt, not the resume state
 
 
 def test_checkpoint_reload_identical_predictions_and_corruption_errors(data, tmp_path):
-    cfg = RunConfig(run_id="saml-no_aux-s0", model="saml", variant="no_aux", seed=1, model_config=CFG,
+    cfg = RunConfig(run_id="saml_no_aux-d0-s0", model="saml_no_aux", seed=1, model_config=CFG,
                     train_config=TrainConfig(epochs=1, batch_size=256, device="cpu"))
     run = tmp_path / "run"
     train_run(cfg, data, run, probe_index=np.arange(50))
@@ -116,12 +116,12 @@ def test_checkpoint_reload_identical_predictions_and_corruption_errors(data, tmp
     with pytest.raises(art.ArtifactError, match="model.pt"):
         load_run_model(run)
     (run / "model.pt").write_bytes(blob)
-    wrong = build_model("bst", None, data.spec, CFG)  # weights of another architecture
+    wrong = build_model("bst", data.spec, CFG)  # weights of another architecture
     art.save_model(run / "other.pt", wrong)
     with pytest.raises(art.ArtifactError, match="other.pt.*do not match"):
         art.load_state_dict_into(model, run / "other.pt")
 
-    (run / "metrics.json").write_text('{"schema_version": 1, "overall": {')
+    (run / "metrics.json").write_text('{"schema_version": 2, "overall": {')
     with pytest.raises(art.ArtifactError, match="metrics.json.*corrupted"):
         art.read_json(run / "metrics.json")
     (run / "metrics.json").write_text('{"schema_version": 99}')
@@ -133,13 +133,13 @@ def test_checkpoint_reload_identical_predictions_and_corruption_errors(data, tmp
         art.load_npz(run / "probes.npz")
 
 
-@pytest.mark.parametrize("model_name,variant", [("saml", "full"), ("bst_individual", None)])
-def test_float16_weights_are_half_the_size_and_reproduce_their_metrics(data, tmp_path, model_name, variant):
+@pytest.mark.parametrize("model_name", ["saml", "bst_individual"])
+def test_float16_weights_are_half_the_size_and_reproduce_their_metrics(data, tmp_path, model_name):
     from saml_core import evaluate as ev
 
     sizes, files, aucs = {}, {}, {}
     for dtype in ("float32", "float16"):
-        cfg = RunConfig(run_id=f"{model_name}-{dtype}", model=model_name, variant=variant, seed=3, model_config=CFG,
+        cfg = RunConfig(run_id=f"{model_name}-{dtype}", model=model_name, seed=3, model_config=CFG,
                         train_config=TrainConfig(epochs=1, batch_size=256, device="cpu", weights_dtype=dtype))
         run = tmp_path / dtype
         metrics = train_run(cfg, data, run)
@@ -164,7 +164,7 @@ def test_corrupted_resume_checkpoint_names_the_file(data, tmp_path):
 
 
 def test_probes_content(data, tmp_path):
-    cfg = RunConfig(run_id="saml-full-s0", model="saml", variant="full", seed=0, model_config=CFG,
+    cfg = RunConfig(run_id="saml-d0-s0", model="saml", seed=0, model_config=CFG,
                     train_config=TrainConfig(epochs=1, batch_size=256, device="cpu"), probe_hidden_all=30)
     idx = np.arange(0, 400, 2)
     train_run(cfg, data, tmp_path, probe_index=idx)
@@ -187,7 +187,7 @@ def test_sigterm_cancels_cleanly(tmp_path):
     root = tmp_path / "art"
     status = tmp_path / "status.json"
     cmd = [sys.executable, "-m", "saml_core", "experiment", "--dataset", "synthetic-countries", "--name", "c",
-           "--quick", "--runs", "bst,saml:full", "--epochs", "5", "--patience", "5", "--artifacts", str(root),
+           "--quick", "--runs", "bst,saml", "--epochs", "5", "--patience", "5", "--artifacts", str(root),
            "--threads", "1", "--status-file", str(status)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

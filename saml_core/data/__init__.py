@@ -7,8 +7,6 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from saml_core.data.types import (  # noqa: F401  (re-exported)
     OOV_INDEX,
     PAD_INDEX,
@@ -20,68 +18,21 @@ from saml_core.data.types import (  # noqa: F401  (re-exported)
     SeqField,
 )
 
-DATASET_NAMES = ("synthetic-countries", "taobao-sample", "taobao-raw:DIR", "csv:SCHEMA_FILE")
 
+def load_dataset(name: str, *, seed: int = 0, **options) -> MultiScenarioData:
+    """Load a dataset by its DATASET string (`registry.py`: the sources and their options).
 
-def _unknown(name: str) -> DataError:
-    return DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-
-
-def load_dataset(
-    name: str,
-    *,
-    seed: int = 0,
-    size: str | None = None,
-    cache_dir: str | Path | None = None,
-    seq_len: int | None = None,
-) -> MultiScenarioData:
-    """Load a dataset by its DATASET string.
-
-    seed: simulator seed (other sources are deterministic and ignore it).
-    size: simulator preset "small" | "default" | "large"; other sources accept only None.
-    cache_dir: where taobao-raw keeps its parquet cache (default: $SAML_CACHE_DIR, else
-        ~/.cache/saml_core).
-    seq_len: behaviour-sequence length L (default: 30 simulator, 15 Taobao, schema file for csv).
+    seed: the data seed (simulated data, random splits; sources with a fixed split ignore it).
+    options: the source's own options, e.g. size="small" (simulator), seq_len=L, cache_dir=DIR
+        (taobao-raw); an option a source does not have is a DataError naming it.
     """
-    if not isinstance(name, str) or not name:
-        raise _unknown(str(name))
-    if name != "synthetic-countries" and size is not None:
-        raise DataError(f"{name}: option size={size!r} only applies to synthetic-countries")
-    if name == "synthetic-countries":
-        from saml_core.data import synthetic
+    from saml_core.data import registry
 
-        return synthetic.load(name=name, seed=seed, size=size, seq_len=seq_len)
-    if name == "taobao-sample":
-        from saml_core.data import taobao
-
-        return taobao.load_sample(name=name, seq_len=seq_len)
-    if name.startswith("taobao-raw:"):
-        from saml_core.data import taobao_raw
-
-        directory = name.split(":", 1)[1]
-        if not directory:
-            raise DataError("taobao-raw: give the folder of the raw tables, e.g. taobao-raw:/data/taobao")
-        return taobao_raw.load_raw(directory, name=name, cache_dir=cache_dir, seq_len=seq_len)
-    if name.startswith("csv:"):
-        from saml_core.data import byo
-
-        schema_file = name.split(":", 1)[1]
-        if not schema_file:
-            raise DataError("csv: give the schema file, e.g. csv:my_log/schema.yaml")
-        return byo.load_byo(schema_file, name=name, seq_len=seq_len)
-    raise _unknown(name)
+    return registry.load(name, seed=seed, **options)
 
 
-def describe_dataset(
-    name: str,
-    *,
-    seed: int = 0,
-    size: str | None = None,
-    cache_dir: str | Path | None = None,
-    seq_len: int | None = None,
-) -> dict:
+def describe_dataset(name: str, *, seed: int = 0, **options) -> dict:
     """Per-scenario samples, positives, CTR and traffic share per split (+ oracle AUC if known)."""
     from saml_core.data.stats import summary
 
-    data = load_dataset(name, seed=seed, size=size, cache_dir=cache_dir, seq_len=seq_len)
-    return summary(data)
+    return summary(load_dataset(name, seed=seed, **options))

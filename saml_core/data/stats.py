@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 
 
 def auc(label: np.ndarray, score: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney, ties averaged); None if one class is missing."""
-    label = np.asarray(label) > 0.5
-    n_pos = int(label.sum())
-    n_neg = len(label) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(np.asarray(score, dtype=np.float64))
-    return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    """AUC (saml_core.evaluate), None if one class is missing."""
+    from saml_core.evaluate import auc as _auc
+
+    value = _auc(np.asarray(label) > 0.5, np.asarray(score, dtype=np.float64))
+    return value if np.isfinite(value) else None
 
 
 def split_counts(split: EncodedSplit, k: int) -> tuple[np.ndarray, np.ndarray]:

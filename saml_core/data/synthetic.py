@@ -307,6 +307,9 @@ def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None =
             "probability (oracle) and the planted country similarity are known.",
         ],
         "provenance": "saml_core.data.synthetic (documented in docs/DATA.md)",
+        # the planted country groups (Others has none): the "same group only" null of recovery
+        "scenario_groups": {c: next((g for g, members in GROUPS.items() if c in members), None)
+                            for c in SCENARIOS},
     }
     return encode_splits(
         name=name,

@@ -62,9 +62,11 @@ CAVEATS = [
 ]
 
 
-def user_split(uid: np.ndarray) -> np.ndarray:
-    """'train' | 'valid' | 'test' per row, from a fixed multiplicative hash of the user id."""
-    h = (uid.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
+def user_split(uid: np.ndarray, seed: int = 0) -> np.ndarray:
+    """'train' | 'valid' | 'test' per row, from a fixed multiplicative hash of the user id; another
+    `seed` (the data seed) salts the hash and so draws another split of the same users."""
+    salted = uid.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B9)
+    h = (salted * np.uint64(2654435761)) % np.uint64(2**32)
     u = h.astype(np.float64) / 2**32
     return np.where(u < TRAIN_FRACTION, "train",
                     np.where(u < TRAIN_FRACTION + VALID_FRACTION, "valid", "test"))
@@ -84,7 +86,7 @@ def parse_sequence(col: pd.Series, source: str, column: str, sep: str = "|") -> 
         ) from None
 
 
-def read_sample(path: Path = SAMPLE_FILE) -> RawTable:
+def read_sample(path: Path = SAMPLE_FILE, seed: int = 0) -> RawTable:
     """The pooled, de-duplicated natural rows with a 'split' column (train/valid/test by user)."""
     if not path.is_file():
         raise DataError(f"{path}: the Taobao sample file is missing (it ships with the project)")
@@ -95,7 +97,7 @@ def read_sample(path: Path = SAMPLE_FILE) -> RawTable:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
     train_file = df[df["split"] == "train"].drop_duplicates()
     df = pd.concat([train_file, df[df["split"] == "test"]], ignore_index=True)
-    df["split"] = user_split(df["uid"].to_numpy())
+    df["split"] = user_split(df["uid"].to_numpy(), seed)
     df["btag"] = TARGET_BTAG
 
     cate = parse_sequence(df["cate_his"], str(path), "cate_his")
@@ -111,15 +113,16 @@ def read_sample(path: Path = SAMPLE_FILE) -> RawTable:
     )
 
 
-def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None,
+def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed: int = 0,
                 path: Path = SAMPLE_FILE) -> MultiScenarioData:
-    table = read_sample(path)
+    table = read_sample(path, seed)
     split = table.frame["split"].to_numpy()
     info = {
         "title": "Taobao ad display/click sample (real, 5 city levels)",
         "simulated": False,
         "samples": len(table),
-        "split": "by user: 55% train, 10% validation, 35% test (fixed hash of uid)",
+        "split": f"by user: 55% train, 10% validation, 35% test (hash of uid, data seed {seed})",
+        "seed_dependent": True,
         "caveats": CAVEATS,
         "provenance": "datasets/taobao_dmr/PROVENANCE.md",
     }

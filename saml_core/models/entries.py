@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from saml_core.models.bst import BST, BSTIndividual
+from saml_core.models.lr_te import TargetEncodingLR, fit_lr_te
 from saml_core.models.registry import ModelEntry, register
 from saml_core.models.saml import SAML
 
@@ -38,3 +39,10 @@ register(ModelEntry(
     id="saml_no_gate_mut", label="SAML w/o gate&mut", color="#72B7B2", role="ablation", order=4, default=True,
     build=_saml("no_gate_mut"),
     description="SAML without branches: one unified network on scenario-aware features."))
+register(ModelEntry(
+    id="lr_te", label="LR (target encoding)", color="#54A24B", role="baseline", order=25,
+    build=lambda spec, cfg, crosses=True, smoothing=20.0, folds=5: TargetEncodingLR(spec, cfg, crosses, smoothing,
+                                                                                    folds),
+    options={"crosses": True, "smoothing": 20.0, "folds": 5}, fit=fit_lr_te,
+    description="A strong simple baseline: logistic regression on each value's train click rate, per "
+                "scenario too (target encoding with scenario crosses)."))

@@ -1,0 +1,48 @@
+"""The built-in data sources: one registry entry each (fields: `registry.DatasetEntry`).
+Loaders are imported lazily so that naming a dataset costs nothing until it is loaded."""
+from __future__ import annotations
+
+from saml_core.data.registry import DatasetEntry, register
+
+
+def _synthetic(*, name, seed, size, seq_len):
+    from saml_core.data import synthetic
+
+    return synthetic.load(name=name, seed=seed, size=size, seq_len=seq_len)
+
+
+def _taobao_sample(*, name, seed, seq_len):
+    from saml_core.data import taobao
+
+    return taobao.load_sample(name=name, seed=seed, seq_len=seq_len)
+
+
+def _taobao_raw(path, *, name, seed, seq_len, cache_dir):
+    from saml_core.data import taobao_raw
+
+    return taobao_raw.load_raw(path, name=name, cache_dir=cache_dir, seq_len=seq_len)
+
+
+def _csv(path, *, name, seed, seq_len):
+    from saml_core.data import byo
+
+    return byo.load_byo(path, name=name, seq_len=seq_len)
+
+
+register(DatasetEntry(
+    name="synthetic-countries", kind="synthetic", preset="industrial", load=_synthetic,
+    title="Simulated countries (built in): a cross-border shop with 10 countries and known truth",
+    options={"size": None, "seq_len": None}, quick_options={"size": "small"},
+    scenario_noun=("country", "countries")))
+register(DatasetEntry(
+    name="taobao-sample", kind="taobao", preset="public", load=_taobao_sample,
+    title="Taobao ad clicks, real sample (built in): 5 city levels, ~2,300 impressions",
+    options={"seq_len": None}, scenario_noun=("city level", "city levels")))
+register(DatasetEntry(
+    name="taobao-raw", kind="taobao", preset="public", load=_taobao_raw, takes_path=True, seeded=False,
+    path_hint="folder of the raw Tianchi tables", title="Raw Taobao tables (the paper's public dataset)",
+    options={"seq_len": None, "cache_dir": None}, scenario_noun=("city level", "city levels")))
+register(DatasetEntry(
+    name="csv", kind="byo", preset="public", load=_csv, takes_path=True,
+    path_hint="schema file (YAML/JSON) describing your CSV/Parquet log",
+    title="Your own log (CSV/Parquet + schema file)", options={"seq_len": None}))
