@@ -120,9 +120,11 @@ def _scenario_slices(model_id, model, j):
         return towers
     if model_id == "mmoe":
         return towers + [(model.gates.weight, j)]
-    if model_id == "ple":  # last level's specific experts (the lower ones feed the shared gate)
+    if model_id == "ple":  # two levels: the last level's specific experts (the lower ones feed the
+        # shared gate, next test), and every level's gate of j (the level-0 one feeds only j's path)
         m = model.n_specific
-        experts = [(t, slice(j * m, (j + 1) * m)) for layer in model.specific[-1].layers for t in (layer.weight, layer.bias)]
+        own = slice(j * m, (j + 1) * m)
+        experts = [(t, own) for layer in model.specific[-1].layers for t in (layer.weight, layer.bias)]
         return towers + experts + [(gate.weight, j) for gate in model.gates]
     raise AssertionError(model_id)
 
@@ -145,7 +147,7 @@ def test_perturbing_scenario_j_parameters_moves_scenario_j_samples_only(data, mo
     assert (after[mine] - before[mine]).abs().min() > 0
 
 
-@pytest.mark.parametrize("model_id", ["shared_bottom", "mmoe", "ple", "star", "bst_scenario"])
+@pytest.mark.parametrize("model_id", NEW)
 def test_scenario_j_samples_train_scenario_j_parameters_only(data, model_id):
     model = _build(model_id, data.spec, **(PLE_OPTS if model_id == "ple" else {})).train()
     j = 2
@@ -203,28 +205,34 @@ def _mix(weights, vectors):
 
 
 def _shared_bottom_reference(model, x, s):
-    return _mlp_of_stack(model.towers, s, model.bottom(x))
+    return _mlp_of_stack(model.towers, s, model.bottom(x)), {}
 
 
 def _mmoe_reference(model, x, s):
     experts = [_mlp_of_stack(model.experts, e, x) for e in range(model.n_experts)]
     gate = torch.softmax(x @ model.gates.weight[s], dim=-1)  # g_s(x) = softmax(W_s x)
-    return _mlp_of_stack(model.towers, s, _mix(gate, experts))
+    return _mlp_of_stack(model.towers, s, _mix(gate, experts)), {"expert_gates": gate}
 
 
 def _ple_reference(model, x, s):
     """Every scenario's path at every level, the shared path with its gate below the last level."""
     k, m, n_shared = model.k, model.n_specific, model.n_shared
     task, shared_in = [x] * k, x
+    own_gates, shared_gates = [], []
     for l in range(model.n_levels):
         specific = [[_mlp_of_stack(model.specific[l], t * m + i, task[t]) for i in range(m)] for t in range(k)]
         shared = [_mlp_of_stack(model.shared[l], j, shared_in) for j in range(n_shared)]
         if l < model.n_levels - 1:
             ws = torch.softmax(model.shared_gates[l](shared_in), dim=-1)
             shared_in = _mix(ws, [e for per_task in specific for e in per_task] + shared)
-        task = [_mix(torch.softmax(task[t] @ model.gates[l].weight[t], dim=-1), specific[t] + shared)
-                for t in range(k)]
-    return _mlp_of_stack(model.towers, s, task[s])
+            shared_gates.append(ws)
+        gates = [torch.softmax(task[t] @ model.gates[l].weight[t], dim=-1) for t in range(k)]
+        task = [_mix(gates[t], specific[t] + shared) for t in range(k)]
+        own_gates.append(gates[s])
+    probes = {"expert_gates": torch.stack(own_gates)}
+    if shared_gates:
+        probes["shared_gates"] = torch.stack(shared_gates)
+    return _mlp_of_stack(model.towers, s, task[s]), probes
 
 
 @pytest.mark.parametrize("model_id,options,reference", [
@@ -234,14 +242,17 @@ def _ple_reference(model, x, s):
     ("ple", {"n_levels": 2, "n_specific_experts": 2, "n_shared_experts": 3}, _ple_reference),
     ("ple", {"n_levels": 3, "n_specific_experts": 2, "n_shared_experts": 1}, _ple_reference),
 ])
-def test_logits_equal_a_per_sample_reference(data, model_id, options, reference):
+def test_logits_and_probes_equal_a_per_sample_reference(data, model_id, options, reference):
     model = _build(model_id, data.spec, **options).eval()
     b = _batch(data, 64)
     with torch.no_grad():
-        got = model(b)["logit"]
+        got = model(b, probes=True)
         x = model.features(b)
-        want = torch.stack([reference(model, x[r], int(b.scenario[r])) for r in range(len(b))])
-    torch.testing.assert_close(got, want)
+        refs = [reference(model, x[r], int(b.scenario[r])) for r in range(len(b))]
+    torch.testing.assert_close(got["logit"], torch.stack([logit for logit, _ in refs]))
+    assert set(got.get("probes", {})) == set(refs[0][1])
+    for name, t in got.get("probes", {}).items():
+        torch.testing.assert_close(t, torch.stack([p[name] for _, p in refs]), msg=name)
 
 
 # ---- gates and relations (MMoE, PLE) -------------------------------------------------------
@@ -257,7 +268,8 @@ def test_mmoe_gates_are_probability_vectors(data, options):
     torch.testing.assert_close(g.sum(-1), torch.ones(len(b)))
 
 
-@pytest.mark.parametrize("options", [{}, {"n_levels": 1}, {"n_levels": 3, "n_specific_experts": 2, "n_shared_experts": 1}])
+@pytest.mark.parametrize("options", [{}, {"n_levels": 1},
+                                     {"n_levels": 3, "n_specific_experts": 2, "n_shared_experts": 1}])
 def test_ple_gates_are_probability_vectors(data, options):
     model = _build("ple", data.spec, **options).eval()
     b = _batch(data)
@@ -384,7 +396,8 @@ def test_pn_training_uses_each_scenarios_batch_statistics_and_updates_its_moving
         torch.testing.assert_close(pn.running_mean[k], 0.9 * mean0[k] + 0.1 * mu)
         torch.testing.assert_close(pn.running_var[k], 0.9 * var0[k] + 0.1 * rows.var(0, unbiased=True))
     # the single row of scenario 2 is normalised with scenario 2's moving statistics
-    want2 = (x[6] - mean0[2]) / torch.sqrt(var0[2] + 1e-5) * (pn.gamma * pn.scenario_gamma[2]) + pn.beta + pn.scenario_beta[2]
+    want2 = ((x[6] - mean0[2]) / torch.sqrt(var0[2] + 1e-5) * (pn.gamma * pn.scenario_gamma[2])
+             + pn.beta + pn.scenario_beta[2])
     torch.testing.assert_close(got[6], want2)
     for k in (2, 3):  # no batch variance / no rows: moving statistics untouched
         assert torch.equal(pn.running_mean[k], mean0[k]) and torch.equal(pn.running_var[k], var0[k])
@@ -439,22 +452,48 @@ def test_star_weight_similarity_from_hand_set_weights(data):
     model = _build("star", data.spec)
     g = torch.Generator().manual_seed(4)
     with torch.no_grad():
-        deltas = [torch.randn(layer.weight.shape, generator=g) for layer in model.fcn]
-        for layer, d in zip(model.fcn, deltas):
-            for k, c in enumerate((1.0, -1.0, 2.0, 0.0)):  # W_k = 1 + c_k * delta
-                layer.scenario_weight[k] = 1 + c * d
+        d = [torch.randn(layer.weight.shape, generator=g) for layer in model.fcn]
+        d2 = [torch.randn(layer.weight.shape, generator=g) for layer in model.fcn]
+        for i, layer in enumerate(model.fcn):  # W_s - 1 per scenario: d, -d, d2, 0
+            for k, delta in enumerate((d[i], -d[i], d2[i], torch.zeros_like(d[i]))):
+                layer.scenario_weight[k] = 1 + delta
     rel = model.relations({}, K)
     assert set(rel) == {"weight_similarity", "weight_shift_similarity"}
     shift = rel["weight_shift_similarity"]
-    assert shift[0, 1] == pytest.approx(-1) and shift[0, 2] == pytest.approx(1)
+    assert shift[0, 1] == pytest.approx(-1)
     assert np.isnan(shift[3]).all()  # scenario 3 never moved from the shared centre
     w = torch.cat([layer.weight.detach().flatten() for layer in model.fcn]).double().numpy()
-    d = torch.cat([t.flatten() for t in deltas]).double().numpy()
-    eff = [w * (1 + c * d) for c in (1.0, -1.0, 2.0, 0.0)]
+    deltas = [torch.cat([t.flatten() for t in ts]).double().numpy() for ts in (d, [-t for t in d], d2)]
+    deltas.append(np.zeros_like(w))
+
+    def cos(a, b):
+        return a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+
     for i in range(K):
-        for j in range(K):
-            cos = eff[i] @ eff[j] / np.linalg.norm(eff[i]) / np.linalg.norm(eff[j])
-            assert rel["weight_similarity"][i, j] == pytest.approx(cos)
+        for j in range(K):  # effective weights W (.) W_s, and their shift W (.) (W_s - 1)
+            assert rel["weight_similarity"][i, j] == pytest.approx(cos(w * (1 + deltas[i]), w * (1 + deltas[j])))
+            if i < 3 and j < 3:
+                assert shift[i, j] == pytest.approx(cos(w * deltas[i], w * deltas[j]))
+    assert cos(w * deltas[0], w * deltas[2]) != pytest.approx(cos(deltas[0], deltas[2]), abs=1e-3)
+
+
+# ---- sizes -------------------------------------------------------------------------------
+
+def test_bottom_and_towers_split_cfg_mlp_like_bsts_depth(data):
+    from saml_core.models.layers import split_bottom_tower
+    assert split_bottom_tower((256, 128)) == ((256,), (128,))
+    assert split_bottom_tower((64, 32, 16)) == ((64, 32), (16,))
+    assert split_bottom_tower((8,)) == ((8,), ())  # the tower is the linear output layer
+    model = _build("shared_bottom", data.spec)  # CFG.mlp = (16, 8)
+    assert [type(m).__name__ for m in model.bottom] == ["Linear", "ReLU"] and model.bottom[0].out_features == 16
+    assert [tuple(l.weight.shape) for l in model.towers.layers] == [(K, 16, 8)]
+    assert tuple(model.towers.head.weight.shape) == (K, 8, 1)
+    mmoe = _build("mmoe", data.spec, n_experts=3)
+    assert [tuple(l.weight.shape[::2]) for l in mmoe.experts.layers] == [(3, 16)]
+    ple = _build("ple", data.spec)
+    assert [tuple(l.weight.shape) for l in ple.specific[1].layers] == [(K, 16, 16)]
+    star = _build("star", data.spec)
+    assert [tuple(l.weight.shape[1:]) for l in star.fcn] == [(16,), (8,), (1,)]
 
 
 # ---- options and registry ------------------------------------------------------------------
