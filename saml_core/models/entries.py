@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 from saml_core.models.bst import BST, BSTIndividual
+from saml_core.models.bst_scenario import BSTScenario
 from saml_core.models.lr_te import TargetEncodingLR, fit_lr_te
+from saml_core.models.mmoe import MMoE
+from saml_core.models.ple import PLE
 from saml_core.models.registry import ModelEntry, register
 from saml_core.models.saml import SAML
+from saml_core.models.shared_bottom import SharedBottom
+from saml_core.models.star import STAR
 
 
 def _saml(variant: str):
@@ -46,3 +51,30 @@ register(ModelEntry(
     options={"crosses": True, "smoothing": 20.0, "folds": 5}, fit=fit_lr_te,
     description="A strong simple baseline: logistic regression on each value's train click rate, per "
                 "scenario too (target encoding with scenario crosses)."))
+
+# multi-scenario baselines (docs/BASELINES.md): all on BST's input block, so they differ from BST
+# only in how the network is split between scenarios
+register(ModelEntry(
+    id="bst_scenario", label="BST + scenario", color="#9ECAE9", role="baseline", order=30,
+    build=lambda spec, cfg: BSTScenario(spec, cfg), probes=("relations",),
+    description="BST with the scenario as one more categorical feature (its own embedding)."))
+register(ModelEntry(
+    id="shared_bottom", label="SharedBottom", color="#9D755D", role="baseline", order=31,
+    build=lambda spec, cfg: SharedBottom(spec, cfg),
+    description="A shared MLP bottom and one tower per scenario; a sample is scored by its scenario's tower."))
+register(ModelEntry(
+    id="mmoe", label="MMoE", color="#EECA3B", role="baseline", order=32,
+    build=lambda spec, cfg, **opts: MMoE(spec, cfg, **opts), options={"n_experts": 4},
+    probes=("relations",),
+    description="Multi-gate mixture of experts: shared experts, one softmax gate and one tower per scenario."))
+register(ModelEntry(
+    id="ple", label="PLE", color="#FF9DA6", role="baseline", order=33,
+    build=lambda spec, cfg, **opts: PLE(spec, cfg, **opts),
+    options={"n_shared_experts": 2, "n_specific_experts": 1, "n_levels": 2}, probes=("relations",),
+    description="Progressive layered extraction: shared and per-scenario experts in stacked levels, "
+                "per-scenario gates and towers (n_levels=1 is CGC)."))
+register(ModelEntry(
+    id="star", label="STAR", color="#6F4E9C", role="baseline", order=34,
+    build=lambda spec, cfg: STAR(spec, cfg), probes=("relations",),
+    description="Star topology: each scenario's network is a shared network's weights times its own, "
+                "with partitioned normalisation and an auxiliary scenario network."))

@@ -294,3 +294,39 @@ class MutualUnit(nn.Module):
         g = torch.sigmoid(g_all.gather(1, branch.unsqueeze(1)).squeeze(1))
         mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
         return h + g.unsqueeze(-1) * mix, alpha, g
+
+
+# ---- multi-scenario baselines (SharedBottom, MMoE, PLE) --------------------------------------
+
+def split_bottom_tower(mlp: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """cfg.mlp split into the shared part (a shared bottom, or each expert) and each scenario's
+    tower, so that bottom + tower is exactly as deep as BST's MLP: the tower takes the last hidden
+    layer, the bottom the others. With a one-layer mlp the bottom keeps that layer and a tower is
+    just the linear output layer."""
+    cut = max(len(mlp) - 1, 1)
+    return tuple(mlp[:cut]), tuple(mlp[cut:])
+
+
+class StackedMLP(nn.Module):
+    """G ReLU MLPs of one shape stored as weight stacks (one BranchLinear per layer), so all G run
+    as one batched matmul per layer: a bank of experts (G = E) or one tower per scenario (G = K).
+
+    x [N, in] (the same rows for all G) or [G, N, in] -> [G, N, H_last]. With `branch` (one-hot
+    [C, G]), row groups [C, N, in] -> [C, N, H_last]: group c goes through MLP branch[c] only.
+    `logit=True` adds a linear output layer: the result is then [G or C, N]."""
+
+    def __init__(self, num_mlps: int, in_dim: int, hidden: tuple[int, ...], dropout: float = 0.0,
+                 logit: bool = False):
+        super().__init__()
+        dims = (in_dim,) + tuple(hidden)
+        self.layers = nn.ModuleList(BranchLinear(num_mlps, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.head = BranchLinear(num_mlps, dims[-1], 1) if logit else None
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.output_dim = 1 if logit else dims[-1]
+
+    def forward(self, x: torch.Tensor, branch: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self.layers:
+            x = self.dropout(F.relu(layer(x, branch)))
+        if self.head is None:
+            return x
+        return self.head(x, branch).squeeze(-1)
