@@ -538,7 +538,7 @@ def test_short_training_on_synthetic_countries_learns(countries, model_id):
     torch.manual_seed(0)
     cfg = ModelConfig(d_g=4, heads=2, head_dim=4, ff_dim=8, mlp=(32, 16))
     model = build_model(model_id, countries.spec, cfg)
-    tcfg = TrainConfig(lr=1e-2, batch_size=512, epochs=3, patience=3, device="cpu")
+    tcfg = TrainConfig(lr=1e-2, batch_size=512, epochs=3, patience=3, min_epochs=1, device="cpu")
     res = fit(model, countries.train, countries.valid, tcfg, seed=0, device=torch.device("cpu"))
     assert res.epochs_run == 3
     assert res.best_valid_auc > 0.6, res.history
