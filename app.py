@@ -1,41 +1,58 @@
 """SAML scenario-correlation dashboard: `streamlit run app.py`.
 
 This entry script is also the Overview page: what the dashboard answers, the experiment's
-Table II and training curves. The other pages are in pages/; shared pieces in dashboard/.
+Table II over seeds (verdicts against BST, settings, how runs stopped) and training curves.
+The other pages are in pages/; shared pieces in dashboard/.
 """
 import streamlit as st
 
-from dashboard import charts, explain, tables, ui
+from dashboard import charts, data_access as da, explain, tables, ui
 
 ui.page_setup("Overview")
 exp = ui.current_experiment()
+n = ui.noun(exp)
 
-st.title(f"Does learning across {ui.scenario_word(exp)} help? — Overview")
+st.title(f"Does learning across {n.many} help? — Overview")
 with st.expander("What this dashboard answers", expanded=True):
-    st.markdown(explain.APP_INTRO)
+    st.markdown(explain.app_intro(n))
 with st.expander("Words used on these pages"):
-    st.markdown(explain.GLOSSARY)
+    st.markdown(explain.glossary(n))
 
 st.subheader(f"Experiment “{exp.name}”: overall results")
 ui.broken_runs_notice(exp)
-runs_df = tables.runs_frame(exp.runs)
-if runs_df.empty:
+report, report_error = da.report(exp.name)
+if report is None:
+    st.error(f"The results of this experiment cannot be computed: {report_error}")
+    st.stop()
+table = tables.overall_table(report)
+if table.empty:
     st.info("No run of this experiment has finished yet, so there is nothing to compare.")
     st.stop()
 
-table = tables.overall_table(runs_df)
 st.dataframe(
-    table, hide_index=True, width="stretch",
+    table.drop(columns=["model"]), hide_index=True, width="stretch",
     column_config={
         "AUC": st.column_config.NumberColumn(format="%.4f"),
-        "AUC std": st.column_config.NumberColumn(format="%.4f", help="Across seeds (empty with one seed)"),
+        "AUC std": st.column_config.NumberColumn(format="%.4f", help="Across runs (model and data seeds)"),
         "Logloss": st.column_config.NumberColumn(format="%.4f"),
-        "RelaImpr vs BST (%)": st.column_config.NumberColumn(format="%+.2f"),
-        "Epochs": st.column_config.NumberColumn(format="%.1f"),
+        "RelaImpr vs BST (%)": st.column_config.NumberColumn(
+            format="%+.2f", help="Empty where BST is not clearly better than guessing (the ratio means nothing)"),
+        "p (vs BST)": st.column_config.NumberColumn(format="%.2g"),
+        "Epochs": st.column_config.NumberColumn(format="%.1f", help="Epochs trained (mean over runs)"),
         "Train time (s)": st.column_config.NumberColumn(format="%.0f"),
     },
 )
 st.caption(explain.OVERALL_TABLE)
+for line in tables.settings_lines(report, n.one):
+    st.caption(line)
+capped = table[table["Stopped at the cap while improving"] != "no"]
+if len(capped):
+    st.warning("Stopped at the epoch cap while still improving (more epochs might change the result): "
+               + "; ".join(f"{m}: {c.removeprefix('yes: ')}" for m, c in
+                           zip(capped["Model"], capped["Stopped at the cap while improving"])),
+               icon=":material/warning:")
+for note in report.get("notes") or []:
+    st.caption(f"Note: {note}")
 
 st.subheader("Training curves")
 hist = tables.history_frame(exp.runs)
@@ -45,4 +62,4 @@ else:
     metric = st.radio("Curve", ["valid_auc", "train_loss"], horizontal=True, key="curve_metric",
                       format_func={"valid_auc": "Validation AUC", "train_loss": "Training loss"}.get)
     st.plotly_chart(charts.training_curves(hist, metric), width="stretch", key="curves")
-    st.caption(explain.TRAINING_CURVES)
+    st.caption(explain.TRAINING_CURVES[metric])

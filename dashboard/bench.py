@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PAGES = {"Overview": "app.py", "Per-country AUC": "pages/per_country.py",
+PAGES = {"Overview": "app.py", "AUC per scenario": "pages/per_scenario.py",
          "Scenario correlations": "pages/correlations.py", "Hidden states": "pages/hidden_states.py",
          "Retrain": "pages/retrain.py"}
 REPO = Path(__file__).resolve().parents[1]

@@ -1,26 +1,30 @@
 """Plotly figures built from plain DataFrames/arrays (pure functions, unit-tested).
 
-Every figure has a title, axis titles and a legend (or a colour bar) so that it reads on its
-own in a screenshot; the plain-words caption under it lives in `explain`.
+Every figure has a title, axis titles and a legend or a colour bar (never both saying the same),
+so that it reads on its own in a screenshot; the plain-words caption under it lives in
+`explain`. Models are keyed by registry id (colour, order); labels are only displayed.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.colors import model_color, model_sort_key
+from dashboard.colors import ORACLE_COLOR, model_color, model_sort_key
 
 RELAIMPR_CAP = 100
 _FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=13)
+DIVERGING = "RdBu_r"  # centred scales: blue below the reference, red above
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 430, legend_title: str | None = None) -> go.Figure:
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 430, legend_title: str | None = None,
+            legend: bool = True) -> go.Figure:
     fig.update_layout(
         title=dict(text=title, x=0.0, xanchor="left"), font=_FONT, height=height,
         margin=dict(l=60, r=20, t=60, b=60), template="plotly_white",
-        legend=dict(title=dict(text=legend_title or ""), orientation="v"),
-        showlegend=True,
+        legend=dict(title=dict(text=legend_title or ""), orientation="v"), showlegend=legend,
     )
     fig.update_xaxes(title_text=x)
     fig.update_yaxes(title_text=y)
@@ -31,166 +35,222 @@ def training_curves(hist: pd.DataFrame, metric: str = "valid_auc") -> go.Figure:
     """Validation AUC (or train loss) by epoch, one line per run."""
     names = {"valid_auc": "Validation AUC", "train_loss": "Training loss", "valid_logloss": "Validation logloss"}
     fig = go.Figure()
-    for run_id, sub in hist.sort_values("epoch").groupby("run_id", sort=False):
-        label = sub["label"].iloc[0]
-        seed = sub["seed"].iloc[0]
+    data = hist.dropna(subset=[metric])
+    multi_data = data["data_seed"].nunique() > 1
+    for run_id, sub in data.sort_values("epoch").groupby("run_id", sort=False):
+        model, label, seed = sub["model"].iloc[0], sub["label"].iloc[0], sub["seed"].iloc[0]
+        name = f"{label} (seed {seed}" + (f", data {sub['data_seed'].iloc[0]})" if multi_data else ")")
         fig.add_trace(go.Scatter(
-            x=sub["epoch"], y=sub[metric], mode="lines+markers", name=f"{label} (seed {seed})",
-            line=dict(color=model_color(label)), legendgroup=label,
-            hovertemplate=f"{label}<br>epoch %{{x}}<br>{names.get(metric, metric)} %{{y:.4f}}<extra></extra>",
+            x=sub["epoch"], y=sub[metric], mode="lines+markers", name=name,
+            line=dict(color=model_color(model)), legendgroup=model, meta=model,
+            hovertemplate=f"{name}<br>epoch %{{x}}<br>{names.get(metric, metric)} %{{y:.4f}}<extra></extra>",
         ))
-    fig.data = tuple(sorted(fig.data, key=lambda t: model_sort_key(t.legendgroup)))
+    fig.data = tuple(sorted(fig.data, key=lambda t: model_sort_key(t.meta)))
     fig.update_xaxes(dtick=1, tickformat="d")
     return _layout(fig, f"{names.get(metric, metric)} during training", "Epoch",
                    names.get(metric, metric), height=380, legend_title="Run")
 
 
-def per_scenario_bars(summary: pd.DataFrame, scenario_names: list[str], show_oracle: bool = True) -> go.Figure:
-    """Grouped bars of AUC per scenario and model with error bars, oracle marks, significance stars."""
+def per_scenario_auc(long_df: pd.DataFrame, names: list[str], noun_one: str, show_oracle: bool = True,
+                     focus: str = "saml") -> go.Figure:
+    """AUC per scenario and model as points with error bars (an AUC axis need not start at 0, bars
+    would), oracle dashes, and the focus model's verdicts against BST (★ better, ▼ worse)."""
     fig = go.Figure()
-    labels = sorted(summary["label"].unique(), key=model_sort_key)
-    multi = bool((summary["seeds"] > 1).any()) if not summary.empty else False
-    err_name = "mean ± std over seeds" if multi else "95 % confidence interval"
-    for lab in labels:
-        sub = summary[summary["label"] == lab].set_index("scenario").reindex(scenario_names).dropna(subset=["auc"])
-        fig.add_trace(go.Bar(
-            x=list(sub.index), y=sub["auc"], name=lab, marker_color=model_color(lab),
+    models = sorted(long_df["model"].unique(), key=model_sort_key) if not long_df.empty else []
+    multi = bool((long_df["runs"] > 1).any()) if not long_df.empty else False
+    err_name = "± std over runs" if multi else "95 % confidence interval"
+    for m in models:
+        sub = long_df[long_df["model"] == m].set_index("scenario").reindex(names).dropna(subset=["auc"])
+        label = sub["label"].iloc[0] if len(sub) else m
+        fig.add_trace(go.Scatter(
+            x=list(sub.index), y=sub["auc"], name=label, mode="markers", meta=m,
+            marker=dict(color=model_color(m), size=10, symbol="circle"),
             error_y=dict(type="data", symmetric=False, array=sub["err_high"], arrayminus=sub["err_low"],
-                         thickness=1.2, width=3),
-            customdata=np.stack([sub["ci_low"], sub["ci_high"], sub["n"], sub["seeds"]], axis=-1),
-            hovertemplate=(f"<b>{lab}</b> · %{{x}}<br>AUC %{{y:.4f}}<br>95 %% CI %{{customdata[0]:.4f}}–"
+                         thickness=1.5, width=4, color=model_color(m)),
+            customdata=np.stack([sub["ci_low"], sub["ci_high"], sub["n"], sub["runs"]], axis=-1),
+            hovertemplate=(f"<b>{label}</b> · %{{x}}<br>AUC %{{y:.4f}}<br>95 %% CI %{{customdata[0]:.4f}}–"
                            "%{customdata[1]:.4f}<br>test samples %{customdata[2]:,}<br>"
-                           "seeds %{customdata[3]}<extra></extra>").replace("%%", "%"),
+                           "runs %{customdata[3]}<extra></extra>").replace("%%", "%"),
         ))
-    if show_oracle and not summary.empty and summary["oracle_auc"].notna().any():
-        orc = summary.drop_duplicates("scenario").set_index("scenario").reindex(scenario_names)
+    tops = []
+    if show_oracle and not long_df.empty and long_df["oracle_auc"].notna().any():
+        orc = long_df.drop_duplicates("scenario").set_index("scenario").reindex(names)
         fig.add_trace(go.Scatter(
-            x=scenario_names, y=orc["oracle_auc"], mode="markers", name="Oracle (best possible)",
-            marker=dict(symbol="line-ew-open", size=26, color="black", line=dict(width=2.5)),
-            hovertemplate="%{x}<br>oracle AUC %{y:.4f}<extra></extra>",
-        ))
-    sig = summary[summary["significant"]] if not summary.empty else summary
-    if len(sig):
-        top = summary.assign(top=summary["auc"] + summary["err_high"].fillna(0)).groupby("scenario")["top"].max()
-        fig.add_trace(go.Scatter(
-            x=list(sig["scenario"]), y=[top[s] + 0.01 for s in sig["scenario"]], mode="markers",
-            marker=dict(symbol="star", size=14, color=model_color("SAML"), line=dict(width=1, color="black")),
-            name="SAML significantly better than BST (p < 0.05)",
-            customdata=sig["p_value"], hovertemplate="%{x}: paired test p = %{customdata:.2g}<extra></extra>",
-        ))
-    lo = np.nanmin(summary["auc"] - summary["err_low"].fillna(0)) if not summary.empty else 0.5
-    hi_vals = [np.nanmax(summary["auc"] + summary["err_high"].fillna(0))] if not summary.empty else [1.0]
-    if show_oracle and not summary.empty and summary["oracle_auc"].notna().any():
-        hi_vals.append(np.nanmax(summary["oracle_auc"]))
-    hi = max(hi_vals)
-    pad = max((hi - lo) * 0.12, 0.01)
-    fig.update_layout(barmode="group", bargap=0.2)
-    fig.update_yaxes(range=[max(lo - pad, 0.0), min(hi + pad, 1.0)])
-    return _layout(fig, f"Test AUC per scenario (error bars: {err_name})", "Scenario", "AUC (higher is better)",
-                   height=460, legend_title="Model")
+            x=names, y=orc["oracle_auc"], mode="markers", name="Oracle (best possible)", meta="oracle",
+            marker=dict(symbol="line-ew-open", size=30, color=ORACLE_COLOR, line=dict(width=2.5)),
+            hovertemplate="%{x}<br>oracle AUC %{y:.4f}<extra></extra>"))
+        tops.append(np.nanmax(orc["oracle_auc"]))
+    if not long_df.empty:
+        top = (long_df["auc"] + long_df["err_high"].fillna(0)).groupby(long_df["scenario"]).max()
+        tops.append(float(top.max()))
+        f = long_df[long_df["model"] == focus]
+        for verdict, symbol, word in (("better", "star", "better than"), ("worse", "triangle-down", "worse than")):
+            hit = f[f["verdict"] == verdict]
+            if len(hit):
+                fig.add_trace(go.Scatter(
+                    x=list(hit["scenario"]), y=[top[s] + 0.012 for s in hit["scenario"]], mode="markers",
+                    meta=f"verdict-{verdict}", name=f"{hit['label'].iloc[0]} significantly {word} BST",
+                    marker=dict(symbol=symbol, size=14, color=model_color(focus), line=dict(width=1, color="black")),
+                    customdata=hit["p_holm"],
+                    hovertemplate="%{x}: paired test, Holm-adjusted p = %{customdata:.2g}<extra></extra>"))
+    lo = float(np.nanmin(long_df["auc"] - long_df["err_low"].fillna(0))) if not long_df.empty else 0.5
+    hi = max(tops) if tops else 1.0
+    pad = max((hi - lo) * 0.1, 0.01)
+    fig.update_layout(scattermode="group", scattergap=0.5)
+    fig.update_yaxes(range=[max(lo - pad, 0.0), min(hi + 2 * pad, 1.0)])
+    return _layout(fig, f"Test AUC per {noun_one} ({err_name})", noun_one.capitalize(), "AUC (higher is better)",
+                   height=470, legend_title="Model")
 
 
-def relaimpr_bars(summary: pd.DataFrame, scenario_names: list[str]) -> go.Figure:
+def relaimpr_bars(long_df: pd.DataFrame, names: list[str], noun_one: str, reference: str = "bst") -> go.Figure:
+    """RelaImpr vs BST per scenario; only where BST is clearly above chance (else the value is None)."""
     fig = go.Figure()
-    for lab in sorted(summary["label"].unique(), key=model_sort_key):
-        if lab == "BST":
-            continue
-        sub = summary[summary["label"] == lab].set_index("scenario").reindex(scenario_names).dropna(subset=["auc"])
-        fig.add_trace(go.Bar(x=list(sub.index), y=sub["relaimpr"], name=lab, marker_color=model_color(lab),
-                             hovertemplate=f"{lab} · %{{x}}<br>RelaImpr %{{y:+.2f}} %<extra></extra>"))
+    sub_all = long_df[long_df["model"] != reference] if not long_df.empty else long_df
+    for m in sorted(sub_all["model"].unique(), key=model_sort_key) if not sub_all.empty else []:
+        sub = sub_all[sub_all["model"] == m].set_index("scenario").reindex(names)
+        fig.add_trace(go.Bar(x=names, y=sub["relaimpr"], name=sub["label"].dropna().iloc[0], meta=m,
+                             marker_color=model_color(m),
+                             hovertemplate="%{x}<br>RelaImpr %{y:+.2f} %<extra></extra>"))
     fig.add_hline(y=0, line_color="#444", line_width=1)
     fig.update_layout(barmode="group")
-    title = "Relative improvement over BST per scenario"
-    vals = summary.loc[summary["label"] != "BST", "relaimpr"].abs()
-    if len(vals) and np.nanmax(vals) > RELAIMPR_CAP:
-        # Where BST is near AUC 0.5 the ratio explodes; keep the readable range, hover has the value.
-        fig.update_yaxes(range=[-RELAIMPR_CAP, RELAIMPR_CAP])
-        title += f" (axis cut at ±{RELAIMPR_CAP} %)"
-    return _layout(fig, title, "Scenario", "RelaImpr vs BST (%)", height=380, legend_title="Model")
+    title = f"Relative improvement over BST per {noun_one}"
+    vals = sub_all["relaimpr"].dropna().abs() if not sub_all.empty else pd.Series(dtype=float)
+    if len(vals):
+        top = float(vals.max())
+        if top > RELAIMPR_CAP:  # keep the readable range; the hover has every value
+            fig.update_yaxes(range=[-RELAIMPR_CAP, RELAIMPR_CAP])
+            title += f" (axis cut at ±{RELAIMPR_CAP} %)"
+        else:
+            fig.update_yaxes(range=[-top * 1.15 - 1, top * 1.15 + 1])
+    missing = [n for n in names if sub_all.empty or sub_all[sub_all["scenario"] == n]["relaimpr"].isna().all()]
+    for n in missing:
+        fig.add_annotation(x=n, y=0, text="n/a", showarrow=False, yshift=10, font=dict(color="#777"))
+    return _layout(fig, title, noun_one.capitalize(), "RelaImpr vs BST (%)", height=380, legend_title="Model")
 
 
-def traffic_share_bar(traffic_share: dict, scenario_names: list[str], colors: dict) -> go.Figure:
-    fig = go.Figure()
-    for s in scenario_names:  # one trace per scenario: the legend doubles as the colour key
-        fig.add_trace(go.Bar(x=[s], y=[100 * traffic_share.get(s, np.nan)], name=s, marker_color=colors[s],
-                             hovertemplate="%{x}: %{y:.1f} % of training samples<extra></extra>"))
-    fig.update_layout(barmode="overlay")
-    return _layout(fig, "Traffic share of each scenario", "Scenario", "Share of training samples (%)",
-                   height=380, legend_title="Scenario")
+def traffic_share_bar(traffic_share: dict, scenario_names: list[str], colors: dict, noun_one: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=scenario_names, y=[100 * (traffic_share.get(s) or np.nan) for s in scenario_names],
+                           marker_color=[colors[s] for s in scenario_names],
+                           hovertemplate="%{x}: %{y:.1f} % of training samples<extra></extra>"))
+    return _layout(fig, f"Traffic share of each {noun_one}", noun_one.capitalize(), "Share of training samples (%)",
+                   height=380, legend=False)
 
 
-def heatmap(mat: np.ndarray, names: list[str], title: str, colorbar: str,
-            counts: np.ndarray | None = None, zmin: float | None = None, zmax: float | None = None,
-            row_title: str = "Scenario of the sample (row)", col_title: str = "Compared with branch (column)",
-            height: int = 470, show_values: bool = True) -> go.Figure:
-    """Scenario × scenario heatmap; hover shows value and the number of samples behind each row."""
+def _decimals(m: np.ndarray) -> int:
+    """Enough decimals that the cells' differences show (0.2496 vs 0.2504 must not both read 0.250)."""
+    v = m[np.isfinite(m)]
+    if v.size < 2 or np.ptp(v) == 0:
+        return 3
+    return int(min(6, max(2, math.ceil(-math.log10(np.ptp(v))) + 1)))
+
+
+def heatmap(mat: np.ndarray, names: list[str], title: str, colorbar: str, *, counts: np.ndarray | None = None,
+            center: float | None = None, row_title: str = "row", col_title: str = "column", height: int = 470,
+            show_values: bool = True, value_format: str | None = None, names_cols: list[str] | None = None
+            ) -> go.Figure:
+    """Matrix heatmap; with `center` a diverging scale symmetric around it (the even split, 0, ...).
+    Hover shows the value and, with `counts`, how many samples stand behind each row."""
     m = np.asarray(mat, dtype=np.float64)
+    cols = names_cols or names
     cnt = np.zeros(len(names), dtype=int) if counts is None else np.asarray(counts, dtype=int)
-    custom = np.repeat(cnt[:, None], len(names), axis=1)
-    text = [["—" if not np.isfinite(v) else f"{v:.3f}" for v in row] for row in m]
-    hover = ("row %{y} vs column %{x}<br>value %{z:.4f}" +
+    custom = np.repeat(cnt[:, None], len(cols), axis=1)
+    fmt = value_format or f".{_decimals(m)}f"
+    text = [["—" if not np.isfinite(v) else format(v, fmt) for v in row] for row in m]
+    hover = ("row %{y} · column %{x}<br>value %{z:" + fmt + "}" +
              ("<br>samples in row: %{customdata:,}" if counts is not None else "") + "<extra></extra>")
+    kw: dict = {"colorscale": "Viridis"}
+    if center is not None:
+        span = np.nanmax(np.abs(m - center)) if np.isfinite(m).any() else 1.0
+        span = span if span > 0 else 1.0
+        kw = {"colorscale": DIVERGING, "zmid": center, "zmin": center - span, "zmax": center + span}
     fig = go.Figure(go.Heatmap(
-        z=m, x=names, y=names, customdata=custom, text=text, texttemplate="%{text}" if show_values else None,
-        textfont=dict(size=10), colorscale="Viridis", zmin=zmin, zmax=zmax,
-        colorbar=dict(title=dict(text=colorbar)), hovertemplate=hover, name=colorbar,
-    ))
+        z=m, x=cols, y=names, customdata=custom, text=text, texttemplate="%{text}" if show_values else None,
+        textfont=dict(size=10), colorbar=dict(title=dict(text=colorbar)), hovertemplate=hover, name=colorbar, **kw))
     fig.update_yaxes(autorange="reversed")
-    fig = _layout(fig, title, col_title, row_title, height=height)
-    fig.update_layout(showlegend=False)  # a heatmap's legend is its colour bar
+    return _layout(fig, title, col_title, row_title, height=height, legend=False)
+
+
+def bar_effects(values: dict[str, float], colors: dict, title: str, x_title: str, y_title: str,
+                compare: dict[str, float] | None = None, compare_name: str = "") -> go.Figure:
+    """One bar per scenario (e.g. each branch's column effect), optionally a second series as markers."""
+    names = list(values)
+    fig = go.Figure(go.Bar(x=names, y=[values[n] for n in names], marker_color=[colors.get(n) for n in names],
+                           name=y_title, hovertemplate="%{x}: %{y:+.4f}<extra></extra>"))
+    if compare:
+        fig.add_trace(go.Scatter(x=names, y=[compare.get(n) for n in names], yaxis="y2", mode="markers",
+                                 name=compare_name, marker=dict(symbol="diamond", size=11, color="#333"),
+                                 hovertemplate="%{x}: %{y:.1f} %<extra></extra>"))
+        fig.update_layout(yaxis2=dict(title=dict(text=compare_name), overlaying="y", side="right", showgrid=False,
+                                      rangemode="tozero"))
+    fig.add_hline(y=0, line_color="#444", line_width=1)
+    fig = _layout(fig, title, x_title, y_title, height=380, legend=bool(compare))
+    fig.update_layout(legend=dict(orientation="h", y=-0.25), margin=dict(r=70))
     return fig
 
 
-def alpha_cdf(cdf_df: pd.DataFrame, source: str, colors: dict) -> go.Figure:
+def alpha_cdf(cdf_df: pd.DataFrame, source: str, colors: dict, noun_one: str) -> go.Figure:
     fig = go.Figure()
     for name, sub in cdf_df.groupby("against", sort=False):
         fig.add_trace(go.Scatter(x=sub["alpha"], y=sub["cdf"], mode="lines", name=name,
                                  line=dict(color=colors.get(name), width=2),
                                  hovertemplate=f"{source} vs {name}<br>α ≤ %{{x:.4f}} for %{{y:.0%}} of samples<extra></extra>"))
-    return _layout(fig, f"How strongly {source} listens to each other scenario (cumulative distribution of α)",
-                   f"Similarity coefficient α of {source} towards the other scenario",
-                   f"Share of {source} samples with α ≤ x", height=430, legend_title="Other scenario")
+    return _layout(fig, f"How strongly {source} listens to each other {noun_one} (cumulative distribution of α)",
+                   f"Similarity coefficient α of {source} towards the other {noun_one}",
+                   f"Share of {source} samples with α ≤ x", height=430, legend_title=f"Other {noun_one}")
 
 
-def gate_distributions(gate_df: pd.DataFrame, names: list[str], colors: dict) -> go.Figure:
+def gate_distributions(gate_df: pd.DataFrame, names: list[str], colors: dict, noun_one: str,
+                       gate_init: dict[str, float] | None = None) -> go.Figure:
     fig = go.Figure()
     for s in names:
         vals = gate_df.loc[gate_df["scenario"] == s, "gate"]
         if len(vals) == 0:
             continue
-        fig.add_trace(go.Box(y=vals, name=s, marker_color=colors.get(s), boxmean=True,
+        fig.add_trace(go.Box(y=vals, name=s, marker_color=colors.get(s), boxmean=True, showlegend=False,
                              hovertemplate=f"{s}<br>g %{{y:.3f}}<extra></extra>"))
-    return _layout(fig, "Gate coefficient g per scenario (how much each borrows from the others)",
-                   "Scenario", "Gate coefficient g (0 = keeps to itself, 1 = borrows fully)",
-                   height=420, legend_title="Scenario")
+    if gate_init:
+        xs = [s for s in names if gate_init.get(s) is not None]
+        fig.add_trace(go.Scatter(x=xs, y=[gate_init[s] for s in xs], mode="markers", name="before training",
+                                 marker=dict(symbol="line-ew-open", size=28, color="#333", line=dict(width=2)),
+                                 hovertemplate="%{x}: g started at %{y:.3f}<extra></extra>"))
+    return _layout(fig, f"Gate coefficient g per {noun_one} (how much each borrows from the others)",
+                   noun_one.capitalize(), "Gate coefficient g (0 = keeps to itself, 1 = adds all it hears)",
+                   height=420, legend=bool(gate_init))
 
 
-def gate_vs_traffic_scatter(df: pd.DataFrame, colors: dict) -> go.Figure:
-    fig = go.Figure()
-    for _, row in df.iterrows():
-        fig.add_trace(go.Scatter(
-            x=[100 * row["traffic_share"]], y=[row["gate_mean"]], mode="markers+text", name=row["scenario"],
-            text=[row["scenario"]], textposition="top center",
-            marker=dict(size=13, color=colors.get(row["scenario"])),
-            hovertemplate=(f"{row['scenario']}<br>traffic %{{x:.1f}} %<br>mean g %{{y:.3f}}"
-                           f"<br>{int(row['samples']):,} samples<extra></extra>"),
-        ))
-    if len(df):  # room for the text labels of the right-most and top points
-        xmax = 100 * float(np.nanmax(df["traffic_share"]))
-        fig.update_xaxes(range=[0, xmax * 1.2 + 2])
-    return _layout(fig, "Mean gate coefficient vs traffic share", "Share of training samples (%)",
-                   "Mean gate coefficient g", height=400, legend_title="Scenario")
+def gate_vs_traffic_scatter(df: pd.DataFrame, colors: dict, noun_one: str, y: str = "gate_mean",
+                            y_title: str = "Mean gate coefficient g") -> go.Figure:
+    """One labelled dot per scenario; labels alternate above/below so neighbours do not overlap."""
+    d = df.dropna(subset=[y]).sort_values("traffic_share")
+    positions = ["top center", "bottom center"]
+    fig = go.Figure(go.Scatter(
+        x=100 * d["traffic_share"], y=d[y], mode="markers+text", text=d["scenario"],
+        textposition=[positions[i % 2] for i in range(len(d))],
+        marker=dict(size=13, color=[colors.get(s) for s in d["scenario"]]),
+        customdata=d["samples"], hovertemplate="%{text}<br>traffic %{x:.1f} %<br>" + y_title +
+        " %{y:.3f}<br>%{customdata:,} samples<extra></extra>"))
+    if len(d):
+        xmax = 100 * float(np.nanmax(d["traffic_share"]))
+        fig.update_xaxes(range=[0, xmax * 1.15 + 2])
+        span = float(np.nanmax(d[y]) - np.nanmin(d[y])) or 0.01
+        fig.update_yaxes(range=[float(np.nanmin(d[y])) - 0.25 * span, float(np.nanmax(d[y])) + 0.25 * span])
+    return _layout(fig, f"{y_title} vs traffic share", "Share of training samples (%)", y_title, height=400,
+                   legend=False)
 
 
 def umap_scatter(df: pd.DataFrame, color_by: str, title: str, colors: dict | None = None,
-                 color_title: str = "") -> go.Figure:
-    """2-D embedding; categorical colouring gets one trace per value, numeric a colour scale."""
+                 color_title: str = "", x_title: str = "UMAP dimension 1", y_title: str = "UMAP dimension 2"
+                 ) -> go.Figure:
+    """2-D embedding; categorical colouring gets one trace per value (legend), numeric a colour
+    scale (colour bar only, no legend)."""
     fig = go.Figure()
-    hover = "%{customdata[0]}<br>label %{customdata[1]}<br>prediction %{customdata[2]:.3f}<extra></extra>"
+    hover = ("%{customdata[0]}<br>label: %{customdata[1]}<br>predicted click probability %{customdata[2]:.3f}"
+             "<extra></extra>")
     custom_cols = ["hover", "label", "pred"]
-    if pd.api.types.is_numeric_dtype(df[color_by]) and color_by not in ("label",):
+    numeric = pd.api.types.is_numeric_dtype(df[color_by]) and color_by != "label"
+    if numeric:
         fig.add_trace(go.Scattergl(
-            x=df["x"], y=df["y"], mode="markers", name=color_title or color_by,
+            x=df["x"], y=df["y"], mode="markers", name=color_title or color_by, showlegend=False,
             marker=dict(size=4, color=df[color_by], colorscale="Viridis", opacity=0.75,
                         colorbar=dict(title=dict(text=color_title or color_by))),
             customdata=df[custom_cols].to_numpy(), hovertemplate=hover,
@@ -206,7 +266,21 @@ def umap_scatter(df: pd.DataFrame, color_by: str, title: str, colors: dict | Non
                 marker=dict(size=4, opacity=0.75, color=(colors or {}).get(v)),
                 customdata=sub[custom_cols].to_numpy(), hovertemplate=hover,
             ))
-    fig = _layout(fig, title, "UMAP dimension 1", "UMAP dimension 2", height=560,
-                  legend_title=color_title or color_by)
+    fig = _layout(fig, title, x_title, y_title, height=560, legend_title=color_title or color_by, legend=not numeric)
     fig.update_layout(legend=dict(itemsizing="constant"))
     return fig
+
+
+def sweep_lines(sub: pd.DataFrame, dim: str) -> go.Figure:
+    """AUC against the swept size, one line per model, with whiskers (spread or CI)."""
+    fig = go.Figure()
+    for m, g in sorted(sub.groupby("model", sort=False), key=lambda kv: model_sort_key(kv[0])):
+        g = g.sort_values("value")
+        fig.add_trace(go.Scatter(
+            x=g["value"], y=g["AUC"], mode="lines+markers", name=g["Model"].iloc[0], meta=m,
+            line=dict(color=model_color(m)), marker=dict(size=9),
+            error_y=dict(type="data", symmetric=False, array=g["high"] - g["AUC"], arrayminus=g["AUC"] - g["low"]),
+            hovertemplate="%{x}: AUC %{y:.4f}<extra></extra>"))
+    title = sub["Setting"].iloc[0] if len(sub) else dim
+    fig.update_xaxes(tickvals=sorted(sub["value"].unique()))
+    return _layout(fig, f"Test AUC against {title.lower()}", title, "Test AUC", height=400, legend_title="Model")

@@ -1,4 +1,4 @@
-"""One colour per scenario (the same on every page) and one per model."""
+"""One colour per scenario (the same on every page); a model's colour comes from its registry entry."""
 from __future__ import annotations
 
 # Plotly's "D3" qualitative palette, then "Dark24" for experiments with many scenarios.
@@ -8,18 +8,8 @@ _SCENARIO_PALETTE = [
     "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100",
     "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D",
 ]
-
-MODEL_COLORS = {
-    "BST-Individual": "#9E9E9E",
-    "BST": "#4C78A8",
-    "SAML": "#E45756",
-    "SAML w/o gate": "#F58518",
-    "SAML w/o aux": "#B279A2",
-    "SAML w/o gate&mut": "#72B7B2",
-    "Oracle": "#000000",
-}
-
-MODEL_ORDER = list(MODEL_COLORS)[:-1]
+UNKNOWN_MODEL_COLOR = "#7F7F7F"
+ORACLE_COLOR = "#000000"
 
 
 def scenario_colors(scenario_names: list[str]) -> dict[str, str]:
@@ -27,9 +17,15 @@ def scenario_colors(scenario_names: list[str]) -> dict[str, str]:
     return {name: _SCENARIO_PALETTE[i % len(_SCENARIO_PALETTE)] for i, name in enumerate(scenario_names)}
 
 
-def model_color(label: str) -> str:
-    return MODEL_COLORS.get(label, "#54A24B")
+def model_color(model_id: str) -> str:
+    from saml_core.models import registry
+
+    entry = registry.find(model_id)
+    return entry.color if entry else UNKNOWN_MODEL_COLOR
 
 
-def model_sort_key(label: str) -> tuple[int, str]:
-    return (MODEL_ORDER.index(label) if label in MODEL_ORDER else len(MODEL_ORDER), label)
+def model_sort_key(model_id: str) -> tuple[int, str]:
+    from saml_core.models import registry
+
+    entry = registry.find(model_id)
+    return (entry.order if entry else 10_000, str(model_id))

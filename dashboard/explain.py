@@ -1,78 +1,145 @@
-"""The words on screen: what each page answers and what each chart means, for business viewers."""
+"""The words on screen: what each page answers and what each chart means, for business viewers.
 
-APP_INTRO = """
-**What this dashboard answers.** An online shop serves many *scenarios* — countries, or
-city tiers — and wants to predict which ad or product each visitor will click. One model per
-country wastes what countries have in common; one model for everybody blurs what makes each
-country special. **SAML** trains one branch per scenario and lets each branch *listen* to
-the branches most similar to it. This dashboard shows:
+Texts that name scenarios take the experiment's own noun (`Noun`): countries for the simulator,
+city levels for Taobao, whatever a bring-your-own schema calls them ("scenario" by default)."""
+from __future__ import annotations
 
-1. **Does it predict better?** Accuracy (AUC) of SAML against two baselines — one model for all
-   scenarios (*BST*) and one separate model per scenario (*BST-Individual*) — overall and per country.
-2. **Which scenarios behave alike?** How much each country's branch listens to every other
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Noun:
+    one: str = "scenario"
+    many: str = "scenarios"
+
+    @property
+    def One(self) -> str:  # noqa: N802  (capitalised form for titles)
+        return self.one[:1].upper() + self.one[1:]
+
+    @property
+    def Many(self) -> str:  # noqa: N802
+        return self.many[:1].upper() + self.many[1:]
+
+
+def app_intro(n: Noun) -> str:
+    return f"""
+**What this dashboard answers.** A shop serves many *scenarios* — here {n.many} — and wants to
+predict which ad or product each visitor will click. One model per {n.one} wastes what {n.many}
+have in common; one model for everybody blurs what makes each {n.one} special. **SAML** trains one
+branch per {n.one} and lets each branch *listen* to the branches most similar to it. This
+dashboard shows:
+
+1. **Does it predict better?** Accuracy (AUC) of SAML against baselines — one model for all
+   {n.many} (*BST*), one separate model per {n.one} (*BST-Individual*), a simple logistic
+   regression, and the usual multi-scenario models when trained — overall and per {n.one}.
+2. **Which {n.many} behave alike?** How much each {n.one}'s branch listens to every other
    (the *similarity coefficient α*) and how much it borrows at all (the *gate coefficient g*).
 3. **What did the model learn inside?** A 2-D map of the branches' internal representations.
 4. **Try it yourself:** retrain with other settings (unless this is a read-only demo).
 """
 
-GLOSSARY = """
+
+def glossary(n: Noun) -> str:
+    return f"""
 - **AUC** — chance that the model ranks a random clicked item above a random non-clicked one
   (0.5 = guessing, 1.0 = perfect). Small gains matter: +0.01 AUC is large in advertising.
 - **Logloss** — how far predicted click probabilities are from what happened (lower is better).
+- **Verdict vs BST** — from a paired statistical test on the same test samples, using every
+  seed (the predictions averaged over model seeds, the data seeds combined): *better* / *worse*
+  when the test says so (p < 0.05 after a Holm correction for testing every {n.one}), else
+  *no detectable difference*.
 - **RelaImpr** — improvement over BST relative to BST's distance from guessing:
-  ((AUC − 0.5) / (AUC of BST − 0.5) − 1) × 100 %.
-- **α (similarity coefficient)** — for a sample of scenario s, how much weight s's branch gives to
+  ((AUC − 0.5) / (AUC of BST − 0.5) − 1) × 100 %. Shown only where BST is clearly better than
+  guessing (its 95 % interval above 0.5); near 0.5 the ratio is meaningless.
+- **α (similarity coefficient)** — for a sample of {n.one} s, how much weight s's branch gives to
   each other branch; the weights over the other branches add up to 1.
 - **g (gate coefficient)** — how much of that borrowed knowledge a branch actually adds (0 = none).
 """
 
-OVERALL_TABLE = ("Each row is one model trained on the same data and tested on the same held-out day. "
-                 "Higher AUC and lower logloss are better; RelaImpr shows the gain over BST in percent.")
 
-TRAINING_CURVES = ("How the validation accuracy evolved while each model trained. Training stops early "
-                   "once validation AUC stops improving; the model from the best epoch is the one tested.")
+OVERALL_TABLE = ("Each row is one model; with several seeds, the mean over its runs (± std). Verdict: "
+                 "the paired test against BST on the same test samples with every seed, not one lucky "
+                 "run. Settings and how each run stopped are below the table.")
 
-PER_SCENARIO_BARS = ("For every country (scenario), how well each model ranks clicks. Bars that reach higher "
-                     "are better. The thin whiskers show the uncertainty: when two models' whiskers overlap a "
-                     "lot, the difference may be luck. A ★ marks countries where a paired statistical test says "
-                     "SAML beats BST (p < 0.05).")
+TRAINING_CURVES = {
+    "valid_auc": ("Validation AUC after every epoch. Training stops once it has not improved for a number "
+                  "of epochs that grows as the validation set shrinks (few clicks make the AUC jumpy); the "
+                  "model from the best epoch is the one tested."),
+    "train_loss": ("Training loss (average over the epoch's batches, lower is better). A loss that keeps "
+                   "falling while validation AUC does not rise is the model memorising its training data."),
+}
+
+
+def per_scenario_bars(n: Noun, multi_seed: bool) -> str:
+    bars = ("the whiskers show the spread over seeds (± one standard deviation)" if multi_seed else
+            "the whiskers are 95 % confidence intervals")
+    return (f"For every {n.one}, how well each model ranks clicks; higher is better, {bars}. ★ marks the "
+            f"{n.many} where the paired test says SAML beats BST, ▼ where it is worse (p < 0.05 after "
+            f"correcting for testing {n.many} one by one); elsewhere the difference may be luck.")
+
 
 ORACLE = " The black dash is the best accuracy any model could reach on this simulated data (the oracle)."
 
-RELAIMPR = ("Gain of each model over BST in each country, in percent of BST's distance from guessing. "
-            "Above zero: better than BST.")
 
-TRAFFIC = ("How much of the training data each country contributes. Small countries have little data of "
-           "their own: they are the ones expected to profit from learning with similar countries.")
+def relaimpr(n: Noun) -> str:
+    return (f"Gain of each model over BST in each {n.one}, in percent of BST's distance from guessing. "
+            f"Left out (n/a) where BST itself is not clearly better than guessing: there the ratio says "
+            f"nothing.")
 
-HEATMAP = ("Read a row: for samples from that country, how much its branch listens to each other country "
-           "(α, brighter = more). Rows add up to 1. Countries are ordered so that those with similar "
-           "listening patterns sit next to each other; blocks of bright cells are groups of related markets.")
 
-CDF = ("Each curve is one other country. A curve further to the right means the chosen country listens "
-       "to that country more strongly for most of its samples (the paper's Figure 3).")
+def traffic(n: Noun) -> str:
+    return (f"How much of the training data each {n.one} contributes. Small {n.many} have little data of "
+            f"their own: they are the ones expected to profit from learning with similar {n.many}.")
 
-GATES = ("The gate g decides how much a branch adds of what it hears from the other branches. The paper "
-         "expects large countries, which have plenty of their own data, to keep g low, and small countries "
-         "to raise it.")
 
-GATE_TRAFFIC = ("Each dot is a country: its share of the traffic against its average gate. A downward trend "
-                "means small countries lean more on the others, as the paper found.")
+def heatmap_raw(n: Noun, even: float) -> str:
+    return (f"Read a row: for samples from that {n.one}, how much its branch listens to each other branch "
+            f"(α; each row adds up to 1, so an even split is {even:.3f} per cell). The colour is centred on "
+            f"that even split: red = listens more than even, blue = less. Most of the pattern is usually "
+            f"*columns*: branches every {n.one} listens to — see the split below.")
 
-PLANTED = ("This is simulated data, so we know which countries were built to behave alike (left). Right: "
-           "what the model learned on its own (α, symmetrised). The recovery score is the rank correlation "
-           "between the two (1 = same ordering of country pairs, 0 = unrelated).")
 
-DATA_SIMILARITY = ("A model-free view computed from the training data itself: how much the categories "
-                   "clicked in one country overlap with another's (1 = identical click mix). If the model's "
-                   "α agrees with it, the model picked up real market similarity.")
+def heatmap_pairwise(n: Noun) -> str:
+    return (f"The same α with each branch's overall pull (the column effect) and each {n.one}'s own level "
+            f"(the row effect) taken out: what is left is how much more (red) or less (blue) a {n.one} listens "
+            f"to one particular other {n.one} than their overall levels predict. This is the part that can mean "
+            f"'these two {n.many} are alike'.")
 
-UMAP_OWN = ("Each dot is one test sample, placed by its country branch's internal representation and squeezed "
-            "to two dimensions with UMAP. Dots close together were seen as similar by the model. Countries that "
-            "overlap share patterns; separate islands are treated as different markets.")
 
-UMAP_ALL = ("The same samples passed through every country's branch, coloured by branch. If branches form "
-            "separate islands, each country has learned its own view; where they overlap, they agree.")
+def cdf(n: Noun) -> str:
+    return (f"Each curve is one other {n.one}. A curve further to the right means the chosen {n.one} listens "
+            f"to that {n.one} more strongly for most of its samples (the paper's Figure 3).")
+
+
+def gates(n: Noun) -> str:
+    return (f"The gate g decides how much a branch adds of what it hears from the other branches. Boxes: "
+            f"the spread of g over each {n.one}'s test samples. The dashes mark where every gate started "
+            f"before training: read a {n.one}'s gate as a change from there.")
+
+
+def umap_own(n: Noun) -> str:
+    return (f"Each dot is one test sample, placed by its own {n.one}'s branch's internal representation and "
+            f"squeezed to two dimensions. Dots close together were seen as similar by the model; {n.many} that "
+            f"overlap share patterns, separate islands are treated as different.")
+
+
+def umap_all(n: Noun) -> str:
+    return (f"The same samples passed through every {n.one}'s branch. Colour by branch to see whether each "
+            f"branch has its own view (separate islands) or the branches agree (overlap).")
+
+
+def planted(n: Noun) -> str:
+    return (f"This is simulated data, so we know which {n.many} were built to behave alike (left). Right: what "
+            f"the model learned on its own. The recovery score is the rank correlation between the two over "
+            f"all pairs of {n.many} (1 = same ordering, 0 = unrelated), with a permutation test; the null "
+            f"scores say what a similarity that knows only traffic (or only the planted groups) would get.")
+
+
+def data_similarity(n: Noun) -> str:
+    return (f"A model-free view computed from the training data itself: how much the categories clicked in "
+            f"one {n.one} overlap with another's (1 = identical click mix). If the model's α agrees with it, the "
+            f"model picked up real similarity between {n.many}.")
+
 
 RETRAIN = ("Train a new experiment with your own choice of models and settings. Training runs in the "
            "background — you can keep browsing; finished experiments appear in the sidebar picker. "
@@ -83,7 +150,9 @@ DEMO_MODE = "Read-only demo mode: retraining is switched off."
 DATASET_BADGES = {
     "synthetic": ("**Simulated data.** A built-in simulator of a cross-border shop with 10 countries. "
                   "Which countries behave alike was planted on purpose, so we can check what the model recovers."),
-    "taobao": ("**Real data: Taobao ad clicks (sample).** Public Alimama data; scenario = city tier. "
-               "It is small, so accuracy estimates are noisy (wide error bars are the honest result)."),
+    "taobao": ("**Real data: Taobao ad clicks.** Public Alimama data; scenario = city level. "
+               "The shipped sample is small, so accuracy estimates are noisy (wide error bars are the honest result)."),
     "byo": "**Your own log.** Loaded from a file you provided.",
+    "aliexpress": "**Real data: AliExpress search clicks.** Public Tianchi data; scenario = country.",
+    "aliccp": "**Real data: Ali-CCP (Taobao) clicks.** Public Tianchi data; scenario = traffic domain.",
 }

@@ -1,121 +1,146 @@
-"""The retrain form's request, validated before anything is launched (pure, unit-tested)."""
+"""The retrain form's request, validated before anything is launched (pure, unit-tested).
+
+Its defaults are the settings the engine would use for the chosen dataset and preset
+(`saml_core.experiments.settings_for`, the same function the CLI calls), and every value shown is
+passed on explicitly: what the form shows is what trains."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from saml_core import jobs
-from saml_core.config import ConfigError, ModelConfig, TrainConfig
+from saml_core.config import ConfigError, PRESETS, check_name
 
-MODEL_DEFAULTS = ModelConfig()
-TRAIN_DEFAULTS = TrainConfig()
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MODELS = {"bst_individual": "BST-Individual", "bst": "BST", "saml:full": "SAML"}
-ABLATIONS = {"saml:no_gate": "SAML w/o gate", "saml:no_aux": "SAML w/o aux",
-             "saml:no_gate_mut": "SAML w/o gate&mut"}
-DATASETS = {"synthetic-countries": "Simulated countries (built in)",
-            "taobao-sample": "Taobao ad clicks, real sample (built in)",
-            "csv": "Your own log (CSV/Parquet + schema file)",
-            "taobao-raw": "Raw Taobao tables (folder)"}
+def model_choices() -> dict[str, str]:
+    """Every registered model: id -> label (methods and default baselines first)."""
+    from saml_core.models import registry
+
+    return {e.id: e.label for e in registry.entries()}
+
+
+def default_models() -> list[str]:
+    from saml_core.models import registry
+
+    return [e.id for e in registry.entries() if e.default and e.role != "ablation"]
+
+
+def dataset_choices() -> dict[str, str]:
+    from saml_core.data import registry
+
+    return {e.name: e.title for e in registry.entries()}
+
+
+def needs_path(dataset: str) -> str:
+    """What PATH the dataset needs ('' for built-in ones)."""
+    from saml_core.data import registry
+
+    for e in registry.entries():
+        if e.name == dataset:
+            return e.path_hint if e.takes_path else ""
+    return ""
+
+
 DEVICES = ("auto", "cpu", "cuda")
+PRESET_NAMES = tuple(PRESETS)
 
 
 @dataclass
 class RetrainRequest:
     dataset: str = "synthetic-countries"
-    dataset_path: str = ""  # schema file for csv, folder for taobao-raw
+    dataset_path: str = ""  # schema file, folder, ... for datasets named NAME:PATH
     name: str = ""
-    runs: list[str] = field(default_factory=lambda: ["bst_individual", "bst", "saml:full"])
-    quick: bool = False
+    runs: list[str] = field(default_factory=default_models)
+    preset: str = ""  # "" = the dataset's own
     seeds: int = 1
+    data_seeds: int = 1
     device: str = "auto"
-    # Settings default to the engine's own defaults (and to its small ones with --quick);
-    # only values the user changed are passed on the command line.
-    epochs: int = TRAIN_DEFAULTS.epochs
-    lr: float = TRAIN_DEFAULTS.lr
-    batch_size: int = TRAIN_DEFAULTS.batch_size
-    d_g: int = MODEL_DEFAULTS.d_g
-    d_s: int = MODEL_DEFAULTS.d_s
-    heads: int = MODEL_DEFAULTS.heads
-    mlp: str = ",".join(str(m) for m in MODEL_DEFAULTS.mlp)
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 0  # 0 = derived from the data
+    patience: int = 0  # 0 = derived from the validation size
+    d_g: int = 8
+    d_s: int = 2
+    heads: int = 4
+    mlp: str = "256,128"
+
+    @classmethod
+    def defaults(cls, dataset: str, preset: str = "", **kw) -> "RetrainRequest":
+        """The engine's settings for this dataset and preset, as the form shows them."""
+        from saml_core.experiments import settings_for
+
+        s = settings_for(dataset if not needs_path(dataset) else f"{dataset}:x", preset or None)
+        m, t = s["model_config"], s["train_config"]
+        return cls(dataset=dataset, preset=s["preset"], epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
+                   patience=t.patience, d_g=m.d_g, d_s=m.d_s, heads=m.heads,
+                   mlp=",".join(str(x) for x in m.mlp), **kw)
 
     def dataset_arg(self) -> str:
+        if not needs_path(self.dataset):
+            return self.dataset
         # Absolute: the job runs from the project root, not from where the app was started.
         path = str(Path(self.dataset_path.strip()).expanduser().resolve()) if self.dataset_path.strip() else ""
-        if self.dataset == "csv":
-            return f"csv:{path}"
-        if self.dataset == "taobao-raw":
-            return f"taobao-raw:{path}"
-        return self.dataset
+        return f"{self.dataset}:{path}"
 
     def mlp_sizes(self) -> list[int]:
         return [int(p) for p in self.mlp.replace(" ", "").split(",") if p]
 
-    def changed(self) -> dict:
-        """Settings that differ from the engine defaults (what goes on the command line)."""
-        base = RetrainRequest()
-        keys = ("epochs", "lr", "batch_size", "d_g", "d_s", "heads")
-        out = {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(base, k)}
-        if self.mlp_sizes() != base.mlp_sizes():
-            out["mlp"] = self.mlp_sizes()
-        return out
+    def to_config(self):
+        """The ExperimentConfig this request trains (raises ConfigError naming the bad value)."""
+        from saml_core.experiments import ExperimentConfig, settings_for
+
+        try:
+            mlp = tuple(self.mlp_sizes())
+        except ValueError:
+            raise ConfigError(f"MLP layers: comma-separated sizes like 128,64, got {self.mlp!r}") from None
+        s = settings_for(self.dataset_arg(), self.preset or None,
+                         model={"d_g": self.d_g, "d_s": self.d_s, "heads": self.heads, "mlp": mlp},
+                         train={"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+                                "patience": self.patience, "device": self.device})
+        return ExperimentConfig(name=self.name.strip(), runs=list(self.runs), seeds=self.seeds,
+                                data_seeds=list(range(self.data_seeds)), dataset=self.dataset_arg(), **s)
 
     def argv(self, artifacts: Path) -> list[str]:
+        """The engine command for this request (every shown setting explicit)."""
+        from saml_core import jobs
+
         return jobs.experiment_argv(
             self.dataset_arg(), self.name.strip(), artifacts=artifacts, runs=list(self.runs),
-            quick=self.quick, seeds=self.seeds if self.seeds != 1 else None,
-            device=self.device if self.device != "auto" else None, **self.changed())
+            seeds=self.seeds, device=self.device, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+            d_g=self.d_g, d_s=self.d_s, heads=self.heads, mlp=self.mlp_sizes(),
+            extra=(("--preset", self.preset) if self.preset else ()) +
+            ("--patience", str(self.patience), "--data-seeds", str(self.data_seeds)))
 
 
 def validate(req: RetrainRequest, existing_experiments: set[str], cuda_available: bool) -> list[str]:
     """Every problem with the request, in plain words; empty when it can be launched."""
     errors = []
     name = req.name.strip()
-    if not NAME_RE.match(name):
+    try:
+        check_name(name)
+        if name in existing_experiments:
+            errors.append(f"Experiment name: “{name}” already exists; choose another name.")
+    except ConfigError:
         errors.append("Experiment name: use 1–64 letters, digits, '-', '_' or '.', starting with a letter or digit.")
-    elif name in existing_experiments:
-        errors.append(f"Experiment name: “{name}” already exists; choose another name.")
-    if req.dataset not in DATASETS:
+    hint = needs_path(req.dataset)
+    if req.dataset not in dataset_choices():
         errors.append(f"Dataset: unknown choice {req.dataset!r}.")
-    elif req.dataset in ("csv", "taobao-raw"):
+    elif hint:
         path = Path(req.dataset_path.strip()).expanduser()
         if not req.dataset_path.strip():
-            errors.append("Dataset: give the path of the schema file (own log) or of the raw Taobao folder.")
-        elif req.dataset == "csv" and not path.is_file():
-            errors.append(f"Dataset: schema file {path} does not exist.")
-        elif req.dataset == "taobao-raw" and not path.is_dir():
-            errors.append(f"Dataset: folder {path} does not exist.")
+            errors.append(f"Dataset: give the path of the {hint}.")
+        elif not path.exists():
+            errors.append(f"Dataset: {path} does not exist.")
     if not req.runs:
         errors.append("Models: pick at least one model.")
-    unknown = [r for r in req.runs if r not in MODELS and r not in ABLATIONS]
-    if unknown:
-        errors.append(f"Models: unknown {', '.join(unknown)}.")
-    checks = [("Seeds", req.seeds, 1, 10), ("Epochs", req.epochs, 1, 200), ("Batch size", req.batch_size, 8, 65536),
-              ("Global embedding size d_g", req.d_g, 1, 256), ("Scenario embedding size d_s", req.d_s, 1, 256),
-              ("Attention heads", req.heads, 1, 32)]
-    for label, value, lo, hi in checks:
-        if not isinstance(value, int) or not lo <= value <= hi:
-            errors.append(f"{label}: must be a whole number from {lo} to {hi} (got {value}).")
-    if not (0 < req.lr <= 1):
-        errors.append(f"Learning rate: must be above 0 and at most 1 (got {req.lr}).")
-    try:
-        sizes = req.mlp_sizes()
-        if not sizes or len(sizes) > 6 or any(s < 1 or s > 4096 for s in sizes):
-            raise ValueError
-    except ValueError:
-        errors.append(f"MLP layers: comma-separated sizes like 128,64 (1–6 layers of 1–4096 units); got {req.mlp!r}.")
-    if not errors:  # the engine's own checks on the sizes it will build
-        try:
-            ModelConfig(d_g=req.d_g, d_s=req.d_s, heads=req.heads, mlp=tuple(req.mlp_sizes()))
-            TrainConfig(lr=req.lr, batch_size=req.batch_size, epochs=req.epochs)
-        except ConfigError as exc:
-            errors.append(f"Settings: {exc}.")
     if req.device not in DEVICES:
         errors.append(f"Device: one of {', '.join(DEVICES)}.")
     elif req.device == "cuda" and not cuda_available:
         errors.append("Device: no CUDA GPU on this machine; choose auto or cpu.")
+    if not errors:  # the engine's own checks of every value, in its own words
+        try:
+            req.to_config()
+        except ConfigError as exc:
+            errors.append(f"Settings: {exc}.")
     return errors
 
 

@@ -1,9 +1,6 @@
-"""Plain pandas/numpy derivations of what the pages show (no Streamlit, no file access).
-
-Inputs are run records as the registry returns them (attributes run_id, label, model, variant,
-seed, metrics, history, error) and probe arrays (docs/ARTIFACTS.md); outputs are DataFrames
-and arrays that `charts` draws and pages print.
-"""
+"""Plain pandas/numpy shaping of what the pages show (no Streamlit, no file access, no statistics:
+every test, mean, CI, verdict and RelaImpr comes from the engine's report, `saml_core.registry.report`,
+which calls `saml_core.evaluate`). Models are keyed by registry id; labels are for display only."""
 from __future__ import annotations
 
 import math
@@ -12,164 +9,146 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
-from scipy.stats import spearmanr
 
 from dashboard.colors import model_sort_key
 
-BASE_LABEL = "BST"
-
-
-def relaimpr(auc: float, base_auc: float) -> float:
-    """RelaImpr in % (paper eq. 10): ((AUC - 0.5) / (AUC_base - 0.5) - 1) * 100."""
-    if base_auc is None or not np.isfinite(base_auc) or abs(base_auc - 0.5) < 1e-12:
-        return float("nan")
-    return ((auc - 0.5) / (base_auc - 0.5) - 1.0) * 100.0
+VERDICT_MARK = {"better": "better ★", "worse": "worse ▼", "no detectable difference": "no detectable difference",
+                "n/a": "n/a"}
 
 
 def finished_runs(runs) -> list:
     return [r for r in runs if r.error is None and r.metrics]
 
 
-def runs_frame(runs) -> pd.DataFrame:
-    """One row per usable run: overall metrics and training facts."""
+def _sorted(df: pd.DataFrame, col: str = "model") -> pd.DataFrame:
+    if df.empty:
+        return df
+    return df.sort_values(col, key=lambda c: c.map(model_sort_key), kind="stable").reset_index(drop=True)
+
+
+def overall_table(report: dict) -> pd.DataFrame:
+    """The paper's Table II over seeds: one row per model (and sweep setting)."""
+    cols = ["Model", "Runs", "AUC", "AUC std", "Logloss", "RelaImpr vs BST (%)", "Verdict vs BST", "p (vs BST)",
+            "Epochs", "Stopped at the cap while improving", "Train time (s)", "model"]
     rows = []
-    for r in finished_runs(runs):
-        m = r.metrics
-        overall = m.get("overall", {})
+    for s in report.get("summary") or []:
+        v = (s.get("vs_reference") or {}).get("overall") or {}
+        sweep = f" ({s['sweep']['name']} {s['sweep']['value']})" if s.get("sweep") else ""
         rows.append({
-            "run_id": r.run_id, "label": r.label, "model": r.model, "variant": r.variant,
-            "seed": r.seed, "auc": overall.get("auc"), "logloss": overall.get("logloss"),
-            "n": overall.get("n"), "epochs_run": m.get("epochs_run"),
-            "best_epoch": m.get("best_epoch"), "train_seconds": m.get("train_seconds"),
-            "device": m.get("device"),
+            "model": s["model"], "Model": s["label"] + sweep, "Runs": s["n_runs"], "AUC": s["auc"]["mean"],
+            "AUC std": s["auc"]["std"] if s["n_runs"] > 1 else None, "Logloss": s["logloss"]["mean"],
+            "RelaImpr vs BST (%)": v.get("relaimpr"),
+            "Verdict vs BST": VERDICT_MARK.get(v.get("verdict"), "—") if v else "reference" if
+            s["model"] == report["reference"]["model"] else "—",
+            "p (vs BST)": v.get("p_value"), "Epochs": s["epochs_run"]["mean"],
+            "Stopped at the cap while improving": _cap_text(s),
+            "Train time (s)": (s["train_seconds"]["mean"] or 0) * s["n_runs"],
         })
-    df = pd.DataFrame(rows, columns=["run_id", "label", "model", "variant", "seed", "auc", "logloss",
-                                     "n", "epochs_run", "best_epoch", "train_seconds", "device"])
+    df = _sorted(pd.DataFrame(rows, columns=cols))
+    for col in ("AUC std", "RelaImpr vs BST (%)", "p (vs BST)"):  # blanks say nothing: drop empty columns
+        if col in df and df[col].isna().all():
+            df = df.drop(columns=col)
     return df
 
 
-def _sorted_labels(labels) -> list[str]:
-    return sorted(set(labels), key=model_sort_key)
+def _cap_text(s: dict) -> str:
+    runs, subs = s.get("improving_at_cap", 0), s.get("submodels_improving_at_cap", 0)
+    if not runs and not subs:
+        return "no"
+    parts = ([f"{runs} of {s['n_runs']} runs"] if runs else []) + ([f"{subs} sub-models"] if subs else [])
+    return "yes: " + ", ".join(parts)
 
 
-def overall_table(runs_df: pd.DataFrame) -> pd.DataFrame:
-    """The paper's Table II: per model AUC, logloss and RelaImpr vs BST (mean ± std over seeds)."""
-    cols = ["Model", "AUC", "AUC std", "Logloss", "RelaImpr vs BST (%)", "Seeds", "Epochs", "Train time (s)"]
-    if runs_df.empty:
-        return pd.DataFrame(columns=cols)
-    g = runs_df.groupby("label")
-    agg = pd.DataFrame({
-        "AUC": g["auc"].mean(), "AUC std": g["auc"].std(ddof=1), "Logloss": g["logloss"].mean(),
-        "Seeds": g["seed"].nunique(), "Epochs": g["epochs_run"].mean(),
-        "Train time (s)": g["train_seconds"].sum(),
-    })
-    base = agg["AUC"].get(BASE_LABEL, float("nan"))
-    agg["RelaImpr vs BST (%)"] = [relaimpr(a, base) for a in agg["AUC"]]
-    agg = agg.loc[_sorted_labels(agg.index)]
-    agg.index.name = "Model"
-    for col in ("AUC std", "RelaImpr vs BST (%)"):  # one seed each / no BST run: blanks say nothing
-        if agg[col].isna().all():
-            cols = [c for c in cols if c != col]
-    return agg.reset_index()[cols]
+def settings_lines(report: dict, noun_one: str) -> list[str]:
+    """Plain words on how every model was trained (the same rule for all)."""
+    ts = report.get("train_settings")
+    if not ts:
+        return []
+    derived = ts.get("derived") or []
+    out = [f"Every model: learning rate {ts['lr']:g}, batch size {ts['batch_size']}, patience {ts['patience']} "
+           f"epochs, at least {ts['min_epochs']} epochs, at most {ts['epochs']}."]
+    if derived:
+        out.append("Derived from the size of the data: " + ", ".join(d.replace("_", " ") for d in derived) +
+                   f". Models with one network per {noun_one} derive theirs from that {noun_one}'s own data.")
+    return out
 
 
-def per_scenario_frame(runs, scenario_names: list[str]) -> pd.DataFrame:
-    """Long table: one row per (run, scenario) with AUC, its 95 % CI, logloss and counts."""
+def per_scenario_long(report: dict) -> pd.DataFrame:
+    """One row per (model group, scenario): AUC over runs, CI, counts, verdict vs BST, RelaImpr."""
+    cols = ["group", "model", "label", "scenario", "auc", "auc_std", "ci_low", "ci_high", "runs", "n", "positives",
+            "verdict", "p_value", "p_holm", "relaimpr", "relaimpr_note", "ahead_in", "traffic_share", "oracle_auc"]
     rows = []
-    for r in finished_runs(runs):
-        per = r.metrics.get("per_scenario", {}) or {}
-        for s in scenario_names:
-            m = per.get(s)
-            if not m:
-                continue
-            rows.append({"run_id": r.run_id, "label": r.label, "seed": r.seed, "scenario": s,
-                         "auc": m.get("auc"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"),
-                         "logloss": m.get("logloss"), "n": m.get("n"), "positives": m.get("positives")})
-    return pd.DataFrame(rows, columns=["run_id", "label", "seed", "scenario", "auc", "ci_low",
-                                       "ci_high", "logloss", "n", "positives"])
+    share = report.get("traffic_share") or {}
+    oracle = report.get("oracle_auc") or {}
+    for s in report.get("summary") or []:
+        if s.get("sweep"):
+            continue
+        v = s.get("vs_reference") or {}
+        for name in report["scenario_names"]:
+            c = s["per_scenario"][name]
+            t = v.get(name) or {}
+            rows.append({"group": s["group"], "model": s["model"], "label": s["label"], "scenario": name,
+                         "auc": c["auc"]["mean"], "auc_std": c["auc"]["std"], "ci_low": c["ci_low"],
+                         "ci_high": c["ci_high"], "runs": s["n_runs"], "n": c["n"], "positives": c["positives"],
+                         "verdict": t.get("verdict"), "p_value": t.get("p_value"), "p_holm": t.get("p_holm"),
+                         "relaimpr": t.get("relaimpr"), "relaimpr_note": t.get("relaimpr_note"),
+                         "ahead_in": f"{t['ahead_in']} of {t['runs']}" if t.get("runs") else None,
+                         "traffic_share": share.get(name), "oracle_auc": oracle.get(name)})
+    df = pd.DataFrame(rows, columns=cols)
+    if df.empty:
+        return df
+    multi = df["runs"] > 1
+    df["err_low"] = np.where(multi, df["auc_std"], df["auc"] - df["ci_low"])
+    df["err_high"] = np.where(multi, df["auc_std"], df["ci_high"] - df["auc"])
+    order = {n: i for i, n in enumerate(report["scenario_names"])}
+    df["_s"] = df["scenario"].map(order)
+    df["_m"] = df["model"].map(lambda m: model_sort_key(m)[0])
+    return df.sort_values(["_s", "_m"]).drop(columns=["_s", "_m"]).reset_index(drop=True)
 
 
-def per_scenario_summary(
-    long_df: pd.DataFrame,
-    scenario_names: list[str],
-    traffic_share: dict | None = None,
-    oracle_auc: dict | None = None,
-    p_values: dict | None = None,
-    alpha_level: float = 0.05,
-) -> pd.DataFrame:
-    """Per (model, scenario): AUC mean ± std over seeds, CI, RelaImpr vs BST, share, oracle, test.
-
-    With one seed the error bar is the run's 95 % CI; with several, mean ± std across seeds.
-    `p_values[scenario]` is the paired test of SAML against BST (from the engine's report).
-    """
-    cols = ["scenario", "label", "auc", "auc_std", "err_low", "err_high", "ci_low", "ci_high",
-            "seeds", "n", "positives", "relaimpr", "traffic_share", "oracle_auc", "p_value", "significant"]
+def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, focus: str = "saml") -> pd.DataFrame:
+    """The table to read and download: one row per scenario, AUC per model, then the focus
+    model's comparison with BST (verdict, p, Holm p, RelaImpr or why not)."""
     if long_df.empty:
-        return pd.DataFrame(columns=cols)
-    g = long_df.groupby(["scenario", "label"], sort=False)
-    out = g.agg(auc=("auc", "mean"), auc_std=("auc", "std"), ci_low=("ci_low", "mean"),
-                ci_high=("ci_high", "mean"), seeds=("seed", "nunique"), n=("n", "max"),
-                positives=("positives", "max")).reset_index()
-    multi = out["seeds"] > 1
-    out["err_low"] = np.where(multi, out["auc_std"], out["auc"] - out["ci_low"])
-    out["err_high"] = np.where(multi, out["auc_std"], out["ci_high"] - out["auc"])
-    base = out[out["label"] == BASE_LABEL].set_index("scenario")["auc"]
-    out["relaimpr"] = [relaimpr(a, base.get(s, float("nan"))) for s, a in zip(out["scenario"], out["auc"])]
-    share = traffic_share or {}
-    oracle = oracle_auc or {}
-    pv = p_values or {}
-    out["traffic_share"] = out["scenario"].map(lambda s: share.get(s, float("nan")))
-    out["oracle_auc"] = out["scenario"].map(lambda s: oracle.get(s, float("nan")))
-    out["p_value"] = [pv.get(s, float("nan")) if lab == "SAML" else float("nan")
-                      for s, lab in zip(out["scenario"], out["label"])]
-    saml_gain = out.set_index(["scenario", "label"])["relaimpr"]
-    out["significant"] = [
-        bool(lab == "SAML" and np.isfinite(p) and p < alpha_level and saml_gain.get((s, lab), 0) > 0)
-        for s, lab, p in zip(out["scenario"], out["label"], out["p_value"])
-    ]
-    order_s = {s: i for i, s in enumerate(scenario_names)}
-    out = out.sort_values(by=["scenario", "label"],
-                          key=lambda col: col.map(order_s) if col.name == "scenario" else col.map(
-                              lambda x: model_sort_key(x)[0]))
-    return out[cols].reset_index(drop=True)
-
-
-def per_scenario_wide(summary: pd.DataFrame, scenario_names: list[str]) -> pd.DataFrame:
-    """Table for reading and CSV download: one row per scenario, AUC ± err per model."""
-    if summary.empty:
         return pd.DataFrame()
-    labels = _sorted_labels(summary["label"])
+    models = sorted(long_df["model"].unique(), key=model_sort_key)
+    label = dict(zip(long_df["model"], long_df["label"]))
     rows = []
-    for s in scenario_names:
-        sub = summary[summary["scenario"] == s].set_index("label")
+    for s in names:
+        sub = long_df[long_df["scenario"] == s].set_index("model")
         if sub.empty:
             continue
         first = sub.iloc[0]
-        row = {"Scenario": s, "Traffic share (%)": 100 * first["traffic_share"],
+        row = {noun_one.capitalize(): s, "Traffic share (%)": 100 * (first["traffic_share"] or float("nan")),
                "Test samples": first["n"], "Test clicks": first["positives"]}
-        for lab in labels:
-            if lab in sub.index:
-                row[f"{lab} AUC"] = sub.at[lab, "auc"]
-                if sub.at[lab, "seeds"] > 1:
-                    row[f"{lab} AUC std"] = sub.at[lab, "auc_std"]
-                else:
-                    row[f"{lab} 95% CI"] = f"{sub.at[lab, 'ci_low']:.4f}–{sub.at[lab, 'ci_high']:.4f}"
-        if "SAML" in sub.index:
-            row["SAML RelaImpr vs BST (%)"] = sub.at["SAML", "relaimpr"]
-            row["SAML vs BST p-value"] = sub.at["SAML", "p_value"]
-            row["Significant (p<0.05)"] = "yes" if sub.at["SAML", "significant"] else "no"
-        if np.isfinite(first["oracle_auc"]):
+        for m in models:
+            if m in sub.index:
+                row[f"{label[m]} AUC"] = sub.at[m, "auc"]
+        if focus in sub.index and sub.at[focus, "verdict"] is not None:
+            f = sub.loc[focus]
+            row[f"{label[focus]} vs BST"] = VERDICT_MARK.get(f["verdict"], f["verdict"])
+            row["p"] = f["p_value"]
+            row["p (Holm)"] = f["p_holm"]
+            row["RelaImpr (%)"] = f["relaimpr"]
+            if f["relaimpr"] is None and f["relaimpr_note"]:
+                row["Why no RelaImpr"] = f["relaimpr_note"].removeprefix("n/a: ")
+        if first["oracle_auc"] is not None and np.isfinite(first["oracle_auc"]):
             row["Oracle AUC"] = first["oracle_auc"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if "Why no RelaImpr" in df:
+        df["Why no RelaImpr"] = df["Why no RelaImpr"].fillna("")
+    return df
 
 
 def history_frame(runs) -> pd.DataFrame:
     rows = []
     for r in finished_runs(runs):
         for e in r.history or []:
-            rows.append({"run_id": r.run_id, "label": r.label, "seed": r.seed, **e})
-    cols = ["run_id", "label", "seed", "epoch", "train_loss", "valid_auc", "valid_logloss", "seconds"]
+            rows.append({"run_id": r.run_id, "model": r.model, "label": r.label, "seed": r.seed,
+                         "data_seed": r.data_seed, **e})
+    cols = ["run_id", "model", "label", "seed", "data_seed", "epoch", "train_loss", "valid_auc", "valid_logloss",
+            "seconds"]
     df = pd.DataFrame(rows)
     for c in cols:
         if c not in df:
@@ -177,27 +156,49 @@ def history_frame(runs) -> pd.DataFrame:
     return df[cols]
 
 
+SWEEP_WORDS = {"emb": "Embedding size d_g", "heads": "Attention heads", "depth": "MLP depth (layers)"}
+
+
+def sweep_frame(report: dict) -> pd.DataFrame:
+    """One row per (sweep dimension, model, value): AUC over runs with its spread or CI."""
+    rows = []
+    for s in report.get("summary") or []:
+        sw = s.get("sweep")
+        if not sw:
+            continue
+        auc = s["auc"]
+        ci_runs = [r["overall"] for r in report["runs"] if r["group"] == s["group"] and r["overall"]]
+        if s["n_runs"] > 1:
+            low, high = auc["mean"] - auc["std"], auc["mean"] + auc["std"]
+        else:
+            low, high = ci_runs[0]["ci_low"], ci_runs[0]["ci_high"]
+        rows.append({"sweep": sw["name"], "Setting": SWEEP_WORDS.get(sw["name"], sw["name"]), "value": sw["value"],
+                     "model": s["model"], "Model": s["label"], "AUC": auc["mean"], "low": low, "high": high,
+                     "runs": s["n_runs"]})
+    df = pd.DataFrame(rows, columns=["sweep", "Setting", "value", "model", "Model", "AUC", "low", "high", "runs"])
+    return df.sort_values(["sweep", "model", "value"], key=lambda c: c.map(model_sort_key) if c.name == "model"
+                          else c).reset_index(drop=True)
+
+
+def sweep_sentence(sub: pd.DataFrame) -> str:
+    """Which setting scored best per model, and whether its interval separates it from the worst."""
+    out = []
+    for model, g in sub.groupby("model", sort=False):
+        best, worst = g.loc[g["AUC"].idxmax()], g.loc[g["AUC"].idxmin()]
+        sep = best["low"] > worst["high"]
+        out.append(f"{best['Model']}: best at {best['value']} ({best['AUC']:.4f}), worst at {worst['value']} "
+                   f"({worst['AUC']:.4f}) — " + ("intervals do not overlap." if sep else "intervals overlap."))
+    return " ".join(out)
+
+
 # ---- scenario correlations -------------------------------------------------------------
 
-def alpha_matrix(alpha: np.ndarray, scenario: np.ndarray, layer: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean α of each scenario's samples (own branch) against every branch: [K, K], and counts [K].
-
-    alpha: [Ly, N, K] own-branch α; diagonal is NaN (a branch is never compared with itself).
-    """
-    a = np.asarray(alpha[layer], dtype=np.float64)  # [N, K]
-    scen = np.asarray(scenario).astype(int)
-    counts = np.bincount(scen, minlength=k)[:k]
-    sums = np.zeros((k, k))
-    np.add.at(sums, scen, a)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mat = sums / counts[:, None]
-    mat[counts == 0] = np.nan
-    np.fill_diagonal(mat, np.nan)
-    return mat, counts
+def scenario_counts(scenario: np.ndarray, k: int) -> np.ndarray:
+    return np.bincount(np.asarray(scenario).astype(int), minlength=k)[:k]
 
 
 def cluster_order(mat: np.ndarray) -> list[int]:
-    """Hierarchical-clustering (average linkage) order of a similarity matrix, so groups sit together."""
+    """Display order of a similarity matrix (average-linkage clustering), so similar rows sit together."""
     m = np.asarray(mat, dtype=np.float64)
     k = m.shape[0]
     if k < 3:
@@ -211,34 +212,15 @@ def cluster_order(mat: np.ndarray) -> list[int]:
     return [int(i) for i in leaves_list(linkage(squareform(dist, checks=False), method="average"))]
 
 
-def recovery_spearman(learned: np.ndarray, true: np.ndarray) -> float:
-    """Spearman correlation of off-diagonal entries of the symmetrised learned matrix with the truth."""
-    l = np.asarray(learned, dtype=np.float64)
-    t = np.asarray(true, dtype=np.float64)
-    l = (l + l.T) / 2
-    t = (t + t.T) / 2
-    iu = np.triu_indices_from(l, k=1)
-    x, y = l[iu], t[iu]
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
-        return float("nan")
-    rho = spearmanr(x[ok], y[ok]).statistic
-    return float(rho)
-
-
 def alpha_cdf_frame(alpha: np.ndarray, scenario: np.ndarray, layer: int, source: int,
                     names: list[str], max_points: int = 200) -> pd.DataFrame:
     """Empirical CDF of α_{source→j} over the source scenario's samples, one curve per other j."""
     a = np.asarray(alpha[layer], dtype=np.float64)[np.asarray(scenario) == source]  # [n_s, K]
-    rows = []
     if a.shape[0] == 0:
         return pd.DataFrame(columns=["against", "alpha", "cdf", "n"])
     qs = np.linspace(0, 1, min(max_points, a.shape[0]) + 1)
-    for j, name in enumerate(names):
-        if j == source:
-            continue
-        vals = np.quantile(a[:, j], qs)  # quantile function = inverse CDF, at most max_points points
-        rows.append(pd.DataFrame({"against": name, "alpha": vals, "cdf": qs, "n": a.shape[0]}))
+    rows = [pd.DataFrame({"against": name, "alpha": np.quantile(a[:, j], qs), "cdf": qs, "n": a.shape[0]})
+            for j, name in enumerate(names) if j != source]
     return pd.concat(rows, ignore_index=True)
 
 
@@ -248,40 +230,21 @@ def gate_frame(gate: np.ndarray, scenario: np.ndarray, layer: int, names: list[s
     return pd.DataFrame({"scenario": [names[i] for i in scen], "gate": g})
 
 
-def gate_vs_traffic(gate_df: pd.DataFrame, traffic_share: dict, names: list[str]) -> pd.DataFrame:
+def gate_vs_traffic(gate_df: pd.DataFrame, traffic_share: dict, names: list[str],
+                    gate_init: dict | None = None, layer: int = 0) -> pd.DataFrame:
     g = gate_df.groupby("scenario")["gate"].agg(["mean", "count"])
-    rows = [{"scenario": s, "gate_mean": g.at[s, "mean"], "samples": int(g.at[s, "count"]),
-             "traffic_share": traffic_share.get(s, float("nan"))}
-            for s in names if s in g.index]
-    return pd.DataFrame(rows, columns=["scenario", "gate_mean", "samples", "traffic_share"])
+    rows = []
+    for s in names:
+        if s not in g.index:
+            continue
+        init = ((gate_init or {}).get(s) or [None] * (layer + 1))
+        start = init[layer] if layer < len(init) else None
+        rows.append({"scenario": s, "gate_mean": g.at[s, "mean"], "samples": int(g.at[s, "count"]),
+                     "traffic_share": traffic_share.get(s, float("nan")), "gate_init": start,
+                     "gate_change": None if start is None else g.at[s, "mean"] - start})
+    return pd.DataFrame(rows, columns=["scenario", "gate_mean", "samples", "traffic_share", "gate_init",
+                                       "gate_change"])
 
 
 def fmt_share(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
-
-
-def saml_p_values(report: dict | None) -> dict[str, float]:
-    """Per-scenario p-value of the paired test SAML vs BST from the engine's report (seed 0 first).
-
-    Empty when the report has no such test (e.g. no BST run, or no predictions to pair).
-    """
-    if not report:
-        return {}
-    runs = report.get("runs") or []
-    if isinstance(runs, dict):
-        runs = [{"run_id": k, **v} for k, v in runs.items()]
-    saml = [r for r in runs if r.get("label") == "SAML" or (r.get("model") == "saml" and r.get("variant") == "full")]
-    saml.sort(key=lambda r: (r.get("seed") is None, r.get("seed")))
-    for r in saml:
-        per = r.get("per_scenario") or {}
-        out = {}
-        for s, m in per.items():
-            if not isinstance(m, dict):
-                continue
-            test = m.get("vs_bst") if isinstance(m.get("vs_bst"), dict) else m
-            p = test.get("p_value", test.get("p_vs_bst"))
-            if isinstance(p, (int, float)) and np.isfinite(p):
-                out[s] = float(p)
-        if out:
-            return out
-    return {}

@@ -6,17 +6,19 @@ import streamlit as st
 from dashboard import data_access as da
 from dashboard import explain, settings
 from dashboard.colors import scenario_colors
+from dashboard.explain import Noun
 from saml_core import jobs as jobs_mod
 from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
-# The page links in the sidebar (Streamlit's own list would call the entry page "app").
-NAV = (("app.py", "Overview", ":material/home:"), ("pages/per_country.py", "Per-country AUC", ":material/bar_chart:"),
-       ("pages/correlations.py", "Scenario correlations", ":material/grid_on:"),
+# The page links in the sidebar (Streamlit's own list would call the entry page "app"); "{Many}"
+# and "{one}" become the chosen experiment's scenario noun.
+NAV = (("app.py", "Overview", ":material/home:"), ("pages/per_scenario.py", "AUC per {one}", ":material/bar_chart:"),
+       ("pages/correlations.py", "Which {many} are alike", ":material/grid_on:"),
        ("pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
+       ("pages/sweeps.py", "Sensitivity sweeps", ":material/tune:"),
        ("pages/retrain.py", "Retrain", ":material/model_training:"))
-# The documented demo commands (README): the synthetic comparison set and the real Taobao sample.
 
 
 def is_demo_mode() -> bool:
@@ -26,14 +28,32 @@ def is_demo_mode() -> bool:
 def page_setup(title: str) -> None:
     """First call of every page: page config, navigation links, experiment picker, dataset badge."""
     st.set_page_config(page_title=f"{title} · SAML dashboard", page_icon=":material/public:", layout="wide")
-    with st.sidebar:
+    nav = st.sidebar.container()  # filled after the picker: the links name the chosen data's scenarios
+    st.sidebar.divider()
+    sidebar()
+    n = current_noun()
+    with nav:
         demo = is_demo_mode()
         for path, label, icon in NAV:
             if demo and path.endswith("retrain.py"):
                 continue
-            st.page_link(path, label=label, icon=icon)
-        st.divider()
-    sidebar()
+            st.page_link(path, label=label.format(one=n.one, many=n.many), icon=icon)
+
+
+def noun(exp) -> Noun:
+    """What a scenario is called in this experiment's data (countries, city levels, the schema's word)."""
+    one, many = getattr(exp, "scenario_noun", None) or ("scenario", "scenarios")
+    return Noun(one, many)
+
+
+def current_noun() -> Noun:
+    name = st.session_state.get(EXPERIMENT_KEY)
+    if not name:
+        return Noun()
+    try:
+        return noun(da.experiment(name))
+    except da.ArtifactError:
+        return Noun()
 
 
 def _remember_pick() -> None:
@@ -71,9 +91,12 @@ def sidebar() -> None:
             if exp is not None:
                 dataset_badge(exp)
                 status = exp.status or {}
-                if status.get("state") == "running":
+                if exp.state == "running":
                     st.caption(f":material/hourglass_top: Still training: run {status.get('run_index', '?')} of "
                                f"{status.get('n_runs', '?')} ({status.get('run_id', '')}). Finished runs are shown.")
+                elif exp.state in ("interrupted", "cancelled"):
+                    st.caption(f":material/pause_circle: Training was {exp.state}; finished runs are shown. "
+                               "Resume it from the Retrain page.")
         active = [j for j in da.jobs().list() if j.active]
         if active:
             st.caption(f":material/hourglass_top: {len(active)} training job(s) running or queued — see Retrain.")
@@ -94,12 +117,14 @@ def dataset_badge(exp) -> None:
         details.append(f"{int(info['samples']):,} samples")
     if n_test:
         details.append(f"{n_test:,} test samples")
-    details.append(f"{len(exp.scenario_names)} scenarios")
+    details.append(f"{len(exp.scenario_names)} {noun(exp).many}")
     st.caption(" · ".join(details))
     caveats = info.get("caveats") or []
     if isinstance(caveats, str):
         caveats = [caveats]
     caveats = [str(c) for c in caveats if kind != "synthetic" or "Simulated" not in str(c)]  # badge says it
+    for d in exp.dropped_scenarios:
+        st.caption(f":material/filter_alt_off: Left out: **{d.get('scenario')}** — {d.get('reason')}")
     if caveats:
         st.caption(f"Caveat: {caveats[0]}")
     if len(caveats) > 1:
@@ -122,21 +147,30 @@ def current_experiment():
 
 
 def broken_runs_notice(exp, runs=None) -> None:
-    """One clear line per run that cannot be shown; the other runs are shown as usual."""
-    for r in runs if runs is not None else exp.runs:
-        if r.error is None:
+    """One line per run that cannot be shown, saying where it stands; the others are shown as usual."""
+    from saml_core.registry import STATE_WORDS
+
+    waiting = [r for r in (runs if runs is not None else exp.runs) if r.error is not None]
+    pending = [r for r in waiting if r.state in ("queued", "running", "cancelled", "interrupted")]
+    if pending:
+        by_state: dict[str, list[str]] = {}
+        for r in pending:
+            by_state.setdefault(r.state, []).append(r.run_id)
+        st.info(" · ".join(f"{len(ids)} run(s) {STATE_WORDS[state]}" for state, ids in by_state.items()) +
+                ". Their results appear here when they finish.", icon=":material/hourglass_top:")
+    for r in waiting:
+        if r in pending:
             continue
-        if "run not finished" in r.error:  # the registry's wording for a run without metrics yet
-            state = (r.status or {}).get("state", "not started")
-            st.info(f"Run **{r.run_id}** ({r.label or r.run_id}) has not finished training (state: {state}).",
-                    icon=":material/hourglass_top:")
-        else:
-            st.warning(f"Run **{r.run_id}** ({r.label or r.run_id}) is not shown: {r.error}", icon=":material/warning:")
+        st.warning(f"Run **{r.run_id}** ({r.label or r.run_id}) is not shown ({r.state}): {r.error}",
+                   icon=":material/warning:")
 
 
-def runs_with_probes(exp, variants: tuple[str, ...]) -> list:
-    """The SAML runs of these variants whose probes can be shown; a clear line for each other one."""
-    candidates = [r for r in exp.runs if r.model == "saml" and r.variant in variants]
+def runs_with_probes(exp, capability: str) -> list:
+    """Finished runs whose model can show `capability` (alpha, gate, hidden, relations) and whose
+    probes file is there; a clear line for each one that cannot be shown."""
+    from saml_core.models import registry as models
+
+    candidates = [r for r in exp.runs if (e := models.find(r.model)) is not None and capability in e.probes]
     broken_runs_notice(exp, candidates)
     for r in candidates:
         if r.error is None and not r.has_probes:
@@ -146,10 +180,8 @@ def runs_with_probes(exp, variants: tuple[str, ...]) -> list:
 
 
 def scenario_word(exp, plural: bool = True) -> str:
-    """What a scenario is in this experiment's data, for titles: countries, city levels, scenarios."""
-    word = {"synthetic": ("country", "countries"), "taobao": ("city level", "city levels")}.get(
-        exp.dataset_kind, ("scenario", "scenarios"))
-    return word[1] if plural else word[0]
+    n = noun(exp)
+    return n.many if plural else n.one
 
 
 def colors_for(exp) -> dict[str, str]:
@@ -159,7 +191,7 @@ def colors_for(exp) -> dict[str, str]:
 def empty_state() -> None:
     """No experiment on disk: say so, and offer to build the demo (unless in demo mode)."""
     st.title("SAML scenario-correlation dashboard")
-    st.markdown(explain.APP_INTRO)
+    st.markdown(explain.app_intro(Noun()))
     st.info(f"There are no experiments in the artifacts folder (`{da.root()}`) yet.")
     if is_demo_mode():
         st.caption("Read-only demo mode: ask the team to build the demo experiments.")
@@ -219,12 +251,17 @@ def _job_card(q, job, allow_cancel: bool) -> None:
                 st.rerun()
         status = job.status or {}
         if job.state == "running":
-            frac = job.progress() or 0.0
+            # the engine's own fraction of the whole experiment (never goes backwards, includes
+            # every sub-model of a per-scenario model); older status files: derived from counters
+            frac = status.get("progress") if isinstance(status.get("progress"), (int, float)) else job.progress()
+            frac = min(max(float(frac or 0.0), 0.0), 1.0)
             where = []
             if status.get("run_id"):
                 where.append(f"run {status.get('run_index', '?')}/{status.get('n_runs', '?')}: {status['run_id']}")
+            if status.get("submodel"):
+                where.append(f"sub-model {status['submodel']}")
             if status.get("epoch") is not None:
-                where.append(f"epoch {status.get('epoch')}/{status.get('epochs', '?')}")
+                where.append(f"epoch {status.get('epoch')}")
             if isinstance(status.get("loss"), (int, float)):
                 where.append(f"loss {status['loss']:.4f}")
             st.progress(frac, text=f"{100 * frac:.0f} % · ETA {_fmt_eta(job.eta_seconds())}"

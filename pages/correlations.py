@@ -1,104 +1,252 @@
-"""Scenario correlations: what SAML's mutual unit learned (α, g) against planted and data similarity."""
+"""Which scenarios are alike: what SAML's mutual unit learned (α, g), split into what every branch
+shares and what is specific to a pair, checked against the planted / data-derived similarity,
+across seeds, and beside what the other multi-scenario models say."""
 import numpy as np
 import streamlit as st
 
 from dashboard import charts, data_access as da, explain, tables, ui
+from saml_core import evaluate as ev
 
-ui.page_setup("Scenario correlations")
+ui.page_setup("Which scenarios are alike")
 exp = ui.current_experiment()
+n = ui.noun(exp)
 names = list(exp.scenario_names)
-one = ui.scenario_word(exp, plural=False)
+k = len(names)
 colors = ui.colors_for(exp)
-st.title(f"Which {ui.scenario_word(exp)} behave alike? — Scenario correlations")
+st.title(f"Which {n.many} behave alike? — Scenario correlations")
 
-usable = ui.runs_with_probes(exp, ("full", "no_aux"))
+usable = ui.runs_with_probes(exp, "alpha")
 if not usable:
-    st.info("This experiment has no finished SAML run with a mutual unit, so there are no similarity "
-            "(α) or gate (g) coefficients to show. Train SAML (full) on the Retrain page.")
+    st.info("This experiment has no finished SAML run with a mutual unit (similarity coefficients) to show.")
     st.stop()
+groups: dict[str, list] = {}
+for r in usable:
+    groups.setdefault(r.group, []).append(r)
+c1, c2, c3 = st.columns(3)
+group = c1.selectbox("Model", list(groups), key="corr_group",
+                     format_func=lambda g: f"{groups[g][0].label} ({len(groups[g])} run{'s' if len(groups[g]) > 1 else ''})")
+runs = sorted(groups[group], key=lambda r: (r.data_seed, r.seed))
+n_layers = len(runs[0].metrics.get("alpha_mean") or [])
+if n_layers == 0:
+    st.info("These runs recorded no similarity coefficients.")
+    st.stop()
+layer = c2.selectbox("Mutual unit", list(range(n_layers)), key="corr_layer",
+                     format_func=lambda i: f"Mutual unit {i + 1} of {n_layers} (after hidden layer {i + 1})")
+pick = c3.selectbox("Run for the sample-level charts", [r.run_id for r in runs], key="corr_run",
+                    help="The matrices average over every run of the model; the distributions show one run.")
+run = next(r for r in runs if r.run_id == pick)
 
-c1, c2 = st.columns(2)
-by_id = {r.run_id: r for r in usable}
-run = by_id[c1.selectbox("SAML run", list(by_id), key="corr_run",
-                         format_func=lambda i: f"{by_id[i].label} · seed {by_id[i].seed} ({i})")]
+mats = [np.asarray(r.metrics["alpha_mean"][layer], dtype=float) for r in runs]
+alpha = np.nanmean(np.stack(mats), axis=0)
+np.fill_diagonal(alpha, np.nan)
+parts = ev.decompose_alpha(alpha)
+even = parts["even"]
+share = np.array([exp.traffic_share.get(s, np.nan) for s in names], dtype=float)
+where = f"mean over {len(runs)} runs" if len(runs) > 1 else f"run {runs[0].run_id}"
+
+# 1 -- raw alpha, centred on the even split -------------------------------------------------
+st.subheader(f"How much each {n.one} listens to each other {n.one} — α ({where})")
+order = tables.cluster_order(parts["pairwise"])
+ordered = [names[i] for i in order]
+st.plotly_chart(charts.heatmap(alpha[np.ix_(order, order)], ordered, f"Mean similarity coefficient α, mutual unit "
+                               f"{layer + 1}", "mean α", center=even, row_title=f"{n.One} listening (row)",
+                               col_title="Branch listened to (column)"), width="stretch", key="alpha_heatmap")
+lo, hi = np.nanmin(alpha), np.nanmax(alpha)
+pull = ev.spearman_test(parts["column"], share)
+st.caption(explain.heatmap_raw(n, even) + f" Here α ranges from {lo:.4f} to {hi:.4f} "
+           f"({100 * (lo / even - 1):+.1f} % to {100 * (hi / even - 1):+.1f} % of an even split). "
+           + (f"Each branch's overall pull (its column) explains {parts['share_column']:.0%} of the variation around "
+              f"the even split; the pairwise part {parts['share_pairwise']:.0%}. " if parts["share_column"] is not None
+              else "")
+           + (f"The pull follows traffic share: Spearman {pull['rho']:+.2f} (p = {pull['p_value']:.2g}, {pull['n']} "
+              f"{n.many})." if pull["rho"] is not None else ""))
+
+# 2 -- decomposition ---------------------------------------------------------------------
+st.subheader("What every branch hears vs what is specific to a pair")
+c1, c2 = st.columns([2, 3])
+with c1:
+    st.plotly_chart(charts.bar_effects(dict(zip(names, parts["column"])), colors,
+                                       "Each branch's pull on everybody (column effect)", n.One,
+                                       "α above / below the even split", compare=dict(zip(names, 100 * share)),
+                                       compare_name="traffic share (%)"), width="stretch", key="column_effect")
+    st.caption(f"Bars: how much more (or less) than an even split every {n.one} listens to this branch. "
+               "Diamonds: its traffic share. "
+               + (f"Spearman of the two: {pull['rho']:+.2f} (p = {pull['p_value']:.2g})." if pull["rho"] is not None
+                  else ""))
+with c2:
+    pw = parts["pairwise"].copy()
+    np.fill_diagonal(pw, np.nan)
+    st.plotly_chart(charts.heatmap(pw[np.ix_(order, order)], ordered, "Pairwise affinity: α minus row and column "
+                                   "effects", "α beyond the effects", center=0.0, row_title=f"{n.One} listening (row)",
+                                   col_title="Branch listened to (column)", height=430),
+                    width="stretch", key="pairwise_heatmap")
+    st.caption(explain.heatmap_pairwise(n) + f" {n.Many} are ordered by clustering this pairwise part.")
+
+# 3 -- planted / data similarity, recovery ----------------------------------------------
+truth = exp.true_similarity
+if truth is not None:
+    st.subheader("Did the model find the similarity we planted?")
+    recs = [r.metrics.get("similarity_recovery") for r in runs if r.metrics.get("similarity_recovery")]
+    rho = [x["spearman"][layer] for x in recs if x.get("spearman") and x["spearman"][layer] is not None]
+    part = [x["partial"][layer] for x in recs if x.get("partial") and x["partial"][layer] is not None]
+    sig = sum(1 for x in recs if x.get("p_value") and x["p_value"][layer] is not None and x["p_value"][layer] < 0.05)
+    nulls = recs[0].get("null_scores", {}) if recs else {}
+    ms = ev.mean_std(rho)
+    cols = st.columns(3)
+    cols[0].metric("Recovery (Spearman, learned α vs planted)",
+                   "n/a" if ms["mean"] is None else f"{ms['mean']:+.2f}" + (f" ± {ms['std']:.2f}" if ms["n"] > 1 else ""),
+                   help="Rank correlation over all pairs, one value per run; mean ± std over runs.")
+    cols[1].metric("Significant in (Mantel permutation test, p < 0.05)", f"{sig} of {len(recs)} runs")
+    pm = ev.mean_std(part)
+    cols[2].metric("Controlling for traffic (partial Spearman)",
+                   "n/a" if pm["mean"] is None else f"{pm['mean']:+.2f}" + (f" ± {pm['std']:.2f}" if pm["n"] > 1 else ""))
+    if nulls:
+        st.caption("What similarities that know nothing about tastes score against the same planted truth: " +
+                   ", ".join(f"{name} {v:+.2f}" for name, v in nulls.items() if v is not None) +
+                   ". A recovery at or below these says the model learned traffic or groups, not more.")
+    planted = np.asarray(truth, dtype=float).copy()
+    np.fill_diagonal(planted, np.nan)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.heatmap(planted[np.ix_(order, order)], ordered, "Planted similarity (ground truth)",
+                                   "similarity", row_title=n.One, col_title=n.One, height=430, show_values=False),
+                    width="stretch", key="planted")
+    sym = (parts["pairwise"] + parts["pairwise"].T) / 2
+    c2.plotly_chart(charts.heatmap(sym[np.ix_(order, order)], ordered, f"Learned pairwise affinity (symmetrised, unit "
+                                   f"{layer + 1})", "α beyond the effects", center=0.0, row_title=n.One,
+                                   col_title=n.One, height=430, show_values=False), width="stretch", key="learned")
+    agree = ev.matrix_agreement(sym, truth, n_perm=999)
+    st.caption(explain.planted(n) + (f" The pairwise part of the matrix shown (mean over runs) scores "
+                                     f"{agree['spearman']:+.2f} against the truth (Mantel p = {agree['p_value']:.2g})."
+                                     if agree["spearman"] is not None else ""))
+
+if exp.data_similarity is not None:
+    st.subheader("Similarity computed from the data itself")
+    data_sim = np.asarray(exp.data_similarity, dtype=float).copy()
+    np.fill_diagonal(data_sim, np.nan)
+    raw_agree = ev.matrix_agreement(alpha, data_sim, n_perm=999)
+    pair_agree = ev.matrix_agreement(parts["pairwise"], data_sim, n_perm=999)
+    c1, c2 = st.columns([3, 1])
+    c1.plotly_chart(charts.heatmap(data_sim[np.ix_(order, order)], ordered,
+                                   f"Overlap of clicked categories between {n.many} (training data)", "overlap",
+                                   row_title=n.One, col_title=n.One, height=430), width="stretch", key="data_sim")
+    for col, label, a in ((c2, "Agreement with α (Spearman)", raw_agree),
+                          (c2, "…with its pairwise part", pair_agree)):
+        col.metric(label, "n/a" if a["spearman"] is None else f"{a['spearman']:+.2f}",
+                   help=None if a["p_value"] is None else f"Mantel permutation p = {a['p_value']:.2g}")
+    st.caption(explain.data_similarity(n))
+
+# 4 -- stability across runs -----------------------------------------------------------
+if len(runs) > 1:
+    st.subheader("Which pairs are consistently alike across runs?")
+    pw_runs = [ev.decompose_alpha(np.where(np.eye(k, dtype=bool), np.nan, m))["pairwise"] for m in mats]
+    stab = ev.pair_stability(pw_runs)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.heatmap(stab["share_above_median"][np.ix_(order, order)], ordered,
+                                   "Share of runs in which the pair is above the median pair", "share of runs",
+                                   center=0.5, row_title=n.One, col_title=n.One, height=430, value_format=".0%"),
+                    width="stretch", key="stability")
+    c2.plotly_chart(charts.heatmap(stab["std"][np.ix_(order, order)], ordered, "Spread of the pairwise affinity "
+                                   "over runs (std)", "std", row_title=n.One, col_title=n.One, height=430),
+                    width="stretch", key="stability_std")
+    consistent = int(np.nansum(np.triu(stab["share_above_median"] >= 0.999, 1)))
+    st.caption(f"Over {len(runs)} runs (model and data seeds): 100 % = the pair was among the more alike half in "
+               f"every run, 0 % = never. {consistent} of {k * (k - 1) // 2} pairs are above the median in every run.")
+
+# 5 -- sample level: listening distribution and gates ----------------------------------
 try:
     pr = da.probes(exp.name, run.run_id)
 except da.ArtifactError as exc:
     st.error(f"Run **{run.run_id}** cannot be shown: {exc}")
     st.stop()
-if "alpha" not in pr or "gate" not in pr:
-    st.error(f"Run **{run.run_id}**: {da.probes_path(exp.name, run.run_id)} has no α/gate arrays.")
-    st.stop()
-n_layers = int(pr["alpha"].shape[0])
-hidden_of = [int(x) for x in pr.get("mutual_layers", range(n_layers))]
-layer = c2.selectbox("Mutual-unit layer", list(range(n_layers)), key="corr_layer",
-                     format_func=lambda i: f"Mutual unit {i + 1} of {n_layers} (after hidden layer {hidden_of[i] + 1})")
+hidden_key = f"hidden_all_{layer}"
+if hidden_key in pr and pr[hidden_key].shape[0] >= 10:
+    st.subheader(f"A model-free check: how alike are the branches' representations? ({run.run_id})")
+    cka = ev.branch_cka(pr[hidden_key])
+    np.fill_diagonal(cka, np.nan)
+    c1, c2 = st.columns([3, 1])
+    c1.plotly_chart(charts.heatmap(cka[np.ix_(order, order)], ordered, f"Linear CKA between branches' hidden states "
+                                   f"(layer {layer + 1}, {pr[hidden_key].shape[0]} samples through every branch)",
+                                   "CKA", row_title="Branch", col_title="Branch", height=430),
+                    width="stretch", key="cka")
+    cka_alpha = ev.matrix_agreement(cka, parts["pairwise"], n_perm=999)
+    c2.metric("Agreement with the pairwise α (Spearman)",
+              "n/a" if cka_alpha["spearman"] is None else f"{cka_alpha['spearman']:+.2f}",
+              help=None if cka_alpha["p_value"] is None else f"Mantel permutation p = {cka_alpha['p_value']:.2g}")
+    if truth is not None:
+        cka_truth = ev.matrix_agreement(cka, truth, n_perm=999)
+        if cka_truth["spearman"] is not None:
+            c2.metric("…with the planted similarity", f"{cka_truth['spearman']:+.2f}",
+                      help=f"Mantel permutation p = {cka_truth['p_value']:.2g}")
+    st.caption("The same samples pass through every branch; CKA compares the geometry of what two branches "
+               "compute (1 = the same up to rotation and scale). No softmax and no gate are involved, so it checks "
+               "α with an independent measure.")
 
-mat, counts = tables.alpha_matrix(pr["alpha"], pr["scenario"], layer, len(names))
-order = tables.cluster_order(mat)
-ordered = [names[i] for i in order]
-sub = mat[np.ix_(order, order)]
-st.plotly_chart(charts.heatmap(sub, ordered, f"Mean similarity coefficient α, mutual unit {layer + 1} ({run.label})",
-                               "mean α", counts=counts[order]), width="stretch", key="alpha_heatmap")
-st.caption(explain.HEATMAP + f" An even split would be {1 / max(len(names) - 1, 1):.3f} in every cell: "
-           "the departures from it, however small, are what the model learned. "
-           f"Based on {int(counts.sum()):,} test samples.")
-
-st.subheader("Who listens to whom, sample by sample")
+st.subheader(f"Who listens to whom, sample by sample ({run.run_id})")
 default_src = next((s for s in ("ES", "UA") if s in names), names[0])
-src_name = st.selectbox(f"{one.capitalize()} whose listening you want to see", names, index=names.index(default_src),
+src_name = st.selectbox(f"{n.One} whose listening you want to see", names, index=names.index(default_src),
                         key="cdf_source")
 src = names.index(src_name)
 cdf = tables.alpha_cdf_frame(pr["alpha"], pr["scenario"], layer, src, names)
 if cdf.empty:
     st.info(f"No test samples of {src_name} in the probe subset.")
 else:
-    st.plotly_chart(charts.alpha_cdf(cdf, src_name, colors), width="stretch", key="alpha_cdf")
-    st.caption(explain.CDF + f" ({int(cdf['n'].iloc[0]):,} samples of {src_name}.)")
+    st.plotly_chart(charts.alpha_cdf(cdf, src_name, colors, n.one), width="stretch", key="alpha_cdf")
+    st.caption(explain.cdf(n) + f" ({int(cdf['n'].iloc[0]):,} samples of {src_name}.)")
 
-st.subheader(f"How much does each {one} borrow? — gate coefficient g")
+st.subheader(f"How much does each {n.one} borrow? — gate coefficient g ({run.run_id})")
 gates = tables.gate_frame(pr["gate"], pr["scenario"], layer, names)
+init = {s: (v or [None] * (layer + 1))[layer] for s, v in (run.metrics.get("gate_init_mean") or {}).items()}
 c1, c2 = st.columns([3, 2])
 with c1:
-    st.plotly_chart(charts.gate_distributions(gates, names, colors), width="stretch", key="gate_box")
-    st.caption(explain.GATES)
+    st.plotly_chart(charts.gate_distributions(gates, names, colors, n.one, init or None), width="stretch",
+                    key="gate_box")
+    st.caption(explain.gates(n))
 with c2:
-    gvt = tables.gate_vs_traffic(gates, exp.traffic_share or {}, names)
-    st.plotly_chart(charts.gate_vs_traffic_scatter(gvt, colors), width="stretch", key="gate_traffic")
-    st.caption(explain.GATE_TRAFFIC)
+    gvt = tables.gate_vs_traffic(gates, exp.traffic_share or {}, names, run.metrics.get("gate_init_mean"), layer)
+    has_change = gvt["gate_change"].notna().any()
+    y = "gate_change" if has_change else "gate_mean"
+    y_title = "Change of mean g in training" if has_change else "Mean gate coefficient g"
+    st.plotly_chart(charts.gate_vs_traffic_scatter(gvt, colors, n.one, y=y, y_title=y_title), width="stretch",
+                    key="gate_traffic")
+    t = ev.spearman_test(gvt["traffic_share"], gvt[y])
+    if t["rho"] is None:
+        st.caption("Too few points for a trend.")
+    else:
+        direction = ("larger" if t["rho"] > 0 else "smaller") + f" {n.many} " + (
+            "raised their gate more (or lowered it less)" if has_change else "have higher gates")
+        verdict = (f"a trend: {direction}" if t["p_value"] < 0.05 else "no detectable trend")
+        st.caption(f"Spearman of traffic share and {y_title.lower()}: {t['rho']:+.2f} (p = {t['p_value']:.2g}, "
+                   f"{t['n']} {n.many}, this run, mutual unit {layer + 1}): {verdict}.")
 
-learned_sym = (np.nan_to_num(mat) + np.nan_to_num(mat).T) / 2
-np.fill_diagonal(learned_sym, np.nan)
-if exp.true_similarity is not None:
-    st.subheader("Did the model find the similarity we planted?")
-    true = np.asarray(exp.true_similarity, dtype=float)
-    # The engine's figure (same formula, docs/ARTIFACTS.md) when stored, else computed here.
-    stored = ((run.metrics or {}).get("similarity_recovery") or {}).get("spearman") or []
-    rho = stored[layer] if layer < len(stored) and stored[layer] is not None else tables.recovery_spearman(mat, true)
-    st.metric("Recovery score (Spearman rank correlation, planted vs learned)",
-              "n/a" if not np.isfinite(rho) else f"{rho:.2f}")
-    c1, c2 = st.columns(2)
-    planted = true.copy()
-    np.fill_diagonal(planted, np.nan)
-    c1.plotly_chart(charts.heatmap(planted[np.ix_(order, order)], ordered, "Planted similarity (ground truth)",
-                                   "similarity", row_title=one.capitalize(), col_title=one.capitalize(), height=430,
-                                   show_values=False),
-                    width="stretch", key="planted")
-    c2.plotly_chart(charts.heatmap(learned_sym[np.ix_(order, order)], ordered,
-                                   f"Learned similarity (α symmetrised, mutual unit {layer + 1})", "mean α",
-                                   row_title=one.capitalize(), col_title=one.capitalize(), height=430, show_values=False),
-                    width="stretch", key="learned")
-    st.caption(explain.PLANTED)
-
-if exp.data_similarity is not None:
-    st.subheader("Similarity computed from the data itself")
-    data_sim = np.asarray(exp.data_similarity, dtype=float).copy()
-    rho_d = tables.recovery_spearman(mat, data_sim)
-    np.fill_diagonal(data_sim, np.nan)
-    c1, c2 = st.columns([3, 1])
-    c1.plotly_chart(charts.heatmap(data_sim[np.ix_(order, order)], ordered,
-                                   f"Overlap of clicked categories between {ui.scenario_word(exp)} (from training data)",
-                                   "overlap", row_title=one.capitalize(), col_title=one.capitalize(), height=430),
-                    width="stretch", key="data_sim")
-    c2.metric("Agreement with learned α (Spearman)", "n/a" if not np.isfinite(rho_d) else f"{rho_d:.2f}")
-    st.caption(explain.DATA_SIMILARITY)
+# 6 -- what the other models say -------------------------------------------------------
+others = [r for r in exp.runs if r.finished and r.metrics.get("relations") and r.model not in ("saml", "saml_no_aux")
+          and r.seed == run.seed and r.data_seed == run.data_seed]
+square = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) for r in others
+          for name, m in r.metrics["relations"].items() if np.shape(m) == (k, k)}
+if square:
+    st.subheader("Do other models agree on which scenarios are alike?")
+    st.caption(f"Other multi-scenario models expose their own scenario-relationship signals (gate profiles of "
+               f"MMoE/PLE, weight similarity of STAR, ...; docs/BASELINES.md). Each is compared with SAML's pairwise "
+               f"α by rank correlation over the pairs of {n.many} (same seeds as the run above).")
+    rows = []
+    for label, m in square.items():
+        a = ev.matrix_agreement(m, parts["pairwise"], n_perm=999)
+        rows.append({"signal": label, "Spearman with SAML's pairwise α": a["spearman"], "Mantel p": a["p_value"]})
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"Spearman with SAML's pairwise α": st.column_config.NumberColumn(format="%+.2f"),
+                                "Mantel p": st.column_config.NumberColumn(format="%.2g")})
+    pick_sig = st.selectbox("Show a signal", list(square), key="other_signal")
+    m = square[pick_sig].copy()
+    np.fill_diagonal(m, np.nan)
+    st.plotly_chart(charts.heatmap(m[np.ix_(order, order)], ordered, pick_sig, "value", row_title=n.One,
+                                   col_title=n.One, height=430), width="stretch", key="other_heatmap")
+profiles = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) for r in others
+            for name, m in r.metrics["relations"].items()
+            if np.ndim(m) == 2 and np.shape(m)[0] == k and np.shape(m)[1] != k}
+if profiles:
+    pick_prof = st.selectbox("Gate profiles (each row: a scenario's mean gate weight per expert)", list(profiles),
+                             key="other_profile")
+    prof = profiles[pick_prof]
+    st.plotly_chart(charts.heatmap(prof, names, pick_prof, "mean gate weight", row_title=n.One, col_title="Expert",
+                                   names_cols=[f"expert {i + 1}" for i in range(prof.shape[1])], height=420),
+                    width="stretch", key="profile_heatmap")

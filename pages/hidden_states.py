@@ -5,11 +5,12 @@ from dashboard import charts, data_access as da, embedding, explain, ui
 
 ui.page_setup("Hidden states")
 exp = ui.current_experiment()
+n = ui.noun(exp)
 names = list(exp.scenario_names)
 colors = ui.colors_for(exp)
-st.title(f"What did each {ui.scenario_word(exp, plural=False)}'s branch learn? — Hidden states")
+st.title(f"What did each {n.one}'s branch learn? — Hidden states")
 
-usable = ui.runs_with_probes(exp, ("full", "no_gate", "no_aux"))
+usable = ui.runs_with_probes(exp, "hidden")
 if not usable:
     st.info("This experiment has no finished SAML run with branch hidden states to show.")
     st.stop()
@@ -24,7 +25,7 @@ except da.ArtifactError as exc:
     st.error(f"Run **{run_id}** cannot be shown: {exc}")
     st.stop()
 
-views = {"own": "Each sample through its own country's branch",
+views = {"own": f"Each sample through its own {n.one}'s branch",
          "all": "The same samples through every branch"}
 available = [v for v in embedding.VIEWS if embedding.hidden_layers(pr, v)]
 if not available:
@@ -41,7 +42,7 @@ sizes = [s for s in (500, 1000, 2000, 5000) if s < n_max] + [n_max]
 c1, c2 = st.columns(2)
 size = c1.select_slider("Points", sizes, value=min(sizes, key=lambda s: abs(s - 1000)), key="hs_size",
                         help="More points show more detail; the first map of a new size takes a while.")
-color_options = {"scenario": "Country of the sample", "branch": "Branch", "label": "Clicked or not",
+color_options = {"scenario": f"{n.One} of the sample", "branch": "Branch", "label": "Clicked or not",
                  "pred": "Predicted click probability"}
 default_color = "scenario" if view == "own" else "branch"
 color_by = c2.selectbox("Colour by", list(color_options), format_func=color_options.get,
@@ -67,4 +68,4 @@ palette = {"scenario": colors, "branch": colors,
 title = (f"{views[view]}, hidden layer {layer + 1} — coloured by {color_options[color_by].lower()}")
 st.plotly_chart(charts.umap_scatter(df, color_by, title, palette, color_options[color_by]),
                 width="stretch", key="umap")
-st.caption(explain.UMAP_OWN if view == "own" else explain.UMAP_ALL)
+st.caption(explain.umap_own(n) if view == "own" else explain.umap_all(n))

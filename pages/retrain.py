@@ -13,42 +13,54 @@ st.markdown(explain.RETRAIN)
 existing = {s.name for s in da.experiments()}
 q = da.jobs()
 default_name = next(f"my-experiment-{i}" for i in range(1, 10_000) if f"my-experiment-{i}" not in existing)
-base = forms.RetrainRequest()
+datasets = forms.dataset_choices()
+models = forms.model_choices()
+
+# Outside the form: changing the dataset or the preset changes every default below.
+c1, c2, c3 = st.columns([2, 2, 1])
+dataset = c1.selectbox("Dataset", list(datasets), format_func=datasets.get, key="rt_dataset")
+hint = forms.needs_path(dataset)
+dataset_path = c2.text_input(f"Path: {hint}" if hint else "Path (not needed for this dataset)", key="rt_path",
+                             disabled=not hint)
+base = forms.RetrainRequest.defaults(dataset)
+preset = c3.selectbox("Preset", forms.PRESET_NAMES, index=forms.PRESET_NAMES.index(base.preset), key="rt_preset",
+                      help="Training settings to start from: the paper's industrial or public ones, or tiny "
+                           "'quick' sizes for trying the pipeline (results then mean nothing).")
+base = forms.RetrainRequest.defaults(dataset, preset)
+k = f"{dataset}-{preset}"  # widget keys per dataset and preset, so their defaults follow the choice
 
 with st.form("retrain_form"):
     c1, c2 = st.columns(2)
-    dataset = c1.selectbox("Dataset", list(forms.DATASETS), format_func=forms.DATASETS.get, key="rt_dataset")
-    dataset_path = c1.text_input("Schema file (own log) or folder (raw Taobao)", key="rt_path",
-                                 help="Only for 'Your own log' and 'Raw Taobao tables'.")
-    name = c2.text_input("Experiment name", value=default_name, key="rt_name")
-    quick = c2.toggle("Quick run (tiny model and data, about a minute)", value=False, key="rt_quick",
-                      help="For trying the pipeline; results are not meaningful.")
-    c1, c2 = st.columns(2)
-    models = c1.multiselect("Models", list(forms.MODELS), default=list(forms.MODELS),
-                            format_func=forms.MODELS.get, key="rt_models",
-                            help="BST-Individual: one BST per scenario. BST: one model for all. SAML: ours.")
-    ablations = c2.multiselect("SAML ablations", list(forms.ABLATIONS), default=[],
-                               format_func=forms.ABLATIONS.get, key="rt_ablations",
-                               help="SAML with one part removed, to see which parts matter.")
-    st.markdown("**Settings** (defaults are the engine's; a quick run uses its own small sizes unless changed)")
+    name = c1.text_input("Experiment name", value=default_name, key="rt_name")
+    chosen = c2.multiselect("Models", list(models), default=forms.default_models(), format_func=models.get,
+                            key="rt_models", help="BST-Individual: one BST per scenario. BST: one model for all. "
+                            "SAML: ours. Ablations: SAML with one part removed. Other baselines: docs/BASELINES.md.")
+    st.markdown("**Settings** — the engine's defaults for this dataset and preset; what you see is what trains. "
+                "0 means derived from the size of the data.")
     c1, c2, c3, c4 = st.columns(4)
-    d_g = c1.number_input("Global embedding size d_g", 1, 256, base.d_g, key="rt_dg")
-    d_s = c2.number_input("Scenario embedding size d_s", 1, 256, base.d_s, key="rt_ds")
-    heads = c3.number_input("Attention heads", 1, 32, base.heads, key="rt_heads")
-    mlp = c4.text_input("MLP layers (sizes = depth)", base.mlp, key="rt_mlp")
-    c1, c2, c3, c4, c5 = st.columns(5)
-    epochs = c1.number_input("Epochs (max)", 1, 200, base.epochs, key="rt_epochs")
-    lr = c2.number_input("Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key="rt_lr")
-    batch_size = c3.number_input("Batch size", 8, 65536, base.batch_size, step=128, key="rt_bs")
-    seeds = c4.number_input("Seeds", 1, 10, 1, key="rt_seeds", help="Repeat every model with this many seeds.")
-    device = c5.selectbox("Device", forms.DEVICES, key="rt_device")
+    d_g = c1.number_input("Global embedding size d_g", 1, 512, base.d_g, key=f"rt_dg_{k}")
+    d_s = c2.number_input("Scenario embedding size d_s", 1, 512, base.d_s, key=f"rt_ds_{k}")
+    heads = c3.number_input("Attention heads", 1, 64, base.heads, key=f"rt_heads_{k}")
+    mlp = c4.text_input("MLP layers (sizes = depth)", base.mlp, key=f"rt_mlp_{k}")
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs (at most)", 1, 1000, base.epochs, key=f"rt_epochs_{k}")
+    lr = c2.number_input("Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key=f"rt_lr_{k}")
+    batch_size = c3.number_input("Batch size (0 = from the data)", 0, 65536, base.batch_size, step=64,
+                                 key=f"rt_bs_{k}")
+    patience = c4.number_input("Patience (0 = from validation size)", 0, 100, base.patience, key=f"rt_pat_{k}")
+    c1, c2, c3 = st.columns(3)
+    seeds = c1.number_input("Model seeds", 1, 10, 1, key="rt_seeds", help="Repeat every model with this many seeds.")
+    data_seeds = c2.number_input("Data seeds", 1, 10, 1, key="rt_data_seeds",
+                                 help="Repeat on this many simulated logs / random splits (datasets with a fixed "
+                                      "split take one).")
+    device = c3.selectbox("Device", forms.DEVICES, key="rt_device")
     submitted = st.form_submit_button("Validate and launch", type="primary")
 
 if submitted:
     req = forms.RetrainRequest(
-        dataset=dataset, dataset_path=dataset_path, name=name, runs=list(models) + list(ablations),
-        quick=quick, seeds=int(seeds), device=device, epochs=int(epochs), lr=float(lr),
-        batch_size=int(batch_size), d_g=int(d_g), d_s=int(d_s), heads=int(heads), mlp=mlp)
+        dataset=dataset, dataset_path=dataset_path, name=name, runs=list(chosen), preset=preset, seeds=int(seeds),
+        data_seeds=int(data_seeds), device=device, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
+        patience=int(patience), d_g=int(d_g), d_s=int(d_s), heads=int(heads), mlp=mlp)
     queued_names = {j.experiment for j in q.list() if j.active}
     problems = forms.validate(req, existing | queued_names, forms.cuda_available())
     if problems:

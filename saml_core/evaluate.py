@@ -386,3 +386,31 @@ def data_similarity(category: np.ndarray, label: np.ndarray, scenario: np.ndarra
     sim[tot[:, 0] == 0, :] = np.nan
     sim[:, tot[:, 0] == 0] = np.nan
     return sim
+
+
+def spearman_test(x, y) -> dict:
+    """Rank correlation of two per-scenario quantities (independent scenarios), with its p-value:
+    {"rho", "p_value", "n"} (None when fewer than 3 finite pairs or no spread)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return {"rho": None, "p_value": None, "n": int(ok.sum())}
+    r = stats.spearmanr(x[ok], y[ok])
+    return {"rho": float(r.statistic), "p_value": float(r.pvalue), "n": int(ok.sum())}
+
+
+def pair_stability(matrices: list[np.ndarray]) -> dict:
+    """Across runs (seeds), per scenario pair of symmetrised matrices: mean, std and the share of
+    runs in which the pair is above its run's median pair ("consistently similar" when ~1)."""
+    mats = [np.asarray(m, dtype=np.float64) for m in matrices]
+    sym = np.stack([(m + m.T) / 2 for m in mats])  # [R, K, K]
+    k = sym.shape[1]
+    off = ~np.eye(k, dtype=bool)
+    med = np.array([np.nanmedian(s[off]) for s in sym])[:, None, None]
+    above = np.where(np.isfinite(sym), sym > med, np.nan)
+    mean = np.nanmean(sym, axis=0)
+    std = np.nanstd(sym, axis=0, ddof=1) if len(mats) > 1 else np.zeros((k, k))
+    share = np.nanmean(above, axis=0)
+    for a in (mean, std, share):
+        np.fill_diagonal(a, np.nan)
+    return {"mean": mean, "std": std, "share_above_median": share, "runs": len(mats)}

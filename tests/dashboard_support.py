@@ -13,8 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "t"
-# The paper's three models plus the cheapest ablation: enough for every page and control.
-RUNS = "bst_individual,bst,saml:full,saml:no_gate_mut"
+# The paper's three models, the cheapest ablation, the simple baseline and one multi-scenario
+# baseline with relations: enough for every page and control.
+RUNS = "bst_individual,bst,saml,saml_no_gate_mut,lr_te,mmoe"
 
 
 def build_quick_artifacts(base: Path) -> Path:
