@@ -73,7 +73,7 @@ def test_good_log_splits_and_train_only_fitting(tmp_path):
 
 
 def test_sequences_right_aligned_oldest_first(tmp_path):
-    df = good_frame().iloc[:1].copy()
+    df = good_frame().iloc[[0, 6]].copy()  # one clicked row of market A and one of B
     df = pd.concat([df.assign(day=d) for d in range(3)], ignore_index=True)
     df["hist"] = "i1|i2|i3"
     df["item"] = "i1"
@@ -91,8 +91,9 @@ def test_parquet_input(tmp_path):
 
 
 def _err(tmp_path, df, match, **kw):  # noqa: D103
-    with pytest.raises(DataError, match=match):
+    with pytest.raises(DataError, match=match) as exc:
         load_byo(write(tmp_path, df, **kw))
+    assert "\n" not in str(exc.value)  # one line, for the CLI's one `error: ...` line
 
 
 def test_missing_column(tmp_path):
@@ -117,21 +118,31 @@ def test_wrong_separator(tmp_path):
     _err(tmp_path, df, r"log\.csv: sequence column 'hist' row \d+: value 'i\d,i\d.*' contains ','.*separator '\|'")
 
 
-def test_scenario_without_positives(tmp_path):
+def test_scenario_without_train_positives_is_dropped_and_said(tmp_path):
+    # It used to stop everything; now the scenario leaves every split and the data says why.
     df = good_frame()
     df.loc[(df.market == "B") & (df.day <= 1), "click"] = 0
-    _err(tmp_path, df, r"column 'market': scenario 'B' has no positive 'click' in the train split")
+    data = load_byo(write(tmp_path, df))
+    assert data.spec.scenario_names == ("A", "C")
+    assert len(data.train) == 24 and len(data.test) == 12 and len(data.valid) == 12
+    assert data.info["dropped_scenarios"] == [{
+        "scenario": "B", "reason": "0 positives in the train split (min_positives 1)",
+        "train_positives": 0, "test_positives": 2}]
 
 
-def test_declared_scenario_without_train_samples(tmp_path):
-    _err(tmp_path, good_frame(), r"column 'market': scenario 'D' has no samples in the train split",
-         scenarios="[A, B, C, D]")
+def test_declared_scenario_without_train_samples_is_dropped(tmp_path):
+    data = load_byo(write(tmp_path, good_frame(), scenarios="[A, B, C, D]"))
+    assert data.spec.scenario_names == ("A", "B", "C")
+    (d,) = data.info["dropped_scenarios"]
+    assert d["scenario"] == "D" and d["reason"].startswith("no samples in the train split")
 
 
-def test_unknown_scenario_at_test_time(tmp_path):
+def test_scenario_only_in_test_is_dropped(tmp_path):
     df = good_frame()
     df.loc[df.index[-1], "market"] = "Z"  # last day = test
-    _err(tmp_path, df, r"log\.csv: column 'market' in the test split has scenario value\(s\) 'Z'")
+    data = load_byo(write(tmp_path, df))
+    assert data.spec.scenario_names == ("A", "B", "C") and len(data.test) == 17
+    assert [d["scenario"] for d in data.info["dropped_scenarios"]] == ["Z"]
 
 
 def test_scenario_not_in_declared_list(tmp_path):
@@ -203,3 +214,375 @@ def test_parquet_list_sequences(tmp_path):
     data = load_byo(write(tmp_path, df, name="log.parquet"))
     ref = load_byo(write(tmp_path, good_frame(), name="log2.csv"))
     assert torch.equal(data.test.seq, ref.test.seq) and torch.equal(data.train.seq_mask, ref.train.seq_mask)
+
+
+# ---- splits without a time column, separate files, seeds ---------------------------------
+def with_users(df: pd.DataFrame) -> pd.DataFrame:
+    """30 users; `uid` is the user as a number, so the split of every row can be read back."""
+    df = df.copy()
+    df["user"] = [f"u{i % 30}" for i in range(len(df))]
+    df["uid"] = [float(i % 30) for i in range(len(df))]
+    return df
+
+
+def schema_with(split: str, extra: str = "", numeric: str = "[price]") -> str:
+    return (SCHEMA.format(data="log.csv", scenarios="")
+            .replace("split: {column: day, test: last, valid: last}", f"split: {split}")
+            .replace("numeric: [price]", f"numeric: {numeric}") + extra)
+
+
+def test_random_split_by_row_is_seeded(tmp_path):
+    path = write(tmp_path, good_frame(), schema_text=schema_with("{method: random, test: 0.2, valid: 0.1}"))
+    a, b, c = load_byo(path, seed=0), load_byo(path, seed=0), load_byo(path, seed=1)
+    assert (len(a.train), len(a.valid), len(a.test)) == (72 - 14 - 7, 7, 14)  # round(f * 72) rows
+    assert torch.equal(a.test.num, b.test.num) and torch.equal(a.valid.cat, b.valid.cat)
+    assert not torch.equal(a.test.num, c.test.num)
+    assert a.info["seed"] == 0 and a.info["split"]["method"] == "random"
+
+
+def test_group_split_keeps_each_user_in_one_split(tmp_path):
+    df = with_users(good_frame())
+    path = write(tmp_path, df, schema_text=schema_with("{method: group, column: user, test: 0.2, valid: 0.1}",
+                                                       numeric="[uid]"))
+    data = load_byo(path, seed=3)
+    users = [set(np.round(s.num[:, 0].numpy(), 4)) for s in (data.train, data.valid, data.test)]
+    assert users[0] and users[1] and users[2]
+    assert not (users[0] & users[1]) and not (users[0] & users[2]) and not (users[1] & users[2])
+    assert 0.1 < len(data.test) / len(df) < 0.3
+    again = load_byo(path, seed=3)
+    assert torch.equal(data.test.num, again.test.num)
+
+
+def test_time_split_unchanged_and_valid_fraction_is_seeded(tmp_path):
+    path = write(tmp_path, good_frame(), schema_text=schema_with("{column: day, test: last, valid: {fraction: 0.3}}"))
+    a, b = load_byo(path), load_byo(path, seed=5)
+    assert len(a.test) == len(b.test) == 18  # the time rule does not depend on the seed
+    assert not torch.equal(a.valid.num, b.valid.num)
+
+
+def test_separate_files(tmp_path):
+    df = good_frame()
+    df[df.day <= 1].to_csv(tmp_path / "train.csv", index=False)
+    df[df.day == 2].to_csv(tmp_path / "valid.csv", index=False)
+    df[df.day == 3].to_csv(tmp_path / "test.csv", index=False)
+    text = SCHEMA.format(data="{train: train.csv, valid: valid.csv, test: test.csv}", scenarios="").replace(
+        "split: {column: day, test: last, valid: last}\n", "")
+    (tmp_path / "schema.yaml").write_text(text)
+    data = load_dataset(f"csv:{tmp_path / 'schema.yaml'}")
+    ref = load_byo(write(tmp_path, df, name="all.csv"))  # the same rows split by day
+    assert torch.equal(data.test.num, ref.test.num) and torch.equal(data.valid.seq, ref.valid.seq)
+    assert data.info["data_files"] == ["train.csv", "valid.csv", "test.csv"]
+
+
+def test_separate_files_cut_valid_from_train(tmp_path):
+    df = good_frame()
+    df[df.day <= 2].to_csv(tmp_path / "train.csv", index=False)
+    df[df.day == 3].to_csv(tmp_path / "test.csv", index=False)
+    text = SCHEMA.format(data="{train: train.csv, test: test.csv}", scenarios="").replace(
+        "split: {column: day, test: last, valid: last}", "split: {valid: 0.25}")
+    (tmp_path / "schema.yaml").write_text(text)
+    a = load_byo(tmp_path / "schema.yaml")
+    assert (len(a.train), len(a.valid), len(a.test)) == (54 - 14, 14, 18)  # round(0.25 * 54)
+    b = load_byo(tmp_path / "schema.yaml", seed=9)
+    assert torch.equal(a.test.label, b.test.label) and not torch.equal(a.valid.label, b.valid.label)
+
+
+@pytest.mark.parametrize("data, split, match", [
+    ("{train: train.csv, test: test.csv}", "", r"data names train and test files but no valid file: cut validation rows from train with split: \{valid: 0\.1\}"),
+    ("{train: train.csv, test: test.csv}", "split: {test: 0.2, valid: 0.1}\n", r"split\.test: the test rows come from data\.test"),
+    ("{train: train.csv, valid: train.csv, test: test.csv}", "", r"data\.valid names 'train\.csv', which is already in data\.train"),
+    ("{train: train.csv}", "", r"data: 'test' is missing"),
+    ("log.csv", "split: {method: random, test: 0.2}\n", r"split\.valid \(a fraction of the rows\) is required by method random"),
+    ("log.csv", "split: {method: random, test: 0, valid: 0.1}\n", r"split\.test must be a fraction between 0 and 1 \(exclusive\), got 0"),
+    ("log.csv", "split: {method: random, test: 1.5, valid: 0.1}\n", r"split\.test must be a fraction .* got 1\.5"),
+    ("log.csv", "split: {method: random, test: 0.6, valid: 0.4}\n", r"split\.test \+ split\.valid = 1 leaves no train rows"),
+    ("log.csv", "split: {method: group, test: 0.2, valid: 0.1}\n", r"split\.column is required by method group"),
+    ("log.csv", "split: {method: random, column: user, test: 0.2, valid: 0.1}\n", r"split\.column is not used by method random"),
+    ("log.csv", "split: {method: stratified, test: 0.2, valid: 0.1}\n", r"split\.method: unknown method 'stratified'"),
+    ("log.csv", "", r"'split' is required"),
+])
+def test_bad_split_specs(tmp_path, data, split, match):
+    good_frame().to_csv(tmp_path / "log.csv", index=False)
+    text = SCHEMA.format(data=data, scenarios="").replace("split: {column: day, test: last, valid: last}\n", split)
+    (tmp_path / "schema.yaml").write_text(text)
+    with pytest.raises(DataError, match=r"schema\.yaml: " + match):
+        load_byo(tmp_path / "schema.yaml")
+
+
+# ---- min_positives, drop_scenarios, fewer than two scenarios -------------------------------
+def test_scenario_without_test_positives_is_dropped(tmp_path):
+    df = good_frame()
+    df.loc[(df.market == "C") & (df.day == 3), "click"] = 0
+    data = load_byo(write(tmp_path, df))
+    assert data.spec.scenario_names == ("A", "B")
+    assert data.info["dropped_scenarios"] == [{
+        "scenario": "C", "reason": "0 positives in the test split (min_positives 1)",
+        "train_positives": 4, "test_positives": 0}]
+
+
+def test_min_positives_and_drop_scenarios(tmp_path):
+    df = good_frame()
+    a_train = df.index[(df.market == "A") & (df.day <= 1) & (df.click == 1)]  # 4 clicks
+    df.loc[a_train[2:], "click"] = 0
+    text = SCHEMA.format(data="log.csv", scenarios="") + "min_positives: 2\ndrop_scenarios: [C]\n"
+    data = load_byo(write(tmp_path, df, schema_text=text))
+    assert data.spec.scenario_names == ("A", "B") and data.info["min_positives"] == 2
+    assert data.info["dropped_scenarios"] == [{"scenario": "C", "reason": "listed in drop_scenarios",
+                                               "train_positives": 4, "test_positives": 2}]
+    df.loc[a_train[1], "click"] = 0
+    _err(tmp_path, df, r"log\.csv: SAML compares scenarios: this log has one \(B\); dropped: "
+                       r"'A' \(1 positive in the train split \(min_positives 2\)\), 'C' \(listed in drop_scenarios\)$",
+         schema_text=text)
+
+
+def test_drop_scenarios_unknown_name(tmp_path):
+    text = SCHEMA.format(data="log.csv", scenarios="") + "drop_scenarios: [Q]\n"
+    _err(tmp_path, good_frame(), r"log\.csv: drop_scenarios lists 'Q', which is not a scenario of this data \(A, B, C\)",
+         schema_text=text)
+
+
+def test_one_scenario_is_an_error_naming_it(tmp_path):
+    df = good_frame()
+    df = df[df.market == "A"]
+    _err(tmp_path, df, r"log\.csv: SAML compares scenarios: this log has one \(A\)$")
+    text = SCHEMA.format(data="log.csv", scenarios="") + "scenario_noun: market\n"
+    _err(tmp_path, df, r"SAML compares markets: this log has one \(A\)", schema_text=text)
+    df = good_frame().assign(click=0)
+    df.loc[df.day == 0, "click"] = 1  # clicks only in train: no scenario can be evaluated
+    _err(tmp_path, df, r"SAML compares scenarios: this log has none left; dropped: 'A' \(0 positives in the test split")
+
+
+def test_fewer_than_two_scenarios_fails_for_every_source():
+    from saml_core.data.build import encode_splits
+    from saml_core.data.schema import RawTable, Schema
+
+    frame = pd.DataFrame({"s": [5, 5, 5, 5], "y": [0, 1, 0, 1], "c": ["a", "b", "a", "b"]})
+    t = RawTable(frame=frame)
+    with pytest.raises(DataError, match=r"^sim: SAML compares countries: this log has one \(RU\)$"):
+        encode_splits(name="x", kind="synthetic", schema=Schema(scenario="s", label="y", categorical=("c",),
+                                                                scenario_values=(5,), scenario_names=("RU",)),
+                      train=t, valid=t, test=t, seq_len=2, source="sim", info={},
+                      scenario_noun=("country", "countries"))
+
+
+def test_strict_sources_still_fail_on_a_scenario_without_positives():
+    from saml_core.data.build import encode_splits
+    from saml_core.data.schema import RawTable, Schema
+
+    frame = pd.DataFrame({"s": [1, 2, 1, 2], "y": [1, 0, 1, 0], "c": ["a", "b", "a", "b"]})
+    t = RawTable(frame=frame)
+    with pytest.raises(DataError, match=r"src: column 's': scenario '2' has no positive 'y' in the train split"):
+        encode_splits(name="x", kind="taobao", schema=Schema(scenario="s", label="y", categorical=("c",)),
+                      train=t, valid=t, test=t, seq_len=2, source="src", info={})
+    sim = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
+    frame = pd.DataFrame({"s": [1, 2, 3] * 2, "y": [1, 1, 1, 0, 0, 0], "c": ["a"] * 6})
+    t = RawTable(frame=frame)
+    data = encode_splits(name="x", kind="synthetic", schema=Schema(scenario="s", label="y", categorical=("c",),
+                                                                   scenario_values=(1, 2, 3)),
+                         train=t, valid=t, test=t, seq_len=2, source="src", info={}, true_similarity=sim,
+                         drop_scenarios=["2"])
+    assert data.spec.scenario_names == ("1", "3") and data.true_similarity.tolist() == [[1.0, 0.2], [0.2, 1.0]]
+
+
+# ---- scenario values trimmed and canonical; blank scenarios --------------------------------
+def test_scenario_values_are_trimmed_and_numbers_compared_by_value(tmp_path):
+    df = good_frame()
+    df["market"] = df["market"].map({"A": "1", "B": "2", "C": "3"}).astype(object)
+    df.loc[df.index % 3 == 1, "market"] = df["market"] + ".0"
+    df.loc[df.index % 3 == 2, "market"] = " " + df["market"] + " "
+    data = load_byo(write(tmp_path, df))
+    assert data.spec.scenario_names == ("1", "2", "3")
+    assert len(data.train) == 36
+
+
+def test_declared_scenarios_compare_by_value_and_keep_na_text(tmp_path):
+    df = good_frame()
+    df["market"] = df["market"].map({"A": "NA", "B": "NO", "C": "10"})  # Namibia, Norway, a code
+    text = SCHEMA.format(data="log.csv", scenarios="scenarios: [NO, NA, 10.0]\n")
+    (tmp_path / "schema.yaml").write_text(text)
+    df.to_csv(tmp_path / "log.csv", index=False)
+    data = load_byo(tmp_path / "schema.yaml")
+    assert data.spec.scenario_names == ("NO", "NA", "10")  # YAML's NO is not False here
+
+
+def test_blank_scenarios_are_an_error_naming_rows(tmp_path):
+    df = good_frame().astype({"market": object})
+    for row in (3, 8, 20, 21, 30, 41, 50):
+        df.loc[row, "market"] = [None, "", "  ", "nan", "NA", None, "null"][row % 7]
+    _err(tmp_path, df, r"log\.csv: scenario column 'market' is empty or a missing-value marker at 7 rows "
+                       r"\(first: 3, 8, 20, 21, 30\); every row needs a scenario")
+
+
+# ---- numeric overflow --------------------------------------------------------------------
+@pytest.mark.parametrize("value, match", [
+    ("inf", r"numeric column 'price' has the value 'inf' at row 4, which is infinite or overflows"),
+    ("1e309", r"numeric column 'price' has the value '1e309' at row 4, which is infinite or overflows"),
+    ("-Infinity", r"numeric column 'price' has the value '-Infinity' at row 4, which is infinite"),
+    ("1e200", r"numeric column 'price' has the value '1e200' at row 4, which is beyond ±1e\+150"),
+])
+def test_infinite_numeric_values_are_errors(tmp_path, value, match):
+    df = good_frame().astype({"price": object})
+    df.loc[4, "price"] = value
+    _err(tmp_path, df, r"log\.csv: " + match + r".* \(1 row \(4\)\)")
+
+
+def test_blank_numeric_value_is_missing(tmp_path):
+    df = good_frame()
+    df.loc[df.day == 0, "price"] = np.nan
+    data = load_byo(write(tmp_path, df))
+    assert torch.isfinite(data.train.num).all()
+
+
+# ---- leaks -------------------------------------------------------------------------------
+@pytest.mark.parametrize("old, new, match", [
+    ("categorical: [item, cat]", "categorical: [item, cat, click]",
+     r"the label column 'click' is also listed under categorical: it would leak the answer"),
+    ("numeric: [price]", "numeric: [price, click]", r"the label column 'click' is also listed under numeric"),
+    ("{column: hist, item_field: item", "{column: click, item_field: item",
+     r"the label column 'click' is also listed under sequences"),
+    ("scenario: market", "scenario: click", r"the label column 'click' is also the scenario column"),
+    ("numeric: [price]", "numeric: [price, day]", r"the split column 'day' is also listed under numeric: the test split is cut on its values"),
+    ("split: {column: day,", "split: {column: market,", r"the split column 'market' is also the scenario column"),
+    ("split: {column: day, test: last, valid: last}", "split: {method: group, column: item, test: 0.2, valid: 0.1}",
+     r"the split column 'item' is also listed under categorical: with a group split every test value is unseen"),
+])
+def test_label_or_split_column_as_a_feature(tmp_path, old, new, match):
+    text = SCHEMA.format(data="log.csv", scenarios="").replace(old, new)
+    _err(tmp_path, good_frame(), r"schema\.yaml: " + match, schema_text=text)
+
+
+# ---- rows with more fields than the header ------------------------------------------------
+def _csv_lines(df: pd.DataFrame) -> list[str]:
+    return df.to_csv(index=False).splitlines()
+
+
+@pytest.mark.parametrize("row", [0, 40])
+def test_row_with_more_fields_than_header(tmp_path, row):
+    lines = _csv_lines(good_frame())
+    lines[1 + row] += ",surplus"  # line 1 is the header
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "schema.yaml").write_text(SCHEMA.format(data="log.csv", scenarios=""))
+    with pytest.raises(DataError, match=rf"log\.csv: line {row + 2} has 8 fields but the header has 7: "
+                                        r"'.*,surplus'; a value that contains the separator ',' must be quoted") as exc:
+        load_byo(tmp_path / "schema.yaml")
+    assert ("row names" in str(exc.value)) == (row == 0)  # R's write.csv: one field more from line 2 on
+
+
+def test_line_number_counts_blank_lines_and_quoted_values(tmp_path):
+    df = good_frame().astype({"cat": object})
+    df.loc[2, "cat"] = "a, quoted\nvalue"  # quoted by the writer: one field over two lines
+    lines = _csv_lines(df)
+    lines.insert(10, "")
+    lines[20] += ",x"
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "schema.yaml").write_text(SCHEMA.format(data="log.csv", scenarios=""))
+    with pytest.raises(DataError, match=r"log\.csv: line 21 has 8 fields"):
+        load_byo(tmp_path / "schema.yaml")
+    lines[20] = lines[20][:-2]  # without the surplus field the file loads, quoted comma and all
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    assert len(load_byo(tmp_path / "schema.yaml").train) == 36
+
+
+# ---- sequence separators and truncation ----------------------------------------------------
+@pytest.mark.parametrize("other", [" ", "/"])
+def test_sequence_written_with_an_undeclared_list_separator(tmp_path, other):
+    df = good_frame()
+    df["hist"] = df["hist"].str.replace("|", other)
+    _err(tmp_path, df, rf"log\.csv: sequence column 'hist': the declared separator '\|' never occurs, but "
+                       rf"\d+ of 72 values contain '{other}' \(row \d+: 'i\d{other}i\d.*'\); if they are lists, "
+                       rf"declare sep: '{other}'$")
+
+
+def test_single_token_sequences_with_spaces_are_not_flagged(tmp_path):
+    df = good_frame()
+    df["item"] = df["item"].where(df.index % 4 != 0, "red shoe")
+    df["hist"] = df["item"]  # histories of one item; a few ids contain a space
+    data = load_byo(write(tmp_path, df))
+    assert int(data.train.seq_mask.sum()) == len(data.train)
+
+
+def test_long_histories_are_truncated_while_parsing(tmp_path):
+    import time
+    import tracemalloc
+
+    df = pd.concat([good_frame()] * 5, ignore_index=True)  # 360 rows
+    df.loc[0, "hist"] = "|".join(f"x{i}" for i in range(200_000))
+    path = write(tmp_path, df)
+    tracemalloc.start()
+    start = time.perf_counter()
+    data = load_byo(path)
+    took = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert took < 20 and peak < 150e6, (took, peak)
+    # only the seq_len (4) most recent items ever reach the vocabulary
+    assert data.spec.cat_fields[0].vocab_size == 2 + 5 + 4
+
+
+@pytest.mark.parametrize("order, expect", [("oldest_first", [6, 7, 8, 9]), ("newest_first", [3, 2, 1, 0])])
+def test_truncation_keeps_the_most_recent_items(tmp_path, order, expect):
+    df = good_frame()
+    df["item"] = [f"x{i % 10}" for i in range(len(df))]
+    df["hist"] = "|".join(f"x{i}" for i in range(10))
+    text = SCHEMA.format(data="log.csv", scenarios="").replace('sep: "|"}', f'sep: "|", order: {order}}}')
+    data = load_byo(write(tmp_path, df, schema_text=text))
+    assert (data.test.seq[:, 0] - 2).tolist() == [expect] * len(data.test)  # id = 2 + rank of "x<d>"
+
+
+# ---- file formats ------------------------------------------------------------------------
+@pytest.mark.parametrize("name, sep, compression", [
+    ("log.tsv", "\t", None), ("log.tsv.gz", "\t", "gzip"), ("log.csv.gz", ",", "gzip")])
+def test_tsv_and_gzip_files(tmp_path, name, sep, compression):
+    df = good_frame()
+    df.to_csv(tmp_path / name, sep=sep, index=False, compression=compression)
+    (tmp_path / "schema.yaml").write_text(SCHEMA.format(data=name, scenarios=""))
+    data = load_byo(tmp_path / "schema.yaml")
+    ref = load_byo(write(tmp_path, df, name="ref.csv"))
+    assert torch.equal(data.test.seq, ref.test.seq) and torch.equal(data.train.num, ref.train.num)
+
+
+def test_gzip_row_with_more_fields(tmp_path):
+    lines = _csv_lines(good_frame())
+    lines[5] += ",x"
+    import gzip
+    with gzip.open(tmp_path / "log.csv.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    (tmp_path / "schema.yaml").write_text(SCHEMA.format(data="log.csv.gz", scenarios=""))
+    with pytest.raises(DataError, match=r"log\.csv\.gz: line 6 has 8 fields but the header has 7"):
+        load_byo(tmp_path / "schema.yaml")
+
+
+# ---- YAML: line numbers, names that look like numbers ---------------------------------------
+def test_yaml_error_names_the_line(tmp_path):
+    text = "data: log.csv\nscenario: market\nlabel: click\ncategorical: [item, cat\nsplit: {column: day}\n"
+    _err(tmp_path, good_frame(), r"schema\.yaml: cannot parse the schema file at line \d, column \d+: "
+                                 r"expected ',' or '\]', but got .* \(while parsing a flow sequence that starts at "
+                                 r"line 4, column 14\)$", schema_text=text)
+
+
+def test_numeric_column_names_need_no_quotes(tmp_path):
+    df = good_frame().rename(columns={"item": "101", "cat": "0121", "market": "301"})
+    text = SCHEMA.format(data="log.csv", scenarios="").replace("categorical: [item, cat]", "categorical: [101, 0121]")
+    text = text.replace("item_field: item", "item_field: 101").replace("scenario: market", "scenario: 301")
+    data = load_byo(write(tmp_path, df, schema_text=text))  # 0121 is not read as octal 81
+    assert [f.name for f in data.spec.cat_fields] == ["101", "0121"]
+    assert data.spec.scenario_names == ("A", "B", "C")
+
+
+def test_a_list_is_not_a_column_name(tmp_path):
+    text = SCHEMA.format(data="log.csv", scenarios="").replace("categorical: [item, cat]", "categorical: [item, [cat]]")
+    _err(tmp_path, good_frame(), r"schema\.yaml: categorical: \['cat'\] is not a column name", schema_text=text)
+
+
+# ---- scenario noun -----------------------------------------------------------------------
+@pytest.mark.parametrize("line, noun", [
+    ("", ("scenario", "scenarios")), ("scenario_noun: market\n", ("market", "markets")),
+    ("scenario_noun: [country, countries]\n", ("country", "countries"))])
+def test_scenario_noun(tmp_path, line, noun):
+    data = load_byo(write(tmp_path, good_frame(), schema_text=SCHEMA.format(data="log.csv", scenarios="") + line))
+    assert data.scenario_noun == noun
+
+
+def test_bad_scenario_noun(tmp_path):
+    text = SCHEMA.format(data="log.csv", scenarios="") + "scenario_noun: [a, b, c]\n"
+    _err(tmp_path, good_frame(), r"'scenario_noun' must be a word or \[singular, plural\]", schema_text=text)

@@ -1,25 +1,29 @@
-"""Shared last step of every source: check the splits, fit the encoder on train, encode."""
+"""Shared last step of every source: choose the scenarios, check the splits, fit the encoder on
+train, encode.
+
+Scenario selection (`encode_splits`):
+- `drop_scenarios`: scenarios removed from every split on request;
+- `min_positives=m`: a scenario with fewer than m positives in the train split (nothing to
+  learn) or in the test split (nothing to evaluate) is removed from every split, and
+  `info["dropped_scenarios"]` says which and why. `min_positives=None` is the strict mode of
+  sources whose scenario set is fixed by design: such a scenario is an error instead;
+- fewer than two scenarios left is an error for every source: SAML compares scenarios.
+"""
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+from collections.abc import Sequence
 
-from saml_core.data.encoder import Encoder
+import numpy as np
+import pandas as pd
+
+from saml_core.data.encoder import Encoder, _sorted_unique
 from saml_core.data.schema import RawTable, Schema
 from saml_core.data.types import DataError, MultiScenarioData
 
 
-def check_train_scenarios(schema: Schema, train: RawTable, enc: Encoder, source: str) -> None:
-    """Every declared scenario needs train samples and train positives, or nothing can be learned."""
-    idx = enc.scenario_index(train.frame[schema.scenario].to_numpy(), "train")
-    labels = train.frame[schema.label].to_numpy(dtype=np.float64)
-    k = len(enc.scenario_values)
-    n = np.bincount(idx, minlength=k)
-    pos = np.bincount(idx, weights=labels, minlength=k)
-    check_scenario_counts(schema, enc.scenario_values, n, pos, source)
-
-
 def check_scenario_counts(schema: Schema, values, n: np.ndarray, pos: np.ndarray, source: str) -> None:
-    """n, pos: [K] train samples and positives per scenario (in `values` order)."""
+    """Strict mode. n, pos: [K] train samples and positives per scenario (in `values` order)."""
     for j, value in enumerate(values):
         if n[j] == 0:
             raise DataError(
@@ -31,6 +35,85 @@ def check_scenario_counts(schema: Schema, values, n: np.ndarray, pos: np.ndarray
                 f"{source}: column '{schema.scenario}': scenario {str(value)!r} has no positive "
                 f"'{schema.label}' in the train split ({int(n[j])} samples, all 0)"
             )
+
+
+def sorted_scenarios(values: np.ndarray) -> tuple:
+    """Distinct scenario values in display order: numerically when all look like numbers
+    ("2" before "10"), else sorted."""
+    uniq = _sorted_unique(np.asarray(values))
+    if uniq.dtype == object and len(uniq):
+        num = pd.to_numeric(pd.Series(uniq, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isnan(num).any():
+            uniq = uniq[np.argsort(num, kind="stable")]
+    return tuple(uniq)
+
+
+def _counts(table: RawTable, schema: Schema, values: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """([K] samples, [K] positives) per scenario; rows with other values are not counted."""
+    idx = pd.Index(values).get_indexer(table.frame[schema.scenario].to_numpy())
+    ok = idx >= 0
+    labels = table.frame[schema.label].to_numpy(dtype=np.float64)[ok]
+    k = len(values)
+    return (np.bincount(idx[ok], minlength=k).astype(np.int64),
+            np.bincount(idx[ok], weights=labels, minlength=k).astype(np.int64))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def select_scenarios(
+    schema: Schema, train: RawTable, test: RawTable, *, source: str,
+    min_positives: int | None, drop_scenarios: Sequence = (),
+    scenario_noun: tuple[str, str] = ("scenario", "scenarios"), pool: Sequence[RawTable] = (),
+) -> tuple[tuple, tuple[str, ...], list[int], list[dict]]:
+    """-> (kept values, kept display names, kept indices into the full scenario list, dropped).
+
+    The full list: the schema's declared values, else the sorted values of train (strict mode)
+    or of every table in `pool` (drop mode, so a scenario seen only in test is dropped by name
+    instead of failing at encoding time).
+    """
+    if schema.scenario_values is not None:
+        values = tuple(schema.scenario_values)
+    else:
+        tables = list(pool) if min_positives is not None and pool else [train]
+        values = sorted_scenarios(np.concatenate([t.frame[schema.scenario].to_numpy() for t in tables]))
+    names = tuple(schema.scenario_names) if schema.scenario_names else tuple(str(v) for v in values)
+    train_n, train_pos = _counts(train, schema, values)
+    _, test_pos = _counts(test, schema, values)
+
+    listed = set()
+    for d in drop_scenarios:
+        hit = [j for j, (v, nm) in enumerate(zip(values, names)) if str(d) in (str(v), nm)]
+        if not hit:
+            raise DataError(f"{source}: drop_scenarios lists {str(d)!r}, which is not a {scenario_noun[0]} "
+                            f"of this data ({', '.join(names)})")
+        listed.update(hit)
+    dropped, kept = [], []
+    for j, name in enumerate(names):  # K scenarios, not rows
+        reasons = ["listed in drop_scenarios"] if j in listed else []
+        if min_positives is not None:
+            if train_n[j] == 0:
+                reasons.append("no samples in the train split")
+            elif train_pos[j] < min_positives:
+                reasons.append(f"{_plural(int(train_pos[j]), 'positive')} in the train split "
+                               f"(min_positives {min_positives})")
+            if test_pos[j] < min_positives:
+                reasons.append(f"{_plural(int(test_pos[j]), 'positive')} in the test split "
+                               f"(min_positives {min_positives})")
+        if reasons:
+            dropped.append({"scenario": name, "reason": "; ".join(reasons),
+                            "train_positives": int(train_pos[j]), "test_positives": int(test_pos[j])})
+        else:
+            kept.append(j)
+    if min_positives is None:
+        check_scenario_counts(schema, [values[j] for j in kept], train_n[kept], train_pos[kept], source)
+    if len(kept) < 2:
+        noun, nouns = scenario_noun
+        why = ("; dropped: " + ", ".join(f"{d['scenario']!r} ({d['reason']})" for d in dropped)) if dropped else ""
+        has = f"one ({names[kept[0]]})" if kept else ("none left" if dropped else "none")
+        raise DataError(f"{source}: SAML compares {nouns}: this log has {has}{why}")
+    return tuple(values[j] for j in kept), tuple(names[j] for j in kept), kept, dropped
 
 
 def encode_splits(
@@ -47,12 +130,31 @@ def encode_splits(
     true_similarity: np.ndarray | None = None,
     category_field: str | None = None,
     scenario_noun: tuple[str, str] = ("scenario", "scenarios"),
+    min_positives: int | None = None,
+    drop_scenarios: Sequence = (),
 ) -> MultiScenarioData:
+    """min_positives: None = strict (a scenario without train samples or positives is an error);
+    an int = drop such scenarios (see the module docstring). drop_scenarios: values or names."""
+    if len(train) == 0:
+        raise DataError(f"{source}: the train split is empty")
     for split_name, table in (("validation", valid), ("test", test)):
         if len(table) == 0:
             raise DataError(f"{source}: the {split_name} split is empty")
+    values, names, kept, dropped = select_scenarios(
+        schema, train, test, source=source, min_positives=min_positives, drop_scenarios=drop_scenarios,
+        scenario_noun=scenario_noun, pool=(train, valid, test))
+    schema = dataclasses.replace(schema, scenario_values=values, scenario_names=names)
+    if dropped:
+        keep = list(values)
+        train, valid, test = (t.take(t.frame[schema.scenario].isin(keep).to_numpy()) for t in (train, valid, test))
+        gone = ", ".join(d["scenario"] for d in dropped)
+        for split_name, table in (("train", train), ("validation", valid), ("test", test)):
+            if len(table) == 0:
+                raise DataError(f"{source}: the {split_name} split is empty after dropping {gone}")
+        if true_similarity is not None:
+            true_similarity = true_similarity[np.ix_(kept, kept)]
+    info = {**info, "dropped_scenarios": dropped}
     enc = Encoder(schema, seq_len, source=source).fit(train)
-    check_train_scenarios(schema, train, enc, source)
     return MultiScenarioData(
         name=name,
         kind=kind,

@@ -1,16 +1,23 @@
-"""`csv:SCHEMA_FILE`: bring your own click log (CSV or Parquet) described by a YAML/JSON schema.
+"""`csv:SCHEMA_FILE`: bring your own click log (CSV/TSV, gzipped or not, or Parquet) described
+by a YAML/JSON schema.
 
 The schema format is documented in docs/DATA.md; datasets/byo_example/ ships a working example.
-Every mismatch raises DataError naming the file, the column and the offending value; "row N"
-is the 0-based data row (the CSV header is not counted).
+Every mismatch raises a one-line DataError naming the file, the column and the offending value;
+"row N" is the 0-based data row (the CSV header is not counted), "line N" the line of the file.
 """
 from __future__ import annotations
 
+import csv
+import gzip
 import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from saml_core.data.build import encode_splits
@@ -18,12 +25,22 @@ from saml_core.data.schema import RawTable, Schema, SeqColumn
 from saml_core.data.types import DataError, MultiScenarioData
 
 TOP_KEYS = {"data", "scenario", "scenarios", "label", "categorical", "numeric", "sequences",
-            "split", "seq_len", "title", "description", "category_field"}
+            "split", "seq_len", "title", "description", "category_field", "min_positives",
+            "drop_scenarios", "scenario_noun"}
 SEQ_KEYS = {"column", "item_field", "sep", "order"}
-SPLIT_KEYS = {"column", "test", "valid"}
-OTHER_SEPARATORS = (",", ";", "|", "^", "\t", "#")
+SPLIT_KEYS = {"method", "column", "test", "valid"}
+SPLIT_METHODS = ("time", "random", "group")
+DATA_KEYS = ("train", "valid", "test")
+OTHER_SEPARATORS = (",", ";", "|", "^", "\t", "#")  # any occurrence is an error
+LIST_LOOKS = (" ", "/")  # an error only when most values contain one and `sep` never occurs
 DEFAULT_SEQ_LEN = 20
 NA_TOKEN = "<NA>"  # a missing categorical value is a value of its own
+# pandas' default missing-value markers, spelled out so the scenario column can use its own list
+PANDAS_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+MAX_ABS_NUMERIC = 1e150  # beyond this, x*x overflows float64 when the train std is computed
+TRAIN, VALID, TEST = 0, 1, 2
+SPLIT_NAMES = {TRAIN: "train", VALID: "validation", TEST: "test"}
 
 
 # ---- schema file ------------------------------------------------------------------------
@@ -31,115 +48,187 @@ def _fail(path, msg: str) -> DataError:
     return DataError(f"{path}: {msg}")
 
 
-def _str_list(spec: dict, key: str, path) -> list[str]:
-    value = spec.get(key, [])
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail(path, f"'{key}' must be a list of column names, got {value!r}")
-    return value
+class _Int(int):
+    """A YAML integer that remembers how it was written (`0121` stays "0121" as a name)."""
+
+    text: str
 
 
-def read_schema_file(path: str | Path) -> dict:
-    """Parse and validate the schema file; returns a normalised dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise _fail(path, "schema file not found")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        spec = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise _fail(path, f"cannot parse the schema file: {str(exc).splitlines()[0]}") from None
-    if not isinstance(spec, dict):
-        raise _fail(path, f"the schema must be a mapping of keys, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - TOP_KEYS)
-    if unknown:
-        raise _fail(path, f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(TOP_KEYS))}")
-    for key in ("data", "scenario", "label"):
-        if not spec.get(key):
-            raise _fail(path, f"required key '{key}' is missing")
-    files = spec["data"] if isinstance(spec["data"], list) else [spec["data"]]
-    if not files or not all(isinstance(f, str) and f for f in files):
-        raise _fail(path, f"'data' must be a file name or a list of file names, got {spec['data']!r}")
-    for key in ("scenario", "label"):
-        if not isinstance(spec[key], str):
-            raise _fail(path, f"'{key}' must be a column name, got {spec[key]!r}")
-    categorical = _str_list(spec, "categorical", path)
-    numeric = _str_list(spec, "numeric", path)
+class _Float(float):
+    text: str
 
-    sequences = []
-    for i, s in enumerate(spec.get("sequences") or []):
-        if not isinstance(s, dict) or not s.get("column") or not s.get("item_field"):
-            raise _fail(path, f"sequences[{i}] needs 'column' and 'item_field', got {s!r}")
-        bad = sorted(set(s) - SEQ_KEYS)
-        if bad:
-            raise _fail(path, f"sequences[{i}]: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(SEQ_KEYS))}")
-        if s["item_field"] not in categorical:
-            raise _fail(path, f"sequences[{i}] ('{s['column']}'): item_field '{s['item_field']}' "
-                        "must be one of the categorical columns")
-        order = s.get("order", "oldest_first")
-        if order not in ("oldest_first", "newest_first"):
-            raise _fail(path, f"sequences[{i}]: order must be oldest_first or newest_first, got {order!r}")
-        sep = s.get("sep", "|")
-        if not isinstance(sep, str) or not sep:
-            raise _fail(path, f"sequences[{i}]: 'sep' must be a non-empty string, got {sep!r}")
-        sequences.append({"column": s["column"], "item_field": s["item_field"], "sep": sep, "order": order})
 
-    split = spec.get("split")
-    if not isinstance(split, dict) or not split.get("column"):
-        raise _fail(path, "'split' must give at least 'column' (the day/time column), "
-                    "e.g. split: {column: day, test: last, valid: last}")
-    bad = sorted(set(split) - SPLIT_KEYS)
-    if bad:
-        raise _fail(path, f"split: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(SPLIT_KEYS))}")
-    split = {"column": split["column"], "test": _plain(split.get("test", "last")),
-             "valid": _plain(split.get("valid", "last"))}
-    _check_rule(split["test"], "test", path, allow_fraction=False)
-    _check_rule(split["valid"], "valid", path, allow_fraction=True)
+class _SchemaLoader(yaml.SafeLoader):
+    """YAML without its surprises in a schema: yes/no/on/off (and NO, Norway's code) and dates
+    stay text, and numbers remember their spelling so an unquoted `301` can name a column."""
 
-    scenarios = spec.get("scenarios")
-    if scenarios is not None:
-        if not isinstance(scenarios, list) or not scenarios:
-            raise _fail(path, f"'scenarios' must be a non-empty list, got {scenarios!r}")
-        scenarios = [str(v) for v in scenarios]
-        if len(set(scenarios)) != len(scenarios):
-            raise _fail(path, f"'scenarios' lists a value twice: {scenarios}")
-    seq_len = spec.get("seq_len", DEFAULT_SEQ_LEN)
-    if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
-        raise _fail(path, f"'seq_len' must be a positive integer, got {seq_len!r}")
-    category_field = spec.get("category_field")
-    if category_field is not None and category_field not in categorical:
-        raise _fail(path, f"'category_field' {category_field!r} must be one of the categorical columns")
-    return {
-        "path": path,
-        "files": [(path.parent / f) for f in files],
-        "scenario": spec["scenario"],
-        "scenarios": scenarios,
-        "label": spec["label"],
-        "categorical": categorical,
-        "numeric": numeric,
-        "sequences": sequences,
-        "split": split,
-        "seq_len": seq_len,
-        "title": spec.get("title"),
-        "description": spec.get("description"),
-        "category_field": category_field,
-    }
+
+_SchemaLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in rules
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _number_with_text(kind, build):
+    def construct(loader, node):
+        value = kind(build(loader, node))
+        value.text = node.value
+        return value
+    return construct
+
+
+_SchemaLoader.add_constructor("tag:yaml.org,2002:int",
+                              _number_with_text(_Int, yaml.SafeLoader.construct_yaml_int))
+_SchemaLoader.add_constructor("tag:yaml.org,2002:float",
+                              _number_with_text(_Float, yaml.SafeLoader.construct_yaml_float))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _plain(value):
-    """YAML turns 2017-05-13 into a date: compare (and report) it as the ISO text instead."""
-    import datetime
-
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
+    """Schema values without the YAML wrappers (for comparisons and JSON)."""
+    if isinstance(value, _Int):
+        return int(value)
+    if isinstance(value, _Float):
+        return float(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _text(value, where: str, path, what: str = "column name") -> str:
+    """A column name or scenario value as text. Numbers are accepted as written in the file
+    (YAML reads `301` as a number; the header says "301"), so quoting is optional."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, (_Int, _Float)):
+        return value.text
+    if _is_number(value):  # JSON numbers
+        return str(value)
+    raise _fail(path, f"{where}: {_plain(value)!r} is not a {what}; write each {what} as text")
+
+
+def _str_list(spec: dict, key: str, path) -> list[str]:
+    value = spec.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        value = [value]
+    return [_text(v, key, path) for v in value]
+
+
+def _parse_text(path: Path, text: str):
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_SchemaLoader)  # noqa: S506 - a SafeLoader subclass
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"cannot parse the schema file at line {exc.lineno}, column {exc.colno}: "
+                    f"{exc.msg}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark, ctx = exc.problem_mark, ""
+        if exc.context and exc.context_mark is not None:
+            ctx = (f" ({exc.context} that starts at line {exc.context_mark.line + 1}, "
+                   f"column {exc.context_mark.column + 1})")
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise _fail(path, f"cannot parse the schema file{where}: {exc.problem}{ctx}") from None
+    except yaml.YAMLError as exc:
+        raise _fail(path, f"cannot parse the schema file: {str(exc).splitlines()[0]}") from None
+
+
+def _files(value, where: str, path) -> list[str]:
+    files = value if isinstance(value, list) else [value]
+    if not files or not all(isinstance(f, str) and f for f in files):
+        raise _fail(path, f"'{where}' must be a file name or a list of file names, got {_plain(value)!r}")
+    return files
+
+
+def _data_parts(spec: dict, path: Path) -> tuple[list[tuple[Path, int | None]], bool, bool]:
+    """-> ([(file, TRAIN/VALID/TEST or None = split by the rule)], separate files?, valid file?)"""
+    data = spec["data"]
+    if not isinstance(data, dict):
+        return [(path.parent / f, None) for f in _files(data, "data", path)], False, False
+    bad = sorted(set(data) - set(DATA_KEYS))
+    if bad:
+        raise _fail(path, f"data: unknown key(s) {', '.join(map(str, bad))}; valid: train, test, valid")
+    for key in ("train", "test"):
+        if not data.get(key):
+            raise _fail(path, f"data: '{key}' is missing; give data: {{train: ..., test: ..., valid: ...}} "
+                        "(valid optional) or one file to split")
+    parts, seen = [], {}
+    for key, code in (("train", TRAIN), ("valid", VALID), ("test", TEST)):
+        for f in (_files(data[key], f"data.{key}", path) if data.get(key) else []):
+            full = (path.parent / f).resolve()
+            if full in seen:  # the same rows in two splits would be measured on what was learned
+                raise _fail(path, f"data.{key} names {f!r}, which is already in data.{seen[full]}")
+            seen[full] = key
+            parts.append((path.parent / f, code))
+    return parts, True, bool(data.get("valid"))
+
+
+def _fraction(value, where: str, path) -> float:
+    if not _is_number(value) or not 0 < float(value) < 1:
+        raise _fail(path, f"{where} must be a fraction between 0 and 1 (exclusive), got {_plain(value)!r}")
+    return float(value)
+
+
+SPLIT_EXAMPLES = ("split: {column: day, test: last, valid: last} (a day/time column), "
+                  "{method: random, test: 0.2, valid: 0.1} or {method: group, column: user_id, "
+                  "test: 0.2, valid: 0.1}")
+
+
+def _parse_split(split, path, separate: bool, valid_file: bool) -> dict:
+    """-> {"method": files|time|random|group, "column": str|None, "test": rule|fraction|None,
+    "valid": rule|fraction|None}. With separate files the test rows are given, so only `valid`
+    is a rule (applied to the train file), and nothing when a valid file is given too."""
+    if valid_file:
+        if split is not None:
+            raise _fail(path, "'split' is not used when data names train, valid and test files; remove it")
+        return {"method": "files", "column": None, "test": None, "valid": None}
+    if not isinstance(split, dict):
+        if separate:
+            raise _fail(path, "data names train and test files but no valid file: cut validation rows "
+                        "from train with split: {valid: 0.1} (a fraction, or a rule on a day column, "
+                        "e.g. {column: day, valid: last}), or add data.valid")
+        raise _fail(path, f"'split' is required, e.g. {SPLIT_EXAMPLES}")
+    bad = sorted(set(split) - SPLIT_KEYS)
+    if bad:
+        raise _fail(path, f"split: unknown key(s) {', '.join(map(str, bad))}; valid: {', '.join(sorted(SPLIT_KEYS))}")
+    method = split.get("method", "time" if split.get("column") is not None else "random")
+    if method not in SPLIT_METHODS:
+        raise _fail(path, f"split.method: unknown method {method!r}; use one of: {', '.join(SPLIT_METHODS)}")
+    if separate and "test" in split:
+        raise _fail(path, "split.test: the test rows come from data.test; remove split.test")
+    column = split.get("column")
+    if method == "random" and column is not None:
+        raise _fail(path, "split.column is not used by method random (rows are drawn at random); "
+                    "use method: group to keep each value of a column in one split")
+    if method in ("time", "group"):
+        if column is None:
+            raise _fail(path, f"split.column is required by method {method}, e.g. {SPLIT_EXAMPLES}")
+        column = _text(column, "split.column", path)
+    if method == "time":
+        test = None if separate else _plain(split.get("test", "last"))
+        valid = _plain(split.get("valid", "last"))
+        if test is not None:
+            _check_rule(test, "test", path, allow_fraction=False)
+        _check_rule(valid, "valid", path, allow_fraction=True)
+        return {"method": method, "column": column, "test": test, "valid": valid}
+    for key in ("valid",) if separate else ("test", "valid"):
+        if key not in split:
+            raise _fail(path, f"split.{key} (a fraction of the {'train ' if separate else ''}rows) is "
+                        f"required by method {method}, e.g. {SPLIT_EXAMPLES}")
+    test = None if separate else _fraction(split["test"], "split.test", path)
+    valid = _fraction(split["valid"], "split.valid", path)
+    if (test or 0) + valid >= 1:
+        raise _fail(path, f"split.test + split.valid = {(test or 0) + valid:g} leaves no train rows; "
+                    "their sum must be below 1")
+    return {"method": method, "column": column, "test": test, "valid": valid}
 
 
 def _check_rule(rule, which: str, path, allow_fraction: bool) -> None:
@@ -152,23 +241,223 @@ def _check_rule(rule, which: str, path, allow_fraction: bool) -> None:
             return
         if key == "from" and value is not None:
             return
-        if key == "fraction" and allow_fraction and isinstance(value, (int, float)) and 0 < value < 1:
+        if key == "fraction" and allow_fraction and _is_number(value) and 0 < value < 1:
             return
     options = "last, {values: [...]}, {from: VALUE}" + (", {fraction: 0.1}" if allow_fraction else "")
     raise _fail(path, f"split.{which}: unsupported rule {rule!r}; use one of: {options}")
 
 
+def _check_leaks(cfg: dict, path) -> None:
+    """The label (or the split column) among the features makes results meaningless."""
+    label, split_col, scenario = cfg["label"], cfg["split"]["column"], cfg["scenario"]
+    features = {"categorical": cfg["categorical"], "numeric": cfg["numeric"],
+                "sequences": [s["column"] for s in cfg["sequences"]]}
+    if scenario == label:
+        raise _fail(path, f"the label column '{label}' is also the scenario column: it would leak the answer")
+    for kind, cols in features.items():
+        if label in cols:
+            raise _fail(path, f"the label column '{label}' is also listed under {kind}: it would leak "
+                        f"the answer; remove it from {kind}")
+    if split_col is None:
+        return
+    if split_col == label:
+        raise _fail(path, f"the split column '{split_col}' is the label column; split on a day, time or "
+                    "group column")
+    if split_col == scenario:
+        raise _fail(path, f"the split column '{split_col}' is also the scenario column: the test split "
+                    "would hold scenarios that train never saw")
+    why = {"time": "the test split is cut on its values, so test rows carry values train never has "
+                   "(a later day) and the model would learn the split, not the clicks",
+           "group": "with a group split every test value is unseen in train (out of vocabulary)"}
+    for kind, cols in features.items():
+        if split_col in cols:
+            raise _fail(path, f"the split column '{split_col}' is also listed under {kind}: "
+                        f"{why[cfg['split']['method']]}; remove it from {kind} or split on another column")
+
+
+def read_schema_file(path: str | Path) -> dict:
+    """Parse and validate the schema file; returns a normalised dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "schema file not found")
+    spec = _parse_text(path, path.read_text(encoding="utf-8", errors="replace"))
+    if not isinstance(spec, dict):
+        raise _fail(path, f"the schema must be a mapping of keys, got {type(spec).__name__}")
+    unknown = sorted(map(str, set(spec) - TOP_KEYS))
+    if unknown:
+        raise _fail(path, f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(TOP_KEYS))}")
+    for key in ("data", "scenario", "label"):
+        if spec.get(key) is None or spec.get(key) == "":
+            raise _fail(path, f"required key '{key}' is missing")
+    parts, separate, valid_file = _data_parts(spec, path)
+    scenario = _text(spec["scenario"], "scenario", path)
+    label = _text(spec["label"], "label", path)
+    categorical = _str_list(spec, "categorical", path)
+    numeric = _str_list(spec, "numeric", path)
+
+    sequences = []
+    for i, s in enumerate(spec.get("sequences") or []):
+        if not isinstance(s, dict) or not s.get("column") or not s.get("item_field"):
+            raise _fail(path, f"sequences[{i}] needs 'column' and 'item_field', got {_plain(s)!r}")
+        bad = sorted(map(str, set(s) - SEQ_KEYS))
+        if bad:
+            raise _fail(path, f"sequences[{i}]: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(SEQ_KEYS))}")
+        column = _text(s["column"], f"sequences[{i}].column", path)
+        item_field = _text(s["item_field"], f"sequences[{i}].item_field", path)
+        if item_field not in categorical:
+            raise _fail(path, f"sequences[{i}] ('{column}'): item_field '{item_field}' "
+                        "must be one of the categorical columns")
+        order = s.get("order", "oldest_first")
+        if order not in ("oldest_first", "newest_first"):
+            raise _fail(path, f"sequences[{i}]: order must be oldest_first or newest_first, got {order!r}")
+        sep = s.get("sep", "|")
+        if not isinstance(sep, str) or not sep:
+            raise _fail(path, f"sequences[{i}]: 'sep' must be a non-empty string, got {_plain(sep)!r}")
+        sequences.append({"column": column, "item_field": item_field, "sep": sep, "order": order})
+
+    split = _parse_split(spec.get("split"), path, separate, valid_file)
+
+    scenarios = spec.get("scenarios")
+    if scenarios is not None:
+        if not isinstance(scenarios, list) or not scenarios:
+            raise _fail(path, f"'scenarios' must be a non-empty list, got {_plain(scenarios)!r}")
+        raw = [_text(v, "scenarios", path, "scenario value") for v in scenarios]
+        scenarios = canonical_scenarios(pd.Series(raw, dtype=object)).tolist()
+        twice = sorted({s for s in scenarios if scenarios.count(s) > 1})
+        if twice:
+            raise _fail(path, f"'scenarios' lists {', '.join(map(repr, twice))} twice (values are "
+                        f"compared trimmed, numbers by value: '1' = '1.0'): {raw}")
+    drop = spec.get("drop_scenarios") or []
+    drop = drop if isinstance(drop, list) else [drop]
+    drop = canonical_scenarios(pd.Series([_text(v, "drop_scenarios", path, "scenario value") for v in drop],
+                                         dtype=object)).tolist()
+    min_positives = spec.get("min_positives", 1)
+    if not isinstance(min_positives, int) or isinstance(min_positives, bool) or min_positives < 1:
+        raise _fail(path, f"'min_positives' must be a positive integer, got {_plain(min_positives)!r}")
+    noun = spec.get("scenario_noun", ["scenario", "scenarios"])
+    noun = [noun] if isinstance(noun, str) else noun
+    if (not isinstance(noun, list) or not 1 <= len(noun) <= 2
+            or not all(isinstance(w, str) and w.strip() for w in noun)):
+        raise _fail(path, "'scenario_noun' must be a word or [singular, plural], e.g. scenario_noun: market "
+                    f"or [country, countries]; got {_plain(noun)!r}")
+    noun = (noun[0].strip(), noun[1].strip() if len(noun) == 2 else noun[0].strip() + "s")
+
+    seq_len = spec.get("seq_len", DEFAULT_SEQ_LEN)
+    if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
+        raise _fail(path, f"'seq_len' must be a positive integer, got {_plain(seq_len)!r}")
+    category_field = spec.get("category_field")
+    if category_field is not None:
+        category_field = _text(category_field, "category_field", path)
+        if category_field not in categorical:
+            raise _fail(path, f"'category_field' {category_field!r} must be one of the categorical columns")
+    cfg = {
+        "path": path,
+        "parts": parts,
+        "files": [p for p, _ in parts],
+        "scenario": scenario,
+        "scenarios": scenarios,
+        "label": label,
+        "categorical": categorical,
+        "numeric": numeric,
+        "sequences": sequences,
+        "split": split,
+        "seq_len": int(seq_len),
+        "title": spec.get("title"),
+        "description": spec.get("description"),
+        "category_field": category_field,
+        "min_positives": int(min_positives),
+        "drop_scenarios": drop,
+        "scenario_noun": noun,
+    }
+    _check_leaks(cfg, path)
+    return cfg
+
+
 # ---- data files -------------------------------------------------------------------------
-def _read_file(path: Path, columns: list[str], text_cols: set[str],
+def _file_kind(path: Path) -> str:
+    """"parquet" or the CSV separator, from the file name (a .gz suffix is decompressed)."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    for ext, sep in ((".csv", ","), (".tsv", "\t"), (".txt", ",")):
+        if name.endswith(ext) or name.endswith(ext + ".gz"):
+            return sep
+    raise _fail(path, f"unsupported data file type {''.join(path.suffixes)!r}; use .csv, .tsv, .txt "
+                "(each optionally .gz) or .parquet")
+
+
+def _open_text(path: Path):
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _first_long_record(path: Path, sep: str, expected: int) -> tuple[int, int, str] | None:
+    """Error path only: (line, fields, text) of the first record with too many fields, by the
+    csv module, whose line_num is the file's own line (blank lines and quoted newlines count)."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # history cells can be megabytes
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f, delimiter=sep)
+            for fields in reader:
+                if len(fields) > expected:
+                    return reader.line_num, len(fields), sep.join(fields)
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(old)
+    return None
+
+
+def _check_field_counts(path: Path, sep: str) -> None:
+    """Fail on a row with more fields than the header. pandas drops the extra fields silently
+    when usecols is given (and takes the first column as the index when the first row is long),
+    so the whole file is pre-scanned by pyarrow's CSV tokenizer: one column is converted, the
+    others are only counted (0.35 s for 1M rows, 110 MB). Fewer fields are left to pandas (missing)."""
+    import pyarrow.csv as pcsv
+
+    found: list = []
+
+    def on_bad(row):
+        if row.actual_columns > row.expected_columns:
+            found.append(row)
+            return "error"  # stop at the first one
+        return "skip"
+
+    try:
+        reader = pcsv.open_csv(
+            pa.input_stream(str(path), compression="detect"),
+            read_options=pcsv.ReadOptions(use_threads=False, autogenerate_column_names=True,
+                                          block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_bad),
+            convert_options=pcsv.ConvertOptions(include_columns=["f0"], column_types={"f0": pa.binary()}),
+        )
+        for _ in reader:
+            pass
+    except (pa.ArrowException, OSError):
+        if not found:  # a tokenizer disagreement or a read error: pandas has the last word
+            return
+    if not found:
+        return
+    row = found[0]
+    where = _first_long_record(path, sep, row.expected_columns)
+    line, fields, text = where if where else (row.number, row.actual_columns, row.text)
+    hint = (" (or, if every row has one field more than the header, the file has row names, as R's "
+            "write.csv writes them: write it without)") if line == 2 and fields == row.expected_columns + 1 else ""
+    raise _fail(path, f"line {line} has {fields} fields but the header has {row.expected_columns}: "
+                f"{text[:80]!r}; a value that contains the separator {sep!r} must be quoted{hint}")
+
+
+def _read_file(path: Path, columns: list[str], text_cols: set[str], scenario: str, scenario_na: list[str],
                list_seps: dict[str, str] | None = None) -> pd.DataFrame:
-    """list_seps: sequence column -> separator; a Parquet list column is joined with it."""
+    """list_seps: sequence column -> separator; a Parquet list column is joined with it.
+    Text columns come back as pandas strings with missing values as NA."""
     if not path.is_file():
         raise _fail(path, "data file not found")
-    suffix = path.suffix.lower()
+    kind = _file_kind(path)
     try:
-        if suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.compute as pc
+        if kind == "parquet":
             import pyarrow.parquet as pq
 
             have = pq.read_schema(path).names
@@ -178,34 +467,41 @@ def _read_file(path: Path, columns: list[str], text_cols: set[str],
                             f"the file has: {', '.join(have)}")
             table = pq.read_table(path, columns=columns)
             for c, sep in (list_seps or {}).items():
-                kind = table.schema.field(c).type
-                if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+                typ = table.schema.field(c).type
+                if pa.types.is_list(typ) or pa.types.is_large_list(typ):
                     joined = pc.binary_join(pc.cast(table.column(c), pa.list_(pa.string())), sep)
                     table = table.set_column(table.schema.get_field_index(c), c, joined)
             df = table.to_pandas()
-        elif suffix in (".csv", ".tsv", ".txt") or suffix == ".gz":
-            head = pd.read_csv(path, nrows=0, sep="\t" if suffix == ".tsv" else ",")
-            have = list(head.columns)
-            missing = [c for c in columns if c not in have]
-            if missing:
-                raise _fail(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; "
-                            f"the file has: {', '.join(have)}")
-            df = pd.read_csv(path, usecols=columns, sep="\t" if suffix == ".tsv" else ",",
-                             dtype={c: str for c in text_cols}, keep_default_na=True)
-        else:
-            raise _fail(path, f"unsupported data file type {suffix!r}; use .csv, .tsv or .parquet")
+            for c in text_cols:
+                df[c] = df[c].astype("string")
+            return df
+        have = list(pd.read_csv(path, nrows=0, sep=kind).columns)
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise _fail(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; "
+                        f"the file has: {', '.join(have)}")
+        _check_field_counts(path, kind)
+        # The scenario column has its own missing markers ("NA" may be Namibia when declared).
+        na = {c: list(PANDAS_NA) for c in columns}
+        na[scenario] = scenario_na
+        return pd.read_csv(path, usecols=columns, sep=kind, index_col=False,
+                           dtype={c: str for c in text_cols}, keep_default_na=False, na_values=na)
     except DataError:
         raise
     except Exception as exc:  # parser errors of any kind: name the file, keep it to one line
-        raise _fail(path, f"cannot read the data file: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    for c in text_cols:  # Parquet (or numbers) -> text, so ids compare equal across columns
-        df[c] = df[c].astype("string").fillna(NA_TOKEN).astype(object)
-    return df
+        raise _fail(path, f"cannot read the data file: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _show(value) -> str:
     """repr of a cell without numpy's type wrapper (np.int64(2) -> 2)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _rows(mask: np.ndarray, first: int = 5) -> str:
+    """'3 rows (4, 9, 17)' / '12 rows (first: 4, 9, 17, 20, 31)'."""
+    rows = np.flatnonzero(mask)
+    head = ", ".join(map(str, rows[:first]))
+    return f"{len(rows)} row{'s' if len(rows) != 1 else ''} ({'first: ' if len(rows) > first else ''}{head})"
 
 
 def _check_label(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
@@ -225,6 +521,19 @@ def _check_label(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     return num.to_numpy(dtype=np.int8)
 
 
+def _raw_text(path: Path, col: str, row: int, parsed) -> str:
+    """The cell as written (error path only: re-reads one column as text)."""
+    kind = _file_kind(path)
+    if kind == "parquet":
+        return _show(parsed)
+    try:
+        text = pd.read_csv(path, usecols=[col], sep=kind, index_col=False, dtype=str,
+                           keep_default_na=False)[col]
+        return repr(text.iloc[row])
+    except Exception:  # noqa: BLE001 - the parsed value is still worth showing
+        return _show(parsed)
+
+
 def _check_numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     raw = df[col]
     num = pd.to_numeric(raw, errors="coerce")
@@ -232,91 +541,175 @@ def _check_numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise _fail(path, f"numeric column '{col}' has the non-numeric value {_show(raw.iloc[row])} at row {row}")
-    return num.to_numpy(dtype=np.float64)
+    x = num.to_numpy(dtype=np.float64)
+    # NaN is "missing" (-> train mean); inf (also what 1e309 becomes) would turn training to NaN
+    inf = np.isinf(x)
+    huge = ~inf & (np.abs(np.nan_to_num(x)) > MAX_ABS_NUMERIC)
+    for mask, why in ((inf, "is infinite or overflows a 64-bit float"),
+                      (huge, f"is beyond ±{MAX_ABS_NUMERIC:g}, too large to normalise")):
+        if mask.any():
+            row = int(np.flatnonzero(mask)[0])
+            raise _fail(path, f"numeric column '{col}' has the value {_raw_text(path, col, row, x[row])} at "
+                        f"row {row}, which {why} ({_rows(mask)}); fix it or leave the cell empty (missing)")
+    return x
 
 
-def parse_sequence_column(col: pd.Series, sep: str, order: str, path, name: str
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """'a|b|c' strings -> ([N, W] object array right-aligned (most recent last), [N] lengths)."""
-    text = col.astype(object).where(col.notna() & (col.astype(str) != NA_TOKEN), "")
-    text = pd.Series(text, dtype=object).astype(str).str.strip()
+def canonical_scenarios(values: pd.Series) -> pd.Series:
+    """Scenario values as one spelling each: surrounding whitespace stripped, numbers by value
+    ("1", "1.0", " 1 ", "01" -> "1"; "1.50" -> "1.5"). Missing stays missing. Works on the
+    distinct values only, so the cost does not grow with the number of rows."""
+    codes, uniq = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(np.asarray(uniq, dtype=object), dtype=object).astype(str).str.strip()
+    num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    safe = np.isfinite(num) & (np.abs(np.nan_to_num(num)) < 2.0**53)  # exact in float64
+    whole = safe & (num == np.round(num))
+    out = text.to_numpy(dtype=object)
+    out[whole] = num[whole].astype(np.int64).astype(str)
+    out[safe & ~whole] = [repr(float(v)) for v in num[safe & ~whole]]  # distinct values only
+    result = np.where(codes >= 0, out[np.maximum(codes, 0)] if len(out) else None, None)
+    return pd.Series(result, index=values.index, dtype=object)
+
+
+def _scenario_column(df: pd.DataFrame, col: str, path: Path, declared: list[str] | None) -> pd.Series:
+    values = canonical_scenarios(df[col])
+    na_words = set(PANDAS_NA) - set(declared or ())
+    blank = (values.isna() | values.isin(na_words)).to_numpy()
+    if blank.any():
+        raise _fail(path, f"scenario column '{col}' is empty or a missing-value marker at {_rows(blank)}; "
+                    "every row needs a scenario (drop those rows, or declare the value in 'scenarios' "
+                    "if it is a real one such as NA)")
+    if declared is not None:
+        known = values.isin(declared).to_numpy()
+        if not known.all():
+            row = int(np.flatnonzero(~known)[0])
+            raise _fail(path, f"column '{col}' has the scenario value {values.iloc[row]!r} at row {row}, which "
+                        f"is not in the schema's scenarios {declared} ({_rows(~known)})")
+    return values
+
+
+def _arrow_text(col: pd.Series) -> pa.Array:
+    s = col if isinstance(col.dtype, pd.StringDtype) else col.astype("string")
+    arr = pa.array(s, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _check_separator(text: pa.Array, nonempty: np.ndarray, sep: str, path, name: str) -> None:
     for other in OTHER_SEPARATORS:
-        if other == sep:
+        if other in sep:
             continue
-        hit = text.str.contains(other, regex=False).to_numpy()
+        hit = pc.match_substring(text, other).to_numpy(zero_copy_only=False)
         if hit.any():
             row = int(np.flatnonzero(hit)[0])
-            raise _fail(path, f"sequence column '{name}' row {row}: value {text.iloc[row][:60]!r} contains "
+            raise _fail(path, f"sequence column '{name}' row {row}: value {text[row].as_py()[:60]!r} contains "
                         f"{other!r}, but the schema declares the separator {sep!r}")
-    parts = text.str.split(sep, regex=False, expand=True)
-    if parts.shape[1] == 0:
-        return np.empty((len(col), 0), dtype=object), np.zeros(len(col), dtype=np.int64)
-    left = parts.to_numpy(dtype=object)  # [N, W] left-aligned, None past the end
-    missing = pd.isna(left) | (left == "")
-    lengths = (~missing).sum(axis=1)
-    hole = (missing & (np.arange(left.shape[1])[None, :] < lengths[:, None])).any(axis=1)
+    if not nonempty.any() or pc.any(pc.match_substring(text, sep)).as_py():
+        return
+    # `sep` never occurs, so every history is one item: a list written with another separator
+    # looks like that. Only when most values contain it, so single ids with a space are fine.
+    for other in LIST_LOOKS:
+        if other in sep:
+            continue
+        hit = pc.match_substring(text, other).to_numpy(zero_copy_only=False) & nonempty
+        if 2 * hit.sum() > nonempty.sum():
+            row = int(np.flatnonzero(hit)[0])
+            raise _fail(path, f"sequence column '{name}': the declared separator {sep!r} never occurs, but "
+                        f"{hit.sum()} of {nonempty.sum()} values contain {other!r} (row {row}: "
+                        f"{text[row].as_py()[:60]!r}); if they are lists, declare sep: {other!r}")
+
+
+def parse_sequence_column(col: pd.Series, sep: str, order: str, path, name: str,
+                          seq_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """'a|b|c' strings -> ([N, W] object array right-aligned (most recent last), [N] lengths).
+
+    Only the `seq_len` most recent items of a row are kept (W <= seq_len), while splitting:
+    pyarrow splits each string at most `seq_len` times from the recent end, so a row with 200k
+    items costs one string, not 200k objects. None keeps everything.
+    """
+    text = pc.utf8_trim_whitespace(pc.fill_null(_arrow_text(col), ""))
+    text = pc.replace_substring_regex(text, re.escape(sep) + "$", "")  # a trailing separator is tolerated
+    n = len(text)
+    nonempty = pc.not_equal(text, "").to_numpy(zero_copy_only=False)
+    _check_separator(text, nonempty, sep, path, name)
+    hole = pc.or_(pc.match_substring(text, sep + sep), pc.starts_with(text, sep)).to_numpy(zero_copy_only=False)
     if hole.any():  # an empty item inside a row, e.g. "3||5"
         row = int(np.flatnonzero(hole)[0])
         raise _fail(path, f"sequence column '{name}' row {row}: empty item in "
-                    f"{text.iloc[row][:60]!r} (separator {sep!r})")
-    W = left.shape[1]
-    cols = np.arange(W)[None, :]
-    if order == "newest_first":  # reverse the real items of each row
-        src = np.where(cols < lengths[:, None], lengths[:, None] - 1 - cols, cols)
-        left = np.take_along_axis(left, src, axis=1)
-    src = cols - (W - lengths)[:, None]  # right-align: column c takes item c - (W - len)
-    right = np.take_along_axis(left, np.clip(src, 0, W - 1), axis=1)
-    right[src < 0] = None
-    return right, lengths.astype(np.int64)
+                    f"{text[row].as_py()[:60]!r} (separator {sep!r})")
+    items = np.where(nonempty, pc.count_substring(text, sep).to_numpy(zero_copy_only=False) + 1, 0)
+    limit = int(items.max()) if seq_len is None and n else (seq_len or 0)
+    keep = np.minimum(items, limit).astype(np.int64)
+    width = int(keep.max()) if n else 0
+    if width == 0:
+        return np.empty((n, 0), dtype=object), keep
+    oldest_first = order == "oldest_first"
+    # oldest_first: split from the right, the last pieces are the newest items;
+    # newest_first: split from the left, the first pieces are the newest items.
+    lists = pc.split_pattern(text, sep, max_splits=limit, reverse=oldest_first)
+    offsets = lists.offsets.to_numpy()
+    cols = np.arange(width)[None, :]
+    real = cols >= (width - keep)[:, None]  # right-aligned: the newest item in the last column
+    if oldest_first:
+        src = offsets[1:, None] - width + cols
+    else:
+        src = offsets[:-1, None] + (width - 1 - cols)
+    out = np.full((n, width), None, dtype=object)
+    out[real] = lists.flatten().take(pa.array(src[real])).to_numpy(zero_copy_only=False)
+    return out, keep
 
 
-def _read_all(cfg: dict) -> RawTable:
+def _read_all(cfg: dict, seq_len: int) -> tuple[RawTable, np.ndarray]:
+    """All files as one table, and per row the split its file gives (-1: split by the rule)."""
     seq_cols = [s["column"] for s in cfg["sequences"]]
-    split_col = cfg["split"]["column"]
+    split = cfg["split"]
+    split_col = split["column"]
     columns = list(dict.fromkeys(
-        [cfg["scenario"], cfg["label"], *cfg["categorical"], *cfg["numeric"], *seq_cols, split_col]
+        [cfg["scenario"], cfg["label"], *cfg["categorical"], *cfg["numeric"], *seq_cols]
+        + ([split_col] if split_col else [])
     ))
-    text_cols = {cfg["scenario"], *cfg["categorical"], *seq_cols}
-    frames, seqs, lengths = [], {c: [] for c in seq_cols}, []
-    for path in cfg["files"]:
-        df = _read_file(path, columns, text_cols, {s["column"]: s["sep"] for s in cfg["sequences"]})
+    cat_cols = set(cfg["categorical"]) | ({split_col} if split["method"] == "group" else set())
+    text_cols = cat_cols | {cfg["scenario"], *seq_cols}
+    scenario_na = [v for v in PANDAS_NA if v not in set(cfg["scenarios"] or ())]
+    frames, seqs, lengths, parts = [], {c: [] for c in seq_cols}, [], []
+    for path, part in cfg["parts"]:
+        df = _read_file(path, columns, text_cols, cfg["scenario"], scenario_na,
+                        {s["column"]: s["sep"] for s in cfg["sequences"]})
         df[cfg["label"]] = _check_label(df, cfg["label"], path)
         for c in cfg["numeric"]:
             df[c] = _check_numeric(df, c, path)
-        if df[split_col].isna().any():
-            row = int(np.flatnonzero(df[split_col].isna().to_numpy())[0])
-            raise _fail(path, f"split column '{split_col}' is empty at row {row}")
-        if cfg["scenarios"] is not None:
-            known = df[cfg["scenario"]].isin(cfg["scenarios"]).to_numpy()
-            if not known.all():
-                row = int(np.flatnonzero(~known)[0])
-                value = df[cfg["scenario"]].iloc[row]
-                raise _fail(path, f"column '{cfg['scenario']}' has the scenario value {value!r} at row {row}, which is "
-                            f"not in the schema's scenarios {cfg['scenarios']}")
+        if split_col and df[split_col].isna().any():
+            raise _fail(path, f"split column '{split_col}' is empty at {_rows(df[split_col].isna().to_numpy())}")
+        df[cfg["scenario"]] = _scenario_column(df, cfg["scenario"], path, cfg["scenarios"])
+        for c in cat_cols:  # numbers and text alike -> text, so ids compare equal across columns
+            df[c] = df[c].astype("string").fillna(NA_TOKEN).astype(object)
         file_len = None
         for s in cfg["sequences"]:
-            arr, ln = parse_sequence_column(df[s["column"]], s["sep"], s["order"], path, s["column"])
+            arr, ln = parse_sequence_column(df[s["column"]], s["sep"], s["order"], path, s["column"], seq_len)
             if file_len is not None and not np.array_equal(ln, file_len[1]):
                 row = int(np.flatnonzero(ln != file_len[1])[0])
                 raise _fail(path, f"sequence columns '{file_len[0]}' and '{s['column']}' have different "
-                            f"lengths at row {row} ({file_len[1][row]} vs {ln[row]})")
+                            f"lengths at row {row} ({file_len[1][row]} vs {ln[row]}, counting at most "
+                            f"seq_len {seq_len})")
             file_len = (s["column"], ln)
             seqs[s["column"]].append(arr)
         if file_len is not None:
             lengths.append(file_len[1])
         frames.append(df.drop(columns=seq_cols))
+        parts.append(np.full(len(df), -1 if part is None else part, dtype=np.int8))
     frame = pd.concat(frames, ignore_index=True)
     seq_arrays = {}
-    for c, parts in seqs.items():
-        width = max(p.shape[1] for p in parts)
+    for c, pieces in seqs.items():
+        width = max(p.shape[1] for p in pieces)
         seq_arrays[c] = np.concatenate(  # right-align files of different widths
-            [np.concatenate([np.full((len(p), width - p.shape[1]), None, dtype=object), p], axis=1) for p in parts]
+            [np.concatenate([np.full((len(p), width - p.shape[1]), None, dtype=object), p], axis=1) for p in pieces]
         )
-    return RawTable(frame=frame, seqs=seq_arrays,
-                    seq_lengths=np.concatenate(lengths) if lengths else None)
+    table = RawTable(frame=frame, seqs=seq_arrays, seq_lengths=np.concatenate(lengths) if lengths else None)
+    return table, np.concatenate(parts)
 
 
-def _rule_mask(values: pd.Series, rule, rng: np.random.Generator | None = None) -> np.ndarray:
+# ---- splits -----------------------------------------------------------------------------
+def _rule_mask(values: pd.Series, rule, rng: np.random.Generator) -> np.ndarray:
     if rule == "last":
         return (values == values.max()).to_numpy()
     (key, v), = rule.items()
@@ -327,34 +720,82 @@ def _rule_mask(values: pd.Series, rule, rng: np.random.Generator | None = None) 
     return rng.random(len(values)) < v  # fraction
 
 
-def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int | None = None
-             ) -> MultiScenarioData:
+def _random_split(n: int, test: float, valid: float, rng: np.random.Generator) -> np.ndarray:
+    """Exactly round(f * n) rows each, drawn without replacement."""
+    perm = rng.permutation(n)
+    n_test, n_valid = round(test * n), round(valid * n)
+    out = np.full(n, TRAIN, dtype=np.int8)
+    out[perm[:n_test]] = TEST
+    out[perm[n_test:n_test + n_valid]] = VALID
+    return out
+
+
+def _group_split(groups: np.ndarray, test: float, valid: float, rng: np.random.Generator) -> np.ndarray:
+    """Whole groups (e.g. users) in random order fill test, then validation, up to about the
+    fractions of ROWS (a group goes where the middle of its rows falls), the rest is train."""
+    codes, uniq = pd.factorize(groups)
+    sizes = np.bincount(codes, minlength=len(uniq))
+    order = rng.permutation(len(uniq))
+    centre = (np.cumsum(sizes[order]) - sizes[order] / 2) / len(groups)
+    of_group = np.empty(len(uniq), dtype=np.int8)
+    of_group[order] = np.where(centre < test, TEST, np.where(centre < test + valid, VALID, TRAIN))
+    return of_group[codes]
+
+
+def assign_splits(cfg: dict, frame: pd.DataFrame, part: np.ndarray, seed: int) -> np.ndarray:
+    """[N] TRAIN / VALID / TEST per row."""
+    sp, path = cfg["split"], cfg["path"]
+    if sp["method"] == "files":
+        return part.copy()
+    rng = np.random.default_rng(seed)
+    out = np.where(part == TEST, TEST, TRAIN).astype(np.int8)
+    pool = np.flatnonzero(part != TEST)  # every row, or the train file's rows
+    if sp["method"] == "random":
+        out[pool] = _random_split(len(pool), sp["test"] or 0.0, sp["valid"], rng)
+    elif sp["method"] == "group":
+        out[pool] = _group_split(frame[sp["column"]].to_numpy()[pool], sp["test"] or 0.0, sp["valid"], rng)
+    else:
+        values = frame[sp["column"]].iloc[pool].reset_index(drop=True)
+        try:
+            is_test = (_rule_mask(values, sp["test"], rng) if sp["test"] is not None
+                       else np.zeros(len(pool), dtype=bool))
+            rest = np.flatnonzero(~is_test)
+            is_valid = _rule_mask(values.iloc[rest].reset_index(drop=True), sp["valid"], rng)
+        except TypeError as exc:
+            raise _fail(path, f"split column '{sp['column']}': the rule cannot compare its values ({exc})") from None
+        out[pool[is_test]] = TEST
+        out[pool[rest[is_valid]]] = VALID
+    return out
+
+
+def _describe_split(sp: dict) -> str:
+    if sp["method"] == "files":
+        return "the data files"
+    shown = {k: v for k, v in sp.items() if v is not None}
+    return "split {" + ", ".join(f"{k}: {v}" for k, v in shown.items()) + "}"
+
+
+def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int | None = None,
+             seed: int = 0) -> MultiScenarioData:
+    """seed: the data seed of random/group splits and of validation fractions (same seed, same
+    split)."""
     cfg = read_schema_file(schema_file)
     path = cfg["path"]
-    table = _read_all(cfg)
-    split_values = table.frame[cfg["split"]["column"]]
-    try:
-        is_test = _rule_mask(split_values, cfg["split"]["test"])
-        rest = np.flatnonzero(~is_test)
-        is_valid_rest = _rule_mask(split_values.iloc[rest].reset_index(drop=True), cfg["split"]["valid"],
-                                   np.random.default_rng(0))
-    except TypeError as exc:
-        raise _fail(path, f"split column '{cfg['split']['column']}': the rule cannot compare its values ({exc})") from None
-    is_valid = np.zeros(len(table), dtype=bool)
-    is_valid[rest[is_valid_rest]] = True
-    is_train = ~is_test & ~is_valid
+    seq_len = seq_len or cfg["seq_len"]
+    table, part = _read_all(cfg, seq_len)
+    split = assign_splits(cfg, table.frame, part, seed)
     files = ", ".join(str(f.name) for f in cfg["files"])
-    for split_name, m in (("train", is_train), ("validation", is_valid), ("test", is_test)):
-        if not m.any():
-            raise _fail(path, f"split rule {cfg['split']} on column '{cfg['split']['column']}' leaves the "
-                        f"{split_name} split empty (data: {files})")
+    for code, split_name in SPLIT_NAMES.items():
+        if not (split == code).any():
+            raise _fail(path, f"{_describe_split(cfg['split'])} leaves the {split_name} split empty (data: {files})")
+    time_col = cfg["split"]["column"] if cfg["split"]["method"] == "time" else None
     schema = Schema(
         scenario=cfg["scenario"],
         label=cfg["label"],
         categorical=tuple(cfg["categorical"]),
         numeric=tuple(cfg["numeric"]),
         sequences=tuple(SeqColumn(s["column"], s["item_field"], s["sep"]) for s in cfg["sequences"]),
-        day=cfg["split"]["column"],
+        day=time_col,
         scenario_values=tuple(cfg["scenarios"]) if cfg["scenarios"] else None,
         scenario_names=tuple(cfg["scenarios"]) if cfg["scenarios"] else None,
     )
@@ -363,9 +804,11 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
         "description": cfg["description"],
         "simulated": False,
         "samples": len(table),
+        "seed": seed,
         "schema_file": path.name,
         "data_files": [f.name for f in cfg["files"]],
-        "split": cfg["split"],
+        "split": _plain(cfg["split"]),
+        "min_positives": cfg["min_positives"],
         "caveats": [],
     }
     category_field = cfg["category_field"] or next(
@@ -374,11 +817,14 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
         name=name or f"csv:{schema_file}",
         kind="byo",
         schema=schema,
-        train=table.take(is_train),
-        valid=table.take(is_valid),
-        test=table.take(is_test),
-        seq_len=seq_len or cfg["seq_len"],
+        train=table.take(split == TRAIN),
+        valid=table.take(split == VALID),
+        test=table.take(split == TEST),
+        seq_len=seq_len,
         source=files,
         info=info,
         category_field=category_field,
+        scenario_noun=cfg["scenario_noun"],
+        min_positives=cfg["min_positives"],
+        drop_scenarios=cfg["drop_scenarios"],
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import unicodedata
 
 
 def add_commands(subparsers) -> None:
@@ -39,27 +40,48 @@ def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
+def display_width(text: str) -> int:
+    """Terminal columns of `text`: wide (CJK) characters take two, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def _pad(text: str, width: int, left: bool) -> str:
+    fill = " " * max(width - display_width(text), 0)
+    return text + fill if left else fill + text
+
+
+def _grid(rows: list[list[str]], gap: int = 2) -> list[str]:
+    """Columns as wide as their widest cell (display width); the first left-aligned, the rest right."""
+    widths = [max(display_width(r[j]) for r in rows) for j in range(len(rows[0]))]
+    return [(" " * gap).join(_pad(c, w, j == 0) for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows]
+
+
 def format_table(desc: dict) -> str:
     oracle = any(r["oracle_auc"] is not None for r in desc["scenarios"])
+    noun = (desc.get("scenario_noun") or ["scenario", "scenarios"])[0]
     lines = [f"{desc['title']}  [{desc['dataset']}]"]
-    for s, v in desc["splits"].items():
-        lines.append(f"  {s:5s}: {v['samples']:>10,} samples  {v['positives']:>8,} positives  CTR {v['ctr']:.2%}")
+    lines += ["  " + line for line in _grid([
+        [f"{s}:", f"{v['samples']:,}", "samples", f"{v['positives']:,}", "positives", f"CTR {v['ctr']:.2%}"]
+        for s, v in desc["splits"].items()], gap=1)]
     if desc.get("oracle_auc_overall") is not None:
-        lines.append(f"  oracle AUC (test, all scenarios): {desc['oracle_auc_overall']:.4f}")
-    head = (f"{'scenario':<16}{'share':>7}{'train n':>10}{'pos':>7}{'CTR':>7}"
-            f"{'test n':>9}{'pos':>6}{'CTR':>7}{'total n':>10}{'CTR':>7}")
-    if oracle:
-        head += f"{'oracle AUC':>12}"
-    lines += ["", head, "-" * len(head)]
+        lines.append(f"  oracle AUC (test, all {desc.get('scenario_noun', ['', 'scenarios'])[1]}): "
+                     f"{desc['oracle_auc_overall']:.4f}")
+    head = [noun, "share", "train n", "pos", "CTR", "test n", "pos", "CTR", "total n", "CTR"]
+    rows = [head + (["oracle AUC"] if oracle else [])]
     for r in desc["scenarios"]:
         tr, te, to = r["train"], r["test"], r["total"]
-        line = (f"{r['scenario']:<16}{to['share']:>7.1%}{tr['samples']:>10,}{tr['positives']:>7,}"
-                f"{_fmt(tr['ctr'], '.1%'):>7}{te['samples']:>9,}{te['positives']:>6,}"
-                f"{_fmt(te['ctr'], '.1%'):>7}{to['samples']:>10,}{_fmt(to['ctr'], '.1%'):>7}")
-        if oracle:
-            line += f"{_fmt(r['oracle_auc'], '.4f'):>12}"
-        lines.append(line)
+        rows.append([r["scenario"], f"{to['share']:.1%}", f"{tr['samples']:,}", f"{tr['positives']:,}",
+                     _fmt(tr["ctr"], ".1%"), f"{te['samples']:,}", f"{te['positives']:,}", _fmt(te["ctr"], ".1%"),
+                     f"{to['samples']:,}", _fmt(to["ctr"], ".1%")] + ([_fmt(r["oracle_auc"], ".4f")] if oracle else []))
+    table = _grid(rows)
+    rule = "-" * max(display_width(t) for t in table)
+    lines += ["", table[0], rule, *table[1:]]
     lines.append("share = share of all samples (train+valid+test); CTR = positives / samples")
+    for d in desc.get("dropped_scenarios") or desc["info"].get("dropped_scenarios", []):
+        lines.append(f"dropped {noun} {d['scenario']}: {d['reason']} "
+                     f"(positives: train {d['train_positives']:,}, test {d['test_positives']:,})")
     for c in desc["info"].get("caveats", []):
         lines.append(f"caveat: {c}")
     return "\n".join(lines)

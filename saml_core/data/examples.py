@@ -14,6 +14,7 @@ title: Example log (simulated countries, CSV)
 data: log.csv
 scenario: country
 scenarios: [RU, BR, ES, US, FR, PL, NL, CL, UA, Others]
+scenario_noun: [country, countries]
 label: click
 categorical: [user_id, item_id, category, brand, shop, price_bucket, age_group, gender, hour, device]
 numeric: [price, user_activity]
@@ -34,7 +35,7 @@ def _join(arr: np.ndarray, lengths: np.ndarray, keep: int) -> pd.Series:
     return tail.agg("|".join, axis=1).str.strip("|")
 
 
-def write_synthetic_csv(folder: str | Path, n_samples: int = 4000, seed: int = 7,
+def write_synthetic_csv(folder: str | Path, n_samples: int = 8000, seed: int = 7,
                         keep: int = 10) -> Path:
     """Simulate `n_samples` impressions and write log.csv + schema.yaml into `folder`."""
     folder = Path(folder)

@@ -74,6 +74,8 @@ def summary(data: MultiScenarioData) -> dict:
         },
         "oracle_auc_overall": overall_oracle,
         "scenarios": scenarios,
+        "scenario_noun": list(data.scenario_noun),
+        "dropped_scenarios": data.info.get("dropped_scenarios", []),
         "true_similarity": None if data.true_similarity is None else data.true_similarity.round(4).tolist(),
         "info": data.info,
     }
