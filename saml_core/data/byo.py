@@ -805,6 +805,9 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
         "simulated": False,
         "samples": len(table),
         "seed": seed,
+        # does another data seed give another split? (random/group/fraction rules: yes; a time
+        # column or given files: no, and several data seeds would repeat the same data)
+        "seed_dependent": bool((assign_splits(cfg, table.frame, part, seed + 1) != split).any()),
         "schema_file": path.name,
         "data_files": [f.name for f in cfg["files"]],
         "split": _plain(cfg["split"]),

@@ -26,7 +26,7 @@ def _taobao_raw(path, *, name, seed, seq_len, cache_dir):
 def _csv(path, *, name, seed, seq_len):
     from saml_core.data import byo
 
-    return byo.load_byo(path, name=name, seq_len=seq_len)
+    return byo.load_byo(path, name=name, seq_len=seq_len, seed=seed)
 
 
 register(DatasetEntry(
