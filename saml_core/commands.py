@@ -78,7 +78,11 @@ def _common(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="0 = derived from the data")
     p.add_argument("--patience", type=int, default=None, help="0 = derived from the validation size")
     p.add_argument("--min-epochs", type=int, default=None, help="0 = derived from the validation size")
-    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None, help="L2 of the dense parameters")
+    p.add_argument("--embedding-lr-scale", type=float, default=None,
+                   help="learning rate of the embedding tables relative to --lr")
+    p.add_argument("--embedding-decay", type=float, default=None,
+                   help="decoupled weight decay of the embedding rows each step touches")
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--d-g", type=int, default=None)
     p.add_argument("--d-s", type=int, default=None)
@@ -134,8 +138,8 @@ def settings_from_args(args) -> dict:
         model["mlp"] = _parse_mlp(args.mlp)
     if args.branch_init:
         model["branch_init"] = args.branch_init
-    train = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "patience", "min_epochs", "weight_decay")
-             if getattr(args, k) is not None}
+    train = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "patience", "min_epochs", "weight_decay",
+                                           "embedding_lr_scale", "embedding_decay") if getattr(args, k) is not None}
     train.update(device=args.device, num_threads=args.threads)
     if args.weights_dtype:
         train["weights_dtype"] = args.weights_dtype

@@ -116,7 +116,9 @@ class TrainConfig:
     patience: int = 0  # epochs without a better validation AUC before stopping; 0: from validation size
     min_epochs: int = 0  # never stop before this epoch; 0: from validation size
     max_batch_size: int = 1024  # the preset's batch size, the ceiling of the derived one
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # dense parameters (Adam's L2)
+    embedding_lr_scale: float = 1.0  # learning rate of the embedding tables relative to lr
+    embedding_decay: float = 0.0  # decoupled decay of the embedding rows a step touches (optim.py)
     device: str = "auto"  # auto | cpu | cuda
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
     eval_batch_size: int = 8192
@@ -133,6 +135,8 @@ class TrainConfig:
         check_int("patience", self.patience, 0, MAX_EPOCHS)
         check_int("min_epochs", self.min_epochs, 0, MAX_EPOCHS)
         check_float("weight_decay", self.weight_decay, 0.0, 1.0, lo_open=False)
+        check_float("embedding_lr_scale", self.embedding_lr_scale, 0.0, 100.0)
+        check_float("embedding_decay", self.embedding_decay, 0.0, 1000.0, lo_open=False)
         check_int("threads", self.num_threads, 0, MAX_THREADS)
         check_int("eval_batch_size", self.eval_batch_size, 1, MAX_BATCH)
         check_int("max_train_batches", self.max_train_batches, 0, MAX_BATCH)

@@ -532,12 +532,12 @@ def settings_for(dataset: str, preset: str | None = None, *, model: dict | None 
     entry = datasets.get(dataset)
     name = preset or entry.preset
     p = get_preset(name)
-    ds = {**(entry.quick_options if name == "quick" else {}), **(dataset_options or {})}
-    unknown = sorted(k for k, v in ds.items() if k not in entry.options and v is not None)
+    given = {k: v for k, v in (dataset_options or {}).items() if v is not None}  # None = not given
+    unknown = sorted(k for k in given if k not in entry.options)
     if unknown:
         raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {dataset} "
                           f"(its options: {', '.join(entry.options) or 'none'})")
-    ds = {k: v for k, v in ds.items() if v is not None}
+    ds = {**(entry.quick_options if name == "quick" else {}), **given}
     mcfg = build_dataclass(ModelConfig, {**p["model"], **(model or {})})
     tcfg = build_dataclass(TrainConfig, {**p["train"], **(train or {})})
     pr = {"probe_size": 3000, "probe_hidden_all": 300, **p["probes"], **(probes or {})}

@@ -93,7 +93,8 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     model.to(device)
     if hasattr(model, "context_dtype"):  # forward-only all-branch pass of SAML: bf16 on GPU
         model.context_dtype = torch.bfloat16 if device.type == "cuda" else None
-    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay, fused=device.type == "cuda")
+    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay, fused=device.type == "cuda",
+                    embedding_lr_scale=tcfg.embedding_lr_scale, embedding_decay=tcfg.embedding_decay)
     history: list[dict] = []
     best_auc, best_epoch, bad, start_epoch = -1.0, 0, 0, 0
     best_state = None
@@ -124,7 +125,8 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     t_start = time.perf_counter()
     done_steps, total_steps = 0, steps * (tcfg.epochs - start_epoch)
     settings = {"lr": tcfg.lr, "batch_size": bs, "patience": tcfg.patience, "min_epochs": tcfg.min_epochs,
-                "epochs": tcfg.epochs}
+                "epochs": tcfg.epochs, "embedding_lr_scale": tcfg.embedding_lr_scale,
+                "embedding_decay": tcfg.embedding_decay}
     stopped = "epoch cap"
     for epoch in range(start_epoch, tcfg.epochs):
         if bad >= tcfg.patience and epoch >= tcfg.min_epochs:

@@ -25,7 +25,7 @@ from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel
 
-C_GRID = (0.01, 0.1, 1.0, 10.0)
+C_GRID = (0.001, 0.01, 0.1, 1.0)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
