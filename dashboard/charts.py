@@ -141,7 +141,7 @@ def _decimals(m: np.ndarray) -> int:
     v = m[np.isfinite(m)]
     if v.size < 2 or np.ptp(v) == 0:
         return 3
-    return int(min(6, max(2, math.ceil(-math.log10(np.ptp(v))) + 1)))
+    return int(min(6, max(3, math.ceil(-math.log10(np.ptp(v))))))
 
 
 def heatmap(mat: np.ndarray, names: list[str], title: str, colorbar: str, *, counts: np.ndarray | None = None,

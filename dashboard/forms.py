@@ -70,9 +70,9 @@ class RetrainRequest:
 
         s = settings_for(dataset if not needs_path(dataset) else f"{dataset}:x", preset or None)
         m, t = s["model_config"], s["train_config"]
-        return cls(dataset=dataset, preset=s["preset"], epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
-                   patience=t.patience, d_g=m.d_g, d_s=m.d_s, heads=m.heads,
-                   mlp=",".join(str(x) for x in m.mlp), **kw)
+        shown = dict(dataset=dataset, preset=s["preset"], epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
+                     patience=t.patience, d_g=m.d_g, d_s=m.d_s, heads=m.heads, mlp=",".join(str(x) for x in m.mlp))
+        return cls(**{**shown, **kw})
 
     def dataset_arg(self) -> str:
         if not needs_path(self.dataset):

@@ -124,13 +124,13 @@ def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, fo
         for m in models:
             if m in sub.index:
                 row[f"{label[m]} AUC"] = sub.at[m, "auc"]
-        if focus in sub.index and sub.at[focus, "verdict"] is not None:
+        if focus in sub.index and isinstance(sub.at[focus, "verdict"], str):
             f = sub.loc[focus]
             row[f"{label[focus]} vs BST"] = VERDICT_MARK.get(f["verdict"], f["verdict"])
             row["p"] = f["p_value"]
             row["p (Holm)"] = f["p_holm"]
             row["RelaImpr (%)"] = f["relaimpr"]
-            if f["relaimpr"] is None and f["relaimpr_note"]:
+            if pd.isna(f["relaimpr"]) and isinstance(f["relaimpr_note"], str):
                 row["Why no RelaImpr"] = f["relaimpr_note"].removeprefix("n/a: ")
         if first["oracle_auc"] is not None and np.isfinite(first["oracle_auc"]):
             row["Oracle AUC"] = first["oracle_auc"]

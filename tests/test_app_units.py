@@ -1,133 +1,177 @@
-"""Unit tests of the dashboard's pure parts: tables, charts, the retrain form, UMAP point sets."""
+"""Unit tests of the dashboard's pure parts: tables and charts over the engine's report, the
+retrain form, UMAP point sets, settings."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from dashboard import charts, embedding, forms, settings, tables
-from dashboard.colors import scenario_colors
+from dashboard.colors import model_color, scenario_colors
 
 NAMES = ["RU", "BR", "ES"]
 
 
-def run(run_id, label, seed, auc, per, model="bst", variant=None, error=None, history=None):
-    metrics = None if error else {
-        "overall": {"auc": auc, "logloss": 0.4, "n": 300},
-        "per_scenario": {s: {"auc": a, "ci_low": a - 0.02, "ci_high": a + 0.03, "logloss": 0.4, "n": 100,
-                             "positives": 10} for s, a in per.items()},
-        "epochs_run": 3, "best_epoch": 2, "train_seconds": 5.0,
-    }
-    return SimpleNamespace(run_id=run_id, label=label, seed=seed, model=model, variant=variant,
-                           metrics=metrics, history=history or [], error=error)
+def _cell(auc, runs=1):
+    return {"auc": {"mean": auc, "std": 0.01 if runs > 1 else 0.0, "n": runs}, "ci_low": auc - 0.02,
+            "ci_high": auc + 0.03, "n": 100, "positives": 10}
 
 
-RUNS = [
-    run("bst-s0", "BST", 0, 0.70, {"RU": 0.70, "BR": 0.72, "ES": 0.68}),
-    run("saml-full-s0", "SAML", 0, 0.72, {"RU": 0.71, "BR": 0.74, "ES": 0.70}, "saml", "full"),
-    run("saml-full-s1", "SAML", 1, 0.74, {"RU": 0.73, "BR": 0.76, "ES": 0.72}, "saml", "full"),
-    run("bst_individual-s0", "BST-Individual", 0, 0.0, {}, error="metrics.json is missing"),
-]
+def _vs(verdicts: dict, relaimpr: dict):
+    out = {}
+    for s, v in verdicts.items():
+        out[s] = {"auc_diff": 0.02 if v == "better" else -0.02 if v == "worse" else 0.001,
+                  "p_value": 0.001 if v in ("better", "worse") else 0.4, "p_holm": 0.003 if v != "nd" else 0.8,
+                  "verdict": "no detectable difference" if v == "nd" else v, "runs": 2, "ahead_in": 2,
+                  "significantly_better_in": 2 if v == "better" else 0, "significantly_worse_in": 0,
+                  "relaimpr": relaimpr.get(s), "relaimpr_note": None if relaimpr.get(s) is not None else
+                  "n/a: the baseline's AUC (0.480) is not clearly above chance", "base_ci_low": 0.6}
+    return out
 
 
-def test_relaimpr_matches_paper_formula():
-    # SAML .7526 vs BST .7430 (paper, industrial): (.2526 / .2430 - 1) * 100 = +3.95 %.
-    assert tables.relaimpr(0.7526, 0.7430) == pytest.approx(3.95, abs=0.01)
-    assert np.isnan(tables.relaimpr(0.6, 0.5))
+def report(runs=2):
+    """A report shaped like saml_core.registry.report's (BST reference, SAML, BST-Individual)."""
+    def group(model, label, auc, per, vs=None):
+        return {"group": model, "model": model, "label": label, "role": "baseline", "sweep": None, "n_runs": runs,
+                "seeds": list(range(runs)), "data_seeds": [0], "auc": {"mean": auc, "std": 0.004, "n": runs},
+                "logloss": {"mean": 0.2, "std": 0.0, "n": runs}, "epochs_run": {"mean": 3.0, "std": 0, "n": runs},
+                "train_seconds": {"mean": 5.0, "std": 0, "n": runs}, "improving_at_cap": 0,
+                "submodels_improving_at_cap": 0, "per_scenario": {s: _cell(a, runs) for s, a in per.items()},
+                "vs_reference": vs}
+    saml_vs = {"baseline_group": "bst", "pairs": runs,
+               **_vs({"RU": "better", "BR": "nd", "ES": "worse", "overall": "better"},
+                     {"RU": 5.0, "ES": -3.0, "overall": 4.0})}
+    return {"scenario_names": NAMES, "reference": {"model": "bst", "label": "BST"},
+            "traffic_share": {"RU": 0.5, "BR": 0.3, "ES": 0.2}, "oracle_auc": {"RU": 0.8, "BR": 0.8, "ES": 0.8},
+            "train_settings": {"lr": 1e-3, "batch_size": 1024, "patience": 2, "min_epochs": 2, "epochs": 20,
+                               "derived": ["batch_size", "patience"]},
+            "runs": [], "summary": [
+                group("bst", "BST", 0.70, {"RU": 0.70, "BR": 0.72, "ES": 0.68}),
+                group("saml", "SAML", 0.72, {"RU": 0.73, "BR": 0.72, "ES": 0.66}, saml_vs),
+                group("bst_individual", "BST-Individual", 0.69, {"RU": 0.69, "BR": 0.70, "ES": 0.67},
+                      {"baseline_group": "bst", "pairs": runs,
+                       **_vs({"RU": "nd", "BR": "nd", "ES": "nd", "overall": "nd"}, {})}),
+            ]}
 
 
-def test_overall_table_aggregates_seeds_and_skips_broken_runs():
-    t = tables.overall_table(tables.runs_frame(RUNS)).set_index("Model")
-    assert list(t.index) == ["BST", "SAML"]  # broken BST-Individual left out, paper order
-    assert t.at["SAML", "AUC"] == pytest.approx(0.73)
-    assert t.at["SAML", "Seeds"] == 2
-    assert t.at["SAML", "AUC std"] == pytest.approx(np.std([0.72, 0.74], ddof=1))
-    assert t.at["SAML", "RelaImpr vs BST (%)"] == pytest.approx((0.23 / 0.20 - 1) * 100)
-    assert t.at["BST", "RelaImpr vs BST (%)"] == pytest.approx(0.0)
+def test_overall_table_over_seeds_with_verdicts_in_registry_order():
+    t = tables.overall_table(report()).set_index("Model")
+    assert list(t.index) == ["SAML", "BST-Individual", "BST"]  # the registry's order
+    assert t.at["SAML", "AUC"] == pytest.approx(0.72) and t.at["SAML", "Runs"] == 2
+    assert t.at["SAML", "Verdict vs BST"] == "better ★" and t.at["BST", "Verdict vs BST"] == "reference"
+    assert t.at["SAML", "RelaImpr vs BST (%)"] == pytest.approx(4.0)
+    one = tables.overall_table(report(runs=1))
+    assert "AUC std" not in one  # one run each: no spread to show
+    lines = tables.settings_lines(report(), "country")
+    assert "learning rate 0.001" in lines[0] and "country" in lines[1]
 
 
-def test_per_scenario_summary_error_bars_significance_and_wide_table():
-    long_df = tables.per_scenario_frame(RUNS, NAMES)
-    s = tables.per_scenario_summary(long_df, NAMES, {"RU": 0.5, "BR": 0.3, "ES": 0.2},
-                                    {"RU": 0.8, "BR": 0.8, "ES": 0.8}, {"RU": 0.01, "BR": 0.2})
-    bst_ru = s[(s.label == "BST") & (s.scenario == "RU")].iloc[0]
-    assert (bst_ru.err_low, bst_ru.err_high) == pytest.approx((0.02, 0.03))  # one seed: its CI
-    saml_ru = s[(s.label == "SAML") & (s.scenario == "RU")].iloc[0]
-    assert saml_ru.err_low == pytest.approx(np.std([0.71, 0.73], ddof=1))  # two seeds: std
-    assert saml_ru.significant and not s[(s.label == "SAML") & (s.scenario == "BR")].iloc[0].significant
-    assert list(s.scenario.unique()) == NAMES
-    wide = tables.per_scenario_wide(s, NAMES)
-    assert list(wide["Scenario"]) == NAMES
-    assert list(wide["Significant (p<0.05)"]) == ["yes", "no", "no"]
-    assert "Oracle AUC" in wide and "BST 95% CI" in wide and "SAML AUC std" in wide
+def test_per_scenario_long_and_wide_tables_follow_the_report():
+    long_df = tables.per_scenario_long(report())
+    assert list(long_df["scenario"].unique()) == NAMES
+    ru = long_df[(long_df.model == "saml") & (long_df.scenario == "RU")].iloc[0]
+    assert ru.verdict == "better" and ru.err_low == pytest.approx(0.01)  # several runs: std
+    one = tables.per_scenario_long(report(runs=1))
+    ru1 = one[(one.model == "saml") & (one.scenario == "RU")].iloc[0]
+    assert (ru1.err_low, ru1.err_high) == pytest.approx((0.02, 0.03))  # one run: its CI
+    wide = tables.per_scenario_wide(long_df, NAMES, "country").set_index("Country")
+    assert list(wide.index) == NAMES
+    assert wide.at["RU", "SAML vs BST"] == "better ★" and wide.at["ES", "SAML vs BST"] == "worse ▼"
+    assert np.isnan(wide.at["BR", "RelaImpr (%)"]) and "not clearly above chance" in wide.at["BR", "Why no RelaImpr"]
+    assert "Oracle AUC" in wide and "p (Holm)" in wide
+    city = tables.per_scenario_wide(long_df, NAMES, "city level")
+    assert "City level" in city.columns and "Country" not in city.columns
 
 
-def test_per_scenario_bars_figure_has_errors_oracle_and_stars():
-    s = tables.per_scenario_summary(tables.per_scenario_frame(RUNS, NAMES), NAMES, {}, {"RU": 0.8, "BR": 0.8, "ES": 0.8},
-                                    {"RU": 0.01})
-    fig = charts.per_scenario_bars(s, NAMES, show_oracle=True)
-    names = [t.name for t in fig.data]
-    assert names[:2] == ["BST", "SAML"] and "Oracle (best possible)" in names
-    star = next(t for t in fig.data if "significantly" in t.name)
-    assert list(star.x) == ["RU"]
-    assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
-    no_oracle = charts.per_scenario_bars(s, NAMES, show_oracle=False)
-    assert "Oracle (best possible)" not in [t.name for t in no_oracle.data]
+def test_auc_chart_points_oracle_and_verdict_marks():
+    long_df = tables.per_scenario_long(report())
+    fig = charts.per_scenario_auc(long_df, NAMES, "country", show_oracle=True)
+    metas = [t.meta for t in fig.data]
+    assert metas[:3] == ["saml", "bst_individual", "bst"] and "oracle" in metas
+    better = next(t for t in fig.data if t.meta == "verdict-better")
+    worse = next(t for t in fig.data if t.meta == "verdict-worse")
+    assert list(better.x) == ["RU"] and list(worse.x) == ["ES"]
+    assert fig.data[0].marker.color == model_color("saml")
+    assert fig.layout.xaxis.title.text == "Country" and "country" in fig.layout.title.text
+    lo, hi = fig.layout.yaxis.range
+    assert 0.5 < lo < 0.66 and 0.8 < hi <= 1.0  # the axis frames the points, no bar from zero
+    assert "oracle" not in [t.meta for t in charts.per_scenario_auc(long_df, NAMES, "x", show_oracle=False).data]
 
 
-def test_alpha_matrix_cluster_order_and_recovery():
-    # Two groups {0,1} and {2,3}: samples listen to their group mate.
-    k = 4
-    scen = np.repeat(np.arange(k), 5)
-    alpha = np.full((1, len(scen), k), 0.05)
-    mate = {0: 1, 1: 0, 2: 3, 3: 2}
-    for n, s in enumerate(scen):
-        alpha[0, n, s] = 0.0
-        alpha[0, n, mate[s]] = 0.9
-    mat, counts = tables.alpha_matrix(alpha, scen, 0, k)
-    assert list(counts) == [5] * 4
-    assert np.isnan(np.diag(mat)).all() and mat[0, 1] == pytest.approx(0.9)
-    order = tables.cluster_order(mat)
-    pos = {v: i for i, v in enumerate(order)}
+def test_relaimpr_chart_leaves_out_what_is_not_meaningful():
+    long_df = tables.per_scenario_long(report())
+    fig = charts.relaimpr_bars(long_df, NAMES, "city level")
+    saml = next(t for t in fig.data if t.meta == "saml")
+    assert list(saml.y)[0] == 5.0 and np.isnan(list(saml.y)[1])  # BR: n/a
+    assert any(a.text == "n/a" and a.x == "BR" for a in fig.layout.annotations)
+    assert fig.layout.yaxis.range[1] < 10  # scaled to the values, not a fixed ±100
+    assert "city level" in fig.layout.title.text
+
+
+def test_decimals_show_small_differences_and_centred_scale():
+    m = np.array([[np.nan, 0.2496, 0.2504], [0.2501, np.nan, 0.2499], [0.25, 0.2502, np.nan]])
+    fig = charts.heatmap(m, NAMES, "t", "α", center=0.25)
+    texts = {t for row in fig.data[0].text for t in row}
+    assert "0.2496" in texts and "0.2504" in texts  # not every cell "0.250"
+    assert fig.data[0].zmid == 0.25 and fig.data[0].zmin == pytest.approx(0.25 - 0.0004)
+    assert fig.data[0].colorscale[0][1] != fig.data[0].colorscale[-1][1]
+
+
+def test_cluster_order_keeps_groups_together():
+    m = np.array([[np.nan, .9, .1, .2], [.9, np.nan, .15, .1], [.1, .15, np.nan, .8], [.2, .1, .8, np.nan]])
+    pos = {v: i for i, v in enumerate(tables.cluster_order(m))}
     assert abs(pos[0] - pos[1]) == 1 and abs(pos[2] - pos[3]) == 1
-    truth = np.array([[1, .9, .1, .2], [.9, 1, .15, .1], [.1, .15, 1, .8], [.2, .1, .8, 1]])
-    assert tables.recovery_spearman(mat, truth) > 0.7
-    assert tables.recovery_spearman(mat, -truth) < -0.7
 
 
-def test_alpha_cdf_and_gate_tables():
+def test_alpha_cdf_gate_tables_and_gate_change():
     rng = np.random.default_rng(0)
     scen = np.array([0] * 50 + [1] * 30 + [2] * 20)
     alpha = rng.dirichlet(np.ones(3), size=(2, 100))
     cdf = tables.alpha_cdf_frame(alpha, scen, 1, 0, NAMES)
     assert set(cdf["against"]) == {"BR", "ES"}
     assert cdf.groupby("against")["alpha"].apply(lambda v: v.is_monotonic_increasing).all()
-    assert cdf["cdf"].max() == 1.0 and (cdf["n"] == 50).all()
     gate = np.stack([np.zeros(100), np.where(scen == 0, 0.1, 0.6)])
     gdf = tables.gate_frame(gate, scen, 1, NAMES)
-    gvt = tables.gate_vs_traffic(gdf, {"RU": 0.5, "BR": 0.3, "ES": 0.2}, NAMES).set_index("scenario")
+    init = {"RU": [0.5, 0.5], "BR": [0.5, 0.4], "ES": [0.5, 0.7]}
+    gvt = tables.gate_vs_traffic(gdf, {"RU": 0.5, "BR": 0.3, "ES": 0.2}, NAMES, init, layer=1).set_index("scenario")
     assert gvt.at["RU", "gate_mean"] == pytest.approx(0.1) and gvt.at["ES", "samples"] == 20
-    fig = charts.gate_vs_traffic_scatter(gvt.reset_index(), scenario_colors(NAMES))
-    assert [t.name for t in fig.data] == NAMES and fig.data[0].marker.color == scenario_colors(NAMES)["RU"]
+    assert gvt.at["BR", "gate_change"] == pytest.approx(0.2) and gvt.at["ES", "gate_change"] == pytest.approx(-0.1)
+    fig = charts.gate_vs_traffic_scatter(gvt.reset_index(), scenario_colors(NAMES), "country", y="gate_change",
+                                         y_title="Change of g")
+    assert not fig.layout.showlegend  # the axis says it; no legend repeating it
+    assert list(fig.data[0].text) == ["ES", "BR", "RU"]  # sorted by traffic, labels alternate
+    assert fig.data[0].textposition[0] != fig.data[0].textposition[1]
 
 
-def test_heatmap_hover_has_counts_and_colours_are_stable():
-    fig = charts.heatmap(np.eye(3), NAMES, "t", "mean α", counts=np.array([5, 6, 7]))
-    assert "samples in row" in fig.data[0].hovertemplate
-    assert fig.data[0].customdata[2][0] == 7
-    assert scenario_colors(NAMES)["BR"] == scenario_colors(NAMES + ["X"])["BR"]
+def _run(run_id, model, label, seed, history):
+    return SimpleNamespace(run_id=run_id, model=model, label=label, seed=seed, data_seed=0, error=None,
+                           metrics={"overall": {}}, history=history)
 
 
-def test_training_curves_one_line_per_run():
+def test_training_curves_one_line_per_run_in_model_colour():
     hist = tables.history_frame([
-        run("bst-s0", "BST", 0, 0.7, {}, history=[{"epoch": 1, "valid_auc": 0.6}, {"epoch": 2, "valid_auc": 0.65}]),
-        run("saml-full-s0", "SAML", 0, 0.7, {}, history=[{"epoch": 1, "valid_auc": 0.62}]),
+        _run("bst-d0-s0", "bst", "BST", 0, [{"epoch": 1, "valid_auc": 0.6}, {"epoch": 2, "valid_auc": 0.65}]),
+        _run("saml-d0-s0", "saml", "SAML", 0, [{"epoch": 1, "valid_auc": 0.62}]),
     ])
     fig = charts.training_curves(hist, "valid_auc")
-    assert [t.name for t in fig.data] == ["BST (seed 0)", "SAML (seed 0)"]
-    assert list(fig.data[0].y) == [0.6, 0.65]
+    assert [t.name for t in fig.data] == ["SAML (seed 0)", "BST (seed 0)"]
+    assert list(fig.data[1].y) == [0.6, 0.65] and fig.data[0].line.color == model_color("saml")
+
+
+def test_sweep_frame_and_sentence():
+    rep = report(runs=1)
+    for v, auc in ((8, 0.70), (16, 0.73)):
+        g = dict(rep["summary"][1], group=f"saml-emb{v}", sweep={"name": "emb", "value": v},
+                 auc={"mean": auc, "std": 0, "n": 1})
+        rep["summary"].append(g)
+        rep["runs"].append({"group": g["group"], "overall": {"ci_low": auc - 0.01, "ci_high": auc + 0.01}})
+    df = tables.sweep_frame(rep)
+    assert list(df["value"]) == [8, 16] and list(df["low"]) == pytest.approx([0.69, 0.72])
+    text = tables.sweep_sentence(df)
+    assert "best at 16" in text and "intervals do not overlap" in text
+    fig = charts.sweep_lines(df, "emb")
+    assert list(fig.data[0].x) == [8, 16] and "embedding" in fig.layout.title.text.lower()
 
 
 def test_umap_points_own_and_all_views():
@@ -143,23 +187,48 @@ def test_umap_points_own_and_all_views():
     assert x.shape == (10, h) and (facts["scenario"] == facts["branch"]).all()
     x, facts = embedding.points(probes, "all", 0, 12, NAMES)
     assert x.shape == (12, h) and list(facts["branch"][:3]) == NAMES
-    # Sample 2 of the subsample is probe position 4 → scenario 1 (BR) for all its branches.
-    assert list(facts["scenario"][3:6]) == ["BR"] * 3
+    assert list(facts["scenario"][3:6]) == ["BR"] * 3  # sample 2 of the subsample is probe 4 -> BR
     with pytest.raises(ValueError, match="unknown view"):
         embedding.points(probes, "bad", 0, 5, NAMES)
-    np.testing.assert_array_equal(embedding.subsample(100, 10), embedding.subsample(100, 10))
 
 
-def test_retrain_form_validation_and_command():
-    ok = forms.RetrainRequest(name="exp1", runs=["bst", "saml:full", "saml:no_gate"], quick=True, epochs=2)
-    assert forms.validate(ok, {"demo"}, cuda_available=False) == []
-    argv = " ".join(ok.argv("ART"))
-    assert "--runs bst,saml:full,saml:no_gate" in argv and "--quick" in argv and "--epochs 2" in argv
-    assert "--lr" not in argv  # unchanged settings stay the engine's defaults
+def test_umap_scatter_numeric_colour_has_one_title():
+    import pandas as pd
+
+    df = pd.DataFrame({"x": [0, 1], "y": [1, 0], "pred": [0.1, 0.9], "hover": ["a", "b"], "label": ["clicked"] * 2})
+    fig = charts.umap_scatter(df, "pred", "map", color_title="Predicted click probability")
+    assert not fig.layout.showlegend and fig.data[0].marker.colorbar.title.text == "Predicted click probability"
+
+
+def test_retrain_form_shows_the_engine_settings_and_builds_the_same_config():
+    from saml_core.experiments import settings_for
+
+    for dataset in forms.dataset_choices():
+        if forms.needs_path(dataset):
+            continue
+        req = forms.RetrainRequest.defaults(dataset, name="exp1")
+        engine = settings_for(dataset)
+        cfg = req.to_config()
+        assert cfg.model_config == engine["model_config"], dataset
+        assert cfg.train_config.lr == engine["train_config"].lr and cfg.train_config.epochs == engine["train_config"].epochs
+        assert forms.validate(req, {"demo"}, cuda_available=False) == []
+    tb = forms.RetrainRequest.defaults("taobao-sample", name="t")
+    assert (tb.d_s, tb.mlp, tb.lr) == (4, "128,64", 5e-4)  # the paper's public settings, not industrial
+    tb.d_s = 2  # an explicit choice is kept, not replaced by the preset
+    assert tb.to_config().model_config.d_s == 2
+    argv = " ".join(tb.argv("ART"))
+    assert "--d-s 2" in argv and "--preset public" in argv and "--lr 0.0005" in argv
+
+
+def test_retrain_form_validation_messages():
     bad = forms.RetrainRequest(name="demo", runs=[], device="cuda", mlp="64,x", dataset="csv")
     problems = " ".join(forms.validate(bad, {"demo"}, cuda_available=False))
-    for word in ("already exists", "at least one model", "no CUDA", "MLP layers", "schema file"):
+    for word in ("already exists", "at least one model", "no CUDA", "schema file"):
         assert word in problems
+    worse = forms.RetrainRequest.defaults("synthetic-countries", name="ok", mlp="64,x")
+    assert "MLP layers" in " ".join(forms.validate(worse, set(), False))
+    huge = forms.RetrainRequest.defaults("synthetic-countries", name="ok", mlp="100000000")
+    assert "mlp layer 1 size" in " ".join(forms.validate(huge, set(), False))
 
 
 def test_demo_mode_setting(monkeypatch):
@@ -170,28 +239,3 @@ def test_demo_mode_setting(monkeypatch):
     assert settings.demo_mode() is True
     monkeypatch.setenv("SAML_ARTIFACTS", "/some/where")
     assert str(settings.artifacts_root()) == "/some/where"
-
-
-def test_saml_p_values_from_report():
-    rep = {"runs": [{"run_id": "saml-full-s0", "label": "SAML", "seed": 0,
-                     "per_scenario": {"RU": {"auc": 0.7, "p_value": 0.01}, "BR": {"auc": 0.7}}}]}
-    assert tables.saml_p_values(rep) == {"RU": 0.01}
-    assert tables.saml_p_values(None) == {}
-    assert isinstance(pd.DataFrame(), pd.DataFrame)
-
-
-def test_relaimpr_axis_is_cut_when_bst_is_near_guessing():
-    per = {"RU": 0.70, "BR": 0.72, "ES": 0.68}
-    near = [run("bst-s0", "BST", 0, 0.5, {"RU": 0.501, "BR": 0.6, "ES": 0.6}),
-            run("saml-full-s0", "SAML", 0, 0.7, per, "saml", "full")]
-    s = tables.per_scenario_summary(tables.per_scenario_frame(near, NAMES), NAMES)
-    fig = charts.relaimpr_bars(s, NAMES)
-    assert tuple(fig.layout.yaxis.range) == (-charts.RELAIMPR_CAP, charts.RELAIMPR_CAP)
-    assert "cut" in fig.layout.title.text
-    normal = charts.relaimpr_bars(tables.per_scenario_summary(tables.per_scenario_frame(RUNS, NAMES), NAMES), NAMES)
-    assert normal.layout.yaxis.range is None
-
-
-def test_overall_table_without_bst_has_no_relaimpr_column():
-    t = tables.overall_table(tables.runs_frame([RUNS[1]]))
-    assert list(t["Model"]) == ["SAML"] and "RelaImpr vs BST (%)" not in t and "AUC std" not in t
