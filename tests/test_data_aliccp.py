@@ -158,3 +158,15 @@ def test_cache_is_reused_and_invalidated_when_a_file_changes(tmp_path, monkeypat
     changed = load_aliccp(root, cache_dir=tmp_path / "c")
     (new,) = (tmp_path / "c").glob("aliccp-*")
     assert new != old and changed.train.label.sum() == first.train.label.sum() + 1
+
+
+def test_bench_fixture_is_in_the_processed_layout(tmp_path):
+    from saml_core.data.bench import write_aliccp_fixture
+
+    write_aliccp_fixture(tmp_path / "raw", rows=8_000)
+    header = (tmp_path / "raw" / "ali_ccp_train.csv").read_text().splitlines()[0]
+    assert header == (FIXTURE / "ali_ccp_train.csv").read_text().splitlines()[0]
+    data = load_aliccp(tmp_path / "raw", cache_dir=tmp_path / "c")
+    assert data.spec.scenario_names == ("domain 1", "domain 2", "domain 3")
+    assert (len(data.train), len(data.valid), len(data.test)) == (4_000, 2_000, 2_000)
+    assert 0 < int((data.train.scenario == 1).sum()) < 100  # the small domain, ~0.75 %

@@ -226,3 +226,15 @@ def test_models_build_train_and_predict_without_sequences(data, one_torch_thread
             seed=0, device=torch.device("cpu"))
         p = predict(model, data.test, torch.device("cpu"))
         assert p.shape == (20,) and np.isfinite(p).all()
+
+
+def test_bench_fixture_is_in_the_per_country_layout(tmp_path):
+    from saml_core.data.bench import AE_COUNTRIES, write_aliexpress_fixture
+
+    facts = write_aliexpress_fixture(tmp_path / "raw", rows=6_000)
+    header = (tmp_path / "raw" / "AliExpress_NL" / "train.csv").read_text().splitlines()[0]
+    assert header == (FIXTURE / "AliExpress_NL" / "train.csv").read_text().splitlines()[0]
+    data = load_aliexpress(tmp_path / "raw", cache_dir=tmp_path / "c")
+    assert data.spec.scenario_names == tuple(sorted(AE_COUNTRIES))
+    assert len(data.train) + len(data.valid) + len(data.test) == sum(int(6_000 * s) for s in AE_COUNTRIES.values())
+    assert facts["csv_bytes"] > 0 and len(data.valid) > 0

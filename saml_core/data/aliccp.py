@@ -64,14 +64,20 @@ def split_files(directory: str | Path) -> list[Path]:
     raise DataError(f"{directory}: no ali_ccp_train.csv, ali_ccp_val.csv, ali_ccp_test.csv{hint}")
 
 
+def build(directory: str | Path, cache_dir: str | Path | None = None) -> tuple[Path, dict]:
+    """Build (or reuse) the parquet cache of DIR; returns its folder and manifest."""
+    directory = Path(directory)
+    sources = [Source(stem, path) for stem, path in zip(SPLIT_FILES, split_files(directory))]
+    return build_cache("aliccp", directory, sources, LAYOUT, cache_dir)
+
+
 def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int | None = None,
                 cache_dir: str | Path | None = None, seed: int = 0) -> MultiScenarioData:
     """Load DIR (see the module docstring). seq_len and seed are accepted for the common
     signature and ignored: there are no behaviour sequences (L = 1) and the splits are the files'."""
     directory = Path(directory)
     paths = split_files(directory)
-    sources = [Source(stem, path) for stem, path in zip(SPLIT_FILES, paths)]
-    cache, manifest = build_cache("aliccp", directory, sources, LAYOUT, cache_dir)
+    cache, manifest = build(directory, cache_dir)
     files = manifest["files"]
     domains = files["train"]["values"]
     if len(domains) < 2:

@@ -75,16 +75,21 @@ def valid_mask(search_id: np.ndarray, seed: int, fraction: float = VALID_FRACTIO
     return x < np.uint64(int(fraction * 2**64))
 
 
+def build(directory: str | Path, cache_dir: str | Path | None = None) -> tuple[Path, dict]:
+    """Build (or reuse) the parquet cache of DIR; returns its folder and manifest."""
+    directory = Path(directory)
+    sources = [Source(f"{code}-{which}", folder / f"{which}.csv")
+               for code, folder in countries(directory) for which in ("train", "test")]
+    return build_cache("aliexpress", directory, sources, LAYOUT, cache_dir)
+
+
 def load_aliexpress(directory: str | Path, *, name: str | None = None, seq_len: int | None = None,
                     cache_dir: str | Path | None = None, seed: int = 0) -> MultiScenarioData:
     """Load DIR (see the module docstring). seq_len is accepted for the common signature and
     ignored: there are no behaviour sequences (the spec has none and L = 1)."""
     directory = Path(directory)
-    found = countries(directory)
-    codes = [c for c, _ in found]
-    sources = [Source(f"{code}-{which}", folder / f"{which}.csv")
-               for code, folder in found for which in ("train", "test")]
-    cache, manifest = build_cache("aliexpress", directory, sources, LAYOUT, cache_dir)
+    codes = [c for c, _ in countries(directory)]
+    cache, manifest = build(directory, cache_dir)
     schema = Schema(scenario="country", label="click", categorical=CATEGORICAL, numeric=NUMERIC,
                     scenario_values=tuple(range(len(codes))), scenario_names=tuple(codes))
 
