@@ -3,7 +3,7 @@
 Writes a synthetic fixture in the exact raw format of a source, scaled up (`--source taobao`:
 the four Tianchi tables, N behaviour rows; `aliexpress`: AliExpress_<country>/train.csv and
 test.csv; `aliccp`: ali_ccp_{train,val,test}.csv; N rows), then runs, each in a fresh process so
-that its peak RSS (ru_maxrss) is its own:
+that its peak RSS (VmHWM) is its own:
   1. the out-of-core cache build (stream, check / join, write parquet);
   2. a load from the cache (train-only fit + encoding into tensors).
 The fixture's values are random (not real data); only the format and the sizes matter here.
@@ -94,9 +94,23 @@ def write_raw_fixture(folder: str | Path, behaviours: int, impressions: int | No
     return {"behaviours": behaviours, "impressions": impressions, "users": n_users, "csv_bytes": size}
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux keeps ru_maxrss across fork + exec, so a child started
+    by a big parent (the fixture writer) would report the parent's peak; VmHWM belongs to the
+    process's own address space."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
 def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str = "taobao") -> None:
     """Runs in a fresh process; prints its timing and its own peak RSS as JSON."""
-    imports_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    imports_mb = _peak_rss_mb()
     t0 = time.perf_counter()
     if source == "taobao" and phase == "build":
         folder = taobao_raw.build_cache(directory, cache, n_buckets=n_buckets or None)
@@ -117,7 +131,7 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
                                   for sp in splits for f in ("scenario", "label", "cat", "num", "seq",
                                                              "seq_mask")) / 2**20}
     seconds = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "imports_rss_mb": imports_mb, **extra}))
 
 
