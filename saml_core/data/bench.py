@@ -120,9 +120,10 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
         data = taobao_raw.load_raw(directory, cache_dir=cache)
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}
     elif phase == "build":
-        _, manifest = FLAT[source]["build"](directory, cache)
+        folder, manifest = FLAT[source]["build"](directory, cache)
         extra = {"rows": sum(f["rows"] for f in manifest["files"].values()),
-                 "row_groups": sum(f["row_groups"] for f in manifest["files"].values())}
+                 "row_groups": sum(f["row_groups"] for f in manifest["files"].values()),
+                 "cache_mb": sum(p.stat().st_size for p in folder.iterdir()) / 2**20}
     else:
         data = FLAT[source]["load"](directory, cache_dir=cache)
         splits = (data.train, data.valid, data.test)
@@ -285,6 +286,7 @@ def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None) -
             "cache_build_rows_per_s": round(n / build["seconds"]),
             "cache_build_peak_rss_mb": round(build["peak_rss_mb"]),
             "csv_pieces": build["row_groups"],
+            "cache_mb": round(build["cache_mb"], 1),
             "load_from_cache_s": round(load["seconds"], 1),
             "load_rows_per_s": round(n / load["seconds"]),
             "load_peak_rss_mb": round(load["peak_rss_mb"]),
