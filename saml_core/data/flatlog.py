@@ -169,7 +169,7 @@ def read_blocks(path: Path, layout: Layout) -> Iterator[pa.Table]:
             else:
                 cut = len(data)
             block, rest = data[:cut], data[cut:]
-            if block.strip():
+            if block and not block.isspace():  # (isspace stops at the first other byte; strip would copy)
                 yield _parse_block(path, block, line, names, layout, read, convert)
             line += block.count(b"\n")
             if not chunk:
@@ -310,7 +310,11 @@ def encode(schema: Schema, parts: Callable[[], Iterator[tuple[RawTable, np.ndarr
         for table, split in parts():
             counts[:] += np.bincount(split, minlength=3)
             train = _rows(table, split == 0)
-            idx = values.get_indexer(train.frame[schema.scenario].to_numpy())
+            raw = train.frame[schema.scenario].to_numpy()
+            idx = values.get_indexer(raw)
+            if (idx < 0).any():
+                raise DataError(f"{source}: column '{schema.scenario}' has the scenario value "
+                                f"{raw[idx < 0][0]!r}, not among {list(schema.scenario_values)}")
             n_scen[:] += np.bincount(idx, minlength=k)
             pos_scen[:] += np.bincount(idx, weights=train.frame[schema.label].to_numpy(np.float64),
                                        minlength=k).astype(np.int64)
