@@ -91,6 +91,7 @@ def test_deterministic_and_seed_does_not_move_the_files_splits(data, cache):
     ("D508", "n/a", r"line 4, column 'D508': the value 'n/a' is not a number"),
     ("click", "-1", r"line 4, column 'click': the value is -1; the label must be 0 or 1"),
     ("D853", "-inf", r"line 4, column 'D853': the value is infinite"),
+    ("D702", "1e300", r"line 4, column 'D702': the value 1e\+300 is out of the float32 range"),
     ("205", "x7", r"line 4, column '205': the value 'x7' is not an integer id"),
 ])
 def test_malformed_row_names_file_line_and_column(tmp_path, column, value, message):

@@ -41,6 +41,7 @@ CACHE_VERSION = 1
 BLOCK_BYTES = 32 << 20  # CSV piece size: bounds the memory of the build
 SPLITS = ("train", "validation", "test")
 NO_SEQ_LEN = 1  # no behaviour sequences: the (all-PAD) sequence mask has width 1
+F32_MAX = float(np.finfo(np.float32).max)  # numbers are stored and encoded as float32
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def _parse_block(path, block, first_line, names, layout, read, convert) -> pa.Ta
             last = first_line + block.count(b"\n")
             err = DataError(f"{path}: cannot parse lines {first_line}-{last}: {str(exc).splitlines()[0]}")
         raise err from None
-    problems = []  # (row, column order, message)
+    problems = []  # (row, column order, column, what is wrong)
     for j, c in enumerate(layout.columns):
         col = t.column(c)
         if c in layout.int_columns:
@@ -200,8 +201,12 @@ def _parse_block(path, block, first_line, names, layout, read, convert) -> pa.Ta
                     r = int(np.flatnonzero(bad)[0])
                     shown = "empty" if np.isnan(x[r]) else f"{x[r]:g}"
                     problems.append((r, j, c, f"is {shown}; the label must be 0 or 1"))
-            elif np.isinf(x).any():
-                problems.append((int(np.flatnonzero(np.isinf(x))[0]), j, c, "is infinite"))
+            else:
+                big = np.abs(x) > F32_MAX  # inf, or a number that float32 storage would make inf
+                if big.any():
+                    r = int(np.flatnonzero(big)[0])
+                    what = "is infinite" if np.isinf(x[r]) else f"{x[r]:g} is out of the float32 range"
+                    problems.append((r, j, c, what))
     if problems:
         r, _, c, what = min(problems)
         line = int(_row_lines(block, first_line)[r])
