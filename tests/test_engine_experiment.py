@@ -303,3 +303,15 @@ def test_settings_follow_the_dataset_preset():
     assert settings_for("taobao-sample", model={"d_s": 2})["model_config"].d_s == 2  # an explicit choice wins
     quick = settings_for("synthetic-countries", "quick")
     assert quick["dataset_options"] == {"size": "small"} and quick["probe_size"] == 400
+
+
+def test_public_fixture_report_shows_published_anchors_marked_not_comparable(tmp_path):
+    fixture = REPO / "tests" / "fixtures" / "aliexpress"
+    out = _cli("experiment", "--dataset", f"aliexpress:{fixture}", "--name", "ae", "--quick", "--threads", "1",
+               "--runs", "bst,lr_te", root=tmp_path)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(_cli("report", "ae", "--format", "json", root=tmp_path).stdout)
+    assert doc["scenario_noun"] == ["country", "countries"] and doc["scenario_names"] == ["ES", "FR", "NL"]
+    assert {a["model"] for a in doc["anchors"]} >= {"PLE", "MMoE"}
+    md = _cli("report", "ae", "--format", "markdown", root=tmp_path).stdout
+    assert "not comparable" in md and "| PLE | NL |" in md

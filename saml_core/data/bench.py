@@ -1,8 +1,10 @@
-"""`python -m saml_core data bench-raw`: time and peak memory of the raw-Taobao pipeline.
+"""`python -m saml_core data bench-raw`: time and peak memory of the out-of-core pipelines.
 
-Writes a synthetic fixture in the exact raw Tianchi format (scaled up to N behaviour rows),
-then runs, each in a fresh process so that its peak RSS (ru_maxrss) is its own:
-  1. the out-of-core cache build (stream, partition by user, join per bucket, write parquet);
+Writes a synthetic fixture in the exact raw format of a source, scaled up (`--source taobao`:
+the four Tianchi tables, N behaviour rows; `aliexpress`: AliExpress_<country>/train.csv and
+test.csv; `aliccp`: ali_ccp_{train,val,test}.csv; N rows), then runs, each in a fresh process so
+that its peak RSS (VmHWM) is its own:
+  1. the out-of-core cache build (stream, check / join, write parquet);
   2. a load from the cache (train-only fit + encoding into tensors).
 The fixture's values are random (not real data); only the format and the sizes matter here.
 """
@@ -22,10 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from saml_core.data import taobao_raw
+from saml_core.data import aliccp, aliexpress, taobao_raw
 
 D0 = taobao_raw.DAY0 - taobao_raw.TZ_OFFSET  # 2017-05-06 00:00 Beijing time
 CHUNK = 1_000_000
+SOURCES = ("taobao", "aliexpress", "aliccp")
 
 
 def _write_csv(path: Path, columns: dict, header: str | None = None, append: bool = False) -> None:
@@ -91,28 +94,55 @@ def write_raw_fixture(folder: str | Path, behaviours: int, impressions: int | No
     return {"behaviours": behaviours, "impressions": impressions, "users": n_users, "csv_bytes": size}
 
 
-def _child(phase: str, directory: str, cache: str, n_buckets: int) -> None:
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux keeps ru_maxrss across fork + exec, so a child started
+    by a big parent (the fixture writer) would report the parent's peak; VmHWM belongs to the
+    process's own address space."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str = "taobao") -> None:
     """Runs in a fresh process; prints its timing and its own peak RSS as JSON."""
+    imports_mb = _peak_rss_mb()
     t0 = time.perf_counter()
-    if phase == "build":
+    if source == "taobao" and phase == "build":
         folder = taobao_raw.build_cache(directory, cache, n_buckets=n_buckets or None)
         manifest = json.loads((folder / "manifest.json").read_text())
         extra = {**manifest["stats"], "n_buckets": manifest["n_buckets"]}
-    else:
+    elif source == "taobao":
         data = taobao_raw.load_raw(directory, cache_dir=cache)
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}
+    elif phase == "build":
+        folder, manifest = FLAT[source]["build"](directory, cache)
+        extra = {"rows": sum(f["rows"] for f in manifest["files"].values()),
+                 "row_groups": sum(f["row_groups"] for f in manifest["files"].values()),
+                 "cache_mb": sum(p.stat().st_size for p in folder.iterdir()) / 2**20}
+    else:
+        data = FLAT[source]["load"](directory, cache_dir=cache)
+        splits = (data.train, data.valid, data.test)
+        extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test),
+                 "tensor_mb": sum(getattr(sp, f).numel() * getattr(sp, f).element_size()
+                                  for sp in splits for f in ("scenario", "label", "cat", "num", "seq",
+                                                             "seq_mask")) / 2**20}
     seconds = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, **extra}))
+    peak_mb = _peak_rss_mb()
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "imports_rss_mb": imports_mb, **extra}))
 
 
-def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int) -> dict:
+def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int, source: str = "taobao") -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "saml_core.data.bench", phase, str(directory), str(cache), str(n_buckets)],
+        [sys.executable, "-m", "saml_core.data.bench", phase, str(directory), str(cache), str(n_buckets), source],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"bench-raw {phase} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"bench-raw {source} {phase} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -148,5 +178,126 @@ def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workd
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---- flat logs: AliExpress countries, Ali-CCP domains ------------------------------------------
+AE_COUNTRIES = {"NL": 0.17, "ES": 0.31, "FR": 0.25, "US": 0.27}  # share of rows per country
+AE_VOCAB = (10, 4, 4, 3, 3, 8, 60, 30, 20, 2, 2, 2, 2, 2, 2, 2)  # categorical_1..16: small ids
+CCP_DOMAINS = {1: 0.378, 2: 0.0075, 3: 0.6145}  # shares of field 301 in the full data
+CCP_VOCAB = {"101": 240_000, "121": 98, "122": 14, "124": 3, "125": 8, "126": 4, "127": 4, "128": 3,
+             "129": 5, "205": 460_000, "206": 6_000, "207": 200_000, "210": 80_000, "216": 60_000,
+             "508": 6_000, "509": 50_000, "702": 60_000, "853": 40_000, "109_14": 5, "110_14": 5,
+             "127_14": 5, "150_14": 5}
+
+
+def _numbers(rng, m: int, digits: int) -> np.ndarray:
+    """Values in [0, 1) rounded like the real files, half of them 0."""
+    x = np.round(rng.random(m), digits)
+    x[rng.random(m) < 0.5] = 0.0
+    return x
+
+
+def _write_chunks(path: Path, rows: int, make, header: str) -> None:
+    for start in range(0, rows, CHUNK):
+        _write_csv(path, make(start, min(CHUNK, rows - start)), header=header, append=start > 0)
+
+
+def write_aliexpress_fixture(folder: str | Path, rows: int, seed: int = 0) -> dict:
+    """Random AliExpress_<country>/{train,test}.csv: 4 countries, 70 / 30 % train / test rows,
+    search pages of 20 rows, 2.5 % clicks."""
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    names = ["search_id", *aliexpress.CATEGORICAL, *aliexpress.NUMERIC, "click", "conversion"]
+    page = 0
+
+    def make(start, m):
+        nonlocal page
+        cols = {"search_id": page + np.arange(m) // 20}
+        page += -(-m // 20)
+        for c, v in zip(aliexpress.CATEGORICAL, AE_VOCAB):
+            cols[c] = rng.integers(0, v, m)
+        for c in aliexpress.NUMERIC:
+            cols[c] = _numbers(rng, m, 6)
+        click = (rng.random(m) < 0.025).astype(np.int64)
+        cols["click"], cols["conversion"] = click, click * (rng.random(m) < 0.02)
+        return cols
+
+    size = 0
+    for code, share in AE_COUNTRIES.items():
+        sub = folder / f"AliExpress_{code}"
+        sub.mkdir(parents=True, exist_ok=True)
+        n = max(int(rows * share), 100)
+        for which, m in (("train", int(n * 0.7)), ("test", n - int(n * 0.7))):
+            _write_chunks(sub / f"{which}.csv", m, make, ",".join(names))
+            size += (sub / f"{which}.csv").stat().st_size
+    return {"rows": rows, "csv_bytes": size}
+
+
+def write_aliccp_fixture(folder: str | Path, rows: int, seed: int = 0) -> dict:
+    """Random ali_ccp_{train,val,test}.csv (50 / 25 / 25 %): 301 in 1, 2, 3 with the full data's
+    shares, ids with about the full data's vocabulary sizes, 4 % clicks."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    domains, shares = np.array(list(CCP_DOMAINS)), np.array(list(CCP_DOMAINS.values()))
+    names = ["click", "purchase", *aliccp.CATEGORICAL[:18], "301", *aliccp.CATEGORICAL[18:], *aliccp.NUMERIC]
+
+    def make(start, m):
+        click = (rng.random(m) < 0.04).astype(np.int64)
+        cols = {"click": click, "purchase": click * (rng.random(m) < 0.01)}
+        for c in names[2:]:
+            if c == "301":
+                cols[c] = domains[rng.choice(len(domains), m, p=shares / shares.sum())]
+            elif c in CCP_VOCAB:
+                cols[c] = rng.integers(0, CCP_VOCAB[c], m)
+            else:
+                cols[c] = _numbers(rng, m, 4)
+        return {c: cols[c] for c in names}
+
+    size = 0
+    for stem, frac in (("train", 0.5), ("val", 0.25), ("test", 0.25)):
+        path = folder / f"ali_ccp_{stem}.csv"
+        _write_chunks(path, max(int(rows * frac), 100), make, ",".join(names))
+        size += path.stat().st_size
+    return {"rows": rows, "csv_bytes": size}
+
+
+FLAT = {
+    "aliexpress": {"write": write_aliexpress_fixture, "build": aliexpress.build, "load": aliexpress.load_aliexpress},
+    "aliccp": {"write": write_aliccp_fixture, "build": aliccp.build, "load": aliccp.load_aliccp},
+}
+
+
+def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None) -> dict:
+    """The same measurement for a flat log: fixture of `rows` rows, cache build, load."""
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"saml_bench_{source}_"))
+    try:
+        t0 = time.perf_counter()
+        fixture = FLAT[source]["write"](tmp / "raw", rows)
+        write_s = time.perf_counter() - t0
+        build = _run_child("build", tmp / "raw", tmp / "cache", 0, source)
+        load = _run_child("load", tmp / "raw", tmp / "cache", 0, source)
+        n = build["rows"]
+        return {
+            "source": source,
+            "rows": n,
+            "csv_mb": round(fixture["csv_bytes"] / 2**20, 1),
+            "fixture_write_s": round(write_s, 1),
+            "imports_rss_mb": round(build["imports_rss_mb"]),
+            "cache_build_s": round(build["seconds"], 1),
+            "cache_build_rows_per_s": round(n / build["seconds"]),
+            "cache_build_peak_rss_mb": round(build["peak_rss_mb"]),
+            "csv_pieces": build["row_groups"],
+            "cache_mb": round(build["cache_mb"], 1),
+            "load_from_cache_s": round(load["seconds"], 1),
+            "load_rows_per_s": round(n / load["seconds"]),
+            "load_peak_rss_mb": round(load["peak_rss_mb"]),
+            "encoded_tensors_mb": round(load["tensor_mb"]),
+            "load_peak_minus_tensors_mb": round(load["peak_rss_mb"] - load["tensor_mb"]),
+            "encoded_train_valid_test": [load["train"], load["valid"], load["test"]],
+        }
+    finally:
+        if not workdir:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:6])

@@ -1,4 +1,4 @@
-"""`python -m saml_core data ...`: describe a dataset; benchmark the raw-Taobao pipeline."""
+"""`python -m saml_core data ...`: describe a dataset; benchmark the out-of-core pipelines."""
 from __future__ import annotations
 
 import argparse
@@ -24,13 +24,18 @@ def add_commands(subparsers) -> None:
 
     b = sub.add_parser(
         "bench-raw",
-        help="time and peak memory of the raw-Taobao pipeline on a scaled-up synthetic fixture",
+        help="time and peak memory of an out-of-core pipeline (raw Taobao, AliExpress, Ali-CCP) "
+             "on a scaled-up synthetic fixture in the source's exact raw format",
     )
-    b.add_argument("--behaviours", type=int, default=3_000_000, help="behaviour rows (default 3,000,000)")
-    b.add_argument("--impressions", type=int, default=None, help="impression rows (default behaviours / 10)")
+    b.add_argument("--source", choices=("taobao", "aliexpress", "aliccp"), default="taobao",
+                   help="which pipeline (default taobao)")
+    b.add_argument("--behaviours", type=int, default=None,
+                   help="taobao: behaviour rows (default 3,000,000)")
+    b.add_argument("--impressions", type=int, default=None, help="taobao: impression rows (default behaviours / 10)")
     b.add_argument("--bucket-rows", type=int, default=None,
-                   help="behaviour rows per user bucket (bounds the join's memory; default: the "
+                   help="taobao: behaviour rows per user bucket (bounds the join's memory; default: the "
                         "pipeline's own choice, about 2,000,000)")
+    b.add_argument("--rows", type=int, default=None, help="aliexpress / aliccp: rows in all files (default 1,000,000)")
     b.add_argument("--workdir", default=None, help="folder for the fixture, kept (default: a temp folder, removed)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=_bench_raw)
@@ -98,10 +103,21 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _bench_raw(args: argparse.Namespace) -> int:
-    from saml_core.data.bench import bench_raw
+    from saml_core.data.bench import bench_flat, bench_raw
+    from saml_core.data.types import DataError
 
-    result = bench_raw(args.behaviours, impressions=args.impressions, workdir=args.workdir,
-                       bucket_rows=args.bucket_rows)
+    taobao_only = {"--behaviours": args.behaviours, "--impressions": args.impressions,
+                   "--bucket-rows": args.bucket_rows}
+    if args.source == "taobao":
+        if args.rows is not None:
+            raise DataError("bench-raw: --rows applies to --source aliexpress / aliccp; taobao uses --behaviours")
+        result = bench_raw(args.behaviours or 3_000_000, impressions=args.impressions, workdir=args.workdir,
+                           bucket_rows=args.bucket_rows)
+    else:
+        given = [k for k, v in taobao_only.items() if v is not None]
+        if given:
+            raise DataError(f"bench-raw: {', '.join(given)} applies to --source taobao; {args.source} uses --rows")
+        result = bench_flat(args.source, args.rows or 1_000_000, workdir=args.workdir)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

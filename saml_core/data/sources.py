@@ -29,6 +29,18 @@ def _csv(path, *, name, seed, seq_len):
     return byo.load_byo(path, name=name, seq_len=seq_len, seed=seed)
 
 
+def _aliexpress(path, *, name, seed, seq_len, cache_dir):
+    from saml_core.data import aliexpress
+
+    return aliexpress.load_aliexpress(path, name=name, seq_len=seq_len, cache_dir=cache_dir, seed=seed)
+
+
+def _aliccp(path, *, name, seed, seq_len, cache_dir):
+    from saml_core.data import aliccp
+
+    return aliccp.load_aliccp(path, name=name, seq_len=seq_len, cache_dir=cache_dir, seed=seed)
+
+
 register(DatasetEntry(
     name="synthetic-countries", kind="synthetic", preset="industrial", load=_synthetic,
     title="Simulated countries (built in): a cross-border shop with 10 countries and known truth",
@@ -46,3 +58,13 @@ register(DatasetEntry(
     name="csv", kind="byo", preset="public", load=_csv, takes_path=True,
     path_hint="schema file (YAML/JSON) describing your CSV/Parquet log",
     title="Your own log (CSV/Parquet + schema file)", options={"seq_len": None}))
+register(DatasetEntry(
+    name="aliexpress", kind="aliexpress", preset="aliexpress-published", load=_aliexpress, takes_path=True,
+    path_hint="folder with one AliExpress_<country> folder per country (datasets/PUBLIC.md)",
+    title="AliExpress search clicks (public, countries as scenarios)", options={"seq_len": None, "cache_dir": None},
+    scenario_noun=("country", "countries")))
+register(DatasetEntry(
+    name="aliccp", kind="aliccp", preset="aliccp-published", load=_aliccp, takes_path=True, seeded=False,
+    path_hint="folder with ali_ccp_train/val/test.csv (datasets/PUBLIC.md)",
+    title="Ali-CCP clicks (public, traffic domains of field 301 as scenarios)",
+    options={"seq_len": None, "cache_dir": None}, scenario_noun=("domain", "domains")))
