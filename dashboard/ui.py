@@ -156,7 +156,8 @@ def broken_runs_notice(exp, runs=None) -> None:
         by_state: dict[str, list[str]] = {}
         for r in pending:
             by_state.setdefault(r.state, []).append(r.run_id)
-        st.info(" · ".join(f"{len(ids)} run(s) {STATE_WORDS[state]}" for state, ids in by_state.items()) +
+        st.info(" · ".join(f"{', '.join(ids[:4])}{f' and {len(ids) - 4} more' if len(ids) > 4 else ''}: "
+                           f"{STATE_WORDS[state]}" for state, ids in by_state.items()) +
                 ". Their results appear here when they finish.", icon=":material/hourglass_top:")
     for r in waiting:
         if r in pending:

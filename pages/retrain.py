@@ -23,7 +23,7 @@ hint = forms.needs_path(dataset)
 dataset_path = c2.text_input(f"Path: {hint}" if hint else "Path (not needed for this dataset)", key="rt_path",
                              disabled=not hint)
 base = forms.RetrainRequest.defaults(dataset)
-preset = c3.selectbox("Preset", forms.PRESET_NAMES, index=forms.PRESET_NAMES.index(base.preset), key="rt_preset",
+preset = c3.selectbox("Preset", forms.PRESET_NAMES, index=forms.PRESET_NAMES.index(base.preset), key=f"rt_preset_{dataset}",
                       help="Training settings to start from: the paper's industrial or public ones, or tiny "
                            "'quick' sizes for trying the pipeline (results then mean nothing).")
 base = forms.RetrainRequest.defaults(dataset, preset)

@@ -50,31 +50,39 @@ def experiment_json(root: Path) -> dict:
 
 
 def saml_run_id(root: Path) -> str:
-    return next(r for r in experiment_json(root)["runs"] if r.startswith("saml-full"))
+    return next(r for r in experiment_json(root)["runs"] if r.startswith("saml-"))
+
+
+def run_of(root: Path, model: str) -> str:
+    return next(r for r in experiment_json(root)["runs"] if r.startswith(f"{model}-"))
 
 
 # ---- sidebar and overview ---------------------------------------------------------------
 
-def test_overview_shows_table_curves_and_simulated_badge(root, monkeypatch):
+def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root, monkeypatch):
     at = open_page(root, monkeypatch)
     assert at.session_state["experiment"] == EXPERIMENT
     text = page_text(at) + "\n".join(str(w.value) for w in at.sidebar.warning)
     assert "Simulated data" in text and "What this dashboard answers" in "".join(e.label for e in at.expander)
-    table = at.dataframe[0].value
-    assert {"BST", "SAML", "BST-Individual"} <= set(table["Model"])
-    assert table.set_index("Model").at["BST", "RelaImpr vs BST (%)"] == pytest.approx(0.0)
+    table = at.dataframe[0].value.set_index("Model")
+    assert {"BST", "SAML", "BST-Individual", "LR (target encoding)", "MMoE"} <= set(table.index)
+    assert table.at["BST", "Verdict vs BST"] == "reference"
+    assert table.at["SAML", "Verdict vs BST"].split(" ")[0] in ("better", "worse", "no")
+    assert "learning rate" in text and "batch size" in text  # how every model was trained
+    links = [e.proto.label for e in at.sidebar.get("page_link")]
+    assert "AUC per country" in links and "Which countries are alike" in links
     fig = figures(at)["curves"]
     assert fig["layout"]["yaxis"]["title"]["text"] == "Validation AUC"
     at.radio(key="curve_metric").set_value("train_loss").run()
     fig = figures(at)["curves"]
     assert fig["layout"]["yaxis"]["title"]["text"] == "Training loss"
-    assert len(fig["data"]) == len(table)  # one line per run (one seed each)
+    assert "Training loss (average" in page_text(at)  # the caption follows the chart shown
+    assert len(fig["data"]) >= len(table) - 1  # one line per run (LR records no loss)
 
 
 def test_broken_runs_are_named_and_the_others_still_show(root, monkeypatch):
-    runs = experiment_json(root)["runs"]
-    bst = next(r for r in runs if r.startswith("bst-"))
-    (root / EXPERIMENT / bst / "metrics.json").write_text('{"schema_version": 1, "overall": ')  # truncated
+    bst = run_of(root, "bst")
+    (root / EXPERIMENT / bst / "metrics.json").write_text('{"schema_version": 2, "overall": ')  # truncated
     saml = saml_run_id(root)
     cfg = json.loads((root / EXPERIMENT / saml / "config.json").read_text())
     cfg["schema_version"] = 999  # from an incompatible version
@@ -82,19 +90,20 @@ def test_broken_runs_are_named_and_the_others_still_show(root, monkeypatch):
     at = open_page(root, monkeypatch)
     warnings = "\n".join(w.value for w in at.warning)
     assert bst in warnings and "metrics.json" in warnings
-    assert saml in warnings
+    assert saml in warnings and "schema_version" in warnings
     models = set(at.dataframe[0].value["Model"])
     assert "BST-Individual" in models and "BST" not in models and "SAML" not in models
 
 
 def test_a_run_that_finishes_appears_without_restart(root, monkeypatch):
-    bst = next(r for r in experiment_json(root)["runs"] if r.startswith("bst-"))
+    bst = run_of(root, "bst")
     metrics = root / EXPERIMENT / bst / "metrics.json"
     saved = metrics.read_bytes()
-    metrics.unlink()  # as if BST were still training
+    metrics.unlink()  # as if BST were still to be trained
     at = open_page(root, monkeypatch)
     assert "BST" not in set(at.dataframe[0].value["Model"])
-    assert any(bst in i.value and "not finished" in i.value for i in at.info)
+    assert any(bst in i.value and "waiting to be trained" in i.value for i in at.info)
+    assert not any("missing" in w.value for w in at.warning)  # a queued run is not a broken file
     metrics.write_bytes(saved)  # the run finishes while the app is open
     at.run()
     assert "BST" in set(at.dataframe[0].value["Model"])
@@ -106,42 +115,48 @@ def test_unreadable_experiment_gives_a_clear_message(root, monkeypatch):
     assert any("experiment.json" in e.value for e in at.error), page_text(at)
 
 
-# ---- per-country AUC ----------------------------------------------------------------------
+# ---- AUC per scenario -----------------------------------------------------------------------
 
-def test_per_country_bars_table_toggles_and_csv(root, monkeypatch):
-    at = open_page(root, monkeypatch, "per_country")
+def test_per_scenario_chart_table_toggles_and_csv(root, monkeypatch):
+    at = open_page(root, monkeypatch, "per_scenario")
     names = experiment_json(root)["scenario_names"]
-    fig = figures(at)["bars"]
-    bars = [t for t in fig["data"] if t["type"] == "bar"]
-    assert [t["name"] for t in bars] == ["BST-Individual", "BST", "SAML"]
-    assert list(bars[0]["x"]) == names and "error_y" in bars[0]
-    assert any(t["name"] == "Oracle (best possible)" for t in fig["data"])  # simulator knows it
+    fig = figures(at)["auc_chart"]
+    points = [t for t in fig["data"] if t["meta"] in ("saml", "bst_individual", "bst")]
+    assert [t["meta"] for t in points] == ["saml", "bst_individual", "bst"]
+    assert list(points[0]["x"]) == names and "error_y" in points[0]
+    assert any(t["meta"] == "oracle" for t in fig["data"])  # the simulator knows it
     table = at.dataframe[0].value
-    assert list(table["Scenario"]) == names and "Oracle AUC" in table
+    assert list(table["Country"]) == names and "Oracle AUC" in table and "SAML vs BST" in table
     assert at.download_button[0].label.startswith("Download")
 
-    at.toggle(key="show_ablations").set_value(True).run()
-    bars = [t["name"] for t in figures(at)["bars"]["data"] if t["type"] == "bar"]
-    assert bars == ["BST-Individual", "BST", "SAML", "SAML w/o gate&mut"]
+    more = at.multiselect(key="more_models")
+    assert {"SAML w/o gate&mut", "LR (target encoding)", "MMoE"} <= set(more.options)
+    more.set_value(["saml_no_gate_mut", "lr_te"]).run()
+    metas = [t["meta"] for t in figures(at)["auc_chart"]["data"]]
+    assert "saml_no_gate_mut" in metas and "lr_te" in metas
     at.toggle(key="show_oracle").set_value(False).run()
-    assert not any(t["name"].startswith("Oracle") for t in figures(at)["bars"]["data"])
-    share = figures(at)["traffic"]["data"]
-    assert [t["name"] for t in share] == names
-    assert sum(values(t["y"])[0] for t in share) == pytest.approx(100, abs=0.5)
+    assert "oracle" not in [t["meta"] for t in figures(at)["auc_chart"]["data"]]
+    share = figures(at)["traffic"]["data"][0]
+    assert list(share["x"]) == names and sum(values(share["y"])) == pytest.approx(100, abs=0.5)
 
 
 # ---- scenario correlations ---------------------------------------------------------------
 
-def test_correlations_heatmap_layers_cdf_and_planted(root, monkeypatch):
+def test_correlations_decomposition_captions_layers_cdf_and_planted(root, monkeypatch):
     at = open_page(root, monkeypatch, "correlations")
     names = experiment_json(root)["scenario_names"]
     figs = figures(at)
     heat = figs["alpha_heatmap"]["data"][0]
     z0 = np.array(values(heat["z"]), dtype=float)
     assert z0.shape == (len(names), len(names)) and sorted(heat["x"]) == sorted(names)
-    assert "samples in row" in heat["hovertemplate"]
-    assert {"alpha_cdf", "gate_box", "gate_traffic", "planted", "learned", "data_sim"} <= set(figs)
-    assert "Recovery score" in at.metric[0].label
+    assert heat["zmid"] == pytest.approx(1 / (len(names) - 1))  # centred on the even split
+    assert {"column_effect", "pairwise_heatmap", "alpha_cdf", "gate_box", "gate_traffic", "planted", "learned",
+            "data_sim", "cka"} <= set(figs)
+    text = page_text(at)
+    # the caption's figures are computed from the matrix shown
+    off = z0[~np.isnan(z0)]
+    assert f"from {off.min():.4f} to {off.max():.4f}" in text
+    assert "Spearman" in text and "Recovery" in at.metric[0].label
 
     cdf_default = figs["alpha_cdf"]["layout"]["title"]["text"]
     at.selectbox(key="cdf_source").set_value(names[1]).run()
@@ -156,6 +171,13 @@ def test_correlations_heatmap_layers_cdf_and_planted(root, monkeypatch):
         assert not np.allclose(np.nan_to_num(z0), np.nan_to_num(z1))
 
 
+def test_correlations_show_what_other_models_say(root, monkeypatch):
+    at = open_page(root, monkeypatch, "correlations")
+    rows = at.dataframe[0].value
+    assert any("MMoE" in s for s in rows["signal"])
+    assert "profile_heatmap" in figures(at)  # MMoE's scenario x expert gate profile
+
+
 def test_correlations_missing_probes_gives_clear_message(root, monkeypatch):
     saml = saml_run_id(root)
     (root / EXPERIMENT / saml / "probes.npz").write_bytes(b"PK\x03\x04 truncated")
@@ -165,19 +187,20 @@ def test_correlations_missing_probes_gives_clear_message(root, monkeypatch):
     assert not at.exception
 
 
-@pytest.mark.parametrize("page", ["per_country", "correlations", "hidden_states"])
+@pytest.mark.parametrize("page", ["per_scenario", "correlations", "hidden_states", "sweeps"])
 def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
-    runs = experiment_json(root)["runs"]
     (root / EXPERIMENT / saml_run_id(root) / "probes.npz").unlink()  # SAML's probes are gone
-    bsti = next(r for r in runs if r.startswith("bst_individual"))
+    bsti = run_of(root, "bst_individual")
     (root / EXPERIMENT / bsti / "metrics.json").write_text("{ not json")  # corrupted
     at = open_page(root, monkeypatch, page)
     text = page_text(at)
     assert not at.exception
-    if page == "per_country":
+    if page == "per_scenario":
         assert bsti in text and "metrics.json" in text
-        bars = [t["name"] for t in figures(at)["bars"]["data"] if t["type"] == "bar"]
-        assert "BST-Individual" not in bars and "SAML" in bars  # the others still show
+        metas = [t["meta"] for t in figures(at)["auc_chart"]["data"]]
+        assert "bst_individual" not in metas and "saml" in metas  # the others still show
+    elif page == "sweeps":
+        assert "not a sensitivity sweep" in text
     else:  # no SAML run with probes left: the missing file is named, then a plain explanation
         assert "probes.npz is missing" in text and "no finished SAML run" in text
 
@@ -193,7 +216,7 @@ def test_hidden_states_umap_views_and_colouring(root, monkeypatch):
     fig = figures(at)["umap"]
     assert {t["name"] for t in fig["data"]} <= set(names)
     assert sum(len(values(t["x"])) for t in fig["data"]) == int(smallest)
-    assert fig["layout"]["xaxis"]["title"]["text"] == "UMAP dimension 1"
+    assert "Country of the sample" in at.selectbox(key="hs_color_own").options
 
     at.selectbox(key="hs_color_own").set_value("label").run()
     assert {t["name"] for t in figures(at)["umap"]["data"]} <= {"clicked", "not clicked"}
@@ -206,26 +229,29 @@ def test_hidden_states_umap_views_and_colouring(root, monkeypatch):
     fig = figures(at)["umap"]
     assert "every branch" in fig["layout"]["title"]["text"]
     assert {t["name"] for t in fig["data"]} == set(names)  # coloured by branch: every branch shows
-    # The fitted map was persisted for the next process.
-    assert list((root / ".cache" / "umap").glob("*.npy"))
 
 
 # ---- retrain and jobs ----------------------------------------------------------------------
 
-def test_retrain_validates_then_queues_and_cancels(root, monkeypatch):
+def test_retrain_shows_the_engine_settings_validates_queues_and_cancels(root, monkeypatch):
     at = open_page(root, monkeypatch, "retrain")
+    assert at.number_input(key="rt_ds_synthetic-countries-industrial").value == 2
+    at.selectbox(key="rt_dataset").set_value("taobao-sample").run()
+    assert at.number_input(key="rt_ds_taobao-sample-public").value == 4  # the public preset, as trained
+    assert at.text_input(key="rt_mlp_taobao-sample-public").value == "128,64"
+    at.selectbox(key="rt_dataset").set_value("synthetic-countries").run()
     at.text_input(key="rt_name").set_value(EXPERIMENT)  # exists already
     at.button[0].click().run()  # "Validate and launch" (the form's submit button)
     assert any("already exists" in e.value for e in at.error)
     assert JobQueue(root / ".jobs").list() == []
 
+    at.selectbox(key="rt_preset_synthetic-countries").set_value("quick").run()
     at.text_input(key="rt_name").set_value("tiny")
-    at.toggle(key="rt_quick").set_value(True)
     at.multiselect(key="rt_models").set_value(["bst"])
     at.button[0].click().run()
     assert not at.error, [e.value for e in at.error]
     (job,) = JobQueue(root / ".jobs").list()
-    assert job.experiment == "tiny" and "--quick" in job.argv and "bst" in job.argv
+    assert job.experiment == "tiny" and "quick" in job.argv and "bst" in job.argv
     assert any(job.title in m.value for m in at.markdown)
     cancel = next(b for b in at.button if b.key and b.key.startswith("cancel-"))
     cancel.click().run()
@@ -254,15 +280,40 @@ def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
     listed = q.list()
     assert [j.experiment for j in listed] == ["demo", "taobao-demo"]
     assert "synthetic-countries" in listed[0].argv and "taobao-sample" in listed[1].argv
-    for j in listed:  # the same compact storage as the shipped demo
+    for j in listed:  # the same recipe as the shipped demo
         assert j.argv[j.argv.index("--weights-dtype") + 1] == "float16"
-    for j in listed:  # the real demo build takes minutes: stop it here
+        assert j.argv[j.argv.index("--seeds") + 1] == "3"
+    for j in listed:  # the real demo build takes long: stop it here
         q.cancel(j.job_id)
     for j in listed:
         assert jobs_mod.wait(q, j.job_id, timeout=60).state == "cancelled"
     demo = open_page(empty, monkeypatch, demo=True)
     assert not [b for b in demo.button if b.key == "build_demo"]
     shutil.rmtree(empty / ".jobs")
+
+
+def test_city_levels_are_never_called_countries(tmp_path, monkeypatch):
+    """A Taobao experiment: no page, caption, link or CSV header says "country"."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "art"
+    out = subprocess.run([sys.executable, "-m", "saml_core", "experiment", "--dataset", "taobao-sample", "--name",
+                          "tb", "--quick", "--runs", "bst,saml", "--threads", "1", "--artifacts", str(root)],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    at = open_page(root, monkeypatch)
+    for page in (None, "per_scenario", "correlations", "hidden_states", "sweeps", "retrain"):
+        if page:
+            at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        text = page_text(at) + " ".join(e.proto.label for e in at.sidebar.get("page_link"))
+        text += json.dumps(figures(at))
+        for df in at.dataframe:
+            text += " ".join(map(str, df.value.columns))
+        assert "country" not in text.lower() or page == "retrain", (page, text[:2000])
+        if page == "per_scenario":
+            assert "City level" in at.dataframe[0].value.columns
 
 
 def test_shipped_demo_experiments_render(monkeypatch):
@@ -274,6 +325,9 @@ def test_shipped_demo_experiments_render(monkeypatch):
     at = open_page(shipped, monkeypatch, demo=True)
     for name in names:
         at.selectbox(key="experiment_picker").set_value(name).run()
-        assert not at.exception, [e.value for e in at.exception]
+        for page in ("per_scenario", "correlations", "hidden_states"):
+            at.switch_page(f"pages/{page}.py").run()
+            assert not at.exception, [e.value for e in at.exception]
+            assert not at.warning or all("Simulated" in w.value or "Real data" in w.value for w in at.warning)
+        at.switch_page("app.py").run()
         assert at.session_state["experiment"] == name
-        assert any(name in s.value for s in at.subheader) or at.info

@@ -114,14 +114,17 @@ def test_every_page_draws_and_reacts(server, page):
     expect(page.get_by_text("Simulated data").first).to_be_visible()
     shot(page, "1-overview")
 
-    page.goto(f"{url}/per_country")
+    page.goto(f"{url}/per_scenario")
     wait_ready(page, charts=3)
     assert "SAML w/o gate&mut" not in legend_names(page)
-    page.get_by_text("Show SAML ablations").click()
+    more = page.locator('[data-testid="stMultiSelect"]').first.locator("input")
+    more.click()
+    page.get_by_role("option", name="SAML w/o gate&mut").click()
+    page.keyboard.press("Escape")
     page.wait_for_function("() => [...document.querySelectorAll('.legendtext')]"
                            ".some(e => e.textContent === 'SAML w/o gate&mut')")
     wait_ready(page, charts=3)
-    shot(page, "2-per-country")
+    shot(page, "2-auc-per-country")
 
     page.goto(f"{url}/correlations")
     wait_ready(page, charts=6)
@@ -141,14 +144,19 @@ def test_tiny_retrain_finishes_and_appears(server, page):
     url, root = server
     page.goto(f"{url}/retrain")
     wait_ready(page, charts=0)
+    preset = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Preset", exact=True))
+    preset.click()
+    page.get_by_role("option", name="quick").click()
+    wait_ready(page, charts=0)
     name_box = page.get_by_label("Experiment name")
     name_box.fill("e2e-tiny")
-    page.get_by_text("Quick run (tiny model and data").click()
-    # Keep it tiny: drop SAML and BST from the model chips, leaving BST-Individual alone.
+    # Keep it tiny: replace the default models by the logistic regression alone.
     models = page.locator('[data-testid="stMultiSelect"]').first.locator("input")
     models.click()
-    models.press("Backspace")
-    models.press("Backspace")
+    for _ in range(3):
+        models.press("Backspace")
+    models.fill("LR")
+    page.get_by_role("option", name="LR (target encoding)").click()
     page.keyboard.press("Escape")
     expect(page.locator('[data-testid="stMultiSelect"]').first.get_by_text("SAML", exact=True)).to_have_count(0)
     page.get_by_role("button", name="Validate and launch").click()
