@@ -18,11 +18,11 @@ from saml_core.artifacts import ArtifactError
 from saml_core.jobs import JobQueue
 
 __all__ = ["ArtifactError", "root", "fingerprint", "experiments", "experiment", "report",
-           "probes", "jobs", "jobs_dir"]
+           "probes", "maps", "jobs", "jobs_dir"]
 
 # Files whose change means "re-read": small JSON files and the arrays pages use.
 _WATCHED = ("experiment.json", "experiment_status.json", "config.json", "metrics.json",
-            "history.json", "probes.npz", "predictions.npz", "status.json", "model.pt")
+            "history.json", "probes.npz", "predictions.npz", "status.json", "model.pt", "maps.npz")
 
 
 def root() -> Path:
@@ -126,6 +126,17 @@ def probes(name: str, run_id: str, artifacts: Path | None = None) -> dict[str, n
     artifacts = artifacts or root()
     key = _stat_key(artifacts / name / run_id / "probes.npz")
     return _probes(str(artifacts.resolve()), name, run_id, key)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _maps(artifacts: str, name: str, run_id: str, mtime_key: tuple):
+    return registry.load_experiment(artifacts, name).run(run_id).load_maps()
+
+
+def maps(name: str, run_id: str, artifacts: Path | None = None) -> dict | None:
+    """maps.npz of one run (the 2-D maps its training job stored), or None."""
+    artifacts = artifacts or root()
+    return _maps(str(artifacts.resolve()), name, run_id, _stat_key(artifacts / name / run_id / "maps.npz"))
 
 
 def probes_path(name: str, run_id: str, artifacts: Path | None = None) -> Path:

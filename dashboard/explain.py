@@ -45,9 +45,9 @@ def glossary(n: Noun) -> str:
   (0.5 = guessing, 1.0 = perfect). Small gains matter: +0.01 AUC is large in advertising.
 - **Logloss** — how far predicted click probabilities are from what happened (lower is better).
 - **Verdict vs BST** — from a paired statistical test on the same test samples, using every
-  seed (the predictions averaged over model seeds, the data seeds combined): *better* / *worse*
-  when the test says so (p < 0.05 after a Holm correction for testing every {n.one}), else
-  *no detectable difference*.
+  seed (the AUC differences averaged over model seeds, with their spread; independent data seeds
+  combined): *better* / *worse* when the test says so (p < 0.05 after a Holm correction for
+  testing every {n.one}), else *no detectable difference*.
 - **RelaImpr** — improvement over BST relative to BST's distance from guessing:
   ((AUC − 0.5) / (AUC of BST − 0.5) − 1) × 100 %. Shown only where BST is clearly better than
   guessing (its 95 % interval above 0.5); near 0.5 the ratio is meaningless.

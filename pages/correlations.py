@@ -90,16 +90,19 @@ if truth is not None:
     rho = [x["spearman"][layer] for x in recs if x.get("spearman") and x["spearman"][layer] is not None]
     part = [x["partial"][layer] for x in recs if x.get("partial") and x["partial"][layer] is not None]
     sig = sum(1 for x in recs if x.get("p_value") and x["p_value"][layer] is not None and x["p_value"][layer] < 0.05)
+    pw_rho = [x["pairwise_spearman"][layer] for x in recs if x.get("pairwise_spearman")
+              and x["pairwise_spearman"][layer] is not None]
     nulls = recs[0].get("null_scores", {}) if recs else {}
     ms = ev.mean_std(rho)
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric("Recovery (Spearman, learned α vs planted)",
                    "n/a" if ms["mean"] is None else f"{ms['mean']:+.2f}" + (f" ± {ms['std']:.2f}" if ms["n"] > 1 else ""),
                    help="Rank correlation over all pairs, one value per run; mean ± std over runs.")
     cols[1].metric("Significant in (Mantel permutation test, p < 0.05)", f"{sig} of {len(recs)} runs")
-    pm = ev.mean_std(part)
-    cols[2].metric("Controlling for traffic (partial Spearman)",
-                   "n/a" if pm["mean"] is None else f"{pm['mean']:+.2f}" + (f" ± {pm['std']:.2f}" if pm["n"] > 1 else ""))
+    for col, label, vals in ((cols[2], "Controlling for traffic (partial Spearman)", part),
+                             (cols[3], "On the pairwise part only (Spearman)", pw_rho)):
+        m = ev.mean_std(vals)
+        col.metric(label, "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1 else ""))
     if nulls:
         st.caption("What similarities that know nothing about tastes score against the same planted truth: " +
                    ", ".join(f"{name} {v:+.2f}" for name, v in nulls.items() if v is not None) +

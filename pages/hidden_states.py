@@ -1,4 +1,5 @@
-"""Hidden states: UMAP of the branches' internal representations."""
+"""Hidden states: 2-D maps (UMAP, PCA) of the branches' internal representations; the training job
+stores maps of 1,000 points, so the page draws them at once."""
 import streamlit as st
 
 from dashboard import charts, data_access as da, embedding, explain, ui
@@ -36,36 +37,51 @@ layers = embedding.hidden_layers(pr, view)
 layer = c3.selectbox("Layer", layers, key="hs_layer",
                      format_func=lambda i: f"Hidden layer {i + 1} of {len(layers)}")
 
-h = embedding.hidden(pr, view, layer)
-n_max = int(h.shape[0]) if view == "own" else int(h.shape[0] * h.shape[1])
-sizes = [s for s in (500, 1000, 2000, 5000) if s < n_max] + [n_max]
-c1, c2 = st.columns(2)
-size = c1.select_slider("Points", sizes, value=min(sizes, key=lambda s: abs(s - 1000)), key="hs_size",
-                        help="More points show more detail; the first map of a new size takes a while.")
+n_max = embedding.n_points(pr, view, layer)
+ready = embedding.stored_size(pr, view, layer)
+stored_maps = da.maps(exp.name, run_id)
+sizes = sorted({s for s in (500, 1000, 2000, 5000) if s < n_max} | {n_max, ready})
+c1, c2, c3 = st.columns([2, 1, 2])
+size = c1.select_slider("Points", sizes, value=ready if stored_maps else min(sizes, key=lambda s: abs(s - 1000)),
+                        key="hs_size", help=f"Maps of {ready:,} points were computed by the training job and draw at "
+                                            "once; other sizes are computed now (UMAP: seconds to a minute).")
+method = c2.radio("Method", ["umap", "pca"], format_func={"umap": "UMAP", "pca": "PCA"}.get, key="hs_method",
+                  help="UMAP keeps neighbours together (clusters); PCA keeps the largest directions of spread "
+                       "(a linear view, no clusters invented).")
 color_options = {"scenario": f"{n.One} of the sample", "branch": "Branch", "label": "Clicked or not",
                  "pred": "Predicted click probability"}
 default_color = "scenario" if view == "own" else "branch"
-color_by = c2.selectbox("Colour by", list(color_options), format_func=color_options.get,
+color_by = c3.selectbox("Colour by", list(color_options), format_func=color_options.get,
                         index=list(color_options).index(default_color), key=f"hs_color_{view}")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _embedding(name: str, run_id: str, probes_key: tuple, view: str, layer: int, size: int,
+def _embedding(name: str, run_id: str, probes_key: tuple, view: str, layer: int, size: int, method: str,
                scenario_names: tuple[str, ...]):
-    probes = da.probes(name, run_id)
-    return embedding.embed(probes, da.probes_path(name, run_id), da.root() / ".cache" / "umap",
-                           view, layer, size, list(scenario_names))
+    return embedding.embed(da.probes(name, run_id), da.probes_path(name, run_id), da.root() / ".cache" / "umap",
+                           view, layer, size, list(scenario_names), method, da.maps(name, run_id))
 
 
 probes_key = tuple(da.fingerprint(da.root(), exp.name))
-with st.status("Preparing the map…", expanded=False) as box:
-    box.update(label=f"Computing the 2-D map of {size:,} points (UMAP, a few seconds the first time)…")
-    df, from_cache = _embedding(exp.name, run_id, probes_key, view, layer, size, tuple(names))
-    box.update(label=f"Map of {len(df):,} points ready", state="complete")
+has_stored = embedding.stored(stored_maps, method, view, layer, len(embedding.points(pr, view, layer, size, names)[0]))
+has_stored = has_stored is not None
+if has_stored or method == "pca":
+    df, source = _embedding(exp.name, run_id, probes_key, view, layer, size, method, tuple(names))
+else:
+    with st.status(f"Computing a {method.upper()} map of {size:,} points…", expanded=False) as box:
+        box.update(label=f"Computing a UMAP map of {size:,} points: the first map in a new app process takes "
+                         "up to a minute (compiling), later ones seconds. Maps of "
+                         f"{ready:,} points are ready at once.")
+        df, source = _embedding(exp.name, run_id, probes_key, view, layer, size, method, tuple(names))
+        box.update(label=f"Map of {len(df):,} points ready", state="complete")
 
 palette = {"scenario": colors, "branch": colors,
            "label": {"clicked": "#E45756", "not clicked": "#4C78A8"}}.get(color_by)
-title = (f"{views[view]}, hidden layer {layer + 1} — coloured by {color_options[color_by].lower()}")
-st.plotly_chart(charts.umap_scatter(df, color_by, title, palette, color_options[color_by]),
-                width="stretch", key="umap")
+axis = "UMAP dimension" if method == "umap" else "Principal component"
+title = f"{views[view]}, hidden layer {layer + 1}"
+st.plotly_chart(charts.umap_scatter(df, color_by, title, palette, color_options[color_by], x_title=f"{axis} 1",
+                                    y_title=f"{axis} 2"), width="stretch", key="umap")
 st.caption(explain.umap_own(n) if view == "own" else explain.umap_all(n))
+st.caption({"stored": "Map computed by the training job.", "cache": "Map computed earlier and kept on disk.",
+            "computed": "Map computed just now and kept on disk for next time."}[source]
+           + " Hover a dot for its sample's " + n.one + ", whether it was clicked and the predicted probability.")

@@ -137,47 +137,63 @@ def combine(tests: list[dict]) -> dict:
     return {"auc_diff": diff, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
 
 
+def seed_mean_test(tests: list[dict]) -> dict:
+    """Paired tests of several seed pairs on ONE test set -> the mean AUC difference and its
+    variance: the test-sampling part (the mean of the DeLong variances, as if the seeds' errors were
+    fully correlated on the shared test samples: conservative) plus the seed-to-seed part (the
+    variance of the differences over seeds / number of seeds)."""
+    ok = [t for t in tests if t.get("auc_diff") is not None]
+    if not ok:
+        return {"auc_diff": None, "var": None}
+    diffs = np.array([t["auc_diff"] for t in ok])
+    var = float(np.mean([t["var"] for t in ok]))
+    if len(ok) > 1:
+        var += float(np.var(diffs, ddof=1)) / len(ok)
+    return {"auc_diff": float(diffs.mean()), "var": var}
+
+
 def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[np.ndarray],
                           model_preds: list[list[np.ndarray]], base_preds: list[list[np.ndarray]],
                           names: list[str]) -> dict:
     """A model against the baseline over every seed: per scenario and overall.
 
     label_by_split[d], scen_by_split[d]: the test split of data seed d; model_preds[d] /
-    base_preds[d]: the runs' predictions on it (one per model seed, paired by position).
-    Within a data seed the test is the paired DeLong test of the seed-averaged predictions
-    (the model as a method, not one lucky seed); data seeds are independent test sets and are
-    combined by inverse variance. The per-scenario p-values are Holm-adjusted over scenarios.
-    Also counted: in how many single runs (seed pairs) the model was ahead, and significantly
-    so (p < 0.05, unadjusted) in each direction."""
-    k = len(names)
+    base_preds[d]: the runs' predictions on it, paired by model seed (same position). Within a data
+    seed the AUC differences of the seed pairs are averaged (`seed_mean_test`: the mean AUC
+    shown on the pages, with test-sampling and seed-to-seed uncertainty); data seeds are independent
+    test sets, combined by inverse variance. Per-scenario p-values are Holm-adjusted over
+    scenarios. Also counted: in how many single runs (seed pairs) the model was ahead, and
+    significantly so (p < 0.05, unadjusted) in each direction."""
     cells = {name: {"tests": [], "runs": 0, "ahead": 0, "sig_better": 0, "sig_worse": 0, "base_ci_low": []}
              for name in names + ["overall"]}
     for label, scen, mp, bp in zip(label_by_split, scen_by_split, model_preds, base_preds):
         if not mp or not bp:
             continue
-        a_mean, b_mean = np.mean(mp, axis=0), np.mean(bp, axis=0)
         masks = [(name, scen == j) for j, name in enumerate(names)] + [("overall", np.ones(len(label), bool))]
         for name, m in masks:
             cell = cells[name]
             if not m.any():
                 continue
-            cell["tests"].append(_paired(label[m], a_mean[m], b_mean[m]))
-            cell["base_ci_low"].append(auc_ci(label[m], b_mean[m])[1])
+            pairs = []
             for a, b in zip(mp, bp):
-                t = paired_delong(label[m], a[m], b[m])
+                t = _paired(label[m], a[m], b[m])
                 if t["auc_diff"] is None:
                     continue
+                pairs.append(t)
                 cell["runs"] += 1
                 cell["ahead"] += t["auc_diff"] > 0
-                if t["p_value"] is not None and t["p_value"] < ALPHA:
+                p = _p_value(t)
+                if p is not None and p < ALPHA:
                     cell["sig_better" if t["auc_diff"] > 0 else "sig_worse"] += 1
+                cell["base_ci_low"].append(auc_ci(label[m], b[m])[1])
+            cell["tests"].append(seed_mean_test(pairs))
     out = {}
     for name, cell in cells.items():
         c = combine(cell["tests"])
         lows = [x for x in cell["base_ci_low"] if x is not None and np.isfinite(x)]
         out[name] = {**c, "runs": cell["runs"], "ahead_in": cell["ahead"], "significantly_better_in":
                      cell["sig_better"], "significantly_worse_in": cell["sig_worse"],
-                     "base_ci_low": min(lows) if lows else None}
+                     "base_ci_low": float(np.mean(lows)) if lows else None}
     adjusted = holm([out[n]["p_value"] for n in names])
     for n, p_adj in zip(names, adjusted):
         out[n]["p_holm"] = p_adj
@@ -185,6 +201,14 @@ def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[
     out["overall"]["p_holm"] = out["overall"]["p_value"]  # one test: nothing to adjust
     out["overall"]["verdict"] = verdict(out["overall"]["auc_diff"], out["overall"]["p_value"])
     return out
+
+
+def _p_value(t: dict) -> float | None:
+    if t.get("auc_diff") is None:
+        return None
+    if t["var"] <= 1e-18:
+        return 1.0 if abs(t["auc_diff"]) < 1e-12 else 0.0
+    return float(2 * stats.norm.sf(abs(t["auc_diff"]) / np.sqrt(t["var"])))
 
 
 def scenario_metrics(label, pred, scenario, scenario_names, with_ci: bool = True) -> dict:
@@ -251,32 +275,26 @@ def matrix_agreement(learned: np.ndarray, truth: np.ndarray, control: np.ndarray
     (one-sided, "at least this much agreement"): scenario labels of `learned` are permuted,
     rows and columns together, because the pairs of one scenario are not independent (scipy's
     p would treat the 45 pairs of 10 scenarios as 45 independent observations).
-    partial: the Spearman correlation controlling for `control` (e.g. a traffic-only matrix), with
-    its own permutation p-value."""
+    partial: the Spearman correlation controlling for `control` (e.g. a traffic-only matrix), a
+    descriptive figure (a permutation test of a partial rank correlation is not calibrated when
+    the control relates non-linearly to both matrices, so none is given)."""
     learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     k = truth.shape[0]
     x, y = upper(learned), upper(truth)
     rho = _spearman(x, y)
-    out = {"spearman": rho, "p_value": None, "partial": None, "partial_p_value": None, "n_perm": n_perm}
+    out = {"spearman": rho, "p_value": None, "partial": None, "n_perm": n_perm}
     if rho is None:
         return out
-    z = upper(control) if control is not None else None
-    r_yz = _spearman(y, z) if z is not None else None
-    part = _partial(rho, _spearman(x, z), r_yz) if z is not None else None
-    out["partial"] = part
+    if control is not None:
+        z = upper(control)
+        out["partial"] = _partial(rho, _spearman(x, z), _spearman(y, z))
     rng = np.random.default_rng(seed)
-    hits = hits_partial = 0
+    hits = 0
     for _ in range(n_perm):
         perm = rng.permutation(k)
-        xp = upper(learned[np.ix_(perm, perm)])
-        r = _spearman(xp, y)
+        r = _spearman(upper(learned[np.ix_(perm, perm)]), y)
         hits += r is not None and r >= rho - 1e-12
-        if part is not None:
-            rp = _partial(r, _spearman(xp, z), r_yz)
-            hits_partial += rp is not None and rp >= part - 1e-12
     out["p_value"] = (1 + hits) / (1 + n_perm)
-    if part is not None:
-        out["partial_p_value"] = (1 + hits_partial) / (1 + n_perm)
     return out
 
 
@@ -302,13 +320,19 @@ def similarity_recovery(alpha_mean: np.ndarray, truth: np.ndarray, traffic: np.n
     control = traffic_matrix(traffic) if traffic is not None else None
     layers = [matrix_agreement(layer, truth, control, n_perm=n_perm)
               for layer in np.asarray(alpha_mean, dtype=np.float64)]
-    out = {key: [l[key] for l in layers] for key in ("spearman", "p_value", "partial", "partial_p_value")}
+    out = {key: [l[key] for l in layers] for key in ("spearman", "p_value", "partial")}
+    # the same on the pairwise part of alpha (each branch's overall pull removed: see decompose_alpha)
+    pairwise = [matrix_agreement(decompose_alpha(layer)["pairwise"], truth, n_perm=n_perm)
+                for layer in np.asarray(alpha_mean, dtype=np.float64)]
+    out["pairwise_spearman"] = [l["spearman"] for l in pairwise]
+    out["pairwise_p_value"] = [l["p_value"] for l in pairwise]
     null_mats = dict(nulls or {})
     if control is not None:
         null_mats.setdefault("traffic only", control)
     out["null_scores"] = {name: _spearman(upper(m), upper(truth)) for name, m in null_mats.items()}
     out["test"] = (f"Spearman over scenario pairs; p: one-sided Mantel permutation test ({n_perm} "
-                   "permutations of scenario labels); partial: controlling for traffic share x share")
+                   "permutations of scenario labels); partial: controlling for traffic share x share; "
+                   "pairwise: on alpha minus each branch's column effect and each scenario's row effect")
     return out
 
 

@@ -97,6 +97,17 @@ class Run:
                                                                .get("scenario_names", [])) or None)
         return arrays
 
+    def load_maps(self) -> dict[str, np.ndarray] | None:
+        """maps.npz (2-D maps stored by the training job), or None when absent or unreadable: the
+        dashboard then computes what it needs."""
+        path = self.path / "maps.npz"
+        if not path.exists():
+            return None
+        try:
+            return {k: v for k, v in art.load_npz(path).items() if v.ndim == 2 and v.shape[1] == 2}
+        except ArtifactError:
+            return None
+
     def load_predictions(self) -> np.ndarray | None:
         p = self.path / "predictions.npz"
         if not p.exists():
@@ -435,8 +446,12 @@ def _recovery_summary(recs: list[dict]) -> dict:
         rho = [r["spearman"][l] for r in recs if len(r.get("spearman") or []) > l]
         p = [r["p_value"][l] for r in recs if len(r.get("p_value") or []) > l]
         part = [r["partial"][l] for r in recs if len(r.get("partial") or []) > l]
-        out.append({"spearman": ev.mean_std(rho), "partial": ev.mean_std(part),
-                    "significant_in": sum(1 for x in p if x is not None and x < ev.ALPHA), "runs": len(rho)})
+        pw = [r["pairwise_spearman"][l] for r in recs if len(r.get("pairwise_spearman") or []) > l]
+        pw_p = [r["pairwise_p_value"][l] for r in recs if len(r.get("pairwise_p_value") or []) > l]
+        out.append({"spearman": ev.mean_std(rho), "partial": ev.mean_std(part), "pairwise": ev.mean_std(pw),
+                    "significant_in": sum(1 for x in p if x is not None and x < ev.ALPHA),
+                    "pairwise_significant_in": sum(1 for x in pw_p if x is not None and x < ev.ALPHA),
+                    "runs": len(rho)})
     nulls = {}
     for r in recs:
         for k, v in (r.get("null_scores") or {}).items():
@@ -462,8 +477,9 @@ def report_markdown(doc: dict) -> str:
     runs = doc["runs"]
     seeds = sorted({r["seed"] for r in runs if r["seed"] is not None})
     lines.append(f"{len(runs)} runs: model seeds {seeds}, data seeds {doc['data_seeds']}. Means ± std over "
-                 f"runs; verdicts against {ref} use every seed (paired DeLong test of seed-averaged predictions per "
-                 "data seed, combined over data seeds; per-" + noun + " p-values Holm-adjusted).")
+                 f"runs; verdicts against {ref} use every seed (paired DeLong tests, AUC differences averaged over "
+                 "model seeds with their spread, data seeds combined by inverse variance; per-" + noun +
+                 " p-values Holm-adjusted).")
     for d in doc.get("dropped_scenarios") or []:
         lines.append(f"- left out: {d.get('scenario')} — {d.get('reason')}")
     for n in doc.get("notes") or []:
@@ -520,9 +536,11 @@ def report_markdown(doc: dict) -> str:
         lines += ["", "## Similarity recovery (mean alpha vs planted similarity, per mutual unit)", ""]
         for s, r in rec:
             for l, layer in enumerate(r["layers"]):
-                lines.append(f"- {s['label']}, unit {l + 1}: Spearman {_ms(layer['spearman'], '+.2f')}, partial "
-                             f"(traffic controlled) {_ms(layer['partial'], '+.2f')}; significant (Mantel p < 0.05) "
-                             f"in {layer['significant_in']} of {layer['runs']} runs")
+                lines.append(f"- {s['label']}, unit {l + 1}: Spearman {_ms(layer['spearman'], '+.2f')} "
+                             f"(significant, Mantel p < 0.05, in {layer['significant_in']} of {layer['runs']} runs); "
+                             f"partial, traffic controlled {_ms(layer['partial'], '+.2f')}; on the pairwise part "
+                             f"{_ms(layer['pairwise'], '+.2f')} (significant in {layer['pairwise_significant_in']} "
+                             f"of {layer['runs']})")
             nulls = ", ".join(f"{k} {_fmt(v, '+.2f')}" for k, v in r["null_scores"].items())
             if nulls:
                 lines.append(f"  - null matrices against the same truth: {nulls}")

@@ -116,8 +116,8 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     if n == 0:  # e.g. a BST-Individual scenario without train rows: nothing to learn
         return FitResult(history=history, best_epoch=best_epoch, best_valid_auc=best_auc, epochs_run=0,
                          seconds=0.0, resumed_from=resumed_from, stopped="no training rows")
-    if not tcfg.resolved:
-        raise ConfigError("fit() needs resolved training settings (saml_core.config.resolve_for_data)")
+    if not tcfg.resolved:  # settings left to the data: derived from this train/valid pair
+        tcfg = resolve_for_data(tcfg, n, int(valid.label.sum().item()))
     bs = tcfg.batch_size
     steps = max(1, -(-n // bs))
     if tcfg.max_train_batches:
@@ -148,7 +148,8 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
                 loss = model.loss(out, b.label)
             if not torch.isfinite(loss):  # one NaN step poisons every weight: stop with the reason
                 bar.close()
-                raise TrainingFailed(f"{desc}: training diverged, the loss became {float(loss)} at epoch "
+                what = "NaN" if torch.isnan(loss) else "infinite"
+                raise TrainingFailed(f"{desc}: training diverged, the loss became {what} at epoch "
                                      f"{epoch + 1}, step {step + 1} (learning rate {tcfg.lr:g}; inputs with "
                                      "huge values or a too large learning rate cause this)")
             opt.zero_grad()
@@ -286,6 +287,10 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         if set(probes) - BASIC_PROBES:  # the model gave more than its predictions
             art.save_npz(run_dir / "probes.npz", probes)
             metrics.update(probe_summaries(model, probes, data))
+        if "hidden" in entry.probes and cfg.keep_weights:  # the dashboard draws these at once
+            from saml_core.maps import compute_maps
+
+            art.save_npz(run_dir / "maps.npz", compute_maps(probes))
     art.write_json(run_dir / "metrics.json", metrics)
     # finished: model.pt + metrics.json are the run; resume state is no longer needed
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -71,10 +71,10 @@ def test_relaimpr_and_metrics_per_scenario():
 
 def test_similarity_recovery_and_alpha_matrix():
     truth = np.array([[1, .9, .1, .2], [.9, 1, .2, .1], [.1, .2, 1, .8], [.2, .1, .8, 1]])
-    rec = ev.similarity_recovery(truth[None] * 0.5, truth)
+    rec = ev.similarity_recovery(truth[None] * 0.5, truth, n_perm=200)
     assert rec["spearman"][0] == pytest.approx(1.0)
-    rec = ev.similarity_recovery(-truth[None], truth)
-    assert rec["spearman"][0] == pytest.approx(-1.0)
+    rec = ev.similarity_recovery(-truth[None], truth, n_perm=200)
+    assert rec["spearman"][0] == pytest.approx(-1.0) and rec["p_value"][0] > 0.9  # one-sided: no agreement
     alpha = np.zeros((1, 4, 3))
     alpha[0, :, 1] = 1
     am = ev.alpha_matrix(alpha, np.array([0, 0, 1, 1]), 3)
@@ -88,3 +88,117 @@ def test_data_similarity_overlap():
     sim = ev.data_similarity(cat, label, scen, 3)
     assert sim[0, 0] == 1 and sim[0, 1] == 0 and sim[0, 2] == pytest.approx(0.5)
     np.testing.assert_allclose(sim, sim.T)
+
+
+def test_relaimpr_is_withheld_where_the_baseline_is_not_above_chance():
+    # taobao-demo city level 0: SAML 0.384 below BST 0.451 would read +135 % ("better")
+    assert ev.relaimpr(0.384, 0.451) == pytest.approx(136.7, abs=0.1)
+    value, why = ev.relaimpr_guarded(0.384, 0.451, base_ci_low=0.30)
+    assert value is None and "not clearly above chance" in why
+    value, why = ev.relaimpr_guarded(0.7526, 0.7430, base_ci_low=0.73)
+    assert value == pytest.approx(3.95, abs=0.01) and why is None
+
+
+def test_holm_and_verdicts_follow_the_test_not_relaimpr():
+    adj = ev.holm([0.01, 0.04, 0.03, None])
+    assert adj == pytest.approx([0.03, 0.06, 0.06, None], abs=1e-12)
+    assert ev.verdict(+0.02, 0.001) == "better" and ev.verdict(-0.02, 0.001) == "worse"
+    assert ev.verdict(+0.02, 0.2) == "no detectable difference" and ev.verdict(None, None) == "n/a"
+    # a significant win below chance is still a win: the direction is the AUC difference, not RelaImpr
+    assert ev.verdict(0.384 - 0.30, 5e-5) == "better"
+
+
+def test_combining_independent_tests_by_inverse_variance():
+    c = ev.combine([{"auc_diff": 0.02, "var": 1e-4}, {"auc_diff": 0.02, "var": 1e-4}])
+    single = ev.combine([{"auc_diff": 0.02, "var": 1e-4}])
+    assert c["auc_diff"] == pytest.approx(0.02) and c["z"] == pytest.approx(single["z"] * np.sqrt(2))
+    w = ev.combine([{"auc_diff": 0.0, "var": 1e-4}, {"auc_diff": 0.04, "var": 1e-2}])
+    assert 0 < w["auc_diff"] < 0.001  # the precise test dominates
+
+
+def _scen_scores(seed, shift_by_scen, n=3000, k=3):
+    rng = np.random.default_rng(seed)
+    scen = rng.integers(0, k, n)
+    y = (rng.random(n) < 0.2).astype(int)
+    base = rng.normal(size=n) + 0.6 * y
+    return y, scen, base
+
+
+def test_compare_with_baseline_uses_every_seed_and_counts_runs():
+    names = ["a", "b", "c"]
+    labels, scens, model, base = [], [], [], []
+    for d in range(2):
+        y, scen, signal = _scen_scores(d, None)
+        labels.append(y)
+        scens.append(scen)
+        rng = np.random.default_rng(100 + d)
+        # the model is better in scenario a only (less noise there), equal elsewhere
+        mp, bp = [], []
+        for s in range(3):
+            noise_m = rng.normal(size=len(y)) * np.where(scen == 0, 0.3, 1.0)
+            mp.append(signal + noise_m)
+            bp.append(signal + rng.normal(size=len(y)))
+        model.append(mp)
+        base.append(bp)
+    out = ev.compare_with_baseline(labels, scens, model, base, names)
+    assert out["a"]["verdict"] == "better" and out["a"]["runs"] == 6 and out["a"]["ahead_in"] == 6
+    assert out["b"]["verdict"] == "no detectable difference" and out["c"]["verdict"] == "no detectable difference"
+    assert out["a"]["p_holm"] >= out["a"]["p_value"] and out["overall"]["p_holm"] == out["overall"]["p_value"]
+    assert out["a"]["base_ci_low"] > 0.5
+
+
+def test_mantel_permutation_p_is_honest_about_pairs():
+    rng = np.random.default_rng(0)
+    k = 8
+    truth = rng.random((k, k))
+    truth = (truth + truth.T) / 2
+    unrelated = rng.random((k, k))
+    p_vals = [ev.matrix_agreement(rng.random((k, k)), truth, n_perm=199, seed=i)["p_value"] for i in range(40)]
+    assert 0.0 < np.mean(np.array(p_vals) < 0.05) < 0.2  # ~5 % false positives under the null
+    same = ev.matrix_agreement(truth + 0.01 * unrelated, truth, n_perm=999)
+    assert same["spearman"] > 0.9 and same["p_value"] < 0.01
+    # two matrices that share only a common component agree, but not once it is controlled for
+    big = 20
+    common = rng.random((big, big))
+    common = common + common.T
+    noise = lambda: 0.4 * rng.random((big, big))  # noqa: E731
+    part = ev.matrix_agreement(common + noise(), common + noise(), control=common, n_perm=99)
+    assert part["spearman"] > 0.6 and abs(part["partial"]) < 0.2
+
+
+def test_decompose_alpha_separates_pull_and_pairwise():
+    k = 5
+    col = np.array([0.04, 0.01, -0.01, -0.02, -0.02])
+    pair = np.zeros((k, k))
+    pair[1, 2] = pair[2, 1] = 0.005
+    pair[3, 4] = pair[4, 3] = 0.005
+    a = 1 / (k - 1) + col[None, :] + pair
+    np.fill_diagonal(a, np.nan)
+    a = a / np.nansum(a, axis=1, keepdims=True)  # rows of a softmax sum to 1
+    parts = ev.decompose_alpha(a)
+    assert np.argmax(parts["column"]) == 0 and parts["share_column"] > 0.7
+    pw = parts["pairwise"]
+    assert pw[1, 2] > 0 and pw[3, 4] > 0 and pw[1, 2] > pw[1, 3]
+    recon = parts["even"] + parts["row"][:, None] + parts["column"][None, :] + pw
+    off = ~np.eye(k, dtype=bool)
+    np.testing.assert_allclose(recon[off], a[off], atol=1e-12)
+
+
+def test_linear_cka_is_invariant_to_rotation_and_scale():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6))
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    assert ev.linear_cka(x, 3 * x @ q) == pytest.approx(1.0)
+    assert ev.linear_cka(x, rng.normal(size=(200, 6))) < 0.2
+    h = np.stack([x, x @ q, rng.normal(size=(200, 6))], axis=1)
+    m = ev.branch_cka(h)
+    assert m[0, 1] == pytest.approx(1.0) and m[0, 2] < 0.2 and np.allclose(m, m.T)
+
+
+def test_pair_stability_and_spearman_test():
+    mats = [np.array([[0, 3, 1], [3, 0, 2], [1, 2, 0.0]]) for _ in range(3)]
+    st = ev.pair_stability(mats)
+    assert st["share_above_median"][0, 1] == 1.0 and st["share_above_median"][0, 2] == 0.0
+    t = ev.spearman_test([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
+    assert t["rho"] == pytest.approx(-1.0) and t["p_value"] < 0.05 and t["n"] == 5
+    assert ev.spearman_test([1, 2], [1, 2])["rho"] is None

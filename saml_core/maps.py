@@ -1,0 +1,97 @@
+"""2-D maps of branch hidden states (UMAP and PCA), computed by the training job and stored next to
+the probes (maps.npz), so the dashboard draws them at once instead of fitting UMAP (seconds, plus
+numba's compile in every new process) while a viewer waits. Maps of other sizes are computed on
+demand by the dashboard with the same functions.
+
+Views: "own" = each probe sample through its own scenario's branch (hidden_own_<layer>, [N, H]);
+"all" = the every-branch subsample through every branch (hidden_all_<layer>, [M, K, H] -> M*K points).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+VIEWS = ("own", "all")
+METHODS = ("umap", "pca")
+STORED_POINTS = 1000  # the map size the training job stores per view and layer
+EXACT_NEIGHBOURS_MAX = 1500  # points; above this, approximate neighbours (NN-descent)
+
+
+def subsample(n_total: int, size: int, seed: int = 0) -> np.ndarray:
+    """Fixed, sorted sample of positions (same size -> same samples across reruns and processes)."""
+    if size >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=size, replace=False))
+
+
+def hidden_layers(probes: dict, view: str) -> list[int]:
+    """Hidden layers with states for a view: keys hidden_<view>_<l> (one per layer, sizes differ)."""
+    prefix = f"hidden_{view}_"
+    return sorted(int(k[len(prefix):]) for k in probes if k.startswith(prefix) and k[len(prefix):].isdigit())
+
+
+def n_points(probes: dict, view: str, layer: int) -> int:
+    h = probes[f"hidden_{view}_{layer}"]
+    return int(h.shape[0]) if view == "own" else int(h.shape[0] * h.shape[1])
+
+
+def points(probes: dict, view: str, layer: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x [P, H] float32, probe row of each point [P], branch of each point [P]) for `size` points."""
+    scen = probes["scenario"].astype(int)
+    if view == "own":
+        h = probes[f"hidden_own_{layer}"]  # [N, H]
+        pos = subsample(h.shape[0], size)
+        return np.asarray(h[pos], dtype=np.float32), pos, scen[pos]
+    if view == "all":
+        h = probes[f"hidden_all_{layer}"]  # [M, K, H]
+        m, k, _ = h.shape
+        pos = subsample(m, max(1, min(m, size // k)))
+        rows = probes["hidden_all_index"].astype(int)[pos]
+        x = np.asarray(h[pos], dtype=np.float32).reshape(len(pos) * k, -1)
+        return x, np.repeat(rows, k), np.tile(np.arange(k), len(pos))
+    raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
+
+
+def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    import umap  # imported lazily: importing umap/numba costs seconds
+
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, max(2, len(x) - 1)),
+                        min_dist=0.1, random_state=seed, low_memory=True, n_jobs=1,
+                        n_epochs=200,  # UMAP's default 500 epochs below 10k points triples the cost
+                        # below 4,096 points UMAP computes exact neighbours in pure numba: 11 s for
+                        # 4,000 states of 256 dims against 1.6 s with NN-descent. Small maps keep
+                        # the exact path: its first-use compile is ~15 s shorter than NN-descent's
+                        force_approximation_algorithm=len(x) > EXACT_NEIGHBOURS_MAX)
+    return reducer.fit_transform(x).astype(np.float32)
+
+
+def fit_pca(x: np.ndarray) -> np.ndarray:
+    """The first two principal components (deterministic: signs fixed by the largest loading)."""
+    xc = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    comp = vt[:2]
+    comp *= np.sign(comp[np.arange(len(comp)), np.argmax(np.abs(comp), axis=1)])[:, None]
+    out = xc @ comp.T
+    if out.shape[1] < 2:  # one hidden unit: a line
+        out = np.concatenate([out, np.zeros((len(out), 2 - out.shape[1]))], axis=1)
+    return out.astype(np.float32)
+
+
+def fit(method: str, x: np.ndarray) -> np.ndarray:
+    if len(x) < 3:
+        return np.zeros((len(x), 2), dtype=np.float32)
+    return fit_umap(x) if method == "umap" else fit_pca(x)
+
+
+def stored_size(probes: dict, view: str, layer: int) -> int:
+    return min(STORED_POINTS, n_points(probes, view, layer))
+
+
+def compute_maps(probes: dict) -> dict[str, np.ndarray]:
+    """Every view and layer at `stored_size` points, by UMAP and PCA: {f"{method}_{view}_{layer}": [P, 2]}."""
+    out = {}
+    for view in VIEWS:
+        for layer in hidden_layers(probes, view):
+            x, _, _ = points(probes, view, layer, stored_size(probes, view, layer))
+            for method in METHODS:
+                out[f"{method}_{view}_{layer}"] = fit(method, x)
+    return out
