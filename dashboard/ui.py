@@ -172,6 +172,8 @@ def runs_with_probes(exp, capability: str) -> list:
     from saml_core.models import registry as models
 
     candidates = [r for r in exp.runs if (e := models.find(r.model)) is not None and capability in e.probes]
+    if capability == "hidden":  # demo storage keeps hidden states for each model's first run only
+        candidates = [r for r in candidates if not r.finished or r.metrics.get("hidden_states_kept", True)]
     broken_runs_notice(exp, candidates)
     for r in candidates:
         if r.error is None and not r.has_probes:

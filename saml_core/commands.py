@@ -34,8 +34,9 @@ def add_commands(subparsers) -> None:
                    help=f"comma list of models ('default' = {','.join(registry.default_ids())}; "
                         f"all: {','.join(registry.ids())}); bst,saml with --sweep")
     e.add_argument("--sweep", default=None, choices=["emb", "heads", "depth"], help="sensitivity sweep (paper Fig. 2)")
-    e.add_argument("--keep-weights", default="all", choices=["all", "first-seed"],
-                   help="first-seed: keep model.pt of the first model seed only (metrics and predictions of all)")
+    e.add_argument("--keep-weights", default="all", choices=["all", "first-run"],
+                   help="first-run: keep model.pt, hidden states and maps of the first model seed on the first "
+                        "data seed only (metrics, predictions, alpha and gates of every run): demo storage")
     e.add_argument("--overwrite", action="store_true",
                    help="retrain runs of this experiment that were trained with other settings")
     e.add_argument("--spec", default=None,

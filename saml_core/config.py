@@ -231,7 +231,8 @@ class RunConfig:
     train_config: TrainConfig = field(default_factory=TrainConfig)
     probe_size: int = 3000  # evaluation subset for probes (stratified by scenario)
     probe_hidden_all: int = 300  # subsample with every branch's hidden states
-    keep_weights: bool = True  # False: model.pt is deleted after evaluation (demo storage)
+    # False (demo storage): no model.pt, and probes without hidden states (alpha, gates, predictions kept)
+    keep_weights: bool = True
 
     def __post_init__(self):
         from saml_core.models import registry

@@ -30,13 +30,14 @@ from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, Run
 # The shipped demo (`python -m saml_core demo`, also the dashboard's "Build the demo"): the
 # default comparison set plus the simple baseline on both datasets, with 3 model seeds and 2 data
 # seeds so that every headline figure is a mean with its spread; stored compactly (float16
-# weights, weights of the first model seed only, 100 probe samples through every branch).
+# weights; weights, hidden states and maps of the first run of each model only; 1,000 probe
+# samples, 100 of them through every branch).
 DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
-DEMO_OPTIONS = ("--seeds", "3", "--data-seeds", "2", "--weights-dtype", "float16", "--probe-hidden-all", "100",
-                "--keep-weights", "first-seed", "--runs", "default,lr_te")
+DEMO_OPTIONS = ("--seeds", "3", "--data-seeds", "2", "--weights-dtype", "float16", "--probe-size", "1000",
+                "--probe-hidden-all", "100", "--keep-weights", "first-run", "--runs", "default,lr_te")
 SWEEPS = {"emb": (8, 12, 16, 24, 32), "heads": (4, 8, 12, 16), "depth": (2, 3, 4, 5)}
 SWEEP_RUNS = ("bst", "saml")
-KEEP_WEIGHTS = ("all", "first-seed")
+KEEP_WEIGHTS = ("all", "first-run")
 # Run ids of earlier versions, still accepted on the command line.
 ALIASES = {"saml:full": "saml", "saml:no_gate": "saml_no_gate", "saml:no_aux": "saml_no_aux",
            "saml:no_gate_mut": "saml_no_gate_mut"}
@@ -104,7 +105,7 @@ class ExperimentConfig:
     model_options: dict = field(default_factory=dict)  # {model id: {option: value}}
     probe_size: int = 3000
     probe_hidden_all: int = 300
-    keep_weights: str = "all"  # "first-seed": model.pt only for the first model seed (demo storage)
+    keep_weights: str = "all"  # "first-run": model.pt and hidden states of each model's first run only
 
     def __post_init__(self):
         from saml_core.data import registry as datasets
@@ -148,7 +149,8 @@ class ExperimentConfig:
                             model_options=dict(self.model_options.get(model, {})), model_config=mcfg,
                             train_config=self.train_config, probe_size=self.probe_size,
                             probe_hidden_all=self.probe_hidden_all,
-                            keep_weights=self.keep_weights == "all" or seed == self.first_seed))
+                            keep_weights=self.keep_weights == "all" or (
+                                seed == self.first_seed and data_seed == self.data_seeds[0])))
         return runs
 
     def to_dict(self) -> dict:
@@ -400,6 +402,8 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                 todo = [r for r in plan if r.data_seed == data_seed]
                 key = str(data_seed)
                 if key in doc["splits"] and all(run_is_finished(exp_dir / r.run_id) for r in todo):
+                    for r in todo:  # nothing to train on this data seed: no need to load its data
+                        log(f"[{plan.index(r) + 1}/{len(plan)}] {r.run_id}: finished earlier, skipped")
                     continue
                 status.write(force=True, message=f"loading data (data seed {data_seed})")
                 data = _data_for(cfg, data_seed)

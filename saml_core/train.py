@@ -280,10 +280,14 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         art.save_model(run_dir / "model.pt", model, dtype=store_dtype)
     metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir, desc=cfg.run_id)
     metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
-                    "device": device.type, "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
+                    "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                    "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
                     "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
     if probe_index is not None:
         probes = model.collect_probes(data.test, probe_index, device, cfg.probe_hidden_all)
+        if not cfg.keep_weights:  # demo storage: what the matrices and distributions need, not the states
+            probes = {k: v for k, v in probes.items() if not k.startswith("hidden_")}
+        metrics["hidden_states_kept"] = any(k.startswith("hidden_") for k in probes)
         if set(probes) - BASIC_PROBES:  # the model gave more than its predictions
             art.save_npz(run_dir / "probes.npz", probes)
             metrics.update(probe_summaries(model, probes, data))
