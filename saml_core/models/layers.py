@@ -282,13 +282,34 @@ class MutualUnit(nn.Module):
         mix = torch.bmm(alpha, hb.detach()).transpose(0, 1)  # [K, B, H]
         return h + g.unsqueeze(-1) * mix, alpha, g
 
+    @torch.no_grad()
+    def mix_context(self, z: torch.Tensor, norm: torch.Tensor, block: int = 64) -> torch.Tensor:
+        """Forward only, every branch, sample-major: z [B, K, H] (h of every branch), norm [B, K]
+        its norms -> h~ [B, K, H]. Same maths as `forward_all`, reorganised for speed:
+        - softmax as exp / sum with the diagonal zeroed: a cosine lies in [-1, 1], so exp cannot
+          overflow and the max shift is not needed (torch's softmax over 10 values is ~10x slower);
+        - the gate w_k . h_k as a product and a sum (einsum makes it a slow [K, B, H] x [K, H, 1] bmm);
+        - blocks of `block` samples, so the two per-sample [K, K] / [K, H] products read z from
+          cache; h~ = z + (g * alpha) @ z in one baddbmm per block."""
+        k = z.shape[1]
+        off = 1.0 - torch.eye(k, dtype=z.dtype, device=z.device)
+        out = torch.empty_like(z)
+        for s in range(0, z.shape[0], block):
+            zb, nb = z[s:s + block], norm[s:s + block]
+            e = torch.bmm(zb, zb.transpose(1, 2)).div_(nb[:, :, None] * nb[:, None, :]).exp_().mul_(off)
+            g = torch.sigmoid_((zb * self.gate_weight).sum(-1).add_(self.gate_bias))  # [b, K]
+            w = e.mul_((g / e.sum(-1)).unsqueeze(-1))  # g_k * alpha_kj
+            torch.baddbmm(zb, w, zb, out=out[s:s + block])
+        return out
+
     def forward_own(self, h: torch.Tensor, h_all: torch.Tensor, norm_all: torch.Tensor, branch: torch.Tensor):
         """Only the own branch, with gradient. h [B, H] (branch `branch[b]` on sample b);
         h_all [B, K, H] every branch's state on the same samples and norm_all [B, K] its norms
         (forward-only pass, detached). Returns h~ [B, H], alpha [B, K], g [B]."""
         k = h_all.shape[1]
         unit = F.normalize(h, dim=-1, eps=1e-8)
-        c = torch.bmm(h_all, unit.unsqueeze(-1)).squeeze(-1) / norm_all  # cos [B, K]
+        # a product and a sum, not bmm: B matrix-vector products of [K, H] are ~3x slower both ways
+        c = (h_all * unit.unsqueeze(1)).sum(-1) / norm_all  # cos [B, K]
         alpha = torch.softmax(c.masked_fill(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
         g_all = h @ self.gate_weight.t() + self.gate_bias  # [B, K]: every branch's gate on h
         g = torch.sigmoid(g_all.gather(1, branch.unsqueeze(1)).squeeze(1))

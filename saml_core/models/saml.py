@@ -254,12 +254,7 @@ class SAML(ScenarioModel):
             if str(l) in self.mutual:
                 st["norm"] = z.norm(dim=-1).clamp_min_(1e-8)  # [B, K]
                 if l < depth - 1:  # h~ of every branch feeds the next layer
-                    mu = self.mutual[str(l)]
-                    c = torch.bmm(z, z.transpose(1, 2)).div_(st["norm"][:, :, None] * st["norm"][:, None, :])
-                    eye = torch.eye(k, dtype=torch.bool, device=z.device)
-                    alpha = torch.softmax(c.masked_fill_(eye, float("-inf")), dim=-1)
-                    g = torch.sigmoid(torch.einsum("bkh,kh->bk", z, mu.gate_weight) + mu.gate_bias)
-                    z = torch.bmm(alpha, z).mul_(g.unsqueeze(-1)).add_(z)
+                    z = self.mutual[str(l)].mix_context(z, st["norm"])
             states.append(st)
             h = z
         return states
