@@ -121,8 +121,9 @@ class SequenceAttention(nn.Module):
     def _target_query(self, tokens, mask, scenario):
         """The self-attention output at the target position only, computed without key
         projections: q . (W_k x_t + b_k) = (W_k^T q) . x_t + q . b_k, and the last term is the same
-        for every position, so softmax ignores it. Equal to `_self_attention` (tested)."""
-        b, t, d = tokens.shape
+        for every position, so softmax ignores it; the value projection is applied once to the
+        pooled tokens. Equal to `_self_attention` (tested, outputs and gradients)."""
+        b, _, d = tokens.shape
         h, dh = self.heads, self.head_dim
         inner = h * dh
         xt = tokens[:, -1, :]  # [B, D]
@@ -143,10 +144,17 @@ class SequenceAttention(nn.Module):
             r = (q.view(b, h, dh, 1) * wk).sum(2)  # [B, h, D]
         scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)  # [B, h, T]
         p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
-        if self.training and self.dropout > 0:
+        dropped = self.training and self.dropout > 0
+        if dropped:
             p = F.dropout(p, self.dropout)
-        v = self.value_proj()(tokens).view(b, t, h, dh)
-        attn = (p.transpose(1, 2).unsqueeze(-1) * v).sum(1).reshape(b, inner)  # [B, I]
+        # value projection after pooling: sum_t p_t (W_v x_t + b_v) = W_v (sum_t p_t x_t) + b_v sum_t p_t,
+        # and sum_t p_t = 1 (softmax over real tokens) unless dropout thinned p; pools D-wide tokens
+        # instead of projecting all T of them
+        wv = self.value_proj()
+        pooled = torch.bmm(p, tokens)  # [B, h, D]: per head, the attention-weighted token
+        attn = torch.einsum("bhd,hed->bhe", pooled, wv.weight.view(h, dh, d))  # [B, h, dh]
+        bias = wv.bias.view(h, dh)
+        attn = (attn + (p.sum(-1, keepdim=True) * bias if dropped else bias)).reshape(b, inner)  # [B, I]
         x = self.norm1(xt + self.out(attn))
         return self.norm2(x + self.ff(x))  # [B, D]
 

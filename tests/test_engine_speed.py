@@ -1,0 +1,78 @@
+"""Exactness of the speed-ups: each fast path equals its plain formula, outputs and gradients."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saml_core.models.layers import SequenceAttention
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _value_before_pooling(att, tokens, mask, scenario):
+    """`_target_query` as it was: the value projection of every token, then the weighted sum."""
+    b, t, d = tokens.shape
+    h, dh = att.heads, att.head_dim
+    inner = h * dh
+    xt = tokens[:, -1, :]
+    if att.per_scenario:
+        w = att.qk_weight[scenario]
+        q = torch.baddbmm(att.qk_bias[scenario].unsqueeze(1)[..., :inner], xt.unsqueeze(1), w[..., :inner]).squeeze(1)
+        wk = w[..., inner:].reshape(b, d, h, dh).permute(0, 2, 3, 1)  # [B, h, dh, D]
+    else:
+        q = F.linear(xt, att.qk.weight[:inner], att.qk.bias[:inner])
+        wk = att.qk.weight[inner:].view(1, h, dh, d)
+    r = (q.view(b, h, dh, 1) * wk).sum(2)
+    scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)
+    p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
+    if att.training and att.dropout > 0:
+        p = F.dropout(p, att.dropout)
+    v = att.value_proj()(tokens).view(b, t, h, dh)
+    attn = (p.transpose(1, 2).unsqueeze(-1) * v).sum(1).reshape(b, inner)
+    x = att.norm1(xt + att.out(attn))
+    return att.norm2(x + att.ff(x))
+
+
+def _attention_case(per_scenario, dropout):
+    torch.manual_seed(0)
+    att = SequenceAttention(12, 3, 4, 16, "target", num_scenarios=5 if per_scenario else 0, dropout=dropout).double()
+    if per_scenario:
+        torch.nn.init.normal_(att.qk_bias)
+    torch.nn.init.normal_(att.value.bias)  # a non-zero value bias: the pooled form must carry it
+    tokens = torch.randn(40, 7, 12, dtype=torch.double, requires_grad=True)
+    mask = torch.rand(40, 7) > 0.4
+    mask[:, -1] = True
+    return att, tokens, mask, torch.randint(0, 5, (40,))
+
+
+def _grads(out, att, tokens):
+    return torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(),
+                               [tokens] + list(att.parameters()))
+
+
+@pytest.mark.parametrize("per_scenario", [False, True])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_value_after_pooling_equals_value_before_pooling(per_scenario, dropout):
+    """Within float64 rounding (assert_close: 1e-7 relative), also with dropout thinning the
+    attention weights (same RNG state, same mask) so that they no longer sum to one."""
+    att, tokens, mask, s = _attention_case(per_scenario, dropout)
+    att.train()
+    torch.manual_seed(1)
+    fast = att(tokens, mask, s)
+    torch.manual_seed(1)
+    ref = _value_before_pooling(att, tokens, mask, s)
+    torch.testing.assert_close(fast, ref)
+    for name, g1, g2 in zip(["tokens"] + [n for n, _ in att.named_parameters()], _grads(fast, att, tokens),
+                            _grads(ref, att, tokens)):
+        torch.testing.assert_close(g1, g2, msg=name)
+
+
+@pytest.mark.parametrize("per_scenario", [False, True])
+def test_target_query_parameter_gradients_equal_full_self_attention(per_scenario):
+    att, tokens, mask, s = _attention_case(per_scenario, 0.0)
+    fast = att(tokens, mask, s)
+    att.use_sdpa = True
+    ref = att(tokens, mask, s)
+    torch.testing.assert_close(fast, ref)
+    for name, g1, g2 in zip(["tokens"] + [n for n, _ in att.named_parameters()], _grads(fast, att, tokens),
+                            _grads(ref, att, tokens)):
+        torch.testing.assert_close(g1, g2, msg=name)
