@@ -76,3 +76,40 @@ def test_target_query_parameter_gradients_equal_full_self_attention(per_scenario
     for name, g1, g2 in zip(["tokens"] + [n for n, _ in att.named_parameters()], _grads(fast, att, tokens),
                             _grads(ref, att, tokens)):
         torch.testing.assert_close(g1, g2, msg=name)
+
+
+# --- SAML evaluation through the all-branch training layout -----------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from saml_core.bench import random_data  # noqa: E402
+from saml_core.config import ModelConfig  # noqa: E402
+from saml_core.models.saml import SAML  # noqa: E402
+
+CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return random_data(n_train=256, n_valid=64, n_test=64, k=4, seq_len=6, vocab=30)
+
+
+@pytest.mark.parametrize("variant,mutual_layers", [("full", None), ("no_aux", None), ("no_gate", None),
+                                                   ("full", (0,)), ("full", (1,))])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_evaluation_logits_equal_all_branch_reference(data, variant, mutual_layers, dtype):
+    """probes=False evaluation (all-branch pass in the training layout, then own branch only)
+    == `_branches_all` with the own output picked (forward_reference) == the probes path;
+    float64 to assert_close's 1e-7, float32 to 1e-5."""
+    torch.manual_seed(0)
+    model = SAML(data.spec, replace(CFG, mutual_layers=mutual_layers), variant).to(dtype).eval()
+    b = data.train.take(torch.arange(200))  # several 64-sample blocks of the mixing pass
+    b.num = b.num.to(dtype)
+    tol = {} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-5}
+    with torch.no_grad():
+        fast = model(b)["logit"]
+        ref = model.forward_reference(b)["logit"]
+        probed = model(b, probes=True)["logit"]
+    torch.testing.assert_close(fast, ref, **tol)
+    torch.testing.assert_close(fast, probed, **tol)
+    assert fast.std() > 0

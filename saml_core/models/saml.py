@@ -208,9 +208,12 @@ class SAML(ScenarioModel):
 
         if torch.is_grad_enabled() and not probes:
             states = None
-            if self.use_mutual:
+            if self.mutual_layers:
                 states = self._context_pass(x, aux_hidden)  # forward-only, every branch
             out["logit"] = self._branches_own(x, aux_hidden, s, states)
+            return out
+        if not probes:  # evaluation
+            out["logit"] = self._own_logits(x, aux_hidden, s)
             return out
 
         logits, states = self._branches_all(x, aux_hidden, keep=probes)
@@ -221,12 +224,30 @@ class SAML(ScenarioModel):
         return out
 
     @torch.no_grad()
-    def _context_pass(self, x, aux_in):
+    def _own_logits(self, x, aux_in, s):
+        """Evaluation without probes: each sample's own-branch logit [B]. With mutual units, the
+        forward-only all-branch pass in the model dtype, then the last layer's mixing and the
+        output for the own branch only (`_branches_all` mixes and scores all K); without them,
+        the own branch alone. Same logits as `_branches_all` (tested)."""
+        if not self.mutual_layers:  # branches never read each other: own branch only
+            return self._branches_own(x, aux_in, s, None)
+        last = len(self.cfg.mlp) - 1
+        st = self._context_pass(x, aux_in, dtype=x.dtype)[last]
+        idx = torch.arange(s.shape[0], device=s.device)
+        h = st["h"][idx, s]  # [B, H] own branch
+        if str(last) in self.mutual:
+            h = self.mutual[str(last)].forward_own(h, st["h"], st["norm"], s)[0]
+        out = self.branch_out
+        return torch.baddbmm(out.bias[s], h.unsqueeze(1), out.weight[s]).view(-1)
+
+    @torch.no_grad()
+    def _context_pass(self, x, aux_in, dtype: torch.dtype | None = None):
         """All branches, forward only: per layer the states h_j [B, K, H] (and their norms) that
         the mutual unit mixes into the own branch. Same maths as `_branches_all`, laid out
         sample-major with in-place ops; the last layer's mixing is skipped (no one reads it).
-        With `context_dtype` = bfloat16 the matmuls run in bf16 (these values get no gradient)."""
-        dt = self.context_dtype if self.context_dtype is not None else x.dtype
+        The matmuls run in `dtype`, else `context_dtype` (bfloat16 on CUDA in training: these
+        values get no gradient), else the model dtype."""
+        dt = dtype or self.context_dtype or x.dtype
         b, k = x.shape[0], self.k
         depth = len(self.cfg.mlp)
         h, states = None, []
