@@ -178,11 +178,16 @@ class _Runner:
         return clock.now() - t0
 
 
-def _ours(model_id: str, spec, cfg, split, batch_size, eval_n, eval_batch) -> _Runner:
+def _ours(model_id: str, spec, cfg, split, batch_size, eval_n, eval_batch, compile_dense=False,
+          bf16_context=False) -> _Runner:
     from saml_core.models import build_model
 
     torch.manual_seed(0)
     model = build_model(model_id, spec, cfg)
+    if bf16_context and hasattr(model, "context_dtype"):
+        model.context_dtype = torch.bfloat16
+    if compile_dense:
+        model.compile_dense(dynamic=False)
     g = torch.Generator().manual_seed(1)
     train = [split.take(torch.randint(0, len(split), (batch_size,), generator=g)) for _ in range(4)]
     evals = [split.take(torch.arange(s, min(s + eval_batch, eval_n))) for s in range(0, eval_n, eval_batch)]
@@ -246,7 +251,8 @@ def _rechub_bst(spec: FeatureSpec, cfg: ModelConfig, split, batch_size, eval_n, 
 
 def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: int = 32768,
               eval_batch: int = 8192, rounds: int = 5, threads: int = 1, rechub: bool = True,
-              peak: bool = True, clock: str = "wall") -> dict:
+              peak: bool = True, clock: str = "wall", compile_dense: bool = False,
+              bf16_context: bool = False) -> dict:
     """Training and evaluation of every model in `rounds` interleaved rounds (one round: `steps`
     training steps of each model, one evaluation pass of `eval_n` samples of each, one sgemm of
     the peak measurement), so that a burst of other work hits all of them alike; medians and
@@ -259,7 +265,8 @@ def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: 
     spec = random_spec(10, 30, vocab=1000)
     split = random_split(spec, max(eval_n, batch_size * 4), seed=0)
     cfg = ModelConfig(**BENCH_CFG)
-    runners = {m: _ours(m, spec, cfg, split, batch_size, eval_n, eval_batch) for m in MODELS}
+    runners = {m: _ours(m, spec, cfg, split, batch_size, eval_n, eval_batch, compile_dense, bf16_context)
+               for m in MODELS}
     with_rechub = rechub and rechub_available()
     if with_rechub:
         runners["rechub_bst"] = _rechub_bst(spec, cfg, split, batch_size, eval_n, eval_batch)
@@ -270,15 +277,18 @@ def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: 
         "settings": {"scenarios": 10, "d_g": cfg.d_g, "d_s": cfg.d_s, "mlp": list(cfg.mlp), "heads": cfg.heads,
                      "head_dim": cfg.head_dim, "ff_dim": cfg.ff_dim, "seq_len": 30, "batch_size": batch_size,
                      "steps_per_round": steps, "rounds": rounds, "eval_samples_per_round": eval_n,
-                     "eval_batch_size": eval_batch, "clock": clock},
+                     "eval_batch_size": eval_batch, "clock": clock, "compile_dense": compile_dense,
+                     "bf16_context": bf16_context},
     }
     for name, r in runners.items():
         result[f"{name}_train_gflop_per_sample"] = count_gflop(r.model, r.train_batches[0], r.step, True) / r.batch_size
         eval_b = r.eval_batches[0]
         n_eval_b = len(eval_b["label"] if isinstance(eval_b, dict) else eval_b.label)
         result[f"{name}_eval_gflop_per_sample"] = count_gflop(r.model, eval_b, r.forward, False) / n_eval_b
+        t0 = time.perf_counter()
         r.train(warmup, clk)
         r.evaluate(clk)
+        result[f"{name}_warmup_seconds"] = round(time.perf_counter() - t0, 1)  # compilation included
     rates = {f"{n}_{p}": [] for n in runners for p in ("train", "eval")}
     mm = MatmulPeak() if peak else None
     peaks = []
@@ -373,7 +383,9 @@ def format_bench(r: dict) -> str:
              f"{r['load_average']['before'][0]:.2f} -> {r['load_average']['after'][0]:.2f}",
              f"settings: K={s['scenarios']} d_g={s['d_g']} d_s={s['d_s']} MLP {s['mlp']} heads {s['heads']} "
              f"L={s['seq_len']} batch {s['batch_size']}; {s['rounds']} interleaved rounds by the {s['clock']} clock "
-             f"({s['steps_per_round']} training steps, {s['eval_samples_per_round']:,} evaluation samples each)"]
+             f"({s['steps_per_round']} training steps, {s['eval_samples_per_round']:,} evaluation samples each)"
+             + ("; dense parts compiled" if s.get("compile_dense") else "")
+             + ("; bf16 all-branch pass" if s.get("bf16_context") else "")]
     if "matmul_peak_gflops" in r:
         lines.append(f"fp32 matmul peak, one core (2048^3 sgemm): {r['matmul_peak_gflops']:.1f} GFLOP/s "
                      f"(spread {r['matmul_peak_spread']:.0%})")
@@ -413,6 +425,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-samples", type=int, default=32768, help="evaluation samples per model per round")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall time, or process CPU time (one thread: immune to other jobs on the core)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the dense parts of BST and SAML (compile_dense; opt-in, slow to start)")
+    p.add_argument("--bf16-context", action="store_true",
+                   help="SAML's forward-only all-branch pass in bfloat16 (the CUDA default; opt-in on CPU)")
     p.add_argument("--no-rechub", action="store_true", help="skip torch-rechub's BST even if importable")
     p.add_argument("--no-peak", action="store_true", help="skip the matmul peak measurement")
     p.add_argument("--thread-settings", action="store_true",
@@ -422,7 +438,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd(args) -> int:
     res = run_bench(steps=args.steps, rounds=args.rounds, threads=args.threads, eval_n=args.eval_samples,
-                    rechub=not args.no_rechub, peak=not args.no_peak, clock=args.clock)
+                    rechub=not args.no_rechub, peak=not args.no_peak, clock=args.clock,
+                    compile_dense=args.compile, bf16_context=args.bf16_context)
     if args.thread_settings:
         res["thread_settings"] = run_thread_settings(args.busy, clock=args.clock)
     print(json.dumps(res, indent=1) if args.json else format_bench(res))
