@@ -193,3 +193,25 @@ def test_fused_adam_on_cpu_equals_foreach_adam(data):
     for (name, p), q in zip(model.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-6, msg=name)
     assert not torch.equal(model.branch_w[0].weight, init.branch_w[0].weight)  # the steps did train
+
+
+@pytest.mark.parametrize("variant", ["full", "no_gate", "no_aux", "no_gate_mut"])
+def test_training_and_evaluation_under_bf16_autocast(data, variant):
+    """The CUDA path trains and evaluates under bf16 autocast with a bf16 all-branch pass; CPU
+    autocast stands in for it here (no GPU in the test run): the in-place / out= ops of the fast
+    paths must not meet autocast's dtype casts, and logits stay within 1e-2 of float32."""
+    torch.manual_seed(0)
+    model = SAML(data.spec, CFG, variant)
+    model.context_dtype = torch.bfloat16
+    b = data.train.take(torch.arange(128))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(model(b), b.label)
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    with torch.no_grad():
+        ref = model(b)["logit"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(b)["logit"]
+            model(b, probes=True)
+    torch.testing.assert_close(fast.float(), ref, atol=1e-2, rtol=0)

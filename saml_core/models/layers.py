@@ -291,14 +291,17 @@ class MutualUnit(nn.Module):
         return h + g.unsqueeze(-1) * mix, alpha, g
 
     @torch.no_grad()
-    def mix_context(self, z: torch.Tensor, norm: torch.Tensor, block: int = 64) -> torch.Tensor:
+    def mix_context(self, z: torch.Tensor, norm: torch.Tensor, block: int | None = None) -> torch.Tensor:
         """Forward only, every branch, sample-major: z [B, K, H] (h of every branch), norm [B, K]
         its norms -> h~ [B, K, H]. Same maths as `forward_all`, reorganised for speed:
         - softmax as exp / sum with the diagonal zeroed: a cosine lies in [-1, 1], so exp cannot
           overflow and the max shift is not needed (torch's softmax over 10 values is ~10x slower);
         - the gate w_k . h_k as a product and a sum (einsum makes it a slow [K, B, H] x [K, H, 1] bmm);
         - blocks of `block` samples, so the two per-sample [K, K] / [K, H] products read z from
-          cache; h~ = z + (g * alpha) @ z in one baddbmm per block."""
+          cache (on CPU; on a GPU one block: kernel launches, not caches, are the cost there);
+          h~ = z + (g * alpha) @ z in one baddbmm per block."""
+        if block is None:
+            block = 64 if z.device.type == "cpu" else max(z.shape[0], 1)
         k = z.shape[1]
         off = 1.0 - torch.eye(k, dtype=z.dtype, device=z.device)
         out = torch.empty_like(z)

@@ -261,7 +261,12 @@ class SAML(ScenarioModel):
         sample-major with in-place ops; the last layer's mixing is skipped (no one reads it).
         The matmuls run in `dtype`, else `context_dtype` (bfloat16 on CUDA in training: these
         values get no gradient), else the model dtype."""
-        dt = dtype or self.context_dtype or x.dtype
+        # precision set here, not by an enclosing autocast (CUDA training runs under one): its
+        # casts would mix dtypes within the in-place and out= ops below
+        with torch.autocast(x.device.type, enabled=False):
+            return self._context_states(x, aux_in, dtype or self.context_dtype or x.dtype)
+
+    def _context_states(self, x, aux_in, dt: torch.dtype):
         b, k = x.shape[0], self.k
         depth = len(self.cfg.mlp)
         h, states = None, []
