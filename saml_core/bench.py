@@ -97,7 +97,6 @@ class _Clock:
     def __init__(self, kind: str = "wall"):
         if kind not in ("wall", "cpu"):
             raise ValueError(f"clock must be 'wall' or 'cpu', got {kind!r}")
-        self.kind = kind
         self.now = time.perf_counter if kind == "wall" else time.process_time
 
 
@@ -120,21 +119,14 @@ class MatmulPeak:
             torch.set_num_threads(threads)
 
 
-def count_gflop(model, batch, step_fn, train: bool) -> float:
-    """GFLOP of one training step's forward + backward (train) or one forward (eval), counted
-    by torch.utils.flop_counter (matmul-like ops: mm, addmm, bmm, baddbmm, attention)."""
+def count_gflop(fn) -> float:
+    """GFLOP of what `fn()` runs, counted by torch.utils.flop_counter (matmul-like ops: mm,
+    addmm, bmm, baddbmm, attention)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    if train:
-        model.train()
-        with counter:
-            step_fn(batch, backward_only=True)
-        model.zero_grad(set_to_none=True)
-    else:
-        model.eval()
-        with counter, torch.no_grad():
-            step_fn(batch, backward_only=False)
+    with counter:
+        fn()
     return counter.get_total_flops() / 1e9
 
 
@@ -148,16 +140,23 @@ class _Runner:
                               else train_batches[0].label)
         self.eval_n = sum(len(b["label"] if isinstance(b, dict) else b.label) for b in eval_batches)
 
-    def step(self, batch, backward_only: bool = False):
+    def step(self, batch):
         loss = self.forward_loss(self.model, batch)
-        if not backward_only:
-            self.opt.zero_grad()
+        self.opt.zero_grad()
         loss.backward()
-        if not backward_only:
-            self.opt.step()
+        self.opt.step()
 
-    def forward(self, batch, backward_only: bool = False):
-        return self.forward_loss(self.model, batch, loss=False)
+    def gflop_per_sample(self) -> tuple[float, float]:
+        """Counted GFLOP per sample of a training step (forward + backward; the optimizer's
+        element-wise update is no matmul) and of an evaluation forward."""
+        self.model.train()
+        train = count_gflop(lambda: self.forward_loss(self.model, self.train_batches[0]).backward())
+        self.model.zero_grad(set_to_none=True)
+        self.model.eval()
+        b = self.eval_batches[0]
+        with torch.no_grad():
+            evaluation = count_gflop(lambda: self.forward_loss(self.model, b, loss=False))
+        return train / self.batch_size, evaluation / len(b["label"] if isinstance(b, dict) else b.label)
 
     def train(self, steps: int, clock: _Clock) -> float:
         """`steps` training steps -> seconds."""
@@ -174,7 +173,7 @@ class _Runner:
         with torch.inference_mode():
             t0 = clock.now()
             for b in self.eval_batches:
-                self.forward(b)
+                self.forward_loss(self.model, b, loss=False)
         return clock.now() - t0
 
 
@@ -281,10 +280,7 @@ def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: 
                      "bf16_context": bf16_context},
     }
     for name, r in runners.items():
-        result[f"{name}_train_gflop_per_sample"] = count_gflop(r.model, r.train_batches[0], r.step, True) / r.batch_size
-        eval_b = r.eval_batches[0]
-        n_eval_b = len(eval_b["label"] if isinstance(eval_b, dict) else eval_b.label)
-        result[f"{name}_eval_gflop_per_sample"] = count_gflop(r.model, eval_b, r.forward, False) / n_eval_b
+        result[f"{name}_train_gflop_per_sample"], result[f"{name}_eval_gflop_per_sample"] = r.gflop_per_sample()
         t0 = time.perf_counter()
         r.train(warmup, clk)
         r.evaluate(clk)
