@@ -1,9 +1,17 @@
 """Exactness of the speed-ups: each fast path equals its plain formula, outputs and gradients."""
+import copy
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from saml_core.bench import random_data
+from saml_core.config import ModelConfig
+from saml_core.models.bst import BST
 from saml_core.models.layers import SequenceAttention
+from saml_core.models.saml import SAML
+from saml_core.optim import ModelAdam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,12 +88,6 @@ def test_target_query_parameter_gradients_equal_full_self_attention(per_scenario
 
 # --- SAML evaluation through the all-branch training layout -----------------------------------
 
-from dataclasses import replace  # noqa: E402
-
-from saml_core.bench import random_data  # noqa: E402
-from saml_core.config import ModelConfig  # noqa: E402
-from saml_core.models.saml import SAML  # noqa: E402
-
 CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")
 
 
@@ -129,8 +131,6 @@ def _outputs_and_grads(model, b):
 def test_compiled_dense_parts_equal_eager(data, model_id):  # compiles: ~40 s on a cold inductor cache
     """compile_dense (inductor) gives the eager outputs and gradients within float32 rounding
     (1e-5 absolute and relative: kernels are fused and sums reordered) and keeps parameter names."""
-    from saml_core.models.bst import BST
-
     torch.manual_seed(0)
     eager = SAML(data.spec, CFG, "full") if model_id == "saml" else BST(data.spec, CFG)
     compiled = SAML(data.spec, CFG, "full") if model_id == "saml" else BST(data.spec, CFG)
@@ -168,10 +168,6 @@ def test_bf16_all_branch_pass_stays_close_to_float32(data):
 def test_fused_adam_on_cpu_equals_foreach_adam(data):
     """ModelAdam uses torch's fused Adam kernel on CPU; after several steps the weights equal those
     of the foreach implementation within float32 rounding (1e-6)."""
-    import copy
-
-    from saml_core.optim import ModelAdam
-
     torch.manual_seed(0)
     model = SAML(data.spec, CFG, "full")
     ref, init = copy.deepcopy(model), copy.deepcopy(model)
