@@ -57,10 +57,12 @@ def add_commands(subparsers) -> None:
     d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
     d.set_defaults(func=cmd_demo)
 
-    b = subparsers.add_parser("bench", help="training/evaluation samples/s of BST and SAML (same process)")
-    b.add_argument("--json", action="store_true")
-    b.add_argument("--steps", type=int, default=20, help="training steps per model per round (5 rounds)")
-    b.set_defaults(func=cmd_bench)
+    from saml_core import bench
+
+    b = subparsers.add_parser("bench", help="samples/s, counted GFLOP and share of the measured peak of BST and "
+                                            "SAML (interleaved rounds, same process)")
+    bench.add_arguments(b)
+    b.set_defaults(func=bench.cmd)
 
 
 def _dataset_help() -> str:
@@ -255,11 +257,3 @@ def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o).__name__)
-
-
-def cmd_bench(args) -> int:
-    from saml_core.bench import format_bench, run_bench
-
-    res = run_bench(steps=args.steps)
-    print(json.dumps(res, indent=1) if args.json else format_bench(res))
-    return 0

@@ -29,6 +29,9 @@ class ModelAdam:
         sparse_ids = _sparse_params(model)
         dense = [p for p in model.parameters() if id(p) not in sparse_ids]
         self.sparse = [p for p in model.parameters() if id(p) in sparse_ids]
+        # the fused kernel on CPU as well: ~4x faster than foreach over SAML's ~1M dense weights
+        # (docs/ENGINE.md, Speed); same update up to float rounding (tested)
+        fused = fused or all(p.device.type in ("cpu", "cuda") for p in dense)
         kw = {"fused": True} if fused else {"foreach": True}
         self.optimizers = [torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, **kw)]
         self.sparse_lr = lr * embedding_lr_scale

@@ -10,12 +10,11 @@ from saml_core.models import build_model
 CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")
 
 
-def saml(variant: str) -> str:
-    """Registry id of a SAML variant."""
-    return "saml" if variant == "full" else f"saml_{variant}"
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _saml_id(variant: str) -> str:
+    return "saml" if variant == "full" else f"saml_{variant}"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def _batch(data, n=96):
 @pytest.mark.parametrize("variant", ["full", "no_gate", "no_aux"])
 def test_optimized_forward_and_gradients_equal_naive(data, variant):
     torch.manual_seed(0)
-    model = build_model(saml(variant), data.spec, CFG).double()
+    model = build_model(_saml_id(variant), data.spec, CFG).double()
     b = _batch(data)
     b.num = b.num.double()
     fast = model(b)
@@ -52,7 +51,7 @@ def test_optimized_forward_and_gradients_equal_naive(data, variant):
 @pytest.mark.parametrize("variant", ["full", "no_gate", "no_aux"])
 def test_gradient_mask_leaves_other_branches_untouched(data, variant):
     torch.manual_seed(0)
-    model = build_model(saml(variant), data.spec, CFG)
+    model = build_model(_saml_id(variant), data.spec, CFG)
     s = 2
     idx = torch.nonzero(data.train.scenario == s).squeeze(1)[:64]
     b = data.train.take(idx)
@@ -76,15 +75,16 @@ def test_alpha_rows_sum_to_one_and_exclude_self(data):
     model = build_model("saml", data.spec, CFG).eval()
     b = _batch(data)
     with torch.no_grad():
-        out = model(b, probes=True)["probes"]  # batch first
-    alpha, s = out["alpha"], b.scenario
+        out = model(b, probes=True)
+    pr, s = out["probes"], b.scenario  # batch-first probe tensors (models/base.py)
+    alpha = pr["alpha"]
     assert alpha.shape == (len(b), 2, 4)
     torch.testing.assert_close(alpha.sum(-1), torch.ones(len(b), 2))
     assert torch.all(alpha[torch.arange(len(b)), :, s] == 0)
-    aa = out["alpha_all"]
+    aa = pr["alpha_all"]
     assert torch.all(torch.diagonal(aa, dim1=2, dim2=3) == 0)
-    assert torch.all((out["gate"] > 0) & (out["gate"] < 1))
-    assert out["hidden_all_0"].shape == (len(b), 4, 16) and out["hidden_own_1"].shape == (len(b), 8)
+    assert torch.all((pr["gate"] > 0) & (pr["gate"] < 1))
+    assert pr["hidden_all_0"].shape == (len(b), 4, 16) and pr["hidden_own_1"].shape == (len(b), 8)
 
 
 def test_no_gate_is_independent_branches(data):
@@ -94,7 +94,7 @@ def test_no_gate_is_independent_branches(data):
     s0 = b.scenario == 0
     for variant, independent in [("no_gate", True), ("full", False)]:
         torch.manual_seed(0)
-        model = build_model(saml(variant), data.spec, CFG).eval()
+        model = build_model(_saml_id(variant), data.spec, CFG).eval()
         with torch.no_grad():
             before = model(b)["logit"]
             for layer in model.branch_w:
@@ -107,8 +107,8 @@ def test_no_gate_is_independent_branches(data):
 
 def test_no_gate_mut_and_bst_shapes(data):
     b = _batch(data)
-    for model in ("saml_no_gate_mut", "bst", "bst_individual", "lr_te"):
-        m = build_model(model, data.spec, CFG)
+    for model_id in ["saml_no_gate_mut", "bst", "bst_individual", "lr_te"]:
+        m = build_model(model_id, data.spec, CFG)
         out = m(b)
         assert out["logit"].shape == (len(b),)
         assert torch.isfinite(m.loss(out, b.label))
@@ -140,7 +140,7 @@ def test_shared_branch_init_starts_branches_identical_then_training_separates_th
     from dataclasses import replace
 
     torch.manual_seed(0)
-    model = build_model(saml(variant), data.spec, replace(CFG, branch_init="shared"))
+    model = build_model(_saml_id(variant), data.spec, replace(CFG, branch_init="shared"))
     stacks = {n: p for n, p in model.named_parameters() if n.startswith(("branch_", "mutual"))}
     for name, p in stacks.items():
         assert torch.equal(p, p[:1].expand_as(p)), name
@@ -159,5 +159,5 @@ def test_shared_branch_init_starts_branches_identical_then_training_separates_th
     w = model.branch_w[0].weight
     assert not torch.equal(w[1], w[0]) and torch.equal(w[0], w[2])
 
-    independent = build_model(saml(variant), data.spec, CFG)
+    independent = build_model(_saml_id(variant), data.spec, CFG)
     assert not torch.equal(independent.branch_w[0].weight[0], independent.branch_w[0].weight[1])

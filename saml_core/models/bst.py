@@ -31,6 +31,13 @@ class BST(ScenarioModel):
         _, logit = self.mlp(self.features(batch))
         return {"logit": logit}
 
+    def compile_dense(self, **options) -> None:
+        """Opt-in `torch.compile` of the attention and the MLP (the sparse embedding lookups stay
+        eager); parameter names are unchanged. Off by default (see SAML.compile_dense)."""
+        if self.features.has_seq:
+            self.features.attention.compile(**options)
+        self.mlp.compile(**options)
+
 
 class BSTIndividual(ScenarioModel):
     """One BST per scenario; a sample is scored by its scenario's BST."""

@@ -121,8 +121,9 @@ class SequenceAttention(nn.Module):
     def _target_query(self, tokens, mask, scenario):
         """The self-attention output at the target position only, computed without key
         projections: q . (W_k x_t + b_k) = (W_k^T q) . x_t + q . b_k, and the last term is the same
-        for every position, so softmax ignores it. Equal to `_self_attention` (tested)."""
-        b, t, d = tokens.shape
+        for every position, so softmax ignores it; the value projection is applied once to the
+        pooled tokens. Equal to `_self_attention` (tested, outputs and gradients)."""
+        b, _, d = tokens.shape
         h, dh = self.heads, self.head_dim
         inner = h * dh
         xt = tokens[:, -1, :]  # [B, D]
@@ -143,10 +144,17 @@ class SequenceAttention(nn.Module):
             r = (q.view(b, h, dh, 1) * wk).sum(2)  # [B, h, D]
         scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)  # [B, h, T]
         p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
-        if self.training and self.dropout > 0:
+        dropped = self.training and self.dropout > 0
+        if dropped:
             p = F.dropout(p, self.dropout)
-        v = self.value_proj()(tokens).view(b, t, h, dh)
-        attn = (p.transpose(1, 2).unsqueeze(-1) * v).sum(1).reshape(b, inner)  # [B, I]
+        # value projection after pooling: sum_t p_t (W_v x_t + b_v) = W_v (sum_t p_t x_t) + b_v sum_t p_t,
+        # and sum_t p_t = 1 (softmax over real tokens) unless dropout thinned p; pools D-wide tokens
+        # instead of projecting all T of them
+        wv = self.value_proj()
+        pooled = torch.bmm(p, tokens)  # [B, h, D]: per head, the attention-weighted token
+        attn = torch.einsum("bhd,hed->bhe", pooled, wv.weight.view(h, dh, d))  # [B, h, dh]
+        bias = wv.bias.view(h, dh)
+        attn = (attn + (p.sum(-1, keepdim=True) * bias if dropped else bias)).reshape(b, inner)  # [B, I]
         x = self.norm1(xt + self.out(attn))
         return self.norm2(x + self.ff(x))  # [B, D]
 
@@ -209,6 +217,40 @@ class GlobalFeatures(nn.Module):
         if batch.num.shape[1]:
             parts.append(batch.num)
         return torch.cat(parts, dim=1)
+
+
+class ScenarioGroups:
+    """Groups a batch by scenario into C chunks of equal size c = ceil(B/K) ([C, c, ...]; chunk i
+    belongs to branch `branch[i]`), so the own-branch work is one batched matmul with at most
+    2B rows whatever the traffic skew (plain per-scenario padding would cost K * max group)."""
+
+    def __init__(self, scenario: torch.Tensor, num_scenarios: int):
+        b = scenario.shape[0]
+        self.c = max(-(-b // num_scenarios), 1)
+        counts = torch.bincount(scenario, minlength=num_scenarios)
+        chunks = -(-counts // self.c)  # chunks per scenario
+        first_chunk = torch.cumsum(chunks, 0) - chunks
+        starts = torch.cumsum(counts, 0) - counts
+        order = torch.argsort(scenario, stable=True)
+        s_sorted = scenario[order]
+        rank = torch.arange(b, device=scenario.device) - starts[s_sorted]
+        self.n_chunks = int(chunks.sum())
+        self.slot = torch.empty_like(scenario)
+        self.slot[order] = (first_chunk[s_sorted] + rank // self.c) * self.c + rank % self.c
+        self.branch = torch.repeat_interleave(torch.arange(num_scenarios, device=scenario.device), chunks)
+        self.onehot = F.one_hot(self.branch, num_scenarios).float()  # [C, K] chunk -> branch
+
+    def group(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, ...] -> [C, c, ...] (padding rows are zeros)."""
+        out = x.new_zeros((self.n_chunks * self.c,) + tuple(x.shape[1:]))
+        return out.index_copy(0, self.slot, x).view((self.n_chunks, self.c) + tuple(x.shape[1:]))
+
+    def ungroup(self, x: torch.Tensor) -> torch.Tensor:
+        """[C, c, ...] -> [B, ...]."""
+        return x.reshape((self.n_chunks * self.c,) + tuple(x.shape[2:]))[self.slot]
+
+
+VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
 
 
 class MLP(nn.Module):
@@ -282,13 +324,37 @@ class MutualUnit(nn.Module):
         mix = torch.bmm(alpha, hb.detach()).transpose(0, 1)  # [K, B, H]
         return h + g.unsqueeze(-1) * mix, alpha, g
 
+    @torch.no_grad()
+    def mix_context(self, z: torch.Tensor, norm: torch.Tensor, block: int | None = None) -> torch.Tensor:
+        """Forward only, every branch, sample-major: z [B, K, H] (h of every branch), norm [B, K]
+        its norms -> h~ [B, K, H]. Same maths as `forward_all`, reorganised for speed:
+        - softmax as exp / sum with the diagonal zeroed: a cosine lies in [-1, 1], so exp cannot
+          overflow and the max shift is not needed (torch's softmax over 10 values is ~10x slower);
+        - the gate w_k . h_k as a product and a sum (einsum makes it a slow [K, B, H] x [K, H, 1] bmm);
+        - blocks of `block` samples, so the two per-sample [K, K] / [K, H] products read z from
+          cache (on CPU; on a GPU one block: kernel launches, not caches, are the cost there);
+          h~ = z + (g * alpha) @ z in one baddbmm per block."""
+        if block is None:
+            block = 64 if z.device.type == "cpu" else max(z.shape[0], 1)
+        k = z.shape[1]
+        off = 1.0 - torch.eye(k, dtype=z.dtype, device=z.device)
+        out = torch.empty_like(z)
+        for s in range(0, z.shape[0], block):
+            zb, nb = z[s:s + block], norm[s:s + block]
+            e = torch.bmm(zb, zb.transpose(1, 2)).div_(nb[:, :, None] * nb[:, None, :]).exp_().mul_(off)
+            g = torch.sigmoid_((zb * self.gate_weight).sum(-1).add_(self.gate_bias))  # [b, K]
+            w = e.mul_((g / e.sum(-1)).unsqueeze(-1))  # g_k * alpha_kj
+            torch.baddbmm(zb, w, zb, out=out[s:s + block])
+        return out
+
     def forward_own(self, h: torch.Tensor, h_all: torch.Tensor, norm_all: torch.Tensor, branch: torch.Tensor):
         """Only the own branch, with gradient. h [B, H] (branch `branch[b]` on sample b);
         h_all [B, K, H] every branch's state on the same samples and norm_all [B, K] its norms
         (forward-only pass, detached). Returns h~ [B, H], alpha [B, K], g [B]."""
         k = h_all.shape[1]
         unit = F.normalize(h, dim=-1, eps=1e-8)
-        c = torch.bmm(h_all, unit.unsqueeze(-1)).squeeze(-1) / norm_all  # cos [B, K]
+        # a product and a sum, not bmm: B matrix-vector products of [K, H] are ~3x slower both ways
+        c = (h_all * unit.unsqueeze(1)).sum(-1) / norm_all  # cos [B, K]
         alpha = torch.softmax(c.masked_fill(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
         g_all = h @ self.gate_weight.t() + self.gate_bias  # [B, K]: every branch's gate on h
         g = torch.sigmoid(g_all.gather(1, branch.unsqueeze(1)).squeeze(1))

@@ -26,7 +26,7 @@ from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, cosine_matrix, scenario_mean
 from saml_core.models.bst import global_features
 from saml_core.models.layers import BranchLinear, StackedMLP, split_bottom_tower
-from saml_core.models.saml import ScenarioGroups
+from saml_core.models.layers import ScenarioGroups
 
 
 def count_option(name: str, value, minimum: int = 1) -> int:

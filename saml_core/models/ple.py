@@ -42,7 +42,7 @@ from saml_core.models.base import ScenarioModel, cosine_matrix, scenario_mean
 from saml_core.models.bst import global_features
 from saml_core.models.layers import BranchLinear, StackedMLP, split_bottom_tower
 from saml_core.models.mmoe import count_option
-from saml_core.models.saml import ScenarioGroups
+from saml_core.models.layers import ScenarioGroups
 
 
 class PLE(ScenarioModel):

@@ -11,9 +11,10 @@ Read top to bottom:
 
 Speed (training): every branch's state is needed by the mutual unit, but only the sample's own
 branch receives gradient (the others enter detached). So all K branches run forward-only under
-no_grad, and the own branch is recomputed with gradient on samples grouped by scenario
-(scenario chunks, one batched matmul per layer). `forward_reference` is the plain
-all-branches-with-autograd version; a test checks both give the same outputs and gradients.
+no_grad, and the own branch is recomputed with gradient on the batch sorted by scenario (one
+matmul per scenario segment and layer). Evaluation without probes runs the same all-branch pass
+and scores only the own branch. `forward_reference` is the plain all-branches-with-autograd
+version; tests check that both give the same outputs and gradients.
 """
 from __future__ import annotations
 
@@ -25,39 +26,34 @@ from torch import nn
 from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, scenario_mean
-from saml_core.models.layers import (BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention,
-                                     select_branches)
+from saml_core.models.layers import BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention
 
 
-class ScenarioGroups:
-    """Groups a batch by scenario into C chunks of equal size c = ceil(B/K) ([C, c, ...]; chunk i
-    belongs to branch `branch[i]`), so the own-branch work is one batched matmul with at most
-    2B rows whatever the traffic skew (plain per-scenario padding would cost K * max group)."""
+class ScenarioOrder:
+    """A batch sorted by scenario, so that branch k's samples form one contiguous segment: the
+    own-branch work is one matmul per scenario present, on exactly its rows (no padding, no
+    gathered weight copies), and its backward one matmul per scenario as well."""
 
     def __init__(self, scenario: torch.Tensor, num_scenarios: int):
-        b = scenario.shape[0]
-        self.c = max(-(-b // num_scenarios), 1)
-        counts = torch.bincount(scenario, minlength=num_scenarios)
-        chunks = -(-counts // self.c)  # chunks per scenario
-        first_chunk = torch.cumsum(chunks, 0) - chunks
-        starts = torch.cumsum(counts, 0) - counts
-        order = torch.argsort(scenario, stable=True)
-        s_sorted = scenario[order]
-        rank = torch.arange(b, device=scenario.device) - starts[s_sorted]
-        self.n_chunks = int(chunks.sum())
-        self.slot = torch.empty_like(scenario)
-        self.slot[order] = (first_chunk[s_sorted] + rank // self.c) * self.c + rank % self.c
-        self.branch = torch.repeat_interleave(torch.arange(num_scenarios, device=scenario.device), chunks)
-        self.onehot = F.one_hot(self.branch, num_scenarios).float()  # [C, K] chunk -> branch
+        self.order = torch.argsort(scenario, stable=True)
+        self.inverse = torch.empty_like(self.order)
+        self.inverse[self.order] = torch.arange(scenario.shape[0], device=scenario.device)
+        # segment sizes as Python ints (torch.split needs them): one host sync per batch
+        self.counts = torch.bincount(scenario, minlength=num_scenarios).tolist()
+        self.present = [k for k, c in enumerate(self.counts) if c]
+        self.scenario = scenario[self.order]
 
-    def group(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, ...] -> [C, c, ...] (padding rows are zeros)."""
-        out = x.new_zeros((self.n_chunks * self.c,) + tuple(x.shape[1:]))
-        return out.index_copy(0, self.slot, x).view((self.n_chunks, self.c) + tuple(x.shape[1:]))
+    def segments(self, x: torch.Tensor, stack: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """x [B, in] (sorted) times each segment's branch of stack [K, in, out] plus bias
+        [K, 1, out] -> [B, out]. split/unbind: their backward is one concatenation, not K
+        full-size zero fills."""
+        if not self.present:  # empty batch
+            return x.new_zeros((0, stack.shape[2]))
+        xs, ws, bs = torch.split(x, self.counts), stack.unbind(0), bias.unbind(0)
+        return torch.cat([torch.addmm(bs[k], xs[k], ws[k]) for k in self.present])
 
-    def ungroup(self, x: torch.Tensor) -> torch.Tensor:
-        """[C, c, ...] -> [B, ...]."""
-        return x.reshape((self.n_chunks * self.c,) + tuple(x.shape[2:]))[self.slot]
+    def unsort(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(0, self.inverse)
 
 
 VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
@@ -129,6 +125,24 @@ class SAML(ScenarioModel):
             for p in module.parameters():
                 p.copy_(p[:1].expand_as(p))
 
+    def compile_dense(self, **options) -> None:
+        """Opt-in `torch.compile` (options: its keyword arguments) of the dense parts: both
+        attentions, the auxiliary MLP, the forward-only all-branch pass and the own-branch mutual
+        unit. Left eager: the sparse embedding lookups (compiled autograd does not take sparse
+        gradients) and the own branch's per-scenario segments, whose sizes change every batch
+        (compiled code is specialised to them: one recompilation per size pattern). Parameter
+        names are unchanged. Measured on CPU (docs/ENGINE.md): ~1.1x per training step after
+        about a minute of compilation, so it is off by default."""
+        if self.has_seq:
+            self.global_attention.compile(**options)
+            self.scenario_attention.compile(**options)
+        if hasattr(self, "aux"):
+            self.aux.compile(**options)
+        if self.use_branches:
+            self._context_pass = torch.compile(self._context_pass, **options)
+            for unit in self.mutual.values():
+                unit.forward_own = torch.compile(unit.forward_own, **options)
+
     # 1 ------------------------------------------------------------------------------------
     def features(self, batch):
         """-> e_ind [B, ind_dim], e_dep [B, dep_dim]."""
@@ -147,21 +161,16 @@ class SAML(ScenarioModel):
         return torch.cat(ind, dim=1), torch.cat(dep, dim=1)
 
     # 3 ------------------------------------------------------------------------------------
-    def _layer(self, l: int, h_prev, aux_in, branch=None):
-        """Eq. (4) for all K branches (branch=None; h_prev [K, N, .] or shared [N, .]) or for row
-        groups (h_prev [C, c, .]; branch = one-hot [C, K] of each group's branch). aux_in[l] =
-        a^l, shaped alike."""
+    def _layer(self, l: int, h_prev, aux_in):
+        """Eq. (4) for all K branches: h_prev [K, N, .] or shared [N, .]; aux_in[l] = a^l [N, .]."""
         w = self.branch_w[l]
         if not self.use_aux:
-            return F.relu(w(h_prev, branch))
+            return F.relu(w(h_prev))
         u, a = self.branch_u[l], aux_in[l]
         if h_prev.dim() == a.dim():  # same rows: one matmul on [h, a] with stacked [W; U]
             weight = torch.cat([w.weight, u.weight], dim=1)
-            if branch is not None:
-                weight = select_branches(weight, branch)
-            bias = w.bias if branch is None else select_branches(w.bias, branch)
-            return F.relu(torch.matmul(torch.cat([h_prev, a], dim=-1), weight) + bias)
-        return F.relu(w(h_prev, branch) + u(a, branch))
+            return F.relu(torch.matmul(torch.cat([h_prev, a], dim=-1), weight) + w.bias)
+        return F.relu(w(h_prev) + u(a))
 
     def _branches_all(self, x, aux_hidden, keep: bool):
         """Every branch on every sample (x: [B, in], shared). Returns logits [K, B] and, if keep,
@@ -177,56 +186,87 @@ class SAML(ScenarioModel):
                 states.append(st)
         return self.branch_out(h).squeeze(-1), states
 
-    def _branches_own(self, x, aux_hidden, scenario, states):
-        """Own branch only, with gradient: per-branch matmuls on scenario groups, the mutual unit
-        in sample order against the detached all-branch `states`. Returns logits [B]."""
-        groups = ScenarioGroups(scenario, self.k)
-        h = groups.group(x)  # [C, c, in]
-        aux_g = [groups.group(a) for a in aux_hidden] if self.use_aux else None
+    def _branches_own(self, x, aux_hidden, order: ScenarioOrder, states):
+        """Own branch only, with gradient, on a scenario-sorted batch (x, aux_hidden and `states`
+        in `order`): per layer one matmul per scenario segment, the mutual unit against the
+        detached all-branch `states`. Returns logits [B] (sorted)."""
+        h = x
         for l in range(len(self.cfg.mlp)):
-            h = self._layer(l, h, aux_g, groups.onehot)  # [C, c, H]
+            w = self.branch_w[l]
+            if self.use_aux:  # [h, a] times the stacked [W; U] of the segment's branch
+                h = order.segments(torch.cat([h, aux_hidden[l]], 1), torch.cat([w.weight, self.branch_u[l].weight], 1),
+                                   w.bias)
+            else:
+                h = order.segments(h, w.weight, w.bias)
+            h = F.relu(h)
             if str(l) in self.mutual:
                 st = states[l]
-                hb, _, _ = self.mutual[str(l)].forward_own(groups.ungroup(h), st["h"], st["norm"], scenario)
-                h = groups.group(hb)
-        return groups.ungroup(self.branch_out(h, groups.onehot).squeeze(-1))
+                h, _, _ = self.mutual[str(l)].forward_own(h, st["h"], st["norm"], order.scenario)
+        return order.segments(h, self.branch_out.weight, self.branch_out.bias).squeeze(-1)
 
     # forward ------------------------------------------------------------------------------
-    def forward(self, batch, probes: bool = False) -> dict:
+    def _branch_inputs(self, batch):
+        """-> x (the branches' input), aux_hidden (a^l per layer, None without aux), out (aux_logit)."""
         e_ind, e_dep = self.features(batch)
-        s = batch.scenario
         out = {}
-        if not self.use_branches:  # w/o gate&mut: one unified MLP
-            hidden, logit = self.aux(torch.cat([e_ind, e_dep], dim=1))
-            out["logit"] = logit
-            return out
         if self.use_aux:
             aux_hidden, out["aux_logit"] = self.aux(e_ind)
-            aux_hidden, x = [e_ind] + aux_hidden[:-1], e_dep  # a^0 = e_ind, a^l = aux hidden l
-        else:
-            aux_hidden, x = None, torch.cat([e_dep, e_ind], dim=1)
+            return e_dep, [e_ind] + aux_hidden[:-1], out  # a^0 = e_ind, a^l = aux hidden l
+        return torch.cat([e_dep, e_ind], dim=1), None, out
 
-        if torch.is_grad_enabled() and not probes:
-            states = None
-            if self.use_mutual:
-                states = self._context_pass(x, aux_hidden)  # forward-only, every branch
-            out["logit"] = self._branches_own(x, aux_hidden, s, states)
-            return out
-
-        logits, states = self._branches_all(x, aux_hidden, keep=probes)
-        idx = torch.arange(s.shape[0], device=s.device)
-        out["logit"] = logits[s, idx]
+    def forward(self, batch, probes: bool = False) -> dict:
+        if not self.use_branches:  # w/o gate&mut: one unified MLP
+            e_ind, e_dep = self.features(batch)
+            return {"logit": self.aux(torch.cat([e_ind, e_dep], dim=1))[1]}
         if probes:
+            x, aux_hidden, out = self._branch_inputs(batch)
+            s = batch.scenario
+            logits, states = self._branches_all(x, aux_hidden, keep=True)
+            idx = torch.arange(s.shape[0], device=s.device)
+            out["logit"] = logits[s, idx]
             out["probes"] = self._probe_tensors(states, s, idx)
-        return out
+            return out
+        if not torch.is_grad_enabled() and self.mutual_layers:  # evaluation
+            x, aux_hidden, out = self._branch_inputs(batch)
+            out["logit"] = self._own_logits(x, aux_hidden, batch.scenario)
+            return out
+        # training (and evaluation without mutual units): own branch on the scenario-sorted batch
+        order = ScenarioOrder(batch.scenario, self.k)
+        x, aux_hidden, out = self._branch_inputs(batch.take(order.order))
+        states = None
+        if self.mutual_layers:
+            states = self._context_pass(x, aux_hidden)  # forward-only, every branch
+        out["logit"] = self._branches_own(x, aux_hidden, order, states)
+        return {key: order.unsort(v) for key, v in out.items()}
 
     @torch.no_grad()
-    def _context_pass(self, x, aux_in):
+    def _own_logits(self, x, aux_in, s):
+        """Evaluation without probes (model with mutual units): each sample's own-branch logit [B].
+        The forward-only all-branch pass in the model dtype, then the last layer's mixing and the
+        output for the own branch only (`_branches_all` mixes and scores all K). Same logits as
+        `_branches_all` (tested)."""
+        last = len(self.cfg.mlp) - 1
+        st = self._context_pass(x, aux_in, dtype=x.dtype)[last]
+        idx = torch.arange(s.shape[0], device=s.device)
+        h = st["h"][idx, s]  # [B, H] own branch
+        if str(last) in self.mutual:
+            h = self.mutual[str(last)].forward_own(h, st["h"], st["norm"], s)[0]
+        out = self.branch_out
+        return torch.baddbmm(out.bias[s], h.unsqueeze(1), out.weight[s]).view(-1)
+
+    @torch.no_grad()
+    def _context_pass(self, x, aux_in, dtype: torch.dtype | None = None):
         """All branches, forward only: per layer the states h_j [B, K, H] (and their norms) that
         the mutual unit mixes into the own branch. Same maths as `_branches_all`, laid out
         sample-major with in-place ops; the last layer's mixing is skipped (no one reads it).
-        With `context_dtype` = bfloat16 the matmuls run in bf16 (these values get no gradient)."""
-        dt = self.context_dtype if self.context_dtype is not None else x.dtype
+        The matmuls run in `dtype`, else `context_dtype` (bfloat16 on CUDA in training: these
+        values get no gradient), else the model dtype."""
+        # precision set here, not by an enclosing autocast (CUDA training runs under one): its
+        # casts would mix dtypes within the in-place and out= ops below
+        with torch.autocast(x.device.type, enabled=False):
+            return self._context_states(x, aux_in, dtype or self.context_dtype or x.dtype)
+
+    def _context_states(self, x, aux_in, dt: torch.dtype):
         b, k = x.shape[0], self.k
         depth = len(self.cfg.mlp)
         h, states = None, []
@@ -254,26 +294,15 @@ class SAML(ScenarioModel):
             if str(l) in self.mutual:
                 st["norm"] = z.norm(dim=-1).clamp_min_(1e-8)  # [B, K]
                 if l < depth - 1:  # h~ of every branch feeds the next layer
-                    mu = self.mutual[str(l)]
-                    c = torch.bmm(z, z.transpose(1, 2)).div_(st["norm"][:, :, None] * st["norm"][:, None, :])
-                    eye = torch.eye(k, dtype=torch.bool, device=z.device)
-                    alpha = torch.softmax(c.masked_fill_(eye, float("-inf")), dim=-1)
-                    g = torch.sigmoid(torch.einsum("bkh,kh->bk", z, mu.gate_weight) + mu.gate_bias)
-                    z = torch.bmm(alpha, z).mul_(g.unsqueeze(-1)).add_(z)
+                    z = self.mutual[str(l)].mix_context(z, st["norm"])
             states.append(st)
             h = z
         return states
 
     def forward_reference(self, batch) -> dict:
         """Naive version: all branches with autograd, own output picked. Same maths as forward."""
-        e_ind, e_dep = self.features(batch)
+        x, aux_hidden, out = self._branch_inputs(batch)
         s = batch.scenario
-        out = {}
-        if self.use_aux:
-            aux_hidden, out["aux_logit"] = self.aux(e_ind)
-            aux_hidden, x = [e_ind] + aux_hidden[:-1], e_dep
-        else:
-            aux_hidden, x = None, torch.cat([e_dep, e_ind], dim=1)
         logits, _ = self._branches_all(x, aux_hidden, keep=False)
         out["logit"] = logits[s, torch.arange(s.shape[0], device=s.device)]
         return out

@@ -19,7 +19,7 @@ from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel
 from saml_core.models.bst import global_features
 from saml_core.models.layers import StackedMLP, split_bottom_tower
-from saml_core.models.saml import ScenarioGroups
+from saml_core.models.layers import ScenarioGroups
 
 
 class SharedBottom(ScenarioModel):

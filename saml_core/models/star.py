@@ -52,7 +52,7 @@ from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, cosine_matrix
 from saml_core.models.bst import global_features
 from saml_core.models.layers import EMB_INIT_STD, MLP, select_branches
-from saml_core.models.saml import ScenarioGroups
+from saml_core.models.layers import ScenarioGroups
 
 
 class PartitionedNorm(nn.Module):

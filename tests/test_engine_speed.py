@@ -1,0 +1,213 @@
+"""Exactness of the speed-ups: each fast path equals its plain formula, outputs and gradients."""
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saml_core.bench import random_data
+from saml_core.config import ModelConfig
+from saml_core.models.bst import BST
+from saml_core.models.layers import SequenceAttention
+from saml_core.models.saml import SAML
+from saml_core.optim import ModelAdam
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _value_before_pooling(att, tokens, mask, scenario):
+    """`_target_query` as it was: the value projection of every token, then the weighted sum."""
+    b, t, d = tokens.shape
+    h, dh = att.heads, att.head_dim
+    inner = h * dh
+    xt = tokens[:, -1, :]
+    if att.per_scenario:
+        w = att.qk_weight[scenario]
+        q = torch.baddbmm(att.qk_bias[scenario].unsqueeze(1)[..., :inner], xt.unsqueeze(1), w[..., :inner]).squeeze(1)
+        wk = w[..., inner:].reshape(b, d, h, dh).permute(0, 2, 3, 1)  # [B, h, dh, D]
+    else:
+        q = F.linear(xt, att.qk.weight[:inner], att.qk.bias[:inner])
+        wk = att.qk.weight[inner:].view(1, h, dh, d)
+    r = (q.view(b, h, dh, 1) * wk).sum(2)
+    scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)
+    p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
+    if att.training and att.dropout > 0:
+        p = F.dropout(p, att.dropout)
+    v = att.value_proj()(tokens).view(b, t, h, dh)
+    attn = (p.transpose(1, 2).unsqueeze(-1) * v).sum(1).reshape(b, inner)
+    x = att.norm1(xt + att.out(attn))
+    return att.norm2(x + att.ff(x))
+
+
+def _attention_case(per_scenario, dropout):
+    torch.manual_seed(0)
+    att = SequenceAttention(12, 3, 4, 16, "target", num_scenarios=5 if per_scenario else 0, dropout=dropout).double()
+    if per_scenario:
+        torch.nn.init.normal_(att.qk_bias)
+    torch.nn.init.normal_(att.value.bias)  # a non-zero value bias: the pooled form must carry it
+    tokens = torch.randn(40, 7, 12, dtype=torch.double, requires_grad=True)
+    mask = torch.rand(40, 7) > 0.4
+    mask[:, -1] = True
+    return att, tokens, mask, torch.randint(0, 5, (40,))
+
+
+def _grads(out, att, tokens):
+    return torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(),
+                               [tokens] + list(att.parameters()))
+
+
+@pytest.mark.parametrize("per_scenario", [False, True])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_value_after_pooling_equals_value_before_pooling(per_scenario, dropout):
+    """Within float64 rounding (assert_close: 1e-7 relative), also with dropout thinning the
+    attention weights (same RNG state, same mask) so that they no longer sum to one."""
+    att, tokens, mask, s = _attention_case(per_scenario, dropout)
+    att.train()
+    torch.manual_seed(1)
+    fast = att(tokens, mask, s)
+    torch.manual_seed(1)
+    ref = _value_before_pooling(att, tokens, mask, s)
+    torch.testing.assert_close(fast, ref)
+    for name, g1, g2 in zip(["tokens"] + [n for n, _ in att.named_parameters()], _grads(fast, att, tokens),
+                            _grads(ref, att, tokens)):
+        torch.testing.assert_close(g1, g2, msg=name)
+
+
+@pytest.mark.parametrize("per_scenario", [False, True])
+def test_target_query_parameter_gradients_equal_full_self_attention(per_scenario):
+    att, tokens, mask, s = _attention_case(per_scenario, 0.0)
+    fast = att(tokens, mask, s)
+    att.use_sdpa = True
+    ref = att(tokens, mask, s)
+    torch.testing.assert_close(fast, ref)
+    for name, g1, g2 in zip(["tokens"] + [n for n, _ in att.named_parameters()], _grads(fast, att, tokens),
+                            _grads(ref, att, tokens)):
+        torch.testing.assert_close(g1, g2, msg=name)
+
+
+# --- SAML evaluation through the all-branch training layout -----------------------------------
+
+CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return random_data(n_train=256, n_valid=64, n_test=64, k=4, seq_len=6, vocab=30)
+
+
+@pytest.mark.parametrize("variant,mutual_layers", [("full", None), ("no_aux", None), ("no_gate", None),
+                                                   ("full", (0,)), ("full", (1,))])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_evaluation_logits_equal_all_branch_reference(data, variant, mutual_layers, dtype):
+    """probes=False evaluation (all-branch pass in the training layout, then own branch only)
+    == `_branches_all` with the own output picked (forward_reference) == the probes path;
+    float64 to assert_close's 1e-7, float32 to 1e-5."""
+    torch.manual_seed(0)
+    model = SAML(data.spec, replace(CFG, mutual_layers=mutual_layers), variant).to(dtype).eval()
+    b = data.train.take(torch.arange(200))  # several 64-sample blocks of the mixing pass
+    b.num = b.num.to(dtype)
+    tol = {} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-5}
+    with torch.no_grad():
+        fast = model(b)["logit"]
+        ref = model.forward_reference(b)["logit"]
+        probed = model(b, probes=True)["logit"]
+    torch.testing.assert_close(fast, ref, **tol)
+    torch.testing.assert_close(fast, probed, **tol)
+    assert fast.std() > 0
+
+
+# --- optional torch.compile of the dense parts; bf16 all-branch pass ------------------------------
+
+def _outputs_and_grads(model, b):
+    out = model(b)
+    loss = model.loss(out, b.label)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return out, {n: g.to_dense() for (n, _), g in zip(model.named_parameters(), grads) if g is not None}
+
+
+@pytest.mark.parametrize("model_id", ["saml", "bst"])
+def test_compiled_dense_parts_equal_eager(data, model_id):  # compiles: ~40 s on a cold inductor cache
+    """compile_dense (inductor) gives the eager outputs and gradients within float32 rounding
+    (1e-5 absolute and relative: kernels are fused and sums reordered) and keeps parameter names."""
+    torch.manual_seed(0)
+    eager = SAML(data.spec, CFG, "full") if model_id == "saml" else BST(data.spec, CFG)
+    compiled = SAML(data.spec, CFG, "full") if model_id == "saml" else BST(data.spec, CFG)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_dense(dynamic=False)
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    b = data.train.take(torch.arange(128))
+    out_e, grads_e = _outputs_and_grads(eager, b)
+    out_c, grads_c = _outputs_and_grads(compiled, b)
+    for key in out_e:
+        torch.testing.assert_close(out_c[key], out_e[key], atol=1e-5, rtol=1e-5)
+    assert grads_c.keys() == grads_e.keys()
+    for name in grads_e:
+        torch.testing.assert_close(grads_c[name], grads_e[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_bf16_all_branch_pass_stays_close_to_float32(data):
+    """context_dtype=bfloat16 (default on CUDA, opt-in on CPU) rounds only the detached
+    all-branch states: logits within 2e-3 absolute (bf16 keeps ~3 significant digits; logits
+    here are |x| < 1), every gradient within 3 % (relative norm) of the float32 pass."""
+    torch.manual_seed(0)
+    model = SAML(data.spec, CFG, "full")
+    b = data.train.take(torch.arange(128))
+    res = {}
+    for dt in (None, torch.bfloat16):
+        model.context_dtype = dt
+        res[dt] = _outputs_and_grads(model, b)
+    (out32, g32), (out16, g16) = res[None], res[torch.bfloat16]
+    diff = (out32["logit"] - out16["logit"]).abs().max()
+    assert 0 < diff < 2e-3  # > 0: the bf16 pass did run
+    for name, g in g32.items():
+        assert (g16[name] - g).norm() <= 0.03 * g.norm() + 1e-12, name
+
+
+def test_fused_adam_on_cpu_equals_foreach_adam(data):
+    """ModelAdam uses torch's fused Adam kernel on CPU; after several steps the weights equal those
+    of the foreach implementation within float32 rounding (1e-6)."""
+    torch.manual_seed(0)
+    model = SAML(data.spec, CFG, "full")
+    ref, init = copy.deepcopy(model), copy.deepcopy(model)
+    opt = ModelAdam(model, lr=1e-2)
+    assert opt.optimizers[0].defaults["fused"]
+    dense_ref = [p for n, p in ref.named_parameters() if "table" not in n]
+    sparse_ref = [p for n, p in ref.named_parameters() if "table" in n]
+    ref_opts = [torch.optim.Adam(dense_ref, lr=1e-2, foreach=True), torch.optim.SparseAdam(sparse_ref, lr=1e-2)]
+    for step in range(4):
+        b = data.train.take(torch.arange(step * 64, step * 64 + 64))
+        for m, o in ((model, opt), (ref, None)):
+            loss = m.loss(m(b), b.label)
+            m.zero_grad(set_to_none=True)
+            loss.backward()
+            if o is not None:
+                o.step()
+        for o in ref_opts:
+            o.step()
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-6, msg=name)
+    assert not torch.equal(model.branch_w[0].weight, init.branch_w[0].weight)  # the steps did train
+
+
+@pytest.mark.parametrize("variant", ["full", "no_gate", "no_aux", "no_gate_mut"])
+def test_training_and_evaluation_under_bf16_autocast(data, variant):
+    """The CUDA path trains and evaluates under bf16 autocast with a bf16 all-branch pass; CPU
+    autocast stands in for it here (no GPU in the test run): the in-place / out= ops of the fast
+    paths must not meet autocast's dtype casts, and logits stay within 1e-2 of float32."""
+    torch.manual_seed(0)
+    model = SAML(data.spec, CFG, variant)
+    model.context_dtype = torch.bfloat16
+    b = data.train.take(torch.arange(128))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(model(b), b.label)
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    with torch.no_grad():
+        ref = model(b)["logit"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(b)["logit"]
+            model(b, probes=True)
+    torch.testing.assert_close(fast.float(), ref, atol=1e-2, rtol=0)
