@@ -228,11 +228,15 @@ def _env() -> dict:
 
 
 def progress_fraction(status: dict | None) -> float | None:
-    """Overall progress in [0, 1] of an experiment from its status (runs, epochs, steps)."""
+    """Overall progress in [0, 1] of an experiment from its status: the engine's own `progress`
+    (which counts runs finished earlier) when present, else from runs, epochs and steps."""
     if not status:
         return None
     if status.get("state") == "finished":
         return 1.0
+    given = status.get("progress")
+    if isinstance(given, (int, float)) and not isinstance(given, bool) and 0.0 <= given <= 1.0:
+        return float(given)
 
     def num(key, default=0.0):
         value = status.get(key)

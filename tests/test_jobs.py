@@ -199,6 +199,8 @@ def test_cancel_reaches_the_process_of_a_killed_worker_and_resume_continues(tmp_
         ({"run_index": 2, "n_runs": 2, "epoch": 2, "epochs": 2, "step": 100, "steps": 100}, 1.0),
         ({"run_index": 3, "n_runs": 6}, 2 / 6),
         ({"run_index": True, "n_runs": "x"}, 0.0),
+        ({"run_index": 1, "n_runs": 2, "progress": 0.75}, 0.75),  # the engine's own figure wins
+        ({"run_index": 1, "n_runs": 2, "progress": 7}, 0.0),
     ],
 )
 def test_progress_fraction(status, expected):
