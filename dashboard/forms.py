@@ -99,17 +99,6 @@ class RetrainRequest:
         return ExperimentConfig(name=self.name.strip(), runs=list(self.runs), seeds=self.seeds,
                                 data_seeds=list(range(self.data_seeds)), dataset=self.dataset_arg(), **s)
 
-    def argv(self, artifacts: Path) -> list[str]:
-        """The engine command for this request (every shown setting explicit)."""
-        from saml_core import jobs
-
-        return jobs.experiment_argv(
-            self.dataset_arg(), self.name.strip(), artifacts=artifacts, runs=list(self.runs),
-            seeds=self.seeds, device=self.device, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-            d_g=self.d_g, d_s=self.d_s, heads=self.heads, mlp=self.mlp_sizes(),
-            extra=(("--preset", self.preset) if self.preset else ()) +
-            ("--patience", str(self.patience), "--data-seeds", str(self.data_seeds)))
-
 
 def validate(req: RetrainRequest, existing_experiments: set[str], cuda_available: bool) -> list[str]:
     """Every problem with the request, in plain words; empty when it can be launched."""

@@ -7,8 +7,7 @@ from dashboard import data_access as da
 from dashboard import explain, settings
 from dashboard.colors import scenario_colors
 from dashboard.explain import Noun
-from saml_core import jobs as jobs_mod
-from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS
+from saml_core.experiments import demo_specs
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
@@ -102,6 +101,9 @@ def sidebar() -> None:
             st.caption(f":material/hourglass_top: {len(active)} training job(s) running or queued — see Retrain.")
         if is_demo_mode():
             st.caption(explain.DEMO_MODE)
+        doubt = settings.demo_mode_warning(st.secrets)
+        if doubt:
+            st.warning(doubt, icon=":material/warning:")
 
 
 def dataset_badge(exp) -> None:
@@ -205,9 +207,8 @@ def empty_state() -> None:
         st.markdown("Build the demo experiments now (the synthetic countries comparison set and the real "
                     "Taobao sample; a few minutes on a laptop CPU). Training runs in the background.")
         if st.button("Build the demo", type="primary", key="build_demo"):
-            for name, dataset in DEMO_EXPERIMENTS:
-                argv = jobs_mod.experiment_argv(dataset, name, artifacts=da.root(), extra=DEMO_OPTIONS)
-                q.submit(argv, title=f"Demo: {name} ({dataset})", experiment=name)
+            for cfg in demo_specs():
+                q.submit(cfg, title=f"Demo: {cfg.name} ({cfg.dataset})")
             st.rerun()
     job_progress_panel(q, allow_cancel=True)
 
@@ -234,7 +235,17 @@ def job_progress_panel(q, allow_cancel: bool = True, show_finished: bool = True)
 
 
 _STATE_ICON = {"queued": ":material/schedule:", "running": ":material/hourglass_top:",
-               "finished": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}
+               "finished": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:",
+               "interrupted": ":material/pause_circle:", "rejected": ":material/block:",
+               "unreadable": ":material/warning:"}
+
+
+def plain(text) -> str:
+    """Text from files others can write (job titles, errors, logs) shown as text, not markdown."""
+    out = str(text)
+    for ch in "\\`*_{}[]()#+-.!|<>$~":
+        out = out.replace(ch, "\\" + ch)
+    return out
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -247,10 +258,15 @@ def _fmt_eta(seconds: float | None) -> str:
 def _job_card(q, job, allow_cancel: bool) -> None:
     with st.container(border=True):
         cols = st.columns([5, 1])
-        cols[0].markdown(f"{_STATE_ICON.get(job.state, '')} **{job.title}** — {job.state}")
+        cols[0].markdown(f"{_STATE_ICON.get(job.state, '')} **{plain(job.title)}** — {job.state}")
         if allow_cancel and job.active:
             if cols[1].button("Cancel", key=f"cancel-{job.job_id}"):
                 q.cancel(job.job_id)
+                st.rerun()
+        elif allow_cancel and job.state in ("interrupted", "cancelled", "failed"):
+            if cols[1].button("Resume", key=f"resume-{job.job_id}",
+                              help="Queue the same experiment again: finished runs and epochs are kept."):
+                q.resume(job.job_id)
                 st.rerun()
         status = job.status or {}
         if job.state == "running":
@@ -267,14 +283,18 @@ def _job_card(q, job, allow_cancel: bool) -> None:
                 where.append(f"epoch {status.get('epoch')}")
             if isinstance(status.get("loss"), (int, float)):
                 where.append(f"loss {status['loss']:.4f}")
-            st.progress(frac, text=f"{100 * frac:.0f} % · ETA {_fmt_eta(job.eta_seconds())}"
-                        + (" · " + " · ".join(where) if where else ""))
+            text = f"{100 * frac:.0f} % · ETA {_fmt_eta(job.eta_seconds())}" + (" · " + " · ".join(where) if where else "")
+            st.progress(frac, text=plain(text))
+            if job.cancel_requested:
+                st.caption("Cancel requested: stopping after the current step (finished epochs are kept).")
         elif job.state == "queued":
             st.caption("Waiting for the job before it to finish.")
-        elif job.state == "failed":
-            st.error(f"Training failed: {job.error or 'see the log below'}")
+        elif job.state in ("failed", "rejected", "unreadable"):
+            st.error(f"{job.state.capitalize()}: {plain(job.error or 'see the log below')}")
+        elif job.state == "interrupted":
+            st.warning(f"Interrupted: {plain(job.hint or job.error or 'the training process stopped')}")
         elif job.state == "finished" and job.experiment:
-            st.caption(f"Finished — pick **{job.experiment}** in the sidebar.")
+            st.caption(f"Finished — pick **{plain(job.experiment)}** in the sidebar.")
         if job.log_tail:
             with st.expander("Log (last lines)", expanded=job.state in ("running", "failed")):
                 st.code(job.log_tail, language=None)

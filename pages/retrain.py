@@ -66,10 +66,32 @@ if submitted:
     if problems:
         st.error("Not launched — please fix:\n\n" + "\n".join(f"- {p}" for p in problems))
     else:
-        job = q.submit(req.argv(da.root()), title=f"{req.name.strip()} · {req.dataset_arg()} · "
-                       f"{len(req.runs)} model(s)", experiment=req.name.strip())
-        st.session_state["rt_last_job"] = job.job_id
-        st.success(f"Queued “{req.name.strip()}”. Progress below; it appears in the sidebar when done.")
+        try:
+            job = q.submit(req.to_config(), title=f"{req.name.strip()} · {req.dataset_arg()} · "
+                           f"{len(req.runs)} model(s)")
+        except (da.ArtifactError, ValueError) as exc:  # a full disk, or a spec the queue refuses
+            st.error(f"Not launched: {exc}")
+        else:
+            st.session_state["rt_last_job"] = job.job_id
+            st.success(f"Queued “{req.name.strip()}”. Progress below; it appears in the sidebar when done.")
+
+unfinished = [s for s in da.experiments() if s.error is None and s.n_finished < s.n_runs
+              and s.state not in ("running",) and s.name not in {j.experiment for j in q.list() if j.active}]
+if unfinished:
+    st.subheader("Unfinished experiments")
+    st.caption("Interrupted, cancelled or partly failed: resuming keeps every finished run and epoch and trains "
+               "the rest with the experiment's own settings.")
+    for s in unfinished:
+        c1, c2 = st.columns([5, 1])
+        c1.markdown(f"**{ui.plain(s.name)}** — {s.n_finished} of {s.n_runs} runs finished ({s.state})")
+        if c2.button("Resume", key=f"resume-exp-{s.name}"):
+            try:
+                spec = da.experiment(s.name).raw["config"]
+                q.submit(spec, title=f"Resume {s.name}")
+            except (da.ArtifactError, KeyError, ValueError) as exc:
+                st.error(f"Cannot resume {s.name}: {exc}")
+            else:
+                st.rerun()
 
 st.subheader("Jobs")
 c1, c2 = st.columns([4, 1])

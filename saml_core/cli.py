@@ -20,10 +20,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Unbreakable:
+    """stdout/stderr that outlive their reader: when whoever reads the output goes away (the job
+    worker was killed, `| head` closed the pipe) or the log cannot be written, output is dropped
+    instead of stopping a training run with BrokenPipeError."""
+
+    def __init__(self, stream):
+        self._stream, self._broken = stream, False
+
+    def write(self, text):
+        if not self._broken:
+            try:
+                return self._stream.write(text)
+            except OSError:
+                self._broken = True
+        return len(text)
+
+    def flush(self):
+        if not self._broken:
+            try:
+                self._stream.flush()
+            except OSError:
+                self._broken = True
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    streams = sys.stdout, sys.stderr
+    wrapped = sys.stdout, sys.stderr = _Unbreakable(sys.stdout), _Unbreakable(sys.stderr)
     try:
+        return _main(argv)
+    finally:
+        # A broken stream is not handed back: flushing it at exit would fail again (exit code 120).
+        sys.stdout, sys.stderr = (None if w._broken else s for w, s in zip(wrapped, streams))
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (DataError, ConfigError, ArtifactError) as exc:  # bad input: one clear line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine (full disk, I/O error, permissions): one line naming the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a training run (imports, argument parsing)
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -153,17 +153,51 @@ def settings_from_args(args) -> dict:
 
 
 class _CancelFlag:
-    """SIGTERM sets a flag the trainer polls between batches (clean cancel)."""
+    """SIGTERM = cancel. The first SIGTERM sets a flag that the trainer polls between batches (the
+    clean path: the run stops, status "cancelled", finished epochs kept, exit code 130). A batch, a
+    data load or a final write can outlast the promised second, so when the flag has not been
+    picked up GRACE seconds later, or at a second SIGTERM, Cancelled is raised wherever the main
+    thread is: every artifact write is atomic, so that too leaves only whole files (and the same
+    status and exit code). Only code that runs Python bytecode can be interrupted: one long call
+    into C (a huge matrix product) finishes first."""
+
+    GRACE = 0.5
 
     def __init__(self):
-        self.flag = False
-        signal.signal(signal.SIGTERM, self._set)
+        from saml_core.train import Cancelled
 
-    def _set(self, *_):
+        self.Cancelled = Cancelled
+        self.flag = False  # SIGTERM received
+        self.taken = False  # the trainer saw the flag and is stopping
+        self._old = {sig: signal.signal(sig, handler)
+                     for sig, handler in ((signal.SIGTERM, self._term), (signal.SIGALRM, self._alarm))}
+
+    def _term(self, *_):
+        if self.flag and not self.taken:
+            self._disarm()
+            raise self.Cancelled("cancelled (second SIGTERM)")
         self.flag = True
+        if not self.taken:
+            signal.setitimer(signal.ITIMER_REAL, self.GRACE)
+
+    def _alarm(self, *_):
+        if self.flag and not self.taken:
+            self.taken = True
+            raise self.Cancelled(f"cancelled (SIGTERM, not picked up within {self.GRACE:g} s)")
+
+    def _disarm(self):
+        self.taken = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
     def __call__(self) -> bool:
+        if self.flag and not self.taken:
+            self._disarm()  # the caller raises Cancelled now: no forced stop needed
         return self.flag
+
+    def close(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 def _root(args) -> Path:
@@ -176,11 +210,14 @@ def _run(cfg, args) -> int:
     from saml_core.experiments import run_experiment
     from saml_core.train import Cancelled, TrainingFailed
 
-    cancel = _CancelFlag()
     command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cancel = _CancelFlag()
     try:
-        run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
-                       command=command, overwrite=getattr(args, "overwrite", False))
+        try:
+            run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
+                           command=command, overwrite=getattr(args, "overwrite", False))
+        finally:
+            cancel.close()  # inside the try: a forced stop that fires while closing is still a cancel
     except Cancelled as exc:
         print(f"cancelled: {exc}; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
@@ -206,33 +243,30 @@ def cmd_train(args) -> int:
     return rc
 
 
-def cmd_experiment(args) -> int:
+def experiment_config(args):
+    """The validated ExperimentConfig of an `experiment` command line (or of its --spec file)."""
     from saml_core.experiments import SWEEP_RUNS, ExperimentConfig, read_spec
 
     if args.spec:
-        cfg = read_spec(args.spec)
-    else:
-        if not args.dataset or not args.name:
-            raise ConfigError("experiment needs --dataset and --name (or --spec FILE)")
-        runs = args.runs or (",".join(SWEEP_RUNS) if args.sweep else "default")
-        cfg = ExperimentConfig(name=args.name, runs=runs, seeds=args.seeds, first_seed=args.first_seed,
-                               data_seeds=list(range(args.data_seed, args.data_seed + max(args.data_seeds, 1))),
-                               sweep=args.sweep, keep_weights=args.keep_weights, **settings_from_args(args))
-    return _run(cfg, args)
+        return read_spec(args.spec)
+    if not args.dataset or not args.name:
+        raise ConfigError("experiment needs --dataset and --name (or --spec FILE)")
+    runs = args.runs or (",".join(SWEEP_RUNS) if args.sweep else "default")
+    return ExperimentConfig(name=args.name, runs=runs, seeds=args.seeds, first_seed=args.first_seed,
+                            data_seeds=list(range(args.data_seed, args.data_seed + max(args.data_seeds, 1))),
+                            sweep=args.sweep, keep_weights=args.keep_weights, **settings_from_args(args))
+
+
+def cmd_experiment(args) -> int:
+    return _run(experiment_config(args), args)
 
 
 def cmd_demo(args) -> int:
-    """Each demo experiment through the `experiment` command with the demo options."""
-    from saml_core.cli import build_parser
-    from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS
+    """Each demo experiment (`experiments.demo_specs`, the same specs the dashboard queues)."""
+    from saml_core.experiments import demo_specs
 
-    for name, dataset in DEMO_EXPERIMENTS:
-        argv = ["experiment", "--dataset", dataset, "--name", name, *DEMO_OPTIONS,
-                "--device", args.device, "--threads", str(args.threads)]
-        if args.artifacts:
-            argv += ["--artifacts", args.artifacts]
-        sub = build_parser().parse_args(argv)
-        rc = sub.func(sub)
+    for cfg in demo_specs(device=args.device, threads=args.threads):
+        rc = _run(cfg, args)
         if rc:
             return rc
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
+import re
 import shutil
 import sys
 import time
@@ -31,8 +32,12 @@ from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, Run
 # default comparison set plus the simple baseline on both datasets, with 3 model seeds and 2 data
 # seeds so that every headline figure is a mean with its spread; stored compactly (float16
 # weights; weights, hidden states and maps of the first run of each model only; 1,000 probe
-# samples, 100 of them through every branch).
+# samples, 100 of them through every branch). `demo_specs` builds both experiments from
+# DEMO_RECIPE (the CLI's `demo` and the dashboard run exactly these specs); DEMO_OPTIONS is the
+# same recipe as `experiment` options, for the README (a test keeps the two equal).
 DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
+DEMO_RECIPE = {"runs": "default,lr_te", "seeds": 3, "data_seeds": [0, 1], "keep_weights": "first-run",
+               "train": {"weights_dtype": "float16"}, "probes": {"probe_size": 1000, "probe_hidden_all": 100}}
 DEMO_OPTIONS = ("--seeds", "3", "--data-seeds", "2", "--weights-dtype", "float16", "--probe-size", "1000",
                 "--probe-hidden-all", "100", "--keep-weights", "first-run", "--runs", "default,lr_te")
 SWEEPS = {"emb": (8, 12, 16, 24, 32), "heads": (4, 8, 12, 16), "depth": (2, 3, 4, 5)}
@@ -195,6 +200,14 @@ class StatusWriter:
         for p in self.paths:
             art.write_json(p, doc)
 
+    def final(self, **fields) -> None:
+        """The last word on the way out of an error: best effort, so that a status that cannot be
+        written (full disk) never hides the error that ended the run."""
+        try:
+            self.write(force=True, **fields)
+        except art.ArtifactError:
+            pass
+
 
 class ExperimentProgress:
     """One progress fraction and ETA for the whole experiment: finished runs, plus the running
@@ -321,15 +334,46 @@ class ExperimentLock:
             self.fh.close()
             raise ConfigError(f"experiment {self.path.parent.name!r} is being trained right now by {holder}; "
                               "wait for it to finish (or cancel it) before writing to it") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"pid {os.getpid()}, started {now_iso()}")
-        self.fh.flush()
+        try:  # who holds it is only for the message above: a full disk must not stop the run here
+            os.ftruncate(self.fh.fileno(), 0)
+            os.pwrite(self.fh.fileno(), f"pid {os.getpid()}, started {now_iso()}".encode(), 0)
+        except OSError:
+            pass
         return self
 
     def __exit__(self, *exc):
         fcntl.flock(self.fh, fcntl.LOCK_UN)
         self.fh.close()
+
+
+# Left behind by a writer killed in the middle of artifacts.atomic_write_bytes (kill -9, power loss).
+_TEMP_FILE = re.compile(r"^\..+\.tmp$")
+# What an experiment folder holds before its experiment.json exists (nothing a reader lists).
+_PRE_EXPERIMENT_FILE = re.compile(r"^(\.lock|experiment_status\.json|test_labels-d\d+\.npz|\..+\.tmp)$")
+
+
+def _remove_temp_files(exp_dir: Path, log) -> None:
+    """Delete temporary files of killed writers (only called while holding the experiment lock:
+    no other process writes to this experiment)."""
+    for path in [exp_dir, *(p for p in exp_dir.iterdir() if p.is_dir() and not p.is_symlink())]:
+        for sub in [path, *((path / "submodels").iterdir() if (path / "submodels").is_dir() else [])]:
+            for f in sub.iterdir() if sub.is_dir() else []:
+                if _TEMP_FILE.match(f.name) and f.is_file() and not f.is_symlink():
+                    f.unlink(missing_ok=True)
+                    log(f"removed {f} (left by an interrupted write)")
+
+
+def _remove_if_never_started(exp_dir: Path) -> None:
+    """After a failure before experiment.json was written (bad data, full disk, cancel while loading
+    data): remove the folder when it holds only this command's own bookkeeping, so no empty
+    experiment is left behind. Anything else in it (an earlier experiment's files) stays."""
+    try:
+        names = os.listdir(exp_dir)
+        if "experiment.json" in names or not all(_PRE_EXPERIMENT_FILE.match(n) for n in names):
+            return
+        shutil.rmtree(exp_dir)
+    except OSError:
+        pass
 
 
 def _check_identity(cfg: ExperimentConfig, previous: dict | None, plan: list[RunConfig], exp_dir: Path,
@@ -389,8 +433,9 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                                       "n_runs": len(plan), "epoch": 0, "epochs": cfg.train_config.epochs, "step": 0,
                                       "steps": 0, "loss": None, "eta_seconds": None, "progress": 0.0,
                                       "submodel": None, "message": "loading data"})
-        status.write(force=True)
         try:
+            _remove_temp_files(exp_dir, log)
+            status.write(force=True)
             exp_file = exp_dir / "experiment.json"
             previous = art.read_json(exp_file) if exp_file.exists() else None
             _check_identity(cfg, previous, plan, exp_dir, overwrite, log)
@@ -437,15 +482,18 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                          progress=1.0)
             return exp_dir
         except Cancelled:
-            status.write(force=True, state="cancelled", message="cancelled; finished runs and epochs are kept")
+            status.final(state="cancelled", message="cancelled; finished runs and epochs are kept")
+            _remove_if_never_started(exp_dir)
             raise
         except KeyboardInterrupt:
-            status.write(force=True, state="interrupted", message="interrupted; finished runs and epochs are kept")
+            status.final(state="interrupted", message="interrupted; finished runs and epochs are kept")
+            _remove_if_never_started(exp_dir)
             raise
         except TrainingFailed:
             raise
         except BaseException as exc:
-            status.write(force=True, state="failed", message=f"{type(exc).__name__}: {exc}")
+            status.final(state="failed", message=f"{type(exc).__name__}: {exc}")
+            _remove_if_never_started(exp_dir)
             raise
 
 
@@ -509,13 +557,13 @@ def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop
     try:
         metrics = train_run(rcfg, data, run_dir, progress=on_progress, should_stop=should_stop, probe_index=pidx)
     except Cancelled:
-        run_status.write(force=True, state="cancelled", message="cancelled; finished epochs kept")
+        run_status.final(state="cancelled", message="cancelled; finished epochs kept")
         raise
     except KeyboardInterrupt:
-        run_status.write(force=True, state="interrupted", message="interrupted; finished epochs kept")
+        run_status.final(state="interrupted", message="interrupted; finished epochs kept")
         raise
     except Exception as exc:
-        run_status.write(force=True, state="failed", message=f"{type(exc).__name__}: {exc}")
+        run_status.final(state="failed", message=f"{type(exc).__name__}: {exc}")
         raise
     progress.run_finished()
     status.write(force=True, progress=progress.fraction, eta_seconds=progress.eta())
@@ -546,6 +594,19 @@ def settings_for(dataset: str, preset: str | None = None, *, model: dict | None 
     tcfg = build_dataclass(TrainConfig, {**p["train"], **(train or {})})
     pr = {"probe_size": 3000, "probe_hidden_all": 300, **p["probes"], **(probes or {})}
     return {"preset": name, "dataset_options": ds, "model_config": mcfg, "train_config": tcfg, **pr}
+
+
+def demo_specs(*, device: str = "auto", threads: int = 0) -> list[ExperimentConfig]:
+    """The shipped demo's experiments (`python -m saml_core demo`, the dashboard's "Build the
+    demo"): DEMO_RECIPE on each of DEMO_EXPERIMENTS, with the dataset's own preset."""
+    out = []
+    for name, dataset in DEMO_EXPERIMENTS:
+        s = settings_for(dataset, train={**DEMO_RECIPE["train"], "device": device, "num_threads": threads},
+                         probes=DEMO_RECIPE["probes"])
+        out.append(ExperimentConfig(name=name, dataset=dataset, runs=DEMO_RECIPE["runs"], seeds=DEMO_RECIPE["seeds"],
+                                    data_seeds=list(DEMO_RECIPE["data_seeds"]),
+                                    keep_weights=DEMO_RECIPE["keep_weights"], **s))
+    return out
 
 
 def read_spec(path: str | Path) -> ExperimentConfig:

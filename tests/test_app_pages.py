@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard_support import EXPERIMENT, REPO, build_quick_artifacts, copy_artifacts, figures, page_text, values
+from dashboard import ui
 from saml_core import jobs as jobs_mod
 from saml_core.jobs import JobQueue
 
@@ -251,8 +252,10 @@ def test_retrain_shows_the_engine_settings_validates_queues_and_cancels(root, mo
     at.button[0].click().run()
     assert not at.error, [e.value for e in at.error]
     (job,) = JobQueue(root / ".jobs").list()
-    assert job.experiment == "tiny" and "quick" in job.argv and "bst" in job.argv
-    assert any(job.title in m.value for m in at.markdown)
+    spec = json.loads((root / ".jobs" / job.job_id / "spec.json").read_text())
+    assert job.experiment == "tiny" and spec["preset"] == "quick" and spec["runs"] == ["bst"]
+    assert spec["dataset_options"] == {"size": "small"}
+    assert any(ui.plain(job.title) in m.value for m in at.markdown)  # shown as text, not markdown
     cancel = next(b for b in at.button if b.key and b.key.startswith("cancel-"))
     cancel.click().run()
     done = jobs_mod.wait(JobQueue(root / ".jobs"), job.job_id, timeout=60)
@@ -279,10 +282,11 @@ def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
     q = JobQueue(empty / ".jobs")
     listed = q.list()
     assert [j.experiment for j in listed] == ["demo", "taobao-demo"]
-    assert "synthetic-countries" in listed[0].argv and "taobao-sample" in listed[1].argv
+    assert [j.dataset for j in listed] == ["synthetic-countries", "taobao-sample"]
     for j in listed:  # the same recipe as the shipped demo
-        assert j.argv[j.argv.index("--weights-dtype") + 1] == "float16"
-        assert j.argv[j.argv.index("--seeds") + 1] == "3"
+        spec = json.loads((empty / ".jobs" / j.job_id / "spec.json").read_text())
+        assert spec["train_config"]["weights_dtype"] == "float16" and spec["seeds"] == 3
+        assert spec["data_seeds"] == [0, 1] and spec["keep_weights"] == "first-run"
     for j in listed:  # the real demo build takes long: stop it here
         q.cancel(j.job_id)
     for j in listed:

@@ -1,126 +1,193 @@
-"""saml_core.jobs with real subprocesses: queueing, one-at-a-time, progress, logs, cancel."""
+"""saml_core.jobs with the real worker and real engine processes: validated specs, one job at a
+time in order, status and log, cancel, reads that never write, broken job folders, a killed
+worker, resume, and the demo specs the dashboard queues."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from saml_core import jobs
-from saml_core.jobs import STATUS_PLACEHOLDER, JobQueue, progress_fraction
-
-# A stand-in for the engine CLI: writes the documented status file and prints a log line per step.
-FAKE_TRAINER = r"""
-import json, os, signal, sys, time
-status_path, steps, delay, rc = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-state = {"state": "running", "run_index": 1, "n_runs": 1, "epoch": 1, "epochs": 1,
-         "steps": steps, "step": 0, "eta_seconds": steps * delay}
-def write(**kw):
-    state.update(kw)
-    tmp = status_path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(state, fh)
-    os.replace(tmp, status_path)
-def on_term(*_):
-    write(state="cancelled", message="cancelled")
-    print("got SIGTERM", flush=True)
-    sys.exit(130)
-signal.signal(signal.SIGTERM, on_term)
-print("started", time.time(), flush=True)
-for i in range(steps):
-    write(step=i + 1, eta_seconds=(steps - i - 1) * delay)
-    print(f"step {i + 1}/{steps}", flush=True)
-    time.sleep(delay)
-print("ended", time.time(), flush=True)
-write(state="finished" if rc == 0 else "failed")
-sys.exit(rc)
-"""
+from saml_core import jobs, liveness
+from saml_core.config import ConfigError
+from saml_core.jobs import RESUME_HINT, JobQueue, progress_fraction
 
 
-def fake(steps=3, delay=0.05, rc=0):
-    return [sys.executable, "-c", FAKE_TRAINER, STATUS_PLACEHOLDER, str(steps), str(delay), str(rc)]
+def spec(name: str, runs: str = "lr_te", batches: int = 2, epochs: int = 1) -> dict:
+    from saml_core.experiments import ExperimentConfig, settings_for
+
+    s = settings_for("synthetic-countries", "quick",
+                     train={"max_train_batches": batches, "epochs": epochs, "num_threads": 1, "device": "cpu"})
+    return ExperimentConfig(name=name, runs=runs, **s).to_dict()
 
 
-def test_job_runs_to_the_end_with_status_and_log(tmp_path):
+def tree(d: Path) -> dict:
+    return {str(p.relative_to(d)): (p.lstat().st_mtime_ns, p.lstat().st_size) for p in d.rglob("*")}
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (got := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return got
+
+
+def test_submit_validates_the_spec_and_queues_nothing_when_it_is_invalid(tmp_path):
     q = JobQueue(tmp_path / ".jobs")
-    job = q.submit(fake(steps=3), title="three steps")
-    assert job.state == "queued"
-    done = jobs.wait(q, job.job_id, timeout=30)
-    assert done.state == "finished", done
-    assert done.returncode == 0
-    assert done.status["state"] == "finished" and done.status["step"] == 3
-    assert done.progress() == 1.0
-    assert "step 3/3" in done.log_tail
-    # The placeholder became the job's own status file.
-    assert str(q.status_path(job.job_id)) in done.argv
+    good = spec("ok")
+    for bad, message in ((None, "must be a mapping"), ({**good, "name": "../x"}, "experiment name"),
+                         ({**good, "argv": ["/bin/sh"]}, "unknown experiment option"),
+                         ({**good, "runs": ["nope"]}, "unknown model"),
+                         ({**good, "dataset_options": {"cache_dir": "/x"}}, "cache_dir"),
+                         ({**good, "train_config": {**good["train_config"], "epochs": "2"}}, "epochs")):
+        with pytest.raises(ConfigError, match=message):
+            q.submit(bad, "bad", start_worker=False)
+    assert q.list() == [] and not q.dir.exists()
 
 
-def test_failing_job_is_reported_with_its_exit_code(tmp_path):
+def test_a_job_runs_its_spec_into_the_queues_artifacts_root(tmp_path, monkeypatch):
+    from saml_core.experiments import ExperimentConfig
+
+    monkeypatch.chdir(tmp_path)  # the app may run from anywhere: relative folders are made absolute
+    q = JobQueue(".jobs", artifacts_root="shared")
+    assert q.dir.is_absolute() and q.root == tmp_path / "shared"
+    cfg = ExperimentConfig.from_dict(spec("tiny"))
+    job = q.submit(cfg, title="  tiny \n job ")
+    assert (job.state, job.title, job.experiment, job.dataset) == ("queued", "tiny job", "tiny", "synthetic-countries")
+    assert json.loads(q.spec_path(job.job_id).read_text()) == cfg.to_dict()
+    done = jobs.wait(q, job.job_id, timeout=120)
+    assert done.state == "finished", (done.error, done.log_tail)
+    assert done.returncode == 0 and done.error is None and done.progress() == 1.0
+    assert done.status["state"] == "finished" and "lr_te-d0-s0: test AUC" in done.log_tail
+    assert (tmp_path / "shared" / "tiny" / "lr_te-d0-s0" / "metrics.json").exists()
+    assert q.command(job.job_id) == [sys.executable, "-m", "saml_core", "experiment",
+                                     "--spec", str(q.spec_path(job.job_id)),
+                                     "--status-file", str(q.status_path(job.job_id)), "--artifacts", str(q.root)]
+    assert sorted(os.listdir(q.job_dir(job.job_id))) == ["job.json", "log.txt", "spec.json", "status.json"]
+
+
+def test_a_failing_job_shows_the_engines_error_line(tmp_path):
     q = JobQueue(tmp_path / ".jobs")
-    job = q.submit(fake(steps=1, rc=3), title="fails")
-    done = jobs.wait(q, job.job_id, timeout=30)
-    assert done.state == "failed"
-    assert done.returncode == 3 and "exit code 3" in done.error
+    job = q.submit({**spec("nodata"), "dataset": f"csv:{tmp_path}/none.yaml", "dataset_options": {}}, "no data")
+    done = jobs.wait(q, job.job_id, timeout=120)
+    assert done.state == "failed" and done.returncode == 2
+    assert done.error.startswith("exit code 2: ") and "none.yaml" in done.error, done.error
+    assert not (tmp_path / "nodata").exists()  # no empty experiment is left for the picker
 
 
-def test_queued_jobs_run_one_at_a_time_in_order(tmp_path):
+def test_jobs_run_one_at_a_time_in_submission_order(tmp_path):
     q = JobQueue(tmp_path / ".jobs")
-    a = q.submit(fake(steps=4, delay=0.1), title="a")
-    b = q.submit(fake(steps=2, delay=0.1), title="b")
-    c = q.submit(fake(steps=2, delay=0.1), title="c")
-    for j in (a, b, c):
-        assert jobs.wait(q, j.job_id, timeout=60).state == "finished"
-    spans = []
-    for j in (a, b, c):
-        lines = q.log_tail(j.job_id).splitlines()
-        start = float(next(ln for ln in lines if ln.startswith("started")).split()[1])
-        end = float(next(ln for ln in lines if ln.startswith("ended")).split()[1])
-        spans.append((start, end))
-    # b starts after a ends, c after b: never two at once, in submission order.
-    assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0]
+    ids = [q.submit(spec(n), title=n, start_worker=i == 2).job_id for i, n in enumerate("abc")]
+    order, deadline = [], time.monotonic() + 180
+    while True:
+        shown = q.list()
+        running = [j.job_id for j in shown if j.state == "running"]
+        assert len(running) <= 1, running
+        if running and running[0] not in order:
+            order.append(running[0])
+        if not any(j.active for j in shown):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [j.state for j in shown] == ["finished"] * 3
+    assert [i for i in order] == [i for i in ids if i in order]  # never out of order
+    starts = [int(q.get(i).pid_start) for i in ids]  # clock ticks since boot: also the real start order
+    assert starts == sorted(starts)
 
 
-def test_cancel_running_job_sends_sigterm_and_cancel_queued_job(tmp_path):
+def test_cancel_a_running_job_and_a_queued_one(tmp_path):
     q = JobQueue(tmp_path / ".jobs")
-    running = q.submit(fake(steps=200, delay=0.05), title="long")
-    queued = q.submit(fake(steps=1), title="waits")
-    deadline = time.monotonic() + 20
-    while q.get(running.job_id).state != "running" or not q.get(running.job_id).status:
-        assert time.monotonic() < deadline, "job never started"
-        time.sleep(0.05)
-    q.cancel(queued.job_id)
-    assert q.get(queued.job_id).state == "cancelled"
-    q.cancel(running.job_id)
-    done = jobs.wait(q, running.job_id, timeout=20)
-    assert done.state == "cancelled"
-    assert "got SIGTERM" in done.log_tail
-    assert done.status["state"] == "cancelled"
-    # The cancelled queued job never ran.
-    assert not q.log_path(queued.job_id).exists()
+    running = q.submit(spec("long", runs="bst", batches=0, epochs=2), title="long")
+    queued = q.submit(spec("waits"), title="waits")
+    wait_for(lambda: (q.get(running.job_id).status or {}).get("run_id"), 120, "training to start")
+    shown = q.cancel(queued.job_id)
+    assert shown.state == "cancelled" and shown.cancel_requested  # at once: it will never start
+    shown = q.cancel(running.job_id)
+    assert shown.state == "running" and shown.cancel_requested  # stopping
+    done = jobs.wait(q, running.job_id, timeout=30)
+    assert done.state == "cancelled" and done.returncode == 130
+    assert done.status["state"] == "cancelled" and "cancelled" in done.log_tail
+    later = jobs.wait(q, queued.job_id, timeout=30)
+    assert later.state == "cancelled" and not q.log_path(queued.job_id).exists()  # it never ran
+    wait_for(lambda: json.loads((q.job_dir(queued.job_id) / "job.json").read_text())["state"] == "cancelled",
+             30, "the worker to record the cancel")
+    assert q.cancel(running.job_id).state == "cancelled"  # cancelling a finished job changes nothing
 
 
-def test_state_survives_a_new_queue_object_and_lists_oldest_first(tmp_path):
-    q1 = JobQueue(tmp_path / ".jobs")
-    a = q1.submit(fake(steps=1), title="first")
-    b = q1.submit(fake(steps=1), title="second")
-    jobs.wait(q1, b.job_id, timeout=30)
-    q2 = JobQueue(tmp_path / ".jobs")  # e.g. after a Streamlit rerun or app restart
-    listed = q2.list()
-    assert [j.title for j in listed] == ["first", "second"]
-    assert all(j.state == "finished" for j in listed)
-    assert q2.clear_finished() == 2 and q2.list() == []
-    assert a.job_id != b.job_id
+def _plant(q: JobQueue, job_id: str, content: bytes | dict | None) -> Path:
+    d = q.dir / job_id
+    d.mkdir(parents=True)
+    if isinstance(content, dict):
+        content = json.dumps({"job_id": job_id, "title": job_id, "state": "queued", **content}).encode()
+    if content is not None:
+        (d / "job.json").write_bytes(content)
+    return d
 
 
-def test_running_job_whose_process_vanished_is_marked_failed(tmp_path):
+def test_reads_never_write_and_survive_broken_job_folders(tmp_path):
     q = JobQueue(tmp_path / ".jobs")
-    job = q.submit(fake(steps=1), title="ghost", start_worker=False)
-    raw = json.loads((q.job_dir(job.job_id) / "job.json").read_text())
-    raw.update(state="running", pid=2**22 + 12345)  # no such process
-    (q.job_dir(job.job_id) / "job.json").write_text(json.dumps(raw))
-    (listed,) = q.list()
-    assert listed.state == "failed" and "stopped unexpectedly" in listed.error
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    token = liveness.token(gone.pid)
+    gone.wait()  # a real process that has ended: its pid and start time no longer match
+    ghost = _plant(q, "ghost", {"state": "running", **token})
+    (ghost / "status.json").write_text(json.dumps({"state": "running", **token}))
+    done = _plant(q, "ghost-done", {"state": "running", **token})
+    (done / "status.json").write_text(json.dumps({"state": "finished"}))
+    _plant(q, "cut", b'{"job_id": "cut", "state": "que')
+    _plant(q, "types", {"state": 5})
+    _plant(q, "wrong-id", {"job_id": "other"})
+    _plant(q, "huge", b" " * (jobs.MAX_JOB_JSON + 1))
+    _plant(q, "empty", None)
+    os.mkfifo(_plant(q, "fifo", None) / "job.json")  # reading it must not block
+    (_plant(q, "cancelled", {}) / "cancel").touch()
+    _plant(q, "waiting", {})
+    _plant(q, ".half-submitted.tmp", {})
+    (q.dir / "link").symlink_to(ghost, target_is_directory=True)
+    (q.dir / "stray-file").write_text("x")
+    before = tree(q.dir)
+    shown = {j.job_id: j for j in q.list()}
+    assert tree(q.dir) == before  # list() wrote nothing
+    assert {k: v.state for k, v in shown.items()} == {
+        "cancelled": "cancelled", "cut": "unreadable", "empty": "unreadable", "fifo": "unreadable",
+        "ghost": "interrupted", "ghost-done": "finished", "huge": "unreadable", "types": "unreadable",
+        "waiting": "queued", "wrong-id": "unreadable"}
+    assert shown["ghost"].hint == RESUME_HINT and "stopped without recording" in shown["ghost"].error
+    for job_id, why in (("cut", "corrupted or truncated JSON"), ("types", "field 'state' should be str"),
+                        ("wrong-id", "does not match its folder"), ("huge", "larger than"),
+                        ("empty", "file is missing"), ("fifo", "not a regular file")):
+        assert str(q.dir / job_id / "job.json") in shown[job_id].error and why in shown[job_id].error
+    assert q.get("ghost").state == "interrupted" and q.get("../x") is None and q.get("link") is None
+    assert tree(q.dir) == before  # get() wrote nothing either
+    assert q.clear_finished() == 9  # over or unreadable; the queued job stays
+    assert [j.job_id for j in q.list()] == ["waiting"]
+    assert (q.dir / "link").is_symlink() and (q.dir / "stray-file").exists()  # not jobs: left alone
+
+
+def test_cancel_reaches_the_process_of_a_killed_worker_and_resume_continues(tmp_path):
+    q = JobQueue(tmp_path / ".jobs")
+    job = q.submit(spec("orphan", runs="bst", batches=0, epochs=2), title="orphan")
+    run_dir = q.root / "orphan" / "bst-d0-s0"
+    wait_for(lambda: (run_dir / "checkpoint.pt").exists(), 120, "the first epoch")
+    worker = json.loads((q.dir / "worker.json").read_text())
+    os.kill(worker["pid"], signal.SIGKILL)  # the worker dies; its training process goes on
+    wait_for(lambda: liveness.alive(worker) is False, 10, "the worker to die")
+    assert q.get(job.job_id).state == "running"
+    q.cancel(job.job_id)  # no worker to see the marker: cancel signals the proven job process itself
+    shown = wait_for(lambda: (j := q.get(job.job_id)).state != "running" and j, 30, "the process to stop")
+    assert shown.state == "cancelled"  # from its status file: nobody rewrote job.json
+    assert json.loads((q.job_dir(job.job_id) / "job.json").read_text())["state"] == "running"
+    again = q.resume(job.job_id)
+    assert again.job_id != job.job_id and again.experiment == "orphan"
+    finished = jobs.wait(q, again.job_id, timeout=120)
+    assert finished.state == "finished", (finished.error, finished.log_tail)
+    history = json.loads((run_dir / "history.json").read_text())["epochs"]
+    assert [e["epoch"] for e in history] == [1, 2]  # epoch 1 came from the checkpoint
 
 
 @pytest.mark.parametrize(
@@ -131,6 +198,9 @@ def test_running_job_whose_process_vanished_is_marked_failed(tmp_path):
         ({"run_index": 1, "n_runs": 2, "epoch": 1, "epochs": 2, "step": 50, "steps": 100}, 0.125),
         ({"run_index": 2, "n_runs": 2, "epoch": 2, "epochs": 2, "step": 100, "steps": 100}, 1.0),
         ({"run_index": 3, "n_runs": 6}, 2 / 6),
+        ({"run_index": True, "n_runs": "x"}, 0.0),
+        ({"run_index": 1, "n_runs": 2, "progress": 0.75}, 0.75),  # the engine's own figure wins
+        ({"run_index": 1, "n_runs": 2, "progress": 7}, 0.0),
     ],
 )
 def test_progress_fraction(status, expected):
@@ -138,22 +208,17 @@ def test_progress_fraction(status, expected):
     assert got == expected if expected is None else got == pytest.approx(expected)
 
 
-def test_experiment_argv_builds_the_engine_command(tmp_path):
-    argv = jobs.experiment_argv("synthetic-countries", "x", artifacts=tmp_path, runs=["bst", "saml:full"],
-                                quick=True, seeds=2, device="cpu", epochs=3, lr=0.001, mlp=[64, 32])
-    assert argv[1:4] == ["-m", "saml_core", "experiment"]
-    joined = " ".join(argv)
-    for part in ("--dataset synthetic-countries", "--name x", "--quick", "--runs bst,saml:full",
-                 "--seeds 2", "--device cpu", "--epochs 3", "--lr 0.001", "--mlp 64,32",
-                 f"--status-file {STATUS_PLACEHOLDER}", f"--artifacts {tmp_path.resolve()}"):
-        assert part in joined
+def test_demo_specs_are_the_documented_demo_command(tmp_path):
+    from saml_core.cli import build_parser
+    from saml_core.commands import experiment_config
+    from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS, demo_specs
 
-
-def test_jobs_find_the_package_when_the_app_runs_elsewhere(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # e.g. `streamlit run /path/to/app.py` from another folder
-    q = JobQueue(".jobs")  # a relative jobs folder is fixed to an absolute one at once
-    assert q.dir.is_absolute()
-    job = q.submit([sys.executable, "-c", "import saml_core.jobs, os; print('cwd', os.getcwd())"], title="where")
-    done = jobs.wait(q, job.job_id, timeout=30)
-    assert done.state == "finished", done.log_tail
-    assert f"cwd {jobs.PROJECT_ROOT}" in done.log_tail
+    specs = demo_specs()
+    assert [(c.name, c.dataset) for c in specs] == list(DEMO_EXPERIMENTS)
+    for cfg in specs:
+        args = build_parser().parse_args(["experiment", "--dataset", cfg.dataset, "--name", cfg.name, *DEMO_OPTIONS])
+        assert experiment_config(args).to_dict() == cfg.to_dict()
+        assert cfg.train_config.weights_dtype == "float16" and cfg.keep_weights == "first-run"
+    q = JobQueue(tmp_path / ".jobs")
+    queued = [q.submit(c, title=f"Demo: {c.name}", start_worker=False) for c in specs]
+    assert [j.experiment for j in q.list()] == ["demo", "taobao-demo"] == [j.experiment for j in queued]
