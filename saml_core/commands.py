@@ -98,6 +98,8 @@ def _common(p) -> None:
     p.add_argument("--size", default=None, help="simulator size preset: small | default | large")
     p.add_argument("--data-seed", type=int, default=0, help="(first) data seed: simulated log, random split")
     p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument("--min-count", type=int, default=None,
+                   help="categorical values seen fewer times in train share the out-of-vocabulary row")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     p.add_argument("--weights-dtype", default=None, choices=["float32", "float16"],
                    help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
@@ -148,7 +150,8 @@ def settings_from_args(args) -> dict:
         train["weights_dtype"] = args.weights_dtype
     probes = {k: getattr(args, k) for k in ("probe_size", "probe_hidden_all") if getattr(args, k) is not None}
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
-                            probes=probes, dataset_options={"size": args.size, "seq_len": args.seq_len})
+                            probes=probes, dataset_options={"size": args.size, "seq_len": args.seq_len,
+                                                            "min_count": args.min_count})
     return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
 
 

@@ -132,6 +132,7 @@ def encode_splits(
     scenario_noun: tuple[str, str] = ("scenario", "scenarios"),
     min_positives: int | None = None,
     drop_scenarios: Sequence = (),
+    min_count: int = 1,
 ) -> MultiScenarioData:
     """min_positives: None = strict (a scenario without train samples or positives is an error);
     an int = drop such scenarios (see the module docstring). drop_scenarios: values or names."""
@@ -154,7 +155,7 @@ def encode_splits(
         if true_similarity is not None:
             true_similarity = true_similarity[np.ix_(kept, kept)]
     info = {**info, "dropped_scenarios": dropped}
-    enc = Encoder(schema, seq_len, source=source).fit(train)
+    enc = Encoder(schema, seq_len, source=source, min_count=min_count).fit(train)
     return MultiScenarioData(
         name=name,
         kind=kind,

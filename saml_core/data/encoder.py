@@ -49,9 +49,15 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 class Encoder:
-    def __init__(self, schema: Schema, seq_len: int, source: str = "data"):
+    def __init__(self, schema: Schema, seq_len: int, source: str = "data", min_count: int = 1):
+        """min_count: a categorical value seen fewer times in train (its field and the sequences
+        sharing its vocabulary) is out of vocabulary: ids seen a handful of times get one shared
+        row instead of rows that can only learn noise."""
         if seq_len < 1:
             raise DataError(f"{source}: seq_len must be >= 1, got {seq_len}")
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise DataError(f"{source}: min_count must be a whole number >= 1, got {min_count!r}")
+        self.min_count = min_count
         self.schema = schema
         self.seq_len = int(seq_len)
         self.source = source  # names the file in error messages
@@ -72,6 +78,7 @@ class Encoder:
         """
         s = self.schema
         uniques: dict[str, list] = {name: [] for name in s.categorical}
+        counts: dict[str, pd.Series] = {name: pd.Series(dtype=np.int64) for name in s.categorical}
         scen: list = []
         count = np.zeros(len(s.numeric))
         total = np.zeros(len(s.numeric))
@@ -85,6 +92,9 @@ class Encoder:
             for name in s.categorical:
                 col = [*uniques[name], train.frame[name].to_numpy()]
                 col += [train.seqs[q.name][valid] for q in s.sequences if q.item_field == name]
+                if self.min_count > 1:
+                    values = pd.Series(np.concatenate(col[len(uniques[name]):])).value_counts()
+                    counts[name] = counts[name].add(values, fill_value=0)
                 uniques[name] = [_sorted_unique(np.concatenate(col))]
             if s.numeric:
                 x = train.frame[list(s.numeric)].to_numpy(dtype=np.float64)
@@ -98,6 +108,10 @@ class Encoder:
             tuple(s.scenario_values) if s.scenario_values is not None else tuple(scen[0])
         )
         self.vocabs = {name: pd.Index(v[0]) for name, v in uniques.items()}
+        if self.min_count > 1:
+            for name in s.categorical:
+                frequent = counts[name][counts[name] >= self.min_count].index
+                self.vocabs[name] = self.vocabs[name][self.vocabs[name].isin(frequent)]
         mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
         var = np.where(count > 0, total_sq / np.maximum(count, 1) - mean**2, 1.0)
         std = np.sqrt(np.maximum(var, 0))

@@ -283,7 +283,7 @@ SCHEMA = Schema(
 
 
 def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None = None,
-         seq_len: int | None = None) -> MultiScenarioData:
+         seq_len: int | None = None, min_count: int = 1) -> MultiScenarioData:
     size = size or "default"
     if size not in SIZES:
         raise DataError(
@@ -324,4 +324,5 @@ def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None =
         true_similarity=true_similarity(),
         category_field="category",
         scenario_noun=("country", "countries"),
+        min_count=min_count,
     )

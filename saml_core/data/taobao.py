@@ -113,7 +113,7 @@ def read_sample(path: Path = SAMPLE_FILE, seed: int = 0) -> RawTable:
     )
 
 
-def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed: int = 0,
+def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed: int = 0, min_count: int = 1,
                 path: Path = SAMPLE_FILE) -> MultiScenarioData:
     table = read_sample(path, seed)
     split = table.frame["split"].to_numpy()
@@ -138,4 +138,5 @@ def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed
         info=info,
         category_field="cate_id",
         scenario_noun=SCENARIO_NOUN,
+        min_count=min_count,
     )
