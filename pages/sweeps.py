@@ -15,8 +15,8 @@ if report is None:
     st.stop()
 sweep = tables.sweep_frame(report)
 if sweep.empty:
-    st.info("This experiment is not a sensitivity sweep. Train one with, for example, "
-            "`python -m saml_core experiment --dataset synthetic-countries --name sweep-emb --sweep emb` "
+    st.info("This experiment is not a sensitivity sweep. Train one on the same data with "
+            f"`python -m saml_core experiment --dataset {exp.dataset} --name sweep-emb --sweep emb` "
             "(embedding size 8-32; `--sweep heads` for 4-16 attention heads, `--sweep depth` for 2-5 MLP "
             "layers), or pick a sweep experiment in the sidebar.")
     st.stop()

@@ -290,7 +290,7 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         metrics["hidden_states_kept"] = any(k.startswith("hidden_") for k in probes)
         if set(probes) - BASIC_PROBES:  # the model gave more than its predictions
             art.save_npz(run_dir / "probes.npz", probes)
-            metrics.update(probe_summaries(model, probes, data))
+        metrics.update(probe_summaries(model, probes, data))  # relations may come from the weights
         if "hidden" in entry.probes and cfg.keep_weights:  # the dashboard draws these at once
             from saml_core.maps import compute_maps
 

@@ -335,3 +335,24 @@ def test_shipped_demo_experiments_render(monkeypatch):
             assert not at.warning or all("Simulated" in w.value or "Real data" in w.value for w in at.warning)
         at.switch_page("app.py").run()
         assert at.session_state["experiment"] == name
+
+
+def test_an_unfinished_experiment_resumes_from_the_app(root, monkeypatch):
+    """A run never finished (interrupted): the Retrain page offers Resume, which queues the
+    experiment's own stored specification (so finished runs are kept and skipped)."""
+    bst = run_of(root, "bst")
+    for name in ("metrics.json", "model.pt"):
+        (root / EXPERIMENT / bst / name).unlink()
+    at = open_page(root, monkeypatch, "retrain")
+    assert "Unfinished experiments" in [s.value for s in at.subheader]
+    at.button(key=f"resume-exp-{EXPERIMENT}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    q = JobQueue(root / ".jobs")
+    (job,) = q.list()
+    spec = json.loads((root / ".jobs" / job.job_id / "spec.json").read_text())
+    from saml_core.experiments import ExperimentConfig
+
+    stored = ExperimentConfig.from_dict(experiment_json(root)["config"]).to_dict()
+    assert job.experiment == EXPERIMENT and spec == json.loads(json.dumps(stored))
+    q.cancel(job.job_id)
+    assert jobs_mod.wait(q, job.job_id, timeout=60).state == "cancelled"

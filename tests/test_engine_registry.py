@@ -156,3 +156,56 @@ def test_embedding_knobs_act_on_touched_rows_only():
     opt.step()
     assert torch.equal(emb.weight[5], before[5])  # untouched row: neither moved nor decayed
     assert not torch.equal(emb.weight[1], before[1])
+
+
+BASELINES = ("bst_scenario", "shared_bottom", "mmoe", "ple", "star")
+
+
+@pytest.mark.parametrize("dataset", ["taobao-sample", "synthetic-countries"])
+def test_multi_scenario_baselines_train_report_and_show_their_relations(dataset, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard_support import REPO
+
+    s = settings_for(dataset, "quick")
+    s["train_config"] = TrainConfig(**{**s["train_config"].__dict__, "epochs": 1, "device": "cpu", "num_threads": 1})
+    cfg = ExperimentConfig(name="b", dataset=dataset, runs=("bst", "saml") + BASELINES, **s)
+    run_experiment(cfg, tmp_path, log=lambda m: None)
+    doc = reads.report(tmp_path, "b")
+    for model in BASELINES:
+        group = next(g for g in doc["summary"] if g["model"] == model)
+        v = group["vs_reference"]
+        assert v["overall"]["verdict"] in ("better", "worse", "no detectable difference"), model
+        assert all(v[n]["verdict"] in ("better", "worse", "no detectable difference", "n/a")
+                   for n in doc["scenario_names"])
+        cell = group["per_scenario"][doc["scenario_names"][0]]
+        assert cell["ci_low"] <= cell["auc"]["mean"] <= cell["ci_high"]
+    relations = {r["model"]: set(r.get("relations") or {}) for r in doc["runs"]}
+    assert {"gate_profile", "gate_similarity"} <= relations["mmoe"] and "weight_similarity" in relations["star"]
+    assert relations["ple"] and relations["bst_scenario"]
+    monkeypatch.setenv("SAML_ARTIFACTS", str(tmp_path))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/correlations.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    signals = " ".join(at.dataframe[0].value["signal"])
+    for label in ("MMoE", "PLE", "STAR", "BST + scenario"):
+        assert label in signals
+
+
+def test_experiment_progress_never_goes_backwards():
+    from saml_core.experiments import ExperimentProgress
+
+    p = ExperimentProgress(n_runs=3, done=0)
+    seen = []
+    for k in range(1, 4):  # a per-scenario model: each sub-model restarts its epochs and steps
+        for epoch in (1, 2):
+            for step in (1, 5, 10):
+                f, _ = p.update({"epoch": epoch, "epochs": 20, "step": step, "steps": 10, "submodel": f"s{k}",
+                                 "submodel_index": k, "n_submodels": 3})
+                seen.append(f)
+    p.run_finished()  # stopped early: jumps to the end of the run
+    seen.append(p.fraction)
+    f, _ = p.update({"epoch": 1, "epochs": 20, "step": 1, "steps": 10})  # the next run starts
+    seen.append(f)
+    assert seen == sorted(seen) and seen[-2] == pytest.approx(1 / 3) and seen[-1] > 1 / 3
