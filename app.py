@@ -6,7 +6,7 @@ The other pages are in pages/; shared pieces in dashboard/.
 """
 import streamlit as st
 
-from dashboard import charts, data_access as da, explain, tables, ui
+from dashboard import charts, explain, tables, ui
 
 ui.page_setup("Overview")
 exp = ui.current_experiment()
@@ -20,10 +20,7 @@ with st.expander("Words used on these pages"):
 
 st.subheader(f"Experiment “{exp.name}”: overall results")
 ui.broken_runs_notice(exp)
-report, report_error = da.report(exp.name)
-if report is None:
-    st.error(f"The results of this experiment cannot be computed: {report_error}")
-    st.stop()
+report = ui.report_or_stop(exp)
 table = tables.overall_table(report)
 if table.empty:
     st.info("No run of this experiment has finished yet, so there is nothing to compare.")

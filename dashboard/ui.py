@@ -148,6 +148,16 @@ def current_experiment():
         st.stop()
 
 
+def report_or_stop(exp) -> dict:
+    """The engine's report of the experiment (every statistic the pages show), or stop the page
+    with the reason."""
+    report, error = da.report(exp.name)
+    if report is None:
+        st.error(f"The results of this experiment cannot be computed: {error}")
+        st.stop()
+    return report
+
+
 def broken_runs_notice(exp, runs=None) -> None:
     """One line per run that cannot be shown, saying where it stands; the others are shown as usual."""
     from saml_core.registry import STATE_WORDS

@@ -1,7 +1,7 @@
 """AUC per scenario: every model against BST, scenario by scenario, with verdicts over all seeds."""
 import streamlit as st
 
-from dashboard import charts, data_access as da, explain, tables, ui
+from dashboard import charts, explain, tables, ui
 from saml_core.models import registry as models
 
 ui.page_setup("AUC per scenario")
@@ -11,10 +11,7 @@ names = list(exp.scenario_names)
 st.title(f"Which {n.many} gain from SAML? — AUC per {n.one}")
 ui.broken_runs_notice(exp)
 
-report, report_error = da.report(exp.name)
-if report is None:
-    st.error(f"The results of this experiment cannot be computed: {report_error}")
-    st.stop()
+report = ui.report_or_stop(exp)
 long_df = tables.per_scenario_long(report)
 if long_df.empty:
     st.info(f"No run of this experiment has per-{n.one} results yet.")

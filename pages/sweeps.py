@@ -2,17 +2,14 @@
 MLP depth, for each model of a `--sweep` experiment."""
 import streamlit as st
 
-from dashboard import charts, data_access as da, tables, ui
+from dashboard import charts, tables, ui
 
 ui.page_setup("Sensitivity sweeps")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 st.title("How sensitive are the models to their sizes? — Sensitivity sweeps")
 
-report, report_error = da.report(exp.name)
-if report is None:
-    st.error(f"The results of this experiment cannot be computed: {report_error}")
-    st.stop()
+report = ui.report_or_stop(exp)
 sweep = tables.sweep_frame(report)
 if sweep.empty:
     st.info("This experiment is not a sensitivity sweep. Train one on the same data with "

@@ -37,23 +37,27 @@ class ScenarioModel(nn.Module):
         return loss
 
     @torch.no_grad()
-    def collect_probes(self, split, index: np.ndarray, device, hidden_all: int = 300,
-                       batch_size: int = 2048) -> dict[str, np.ndarray]:
-        """Scenario, label, prediction and every tensor of out["probes"] on rows `index` of `split`."""
+    def probe_outputs(self, split, index: np.ndarray, device, batch_size: int = 2048):
+        """(the probe rows of `split`, {"pred": [N], name: [N, ...] for every out["probes"] tensor}),
+        concatenated over batches, batch first."""
         self.eval()
-        index = np.asarray(index, dtype=np.int64)
-        sub = split.take(torch.as_tensor(index, device=split.label.device))
+        sub = split.take(torch.as_tensor(np.asarray(index, dtype=np.int64), device=split.label.device))
         chunks: dict[str, list] = {}
-        for start in range(0, len(index), batch_size):
-            b = sub.take(torch.arange(start, min(start + batch_size, len(index)))).to(device)
+        for start in range(0, len(sub), batch_size):
+            b = sub.take(torch.arange(start, min(start + batch_size, len(sub)))).to(device)
             out = self(b, probes=True)
             chunks.setdefault("pred", []).append(torch.sigmoid(out["logit"].float()).cpu())
             for name, t in (out.get("probes") or {}).items():
                 chunks.setdefault(name, []).append(t.float().cpu())
-        res = {"index": index, "scenario": sub.scenario.cpu().numpy().astype(np.int16),
+        return sub, {name: torch.cat(parts) for name, parts in chunks.items()}
+
+    def collect_probes(self, split, index: np.ndarray, device, hidden_all: int = 300,
+                       batch_size: int = 2048) -> dict[str, np.ndarray]:
+        """Scenario, label, prediction and every tensor of out["probes"] on rows `index` of `split`."""
+        sub, outs = self.probe_outputs(split, index, device, batch_size)
+        res = {"index": np.asarray(index, dtype=np.int64), "scenario": sub.scenario.cpu().numpy().astype(np.int16),
                "label": sub.label.cpu().numpy().astype(np.int8)}
-        for name, parts in chunks.items():
-            res[name] = torch.cat(parts).numpy().astype(np.float32)
+        res.update({name: t.numpy().astype(np.float32) for name, t in outs.items()})
         return res
 
     def relations(self, probes: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:

@@ -327,26 +327,17 @@ class SAML(ScenarioModel):
         """Per sample of the probe subset: prediction, alpha and gate of every mutual unit, the own
         branch's hidden states; every branch's hidden states for a subsample of `hidden_all`
         (layout: docs/ARTIFACTS.md, probes.npz)."""
-        self.eval()
         index = np.asarray(index, dtype=np.int64)
-        sub = split.take(torch.as_tensor(index, device=split.label.device))
-        chunks: dict[str, list] = {}
-        for start in range(0, len(index), batch_size):
-            b = sub.take(torch.arange(start, min(start + batch_size, len(index)))).to(device)
-            out = self(b, probes=True)
-            chunks.setdefault("pred", []).append(torch.sigmoid(out["logit"].float()).cpu())
-            for name, t in out.get("probes", {}).items():
-                chunks.setdefault(name, []).append(t.float().cpu())
+        sub, outs = self.probe_outputs(split, index, device, batch_size)
         rng = np.random.default_rng(0)
         m = min(hidden_all, len(index))
         sub_pos = np.sort(rng.choice(len(index), m, replace=False)) if m else np.zeros(0, dtype=np.int64)
         res = {"index": index, "scenario": sub.scenario.cpu().numpy().astype(np.int16),
                "label": sub.label.cpu().numpy().astype(np.int8),
-               "pred": torch.cat(chunks.pop("pred")).numpy().astype(np.float32),
+               "pred": outs.pop("pred").numpy().astype(np.float32),
                "hidden_all_index": sub_pos.astype(np.int32),
                "mutual_layers": np.asarray(self.mutual_layers, dtype=np.int16)}
-        for key, parts in chunks.items():
-            t = torch.cat(parts)  # batch first
+        for key, t in outs.items():  # batch first
             if key.startswith("hidden_own_"):
                 res[key] = t.numpy().astype(np.float16)  # [N, H_l]
             elif key.startswith("hidden_all_"):
