@@ -98,6 +98,8 @@ def _common(p) -> None:
     p.add_argument("--size", default=None, help="simulator size preset: small | default | large")
     p.add_argument("--data-seed", type=int, default=0, help="(first) data seed: simulated log, random split")
     p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument("--exclude-fields", default=None, metavar="FIELD,...",
+                   help="leave these categorical fields (and the sequences sharing them) out: a feature ablation")
     p.add_argument("--min-count", type=int, default=None,
                    help="categorical values seen fewer times in train share the out-of-vocabulary row")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
@@ -117,6 +119,10 @@ def _parse_mlp(text: str) -> tuple[int, ...]:
     if not sizes:
         raise ConfigError("--mlp is empty")
     return sizes
+
+
+def _fields(text: str | None) -> list[str] | None:
+    return [f.strip() for f in text.split(",") if f.strip()] if text else None
 
 
 def _parse_model_options(items: list[str]) -> dict:
@@ -151,7 +157,8 @@ def settings_from_args(args) -> dict:
     probes = {k: getattr(args, k) for k in ("probe_size", "probe_hidden_all") if getattr(args, k) is not None}
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
                             probes=probes, dataset_options={"size": args.size, "seq_len": args.seq_len,
-                                                            "min_count": args.min_count})
+                                                            "min_count": args.min_count,
+                                                            "exclude": _fields(args.exclude_fields)})
     return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
 
 

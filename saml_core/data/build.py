@@ -11,6 +11,8 @@ Scenario selection (`encode_splits`):
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dataclasses
 from collections.abc import Sequence
 
@@ -133,6 +135,7 @@ def encode_splits(
     min_positives: int | None = None,
     drop_scenarios: Sequence = (),
     min_count: int = 1,
+    exclude: Sequence = (),
 ) -> MultiScenarioData:
     """min_positives: None = strict (a scenario without train samples or positives is an error);
     an int = drop such scenarios (see the module docstring). drop_scenarios: values or names."""
@@ -155,6 +158,16 @@ def encode_splits(
         if true_similarity is not None:
             true_similarity = true_similarity[np.ix_(kept, kept)]
     info = {**info, "dropped_scenarios": dropped}
+    if exclude:  # a feature ablation: these categorical fields, and the sequences sharing them, are left out
+        unknown = sorted(set(exclude) - set(schema.categorical))
+        if unknown:
+            raise DataError(f"{source}: exclude names {', '.join(unknown)}, which are not categorical fields "
+                            f"({', '.join(schema.categorical)})")
+        if category_field in exclude:
+            category_field = None
+        schema = replace(schema, categorical=tuple(c for c in schema.categorical if c not in exclude),
+                         sequences=tuple(q for q in schema.sequences if q.item_field not in exclude))
+        info = {**info, "excluded_fields": list(exclude)}
     enc = Encoder(schema, seq_len, source=source, min_count=min_count).fit(train)
     return MultiScenarioData(
         name=name,

@@ -5,16 +5,16 @@ from __future__ import annotations
 from saml_core.data.registry import DatasetEntry, register
 
 
-def _synthetic(*, name, seed, size, seq_len, min_count):
+def _synthetic(*, name, seed, size, seq_len, min_count, exclude):
     from saml_core.data import synthetic
 
-    return synthetic.load(name=name, seed=seed, size=size, seq_len=seq_len, min_count=min_count)
+    return synthetic.load(name=name, seed=seed, size=size, seq_len=seq_len, min_count=min_count, exclude=exclude)
 
 
-def _taobao_sample(*, name, seed, seq_len, min_count):
+def _taobao_sample(*, name, seed, seq_len, min_count, exclude):
     from saml_core.data import taobao
 
-    return taobao.load_sample(name=name, seed=seed, seq_len=seq_len, min_count=min_count)
+    return taobao.load_sample(name=name, seed=seed, seq_len=seq_len, min_count=min_count, exclude=exclude)
 
 
 def _taobao_raw(path, *, name, seed, seq_len, cache_dir):
@@ -44,12 +44,12 @@ def _aliccp(path, *, name, seed, seq_len, cache_dir):
 register(DatasetEntry(
     name="synthetic-countries", kind="synthetic", preset="industrial", load=_synthetic,
     title="Simulated countries (built in): a cross-border shop with 10 countries and known truth",
-    options={"size": None, "seq_len": None, "min_count": 1}, quick_options={"size": "small"},
+    options={"size": None, "seq_len": None, "min_count": 1, "exclude": ()}, quick_options={"size": "small"},
     scenario_noun=("country", "countries")))
 register(DatasetEntry(
     name="taobao-sample", kind="taobao", preset="public", load=_taobao_sample,
     title="Taobao ad clicks, real sample (built in): 5 city levels, ~2,300 impressions",
-    options={"seq_len": None, "min_count": 1}, scenario_noun=("city level", "city levels")))
+    options={"seq_len": None, "min_count": 1, "exclude": ()}, scenario_noun=("city level", "city levels")))
 register(DatasetEntry(
     name="taobao-raw", kind="taobao", preset="public", load=_taobao_raw, takes_path=True, seeded=False,
     path_hint="folder of the raw Tianchi tables", title="Raw Taobao tables (the paper's public dataset)",

@@ -283,7 +283,7 @@ SCHEMA = Schema(
 
 
 def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None = None,
-         seq_len: int | None = None, min_count: int = 1) -> MultiScenarioData:
+         seq_len: int | None = None, min_count: int = 1, exclude: tuple = ()) -> MultiScenarioData:
     size = size or "default"
     if size not in SIZES:
         raise DataError(
@@ -325,4 +325,5 @@ def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None =
         category_field="category",
         scenario_noun=("country", "countries"),
         min_count=min_count,
+        exclude=tuple(exclude),
     )

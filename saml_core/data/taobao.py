@@ -113,7 +113,7 @@ def read_sample(path: Path = SAMPLE_FILE, seed: int = 0) -> RawTable:
     )
 
 
-def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed: int = 0, min_count: int = 1,
+def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed: int = 0, min_count: int = 1, exclude: tuple = (),
                 path: Path = SAMPLE_FILE) -> MultiScenarioData:
     table = read_sample(path, seed)
     split = table.frame["split"].to_numpy()
@@ -139,4 +139,5 @@ def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed
         category_field="cate_id",
         scenario_noun=SCENARIO_NOUN,
         min_count=min_count,
+        exclude=tuple(exclude),
     )
