@@ -34,9 +34,10 @@ def add_commands(subparsers) -> None:
                    help=f"comma list of models ('default' = {','.join(registry.default_ids())}; "
                         f"all: {','.join(registry.ids())}); bst,saml with --sweep")
     e.add_argument("--sweep", default=None, choices=["emb", "heads", "depth"], help="sensitivity sweep (paper Fig. 2)")
-    e.add_argument("--keep-weights", default="all", choices=["all", "first-run"],
+    e.add_argument("--keep-weights", default="all", choices=["all", "first-run", "first-run-main"],
                    help="first-run: keep model.pt, hidden states and maps of the first model seed on the first "
-                        "data seed only (metrics, predictions, alpha and gates of every run): demo storage")
+                        "data seed only (metrics, predictions, alpha and gates of every run); first-run-main: "
+                        "the same, but ablations keep no weights at all: demo storage")
     e.add_argument("--overwrite", action="store_true",
                    help="retrain runs of this experiment that were trained with other settings")
     e.add_argument("--spec", default=None,

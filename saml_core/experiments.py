@@ -31,18 +31,18 @@ from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, Run
 # The shipped demo (`python -m saml_core demo`, also the dashboard's "Build the demo"): the
 # default comparison set plus the simple baseline on both datasets, with 3 model seeds and 2 data
 # seeds so that every headline figure is a mean with its spread; stored compactly (float16
-# weights; weights, hidden states and maps of the first run of each model only; 1,000 probe
+# weights; weights, hidden states and maps of the first run of each method and baseline only; 1,000 probe
 # samples, 100 of them through every branch). `demo_specs` builds both experiments from
 # DEMO_RECIPE (the CLI's `demo` and the dashboard run exactly these specs); DEMO_OPTIONS is the
 # same recipe as `experiment` options, for the README (a test keeps the two equal).
 DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
-DEMO_RECIPE = {"runs": "default,lr_te", "seeds": 3, "data_seeds": [0, 1], "keep_weights": "first-run",
+DEMO_RECIPE = {"runs": "default,lr_te", "seeds": 3, "data_seeds": [0, 1], "keep_weights": "first-run-main",
                "train": {"weights_dtype": "float16"}, "probes": {"probe_size": 1000, "probe_hidden_all": 100}}
 DEMO_OPTIONS = ("--seeds", "3", "--data-seeds", "2", "--weights-dtype", "float16", "--probe-size", "1000",
-                "--probe-hidden-all", "100", "--keep-weights", "first-run", "--runs", "default,lr_te")
+                "--probe-hidden-all", "100", "--keep-weights", "first-run-main", "--runs", "default,lr_te")
 SWEEPS = {"emb": (8, 12, 16, 24, 32), "heads": (4, 8, 12, 16), "depth": (2, 3, 4, 5)}
 SWEEP_RUNS = ("bst", "saml")
-KEEP_WEIGHTS = ("all", "first-run")
+KEEP_WEIGHTS = ("all", "first-run", "first-run-main")
 # Run ids of earlier versions, still accepted on the command line.
 ALIASES = {"saml:full": "saml", "saml:no_gate": "saml_no_gate", "saml:no_aux": "saml_no_aux",
            "saml:no_gate_mut": "saml_no_gate_mut"}
@@ -110,7 +110,10 @@ class ExperimentConfig:
     model_options: dict = field(default_factory=dict)  # {model id: {option: value}}
     probe_size: int = 3000
     probe_hidden_all: int = 300
-    keep_weights: str = "all"  # "first-run": model.pt and hidden states of each model's first run only
+    # "first-run": model.pt and hidden states of each model's first run only; "first-run-main": of
+    # the first run of each method and baseline (ablations keep metrics, predictions and probe
+    # summaries only): demo storage
+    keep_weights: str = "all"
 
     def __post_init__(self):
         from saml_core.data import registry as datasets
@@ -140,6 +143,14 @@ class ExperimentConfig:
         check_int("probe samples through every branch", self.probe_hidden_all, 0, 1_000_000)
         self.plan()  # every run's own checks (model options) now, not after hours of training
 
+    def _keeps(self, model: str, seed: int, data_seed: int) -> bool:
+        from saml_core.models import registry
+
+        if self.keep_weights == "all":
+            return True
+        first = seed == self.first_seed and data_seed == self.data_seeds[0]
+        return first and (self.keep_weights == "first-run" or registry.get(model).role != "ablation")
+
     def plan(self) -> list[RunConfig]:
         """Every run of the experiment, in training order (data seed, model seed, sweep, model)."""
         runs = []
@@ -154,8 +165,7 @@ class ExperimentConfig:
                             model_options=dict(self.model_options.get(model, {})), model_config=mcfg,
                             train_config=self.train_config, probe_size=self.probe_size,
                             probe_hidden_all=self.probe_hidden_all,
-                            keep_weights=self.keep_weights == "all" or (
-                                seed == self.first_seed and data_seed == self.data_seeds[0])))
+                            keep_weights=self._keeps(model, seed, data_seed)))
         return runs
 
     def to_dict(self) -> dict:

@@ -286,7 +286,7 @@ def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
     for j in listed:  # the same recipe as the shipped demo
         spec = json.loads((empty / ".jobs" / j.job_id / "spec.json").read_text())
         assert spec["train_config"]["weights_dtype"] == "float16" and spec["seeds"] == 3
-        assert spec["data_seeds"] == [0, 1] and spec["keep_weights"] == "first-run"
+        assert spec["data_seeds"] == [0, 1] and spec["keep_weights"] == "first-run-main"
     for j in listed:  # the real demo build takes long: stop it here
         q.cancel(j.job_id)
     for j in listed:

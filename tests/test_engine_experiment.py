@@ -290,6 +290,9 @@ def test_plans_for_seeds_data_seeds_and_sweeps():
     assert [r.model_config.d_g for r in emb] == [8, 12, 16, 24, 32] and emb[0].model == "saml"
     first = ExperimentConfig(name="x", runs="bst", seeds=3, data_seeds=[0, 1], keep_weights="first-run").plan()
     assert [r.keep_weights for r in first] == [True, False, False, False, False, False]
+    main = ExperimentConfig(name="x", runs="saml,saml_no_gate", seeds=2, keep_weights="first-run-main").plan()
+    assert [(r.run_id, r.keep_weights) for r in main] == [("saml-d0-s0", True), ("saml_no_gate-d0-s0", False),
+                                                          ("saml-d0-s1", False), ("saml_no_gate-d0-s1", False)]
     cfg = ExperimentConfig(name="x", runs="bst,lr_te", seeds=2, data_seeds=[0, 1], model_options={"lr_te": {"folds": 3}})
     assert ExperimentConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).plan() == cfg.plan()
 

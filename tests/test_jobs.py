@@ -218,7 +218,7 @@ def test_demo_specs_are_the_documented_demo_command(tmp_path):
     for cfg in specs:
         args = build_parser().parse_args(["experiment", "--dataset", cfg.dataset, "--name", cfg.name, *DEMO_OPTIONS])
         assert experiment_config(args).to_dict() == cfg.to_dict()
-        assert cfg.train_config.weights_dtype == "float16" and cfg.keep_weights == "first-run"
+        assert cfg.train_config.weights_dtype == "float16" and cfg.keep_weights == "first-run-main"
     q = JobQueue(tmp_path / ".jobs")
     queued = [q.submit(c, title=f"Demo: {c.name}", start_worker=False) for c in specs]
     assert [j.experiment for j in q.list()] == ["demo", "taobao-demo"] == [j.experiment for j in queued]
