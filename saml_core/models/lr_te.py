@@ -10,8 +10,8 @@ row's own click would leak into its feature; validation and test rows use the wh
 
 Fitting (`fit_lr_te`, the registry entry's `fit`): the regularisation strength C is chosen on the
 validation AUC from a small grid (its tuning budget, like an epoch count for the deep models);
-the scaler is folded into the linear layer, so the stored model is plain tensors
-(`torch.load(weights_only=True)`) and predicts through the same `forward` as every model.
+the encoding tables, the standardisation and the regression are stored as plain tensors
+(`torch.load(weights_only=True)`) and predict through the same `forward` as every model.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel
 
 C_GRID = (0.001, 0.01, 0.1, 1.0)
+MIN_SCALE = 1e-3  # features whose train std is below this are left out of the regression
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -58,6 +59,10 @@ class TargetEncodingLR(ScenarioModel):
                 self.register_buffer(f"te_cross_{i}", torch.zeros(self.k * v))
         n_cat = len(self.vocab) * (2 if self.crosses else 1)
         self.n_features = n_cat + len(self.seq_item_index) + len(spec.num_fields) + self.k
+        # the regression runs on standardised features; kept apart from the weights (folding a
+        # scale near 0 into them gives weights beyond float16, and no gain)
+        self.register_buffer("x_mean", torch.zeros(self.n_features))
+        self.register_buffer("x_scale", torch.ones(self.n_features))
         self.linear = nn.Linear(self.n_features, 1)
 
     def tables(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -81,7 +86,8 @@ class TargetEncodingLR(ScenarioModel):
         return torch.cat([x, batch.num.to(x.dtype), onehot], dim=1)
 
     def forward(self, batch, probes: bool = False) -> dict:
-        return {"logit": self.linear(self.features(batch)).squeeze(-1)}
+        x = (self.features(batch) - self.x_mean) / self.x_scale
+        return {"logit": self.linear(x).squeeze(-1)}
 
 
 def _tables_from(model: TargetEncodingLR, cat: np.ndarray, scen: np.ndarray, label: np.ndarray, prior: float):
@@ -122,7 +128,10 @@ def fit_lr_te(model: TargetEncodingLR, data, tcfg, *, seed: int, device, run_dir
             getattr(model, f"te_cross_{i}").copy_(t)
         x_valid = model.features(data.valid).numpy()
     scaler = StandardScaler().fit(x_train)
-    xs_train, xs_valid = scaler.transform(x_train), scaler.transform(x_valid)
+    # (almost) constant features carry nothing and would blow up when standardised: left out
+    used = scaler.scale_ >= MIN_SCALE
+    mean, scale = np.where(used, scaler.mean_, 0.0), np.where(used, scaler.scale_, 1.0)
+    xs_train, xs_valid = ((x_train - mean) / scale)[:, used], ((x_valid - mean) / scale)[:, used]
     y_valid = data.valid.label.numpy()
     history, best = [], None
     for i, c in enumerate(C_GRID):
@@ -138,12 +147,13 @@ def fit_lr_te(model: TargetEncodingLR, data, tcfg, *, seed: int, device, run_dir
             progress({"epoch": i + 1, "epochs": len(C_GRID), "step": 1, "steps": 1, "loss": None,
                       "valid_auc": vauc, "eta_seconds": None, "epoch_finished": True})
     vauc, i_best, clf = best
-    # logit = w . (x - mean) / scale + b  ->  (w / scale) . x + (b - w . mean / scale)
-    w = clf.coef_[0] / scaler.scale_
-    b = clf.intercept_[0] - float(np.dot(clf.coef_[0], scaler.mean_ / scaler.scale_))
     with torch.no_grad():
-        model.linear.weight.copy_(torch.as_tensor(w, dtype=torch.float32)[None, :])
-        model.linear.bias.fill_(float(b))
+        model.x_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        model.x_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        coef = np.zeros(model.n_features)
+        coef[used] = clf.coef_[0]
+        model.linear.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[None, :])
+        model.linear.bias.fill_(float(clf.intercept_[0]))
     return FitResult(history=history, best_epoch=i_best + 1, best_valid_auc=vauc, epochs_run=len(history),
                      seconds=time.perf_counter() - t0, stopped="grid searched",
                      settings={"C_grid": list(C_GRID), "C": C_GRID[i_best], "folds": model.folds,
