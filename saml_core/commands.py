@@ -49,6 +49,8 @@ def add_commands(subparsers) -> None:
     r = subparsers.add_parser("report", help="per-run, per-scenario results of an experiment")
     r.add_argument("name", help="experiment name (a folder of the artifacts root)")
     r.add_argument("--format", default="markdown", choices=["json", "markdown"])
+    r.add_argument("--reference", default=None, metavar="MODEL",
+                   help="the model every other is compared with (default bst: RelaImpr and the paper's tables)")
     r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
     r.set_defaults(func=cmd_report)
 
@@ -286,7 +288,7 @@ def cmd_demo(args) -> int:
 def cmd_report(args) -> int:
     from saml_core.registry import report, report_markdown
 
-    doc = report(_root(args), args.name)
+    doc = report(_root(args), args.name, reference=args.reference)
     if args.format == "json":
         print(json.dumps(doc, indent=1, default=_json_default))
     else:

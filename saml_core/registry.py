@@ -310,7 +310,7 @@ def _preds(run: Run):
         return None
 
 
-def report(root, name: str) -> dict:
+def report(root, name: str, reference: str | None = None) -> dict:
     """Everything `report` prints and the pages show: per run, per model group (over seeds), the
     comparison with the reference baseline (verdicts, Holm-adjusted p-values, RelaImpr where it is
     meaningful), training settings and how each run stopped, similarity recovery."""
@@ -318,7 +318,9 @@ def report(root, name: str) -> dict:
 
     exp = load_experiment(root, name)
     names = exp.scenario_names
-    ref_id = _reference_id()
+    ref_id = reference or _reference_id()
+    if models.find(ref_id) is None:
+        raise ArtifactError(exp.path, f"unknown reference model {ref_id!r}")
     labels, notes = {}, []
     for d in exp.data_seeds:
         got, why = _test_labels(exp, d)
