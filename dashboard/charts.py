@@ -21,9 +21,10 @@ DIVERGING = "RdBu_r"  # centred scales: blue below the reference, red above
 # Charts are at least ~440 px wide (pages put them side by side only when both get that much, see
 # ui.row), where about 60 characters of title fit; longer titles wrap instead of being cut off.
 TITLE_CHARS = 60
-_TITLE_LINE_PX = 20
+_TITLE_LINE_PX = 22
 _LEGEND_ROW_PX = 22
 _ASSUMED_WIDTH_PX = 600  # for estimating how many rows a horizontal legend takes
+WEBGL_FROM_POINTS = 2500
 
 
 def wrap_title(text: str, width: int = TITLE_CHARS) -> list[str]:
@@ -49,13 +50,15 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 430, legen
     """Title at the top (wrapped), the legend as rows under it (a legend at the side takes a third
     of a narrow chart's width), axis titles; the figure grows by what title and legend take."""
     lines = wrap_title(title)
-    top = 14 + _TITLE_LINE_PX * len(lines)
+    # Plotly lifts a title of several lines ~14 px above a one-line title's top: pad it back down
+    pad = 10 if len(lines) == 1 else 24
+    top = pad + 4 + _TITLE_LINE_PX * len(lines)
     shown = [t.name for t in fig.data if t.name and t.showlegend is not False] if legend else []
     rows = legend_rows(shown, title=legend_title or "")
     height += _TITLE_LINE_PX * (len(lines) - 1) + _LEGEND_ROW_PX * rows
     fig.update_layout(
         title=dict(text="<br>".join(lines), x=0.0, xanchor="left", yref="container", y=1.0, yanchor="top",
-                   pad=dict(t=10)),
+                   pad=dict(t=pad)),
         font=_FONT, height=height, margin=dict(l=60, r=20, t=top + 16, b=60), template="plotly_white",
         legend=dict(title=dict(text=legend_title or ""), orientation="h", yref="container", y=1 - (top + 4) / height,
                     yanchor="top", x=0.0, xanchor="left"),
@@ -362,9 +365,12 @@ def umap_scatter(df: pd.DataFrame, color_by: str, title: str, colors: dict | Non
     hover = ("%{customdata[0]}<br>label: %{customdata[1]}<br>predicted click probability %{customdata[2]:.3f}"
              "<extra></extra>")
     custom_cols = ["hover", "label", "pred"]
+    # SVG draws a map of the stored size (1,000 points) faster than WebGL starts up (0.5 s less to
+    # the first picture); WebGL only for the large on-demand maps.
+    scatter = go.Scattergl if len(df) > WEBGL_FROM_POINTS else go.Scatter
     numeric = pd.api.types.is_numeric_dtype(df[color_by]) and color_by != "label"
     if numeric:
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(scatter(
             x=df["x"], y=df["y"], mode="markers", name=color_title or color_by, showlegend=False,
             marker=dict(size=4, color=df[color_by], colorscale="Viridis", opacity=0.75,
                         colorbar=dict(title=dict(text=color_title or color_by))),
@@ -376,7 +382,7 @@ def umap_scatter(df: pd.DataFrame, color_by: str, title: str, colors: dict | Non
             values = [v for v in colors if v in set(values)] + [v for v in values if v not in colors]
         for v in values:
             sub = df[df[color_by] == v]
-            fig.add_trace(go.Scattergl(
+            fig.add_trace(scatter(
                 x=sub["x"], y=sub["y"], mode="markers", name=str(v),
                 marker=dict(size=4, opacity=0.75, color=(colors or {}).get(v)),
                 customdata=sub[custom_cols].to_numpy(), hovertemplate=hover,

@@ -7,6 +7,19 @@ import streamlit as st
 from dashboard import charts, data_access as da, explain, tables, ui
 from saml_core import evaluate as ev
 
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def agreement(a: np.ndarray, b: np.ndarray) -> dict:
+    """The engine's Mantel test (999 permutations, fixed seed: the same answer every time), cached:
+    the page asks for several on every rerun, ~2 s together."""
+    return ev.matrix_agreement(a, b, n_perm=999)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cka(hidden_all: np.ndarray) -> np.ndarray:
+    return ev.branch_cka(hidden_all)
+
+
 ui.page_setup("Which scenarios are alike")
 exp = ui.current_experiment()
 n = ui.noun(exp)
@@ -125,7 +138,7 @@ if truth is not None:
     c2.plotly_chart(charts.heatmap(sym[np.ix_(order, order)], ordered, f"Learned pairwise affinity (symmetrised, unit "
                                    f"{layer + 1})", "α beyond the effects", center=0.0, row_title=n.One,
                                    col_title=n.One, height=430, show_values=False), width="stretch", key="learned")
-    agree = ev.matrix_agreement(sym, truth, n_perm=999)
+    agree = agreement(sym, truth)
     st.caption(explain.planted(n) + (f" The pairwise part of the matrix shown (mean over runs) scores "
                                      f"{agree['spearman']:+.2f} against the truth (Mantel p = {agree['p_value']:.2g})."
                                      if agree["spearman"] is not None else ""))
@@ -134,8 +147,8 @@ if exp.data_similarity is not None:
     st.subheader("Similarity computed from the data itself")
     data_sim = np.asarray(exp.data_similarity, dtype=float).copy()
     np.fill_diagonal(data_sim, np.nan)
-    raw_agree = ev.matrix_agreement(alpha, data_sim, n_perm=999)
-    pair_agree = ev.matrix_agreement(parts["pairwise"], data_sim, n_perm=999)
+    raw_agree = agreement(alpha, data_sim)
+    pair_agree = agreement(parts["pairwise"], data_sim)
     c1, c2 = ui.row("data-similarity", (3, 1), (HEATMAP_WITH_VALUES, 180))
     c1.plotly_chart(charts.heatmap(data_sim[np.ix_(order, order)], ordered,
                                    f"Overlap of clicked categories between {n.many} (training data)", "overlap",
@@ -173,19 +186,19 @@ except da.ArtifactError as exc:
 hidden_key = f"hidden_all_{layer}"
 if hidden_key in pr and pr[hidden_key].shape[0] >= 10:
     st.subheader(f"A model-free check: how alike are the branches' representations? ({run.run_id})")
-    cka = ev.branch_cka(pr[hidden_key])
-    np.fill_diagonal(cka, np.nan)
+    cka_m = cka(pr[hidden_key])  # st.cache_data hands out a copy: safe to write into
+    np.fill_diagonal(cka_m, np.nan)
     c1, c2 = ui.row("cka", (3, 1), (HEATMAP_WITH_VALUES, 180))
-    c1.plotly_chart(charts.heatmap(cka[np.ix_(order, order)], ordered, f"Linear CKA between branches' hidden states "
+    c1.plotly_chart(charts.heatmap(cka_m[np.ix_(order, order)], ordered, f"Linear CKA between branches' hidden states "
                                    f"(layer {layer + 1}, {pr[hidden_key].shape[0]} samples through every branch)",
                                    "CKA", row_title="Branch", col_title="Branch", height=430),
                     width="stretch", key="cka")
-    cka_alpha = ev.matrix_agreement(cka, parts["pairwise"], n_perm=999)
+    cka_alpha = agreement(cka_m, parts["pairwise"])
     c2.metric("Agreement with pairwise α", "n/a" if cka_alpha["spearman"] is None else f"{cka_alpha['spearman']:+.2f}",
               help="Spearman of CKA with the pairwise part of α over all pairs" + (
                   "" if cka_alpha["p_value"] is None else f"; Mantel permutation p = {cka_alpha['p_value']:.2g}"))
     if truth is not None:
-        cka_truth = ev.matrix_agreement(cka, truth, n_perm=999)
+        cka_truth = agreement(cka_m, truth)
         if cka_truth["spearman"] is not None:
             c2.metric("…with planted similarity", f"{cka_truth['spearman']:+.2f}",
                       help=f"Spearman of CKA with the planted similarity; Mantel permutation p = "
@@ -240,8 +253,8 @@ if square:
                f"α by rank correlation over the pairs of {n.many} (same seeds as the run above).")
     rows = []
     for label, m in square.items():
-        a = ev.matrix_agreement(m, parts["pairwise"], n_perm=999)
-        rows.append({"signal": label, "Spearman with SAML's pairwise α": a["spearman"], "Mantel p": a["p_value"]})
+        a = agreement(m, parts["pairwise"])
+        rows.append({"Signal": label, "Spearman with SAML's pairwise α": a["spearman"], "Mantel p": a["p_value"]})
     st.dataframe(rows, hide_index=True, width="stretch", placeholder="—",
                  column_config={"Spearman with SAML's pairwise α": st.column_config.NumberColumn(format="%+.2f"),
                                 "Mantel p": st.column_config.NumberColumn(format="%.2g")})
