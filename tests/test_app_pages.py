@@ -200,7 +200,7 @@ def test_correlations_decomposition_captions_layers_cdf_and_planted(root, monkey
 def test_correlations_show_what_other_models_say(root, monkeypatch):
     at = open_page(root, monkeypatch, "correlations")
     rows = at.dataframe[0].value
-    assert any("MMoE" in s for s in rows["signal"])
+    assert any("MMoE" in s for s in rows["Signal"])
     assert "profile_heatmap" in figures(at)  # MMoE's scenario x expert gate profile
 
 
