@@ -216,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'page':42s} {'cold (s)':>9s} {'warm (s)':>9s} {'warm max':>9s}")
         for r in rows:
             print(f"  {r['page']:42s} {fmt(r['cold_s']):>9s} {fmt(r['warm_s']):>9s} {fmt(r['warm_max_s']):>9s}")
-    for title, h in (("Hidden states as the first page of a new server (its imports included)", result["hidden_first"]),
-                     ("Hidden states as the first visit after the Overview (new server)", result["hidden_after_overview"])):
+    for title, h in (("Hidden states as the first page of a new server (its imports included)",
+                      result["hidden_first"]),
+                     ("Hidden states as the first visit after the Overview (new server)",
+                      result["hidden_after_overview"])):
         print(f"\n{title}: first render {h['first_render_s']:.3f} s"
               + (f" (Overview before it: {h['overview_s']:.3f} s)" if h["overview_s"] is not None else "")
               + f"; heavy modules imported: {', '.join(h['imported']) or 'none'}")

@@ -146,8 +146,8 @@ def hidden_map(n: Noun, view: str, color_by: str, method: str) -> str:
 
 def planted(n: Noun) -> str:
     return (f"This is simulated data, so we know which {n.many} were built to behave alike (the planted "
-            f"similarity); the learned pairwise affinity is what the model found on its own. The recovery score is the rank correlation between the two over "
-            f"all pairs of {n.many} (1 = same ordering, 0 = unrelated), with a permutation test; the null "
+            f"similarity); the learned pairwise affinity is what the model found on its own. The recovery "
+            f"score is the rank correlation between the two over all pairs of {n.many} (1 = same ordering, 0 = unrelated), with a permutation test; the null "
             f"scores say what a similarity that knows only traffic (or only the planted groups) would get.")
 
 

@@ -128,14 +128,14 @@ def sidebar() -> None:
 
 
 def jobs_line(job_list) -> str | None:
-    """The sidebar's line on training jobs ("1 running, 2 queued"), None when there is none."""
-    running = sum(j.state == "running" for j in job_list)
-    queued = sum(j.state == "queued" for j in job_list)
-    if not running and not queued:
+    """The sidebar's line on training jobs, None when none is active. It counts running and queued
+    jobs together: that number changes only with a full rerun (a submit, or a job ending: see
+    _rerun_when_a_job_ends), so it never disagrees with the job list on the page."""
+    active = sum(j.active for j in job_list)
+    if not active:
         return None
-    parts = ([f"{running} running"] if running else []) + ([f"{queued} queued"] if queued else [])
-    noun = "training job" if running + queued == 1 else "training jobs"
-    return f":material/hourglass_top: {noun.capitalize()}: {', '.join(parts)} — see Retrain."
+    return (f":material/hourglass_top: {active} training job{'s' if active > 1 else ''} running or queued — "
+            "see Retrain.")
 
 
 def _rerun_when_a_job_ends(job_list) -> None:

@@ -20,6 +20,10 @@ def cka(hidden_all: np.ndarray) -> np.ndarray:
     return ev.branch_cka(hidden_all)
 
 
+def fmt_mean_std(m: dict) -> str:
+    return "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1 else "")
+
+
 ui.page_setup("Which scenarios are alike")
 exp = ui.current_experiment()
 n = ui.noun(exp)
@@ -111,8 +115,7 @@ if truth is not None:
     ms = ev.mean_std(rho)
     # Two rows of two: four metrics side by side cut their labels and "± std" values at 1024 px.
     cols = [c for i in range(2) for c in ui.row(f"recovery-{i}", (1, 1), 260)]
-    cols[0].metric("Recovery (Spearman)",
-                   "n/a" if ms["mean"] is None else f"{ms['mean']:+.2f}" + (f" ± {ms['std']:.2f}" if ms["n"] > 1 else ""),
+    cols[0].metric("Recovery (Spearman)", fmt_mean_std(ms),
                    help="Rank correlation of learned α with the planted similarity over all pairs, one value per "
                         "run; mean ± std over runs.")
     cols[1].metric("Significant (p < 0.05)", f"{sig} of {len(recs)} runs",
@@ -121,9 +124,7 @@ if truth is not None:
                                    "taken out of both matrices."),
                                   (cols[3], "Pairwise part only", pw_rho, "Spearman of the pairwise part of α "
                                    "(column and row effects removed) with the planted similarity.")):
-        m = ev.mean_std(vals)
-        col.metric(label, "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1
-                                                                                else ""), help=why)
+        col.metric(label, fmt_mean_std(ev.mean_std(vals)), help=why)
     if nulls:
         st.caption("What similarities that know nothing about tastes score against the same planted truth: " +
                    ", ".join(f"{name} {v:+.2f}" for name, v in nulls.items() if v is not None) +

@@ -51,8 +51,8 @@ else:  # a slider with one stop reads as broken
     size = sizes[0]
     c1.caption(f"Points: all {size:,} stored for this view and layer.")
 method = c2.radio("Method", ["umap", "pca"], format_func={"umap": "UMAP", "pca": "PCA"}.get, key="hs_method",
-                  horizontal=True, help="UMAP keeps neighbours together (clusters); PCA keeps the largest directions of spread "
-                       "(a linear view, no clusters invented).")
+                  horizontal=True, help="UMAP keeps neighbours together (clusters); PCA keeps the largest "
+                                        "directions of spread (a linear view, no clusters invented).")
 color_options = {"scenario": f"{n.One} of the sample", "branch": "Branch", "label": "Clicked or not",
                  "pred": "Predicted click probability"}
 default_color = "scenario" if view == "own" else "branch"

@@ -59,7 +59,8 @@ config = {c: st.column_config.NumberColumn(c.removesuffix(" AUC"), format="%.4f"
     verdict_col: st.column_config.TextColumn(help=f"Paired test of {labels[focus]} against BST over every seed, "
                                                   f"Holm-adjusted for testing every {n.one}"),
     "RelaImpr (%)": st.column_config.NumberColumn(format="%+.2f", help=explain.relaimpr(n)),
-    "Test samples": st.column_config.NumberColumn(format="%d"), "Test clicks": st.column_config.NumberColumn(format="%d"),
+    "Test samples": st.column_config.NumberColumn(format="%d"),
+    "Test clicks": st.column_config.NumberColumn(format="%d"),
     "p": st.column_config.NumberColumn(format="%.2g", help=f"Paired test of {labels[focus]} against BST"),
     "p (Holm)": st.column_config.NumberColumn(format="%.2g", help=f"Holm-adjusted for testing every {n.one}"),
     "Oracle AUC": st.column_config.NumberColumn(format="%.4f", help="Best AUC any model can reach (simulator)")}
