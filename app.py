@@ -26,19 +26,28 @@ if table.empty:
     st.info("No run of this experiment has finished yet, so there is nothing to compare.")
     st.stop()
 
-st.dataframe(
-    table.drop(columns=["model"]), hide_index=True, width="stretch",
-    column_config={
-        "AUC": st.column_config.NumberColumn(format="%.4f"),
-        "AUC std": st.column_config.NumberColumn(format="%.4f", help="Across runs (model and data seeds)"),
-        "Logloss": st.column_config.NumberColumn(format="%.4f"),
-        "RelaImpr vs BST (%)": st.column_config.NumberColumn(
-            format="%+.2f", help="Empty where BST is not clearly better than guessing (the ratio means nothing)"),
-        "p (vs BST)": st.column_config.NumberColumn(format="%.2g"),
-        "Epochs": st.column_config.NumberColumn(format="%.1f", help="Epochs trained (mean over runs)"),
-        "Train time (s)": st.column_config.NumberColumn(format="%.0f"),
-    },
-)
+# The verdict table fits a 1024 px window; how each model trained is one click away.
+config = {
+    "Model": st.column_config.TextColumn(pinned=True),
+    "AUC": st.column_config.NumberColumn(format="%.4f", help="Test AUC (mean over runs); 0.5 = guessing"),
+    "AUC std": st.column_config.NumberColumn(format="%.4f", help="Across runs (model and data seeds)"),
+    "Logloss": st.column_config.NumberColumn(format="%.4f", help="Lower is better"),
+    "Verdict vs BST": st.column_config.TextColumn(help="Paired test against BST on the same test samples, every seed"),
+    "RelaImpr vs BST (%)": st.column_config.NumberColumn(
+        "RelaImpr (%)", format="%+.2f",
+        help="Relative improvement over BST; empty where BST is not clearly better than guessing (the ratio means "
+             "nothing)"),
+    "p (vs BST)": st.column_config.NumberColumn("p", format="%.2g", help="p-value of the paired test against BST"),
+    "Epochs": st.column_config.NumberColumn(format="%.1f", help="Epochs trained (mean over runs)"),
+    "Train time (s)": st.column_config.NumberColumn(format="%.0f", help="All runs together"),
+}
+verdict_cols = [c for c in ("Model", "Runs", "AUC", "AUC std", "Logloss", "Verdict vs BST", "RelaImpr vs BST (%)",
+                            "p (vs BST)") if c in table]
+st.dataframe(table, hide_index=True, width="stretch", column_order=verdict_cols, column_config=config,
+             placeholder="—", key="overall_table")
+with st.expander("How each model trained: epochs, early stopping, training time"):
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, placeholder="—", key="training_table",
+                 column_order=["Model", "Runs", "Epochs", "Stopped at the cap while improving", "Train time (s)"])
 st.caption(explain.OVERALL_TABLE)
 for line in tables.settings_lines(report, n.one):
     st.caption(line)

@@ -4,9 +4,15 @@ For every page it measures, with Streamlit's AppTest in this process:
   cold  the first render (empty Streamlit caches; Python modules already imported),
   warm  the median of later renders (what a user sees when switching pages),
 each in two fresh processes: first open (no disk caches) and re-open (disk caches present).
+Hidden states, in two more fresh processes: the page as the very first one a new server renders
+(the process's imports included), and as the first visit after the Overview; then every map the
+training job stored (each view, layer and method), and which heavy modules the path imported
+(UMAP/numba must not be among them: stored maps are drawn, not fitted).
 For UMAP of `--umap-points` hidden states: the first fit in a new process (numba compile
 included), a warm fit (compiled, no file cache), and a read back from the file cache.
-Prints a table (or JSON). Targets: warm page ≤ 2 s; warm UMAP of 5,000 points ≤ 10 s.
+Prints a table (or JSON). Targets: warm page <= 2 s; every stored map <= 2 s on a fresh server
+(after the process's one-off imports); warm UMAP of 5,000 points <= 10 s.
+Server-side times only; the browser tests (tests/e2e) measure navigation to a drawn chart.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ from pathlib import Path
 
 PAGES = {"Overview": "app.py", "AUC per scenario": "pages/per_scenario.py",
          "Scenario correlations": "pages/correlations.py", "Hidden states": "pages/hidden_states.py",
-         "Retrain": "pages/retrain.py"}
+         "Sensitivity sweeps": "pages/sweeps.py", "Retrain": "pages/retrain.py"}
+HEAVY_MODULES = ("umap", "numba", "pynndescent", "torch")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -56,6 +63,46 @@ def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[
     rows.insert(0, {"page": "(first run of the app: imports, sidebar)", "cold_s": round(boot, 3), "warm_s": None,
                     "warm_max_s": None})
     return rows
+
+
+def hidden_timings(artifacts: Path, experiment: str | None, after_overview: bool) -> dict:
+    """The hidden-states page in a fresh process: its first render (as the server's very first page,
+    or as the first visit after the Overview) and every stored map, with the heavy modules imported."""
+    from streamlit.testing.v1 import AppTest
+
+    from saml_core import registry
+
+    os.environ["SAML_ARTIFACTS"] = str(artifacts)
+    os.environ.pop("SAML_DEMO_MODE", None)
+    before = {m for m in HEAVY_MODULES if m in sys.modules}
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
+    if experiment:
+        at.session_state["experiment"] = experiment
+    overview = _render(at, None) if after_overview else None
+    if not after_overview:
+        at.switch_page("pages/hidden_states.py")
+        first = _render(at, None)
+    else:
+        first = _render(at, "pages/hidden_states.py")
+    name = at.session_state["experiment"]
+    run_id = at.selectbox(key="hs_run").value
+    stored = registry.load_experiment(artifacts, name).run(run_id).load_maps() or {}
+    maps = []
+    for key in sorted(k for k in stored if k.count("_") == 2 and k.split("_")[0] in ("umap", "pca")):
+        method, view, layer = key.split("_")
+        t0 = time.perf_counter()
+        at.radio(key="hs_view").set_value(view).run()
+        at.selectbox(key="hs_layer").set_value(int(layer)).run()
+        at.radio(key="hs_method").set_value(method).run()
+        if at.get("select_slider") and int(at.select_slider(key="hs_size").value) != stored[key].shape[0]:
+            at.select_slider(key="hs_size").set_value(int(stored[key].shape[0])).run()
+        dt = time.perf_counter() - t0
+        if at.exception:
+            raise RuntimeError(f"hidden states raised: {[e.value for e in at.exception]}")
+        drawn = "Map computed by the training job" in " ".join(c.value for c in at.caption)
+        maps.append({"map": key, "points": int(stored[key].shape[0]), "seconds": round(dt, 3), "stored": drawn})
+    return {"first_render_s": round(first, 3), "overview_s": None if overview is None else round(overview, 3),
+            "maps": maps, "imported": sorted({m for m in HEAVY_MODULES if m in sys.modules} - before)}
 
 
 def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
@@ -124,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--umap-points", type=int, default=5000)
     ap.add_argument("--no-umap", action="store_true")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--child", choices=["pages", "umap"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["pages", "umap", "hidden-first", "hidden-after-overview"],
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from dashboard.settings import artifacts_root
 
@@ -133,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore")
-        res = (page_timings(artifacts, args.experiment, args.repeats) if args.child == "pages"
-               else umap_timings(artifacts, args.experiment, args.umap_points))
+        if args.child == "pages":
+            res = page_timings(artifacts, args.experiment, args.repeats)
+        elif args.child == "umap":
+            res = umap_timings(artifacts, args.experiment, args.umap_points)
+        else:
+            res = hidden_timings(artifacts, args.experiment, after_overview=args.child == "hidden-after-overview")
         print(json.dumps(res))
         return 0
     # Work on a copy: the disk caches of the real folder must not make "first open" look warm.
@@ -146,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                   "artifacts": str(args.artifacts or "artifacts"),
                   "first_open": _child("pages", copy, args.experiment, args.repeats, args.umap_points),
                   "reopen": _child("pages", copy, args.experiment, args.repeats, args.umap_points)}
+        result["hidden_first"] = _child("hidden-first", copy, args.experiment, args.repeats, args.umap_points)
+        result["hidden_after_overview"] = _child("hidden-after-overview", copy, args.experiment, args.repeats,
+                                                 args.umap_points)
         if not args.no_umap:
             result["umap"] = _child("umap", copy, args.experiment, args.repeats, args.umap_points)
     if args.json:
@@ -161,6 +216,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'page':42s} {'cold (s)':>9s} {'warm (s)':>9s} {'warm max':>9s}")
         for r in rows:
             print(f"  {r['page']:42s} {fmt(r['cold_s']):>9s} {fmt(r['warm_s']):>9s} {fmt(r['warm_max_s']):>9s}")
+    for title, h in (("Hidden states as the first page of a new server (its imports included)",
+                      result["hidden_first"]),
+                     ("Hidden states as the first visit after the Overview (new server)",
+                      result["hidden_after_overview"])):
+        print(f"\n{title}: first render {h['first_render_s']:.3f} s"
+              + (f" (Overview before it: {h['overview_s']:.3f} s)" if h["overview_s"] is not None else "")
+              + f"; heavy modules imported: {', '.join(h['imported']) or 'none'}")
+        for m in h["maps"]:
+            print(f"  {m['map']:16s} {m['points']:6d} points {m['seconds']:7.3f} s"
+                  + ("" if m["stored"] else "  (NOT the stored map)"))
     if "umap" in result:
         u = result["umap"]
         print(f"\nUMAP ({u['run']}, view {u['view']}, {u['points']} points x {u['dims']} dims), new process: "

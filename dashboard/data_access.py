@@ -113,7 +113,9 @@ REQUIRED_PROBES = ("scenario", "label", "pred")
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _probes(artifacts: str, name: str, run_id: str, mtime_key: tuple) -> dict[str, np.ndarray]:
-    exp = registry.load_experiment(artifacts, name)
+    # the cached experiment: loading it anew checks every run's model file (builds each model,
+    # ~0.5 s), a cost the first visit of a page that shows probes need not pay again
+    exp = experiment(name, Path(artifacts))
     arrays = exp.run(run_id).load_probes()
     missing = [k for k in REQUIRED_PROBES if k not in arrays]
     if missing:
@@ -130,7 +132,7 @@ def probes(name: str, run_id: str, artifacts: Path | None = None) -> dict[str, n
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _maps(artifacts: str, name: str, run_id: str, mtime_key: tuple):
-    return registry.load_experiment(artifacts, name).run(run_id).load_maps()
+    return experiment(name, Path(artifacts)).run(run_id).load_maps()
 
 
 def maps(name: str, run_id: str, artifacts: Path | None = None) -> dict | None:

@@ -59,7 +59,8 @@ def glossary(n: Noun) -> str:
 
 OVERALL_TABLE = ("Each row is one model; with several seeds, the mean over its runs (± std). Verdict: "
                  "the paired test against BST on the same test samples with every seed, not one lucky "
-                 "run. Settings and how each run stopped are below the table.")
+                 "run. How each model trained (epochs, early stopping, time) is in the box above; the "
+                 "settings every model shared are below.")
 
 TRAINING_CURVES = {
     "valid_auc": ("Validation AUC after every epoch. Training stops once it has not improved for a number "
@@ -117,21 +118,36 @@ def gates(n: Noun) -> str:
             f"before training: read a {n.one}'s gate as a change from there.")
 
 
-def umap_own(n: Noun) -> str:
-    return (f"Each dot is one test sample, placed by its own {n.one}'s branch's internal representation and "
-            f"squeezed to two dimensions. Dots close together were seen as similar by the model; {n.many} that "
-            f"overlap share patterns, separate islands are treated as different.")
-
-
-def umap_all(n: Noun) -> str:
-    return (f"The same samples passed through every {n.one}'s branch. Colour by branch to see whether each "
-            f"branch has its own view (separate islands) or the branches agree (overlap).")
+def hidden_map(n: Noun, view: str, color_by: str, method: str) -> str:
+    """The caption under the hidden-states map: what a dot is, how it was placed (the method shown)
+    and what its colour says (the colouring chosen), so the words follow every control."""
+    dot = (f"Each dot is one test sample, placed by its own {n.one}'s branch's internal representation"
+           if view == "own" else
+           f"Each test sample appears once per branch: the same samples passed through every {n.one}'s branch")
+    place = (", squeezed to two dimensions by UMAP, which keeps neighbours together: dots close together were seen "
+             "as similar by the model (distances between islands mean little)." if method == "umap" else
+             ", drawn along the two directions in which the representations differ most (PCA): a linear view that "
+             "keeps distances and invents no clusters.")
+    colour = {
+        ("own", "scenario"): f"Colour: the sample's {n.one}. {n.Many} that overlap share patterns; separate islands "
+                             f"are treated as different.",
+        ("own", "branch"): f"Colour: the branch, which in this view is the sample's own {n.one}.",
+        ("all", "scenario"): f"Colour: the sample's {n.one}, not the branch. Colours mixed within an island mean the "
+                             f"branches, not the {n.many}, shape the map; colour by branch to compare the branches.",
+        ("all", "branch"): "Colour: the branch. Separate islands per branch mean each branch has its own view; "
+                           "overlapping colours mean the branches agree.",
+    }.get((view, color_by)) or {
+        "label": "Colour: whether the sample was clicked. Clicks gathered in one region mean the representation "
+                 "separates what gets clicked.",
+        "pred": "Colour: the model's predicted click probability for the sample.",
+    }.get(color_by, "")
+    return f"{dot}{place} {colour}".strip()
 
 
 def planted(n: Noun) -> str:
-    return (f"This is simulated data, so we know which {n.many} were built to behave alike (left). Right: what "
-            f"the model learned on its own. The recovery score is the rank correlation between the two over "
-            f"all pairs of {n.many} (1 = same ordering, 0 = unrelated), with a permutation test; the null "
+    return (f"This is simulated data, so we know which {n.many} were built to behave alike (the planted "
+            f"similarity); the learned pairwise affinity is what the model found on its own. The recovery "
+            f"score is the rank correlation between the two over all pairs of {n.many} (1 = same ordering, 0 = unrelated), with a permutation test; the null "
             f"scores say what a similarity that knows only traffic (or only the planted groups) would get.")
 
 

@@ -10,11 +10,16 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 ENV_VAR = "SAML_DEMO_MODE"
 SECRET_KEY = "demo_mode"
+# The project's own artifacts/ folder (next to app.py), so `streamlit run path/to/app.py` from any
+# working directory finds the same experiments.
+PROJECT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def artifacts_root() -> Path:
-    """$SAML_ARTIFACTS, else ./artifacts next to app.py's working directory."""
-    return Path(os.environ.get("SAML_ARTIFACTS") or "artifacts").expanduser()
+    """$SAML_ARTIFACTS (a relative path counts from the working directory), else the artifacts/
+    folder next to app.py."""
+    env = os.environ.get("SAML_ARTIFACTS", "").strip()
+    return Path(env).expanduser() if env else PROJECT_ARTIFACTS
 
 
 @dataclass(frozen=True)

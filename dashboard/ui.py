@@ -24,9 +24,19 @@ def is_demo_mode() -> bool:
     return settings.demo_mode(st.secrets)
 
 
+# Narrow windows (a 1024 px laptop or projector, sidebar open): Streamlit's wide layout keeps 5 rem
+# of padding each side, which leaves charts and tables ~560 px; 1.5 rem gives them ~680 px.
+_PAGE_CSS = """<style>
+@media (max-width: 1200px) {
+  [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
+}
+</style>"""
+
+
 def page_setup(title: str) -> None:
     """First call of every page: page config, navigation links, experiment picker, dataset badge."""
     st.set_page_config(page_title=f"{title} · SAML dashboard", page_icon=":material/public:", layout="wide")
+    st.html(_PAGE_CSS)
     nav = st.sidebar.container()  # filled after the picker: the links name the chosen data's scenarios
     st.sidebar.divider()
     sidebar()
@@ -37,6 +47,19 @@ def page_setup(title: str) -> None:
             if demo and path.endswith("retrain.py"):
                 continue
             st.page_link(path, label=label.format(one=n.one, many=n.many), icon=icon)
+
+
+def row(key: str, weights: tuple[float, ...] = (1, 1), min_widths: tuple[int, ...] | int = 440) -> list:
+    """Side-by-side containers in proportion `weights` that stack, each at full width, when the main
+    area cannot give every one its minimum width. st.columns only stacks below a 640 px window, so
+    at 1024 px (sidebar open) two charts would get ~270 px each: heatmap values and titles cut off."""
+    mins = (min_widths,) * len(weights) if isinstance(min_widths, int) else tuple(min_widths)
+    key = f"row-{key}"  # element keys share one namespace: keep rows apart from charts
+    css = " ".join(f".st-key-{key} > [data-testid=stLayoutWrapper]:nth-child({i + 1}) {{ flex: {w} 1 0; "
+                   f"min-width: min({m}px, 100%); }}" for i, (w, m) in enumerate(zip(weights, mins)))
+    st.html(f"<style>{css}</style>")
+    box = st.container(horizontal=True, key=key, gap="medium")
+    return [box.container() for _ in weights]
 
 
 def noun(exp) -> Noun:
@@ -96,14 +119,49 @@ def sidebar() -> None:
                 elif exp.state in ("interrupted", "cancelled"):
                     st.caption(f":material/pause_circle: Training was {exp.state}; finished runs are shown. "
                                "Resume it from the Retrain page.")
-        active = [j for j in da.jobs().list() if j.active]
-        if active:
-            st.caption(f":material/hourglass_top: {len(active)} training job(s) running or queued — see Retrain.")
+        job_indicator()
         if is_demo_mode():
             st.caption(explain.DEMO_MODE)
         doubt = settings.demo_mode_warning(st.secrets)
         if doubt:
             st.warning(doubt, icon=":material/warning:")
+
+
+def jobs_line(job_list) -> str | None:
+    """The sidebar's line on training jobs, None when none is active. It counts running and queued
+    jobs together: that number changes only with a full rerun (a submit, or a job ending: see
+    _rerun_when_a_job_ends), so it never disagrees with the job list on the page."""
+    active = sum(j.active for j in job_list)
+    if not active:
+        return None
+    return (f":material/hourglass_top: {active} training job{'s' if active > 1 else ''} running or queued — "
+            "see Retrain.")
+
+
+def _rerun_when_a_job_ends(job_list) -> None:
+    """A whole-app rerun when a job has ended since the last look, so the new experiment is in the
+    picker and every page shows it (the callers are fragments that only redraw themselves)."""
+    active = sum(j.active for j in job_list)
+    before = st.session_state.get("_active_jobs", 0)
+    st.session_state["_active_jobs"] = active
+    if active < before:
+        st.rerun()
+
+
+def job_indicator() -> None:
+    """Sidebar line on the job queue; it redraws itself every 2 s while a job is active, so the
+    count follows the job list instead of lagging until the next full rerun."""
+    q = da.jobs()
+
+    @st.fragment(run_every=2.0 if any(j.active for j in q.list()) else None)
+    def _line():
+        job_list = q.list()
+        line = jobs_line(job_list)
+        if line:
+            st.caption(line)
+        _rerun_when_a_job_ends(job_list)
+
+    _line()
 
 
 def dataset_badge(exp) -> None:
@@ -236,10 +294,7 @@ def job_progress_panel(q, allow_cancel: bool = True, show_finished: bool = True)
             if not show_finished and not job.active:
                 continue
             _job_card(q, job, allow_cancel)
-        if not any(j.active for j in job_list) and st.session_state.get("_jobs_were_active"):
-            st.session_state["_jobs_were_active"] = False
-            st.rerun()  # refresh the whole app: new experiments appear in the picker
-        st.session_state["_jobs_were_active"] = any(j.active for j in job_list)
+        _rerun_when_a_job_ends(job_list)
 
     _panel()
 

@@ -7,12 +7,30 @@ import streamlit as st
 from dashboard import charts, data_access as da, explain, tables, ui
 from saml_core import evaluate as ev
 
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def agreement(a: np.ndarray, b: np.ndarray) -> dict:
+    """The engine's Mantel test (999 permutations, fixed seed: the same answer every time), cached:
+    the page asks for several on every rerun, ~2 s together."""
+    return ev.matrix_agreement(a, b, n_perm=999)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cka(hidden_all: np.ndarray) -> np.ndarray:
+    return ev.branch_cka(hidden_all)
+
+
+def fmt_mean_std(m: dict) -> str:
+    return "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1 else "")
+
+
 ui.page_setup("Which scenarios are alike")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 names = list(exp.scenario_names)
 k = len(names)
 colors = ui.colors_for(exp)
+HEATMAP_WITH_VALUES = 560  # px a 10 x 10 heatmap needs for its cell values to fit; narrower rows stack
 st.title(f"Which {n.many} behave alike? — Scenario correlations")
 
 usable = ui.runs_with_probes(exp, "alpha")
@@ -31,7 +49,8 @@ if n_layers == 0:
     st.info("These runs recorded no similarity coefficients.")
     st.stop()
 layer = c2.selectbox("Mutual unit", list(range(n_layers)), key="corr_layer",
-                     format_func=lambda i: f"Mutual unit {i + 1} of {n_layers} (after hidden layer {i + 1})")
+                     format_func=lambda i: f"Mutual unit {i + 1} of {n_layers}",
+                     help="Mutual unit i mixes the branches after their hidden layer i.")
 pick = c3.selectbox("Run for the sample-level charts", [r.run_id for r in runs], key="corr_run",
                     help="The matrices average over every run of the model; the distributions show one run.")
 run = next(r for r in runs if r.run_id == pick)
@@ -63,7 +82,7 @@ st.caption(explain.heatmap_raw(n, even) + f" Here α ranges from {lo:.4f} to {hi
 
 # 2 -- decomposition ---------------------------------------------------------------------
 st.subheader("What every branch hears vs what is specific to a pair")
-c1, c2 = st.columns([2, 3])
+c1, c2 = ui.row("decomposition", (2, 3), (440, HEATMAP_WITH_VALUES))
 with c1:
     st.plotly_chart(charts.bar_effects(dict(zip(names, parts["column"])), colors,
                                        "Each branch's pull on everybody (column effect)", n.One,
@@ -94,22 +113,25 @@ if truth is not None:
               and x["pairwise_spearman"][layer] is not None]
     nulls = recs[0].get("null_scores", {}) if recs else {}
     ms = ev.mean_std(rho)
-    cols = st.columns(4)
-    cols[0].metric("Recovery (Spearman, learned α vs planted)",
-                   "n/a" if ms["mean"] is None else f"{ms['mean']:+.2f}" + (f" ± {ms['std']:.2f}" if ms["n"] > 1 else ""),
-                   help="Rank correlation over all pairs, one value per run; mean ± std over runs.")
-    cols[1].metric("Significant in (Mantel permutation test, p < 0.05)", f"{sig} of {len(recs)} runs")
-    for col, label, vals in ((cols[2], "Controlling for traffic (partial Spearman)", part),
-                             (cols[3], "On the pairwise part only (Spearman)", pw_rho)):
-        m = ev.mean_std(vals)
-        col.metric(label, "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1 else ""))
+    # Two rows of two: four metrics side by side cut their labels and "± std" values at 1024 px.
+    cols = [c for i in range(2) for c in ui.row(f"recovery-{i}", (1, 1), 260)]
+    cols[0].metric("Recovery (Spearman)", fmt_mean_std(ms),
+                   help="Rank correlation of learned α with the planted similarity over all pairs, one value per "
+                        "run; mean ± std over runs.")
+    cols[1].metric("Significant (p < 0.05)", f"{sig} of {len(recs)} runs",
+                   help="Runs whose recovery passes a Mantel permutation test.")
+    for col, label, vals, why in ((cols[2], "Controlling for traffic", part, "Partial Spearman: traffic share "
+                                   "taken out of both matrices."),
+                                  (cols[3], "Pairwise part only", pw_rho, "Spearman of the pairwise part of α "
+                                   "(column and row effects removed) with the planted similarity.")):
+        col.metric(label, fmt_mean_std(ev.mean_std(vals)), help=why)
     if nulls:
         st.caption("What similarities that know nothing about tastes score against the same planted truth: " +
                    ", ".join(f"{name} {v:+.2f}" for name, v in nulls.items() if v is not None) +
                    ". A recovery at or below these says the model learned traffic or groups, not more.")
     planted = np.asarray(truth, dtype=float).copy()
     np.fill_diagonal(planted, np.nan)
-    c1, c2 = st.columns(2)
+    c1, c2 = ui.row("planted-learned")
     c1.plotly_chart(charts.heatmap(planted[np.ix_(order, order)], ordered, "Planted similarity (ground truth)",
                                    "similarity", row_title=n.One, col_title=n.One, height=430, show_values=False),
                     width="stretch", key="planted")
@@ -117,7 +139,7 @@ if truth is not None:
     c2.plotly_chart(charts.heatmap(sym[np.ix_(order, order)], ordered, f"Learned pairwise affinity (symmetrised, unit "
                                    f"{layer + 1})", "α beyond the effects", center=0.0, row_title=n.One,
                                    col_title=n.One, height=430, show_values=False), width="stretch", key="learned")
-    agree = ev.matrix_agreement(sym, truth, n_perm=999)
+    agree = agreement(sym, truth)
     st.caption(explain.planted(n) + (f" The pairwise part of the matrix shown (mean over runs) scores "
                                      f"{agree['spearman']:+.2f} against the truth (Mantel p = {agree['p_value']:.2g})."
                                      if agree["spearman"] is not None else ""))
@@ -126,16 +148,17 @@ if exp.data_similarity is not None:
     st.subheader("Similarity computed from the data itself")
     data_sim = np.asarray(exp.data_similarity, dtype=float).copy()
     np.fill_diagonal(data_sim, np.nan)
-    raw_agree = ev.matrix_agreement(alpha, data_sim, n_perm=999)
-    pair_agree = ev.matrix_agreement(parts["pairwise"], data_sim, n_perm=999)
-    c1, c2 = st.columns([3, 1])
+    raw_agree = agreement(alpha, data_sim)
+    pair_agree = agreement(parts["pairwise"], data_sim)
+    c1, c2 = ui.row("data-similarity", (3, 1), (HEATMAP_WITH_VALUES, 180))
     c1.plotly_chart(charts.heatmap(data_sim[np.ix_(order, order)], ordered,
                                    f"Overlap of clicked categories between {n.many} (training data)", "overlap",
                                    row_title=n.One, col_title=n.One, height=430), width="stretch", key="data_sim")
-    for col, label, a in ((c2, "Agreement with α (Spearman)", raw_agree),
-                          (c2, "…with its pairwise part", pair_agree)):
+    for col, label, a, what in ((c2, "Agreement with α", raw_agree, "α"),
+                                (c2, "…with its pairwise part", pair_agree, "the pairwise part of α")):
         col.metric(label, "n/a" if a["spearman"] is None else f"{a['spearman']:+.2f}",
-                   help=None if a["p_value"] is None else f"Mantel permutation p = {a['p_value']:.2g}")
+                   help=f"Spearman of the overlap with {what} over all pairs" + (
+                       "" if a["p_value"] is None else f"; Mantel permutation p = {a['p_value']:.2g}"))
     st.caption(explain.data_similarity(n))
 
 # 4 -- stability across runs -----------------------------------------------------------
@@ -143,7 +166,7 @@ if len(runs) > 1:
     st.subheader("Which pairs are consistently alike across runs?")
     pw_runs = [ev.decompose_alpha(np.where(np.eye(k, dtype=bool), np.nan, m))["pairwise"] for m in mats]
     stab = ev.pair_stability(pw_runs)
-    c1, c2 = st.columns(2)
+    c1, c2 = ui.row("stability", (1, 1), HEATMAP_WITH_VALUES)
     c1.plotly_chart(charts.heatmap(stab["share_above_median"][np.ix_(order, order)], ordered,
                                    "Share of runs in which the pair is above the median pair", "share of runs",
                                    center=0.5, row_title=n.One, col_title=n.One, height=430, value_format=".0%"),
@@ -164,22 +187,23 @@ except da.ArtifactError as exc:
 hidden_key = f"hidden_all_{layer}"
 if hidden_key in pr and pr[hidden_key].shape[0] >= 10:
     st.subheader(f"A model-free check: how alike are the branches' representations? ({run.run_id})")
-    cka = ev.branch_cka(pr[hidden_key])
-    np.fill_diagonal(cka, np.nan)
-    c1, c2 = st.columns([3, 1])
-    c1.plotly_chart(charts.heatmap(cka[np.ix_(order, order)], ordered, f"Linear CKA between branches' hidden states "
+    cka_m = cka(pr[hidden_key])  # st.cache_data hands out a copy: safe to write into
+    np.fill_diagonal(cka_m, np.nan)
+    c1, c2 = ui.row("cka", (3, 1), (HEATMAP_WITH_VALUES, 180))
+    c1.plotly_chart(charts.heatmap(cka_m[np.ix_(order, order)], ordered, f"Linear CKA between branches' hidden states "
                                    f"(layer {layer + 1}, {pr[hidden_key].shape[0]} samples through every branch)",
                                    "CKA", row_title="Branch", col_title="Branch", height=430),
                     width="stretch", key="cka")
-    cka_alpha = ev.matrix_agreement(cka, parts["pairwise"], n_perm=999)
-    c2.metric("Agreement with the pairwise α (Spearman)",
-              "n/a" if cka_alpha["spearman"] is None else f"{cka_alpha['spearman']:+.2f}",
-              help=None if cka_alpha["p_value"] is None else f"Mantel permutation p = {cka_alpha['p_value']:.2g}")
+    cka_alpha = agreement(cka_m, parts["pairwise"])
+    c2.metric("Agreement with pairwise α", "n/a" if cka_alpha["spearman"] is None else f"{cka_alpha['spearman']:+.2f}",
+              help="Spearman of CKA with the pairwise part of α over all pairs" + (
+                  "" if cka_alpha["p_value"] is None else f"; Mantel permutation p = {cka_alpha['p_value']:.2g}"))
     if truth is not None:
-        cka_truth = ev.matrix_agreement(cka, truth, n_perm=999)
+        cka_truth = agreement(cka_m, truth)
         if cka_truth["spearman"] is not None:
-            c2.metric("…with the planted similarity", f"{cka_truth['spearman']:+.2f}",
-                      help=f"Mantel permutation p = {cka_truth['p_value']:.2g}")
+            c2.metric("…with planted similarity", f"{cka_truth['spearman']:+.2f}",
+                      help=f"Spearman of CKA with the planted similarity; Mantel permutation p = "
+                           f"{cka_truth['p_value']:.2g}")
     st.caption("The same samples pass through every branch; CKA compares the geometry of what two branches "
                "compute (1 = the same up to rotation and scale). No softmax and no gate are involved, so it checks "
                "α with an independent measure.")
@@ -199,27 +223,24 @@ else:
 st.subheader(f"How much does each {n.one} borrow? — gate coefficient g ({run.run_id})")
 gates = tables.gate_frame(pr["gate"], pr["scenario"], layer, names)
 init = {s: (v or [None] * (layer + 1))[layer] for s, v in (run.metrics.get("gate_init_mean") or {}).items()}
-c1, c2 = st.columns([3, 2])
-with c1:
-    st.plotly_chart(charts.gate_distributions(gates, names, colors, n.one, init or None), width="stretch",
-                    key="gate_box")
-    st.caption(explain.gates(n))
-with c2:
-    gvt = tables.gate_vs_traffic(gates, exp.traffic_share or {}, names, run.metrics.get("gate_init_mean"), layer)
-    has_change = gvt["gate_change"].notna().any()
-    y = "gate_change" if has_change else "gate_mean"
-    y_title = "Change of mean g in training" if has_change else "Mean gate coefficient g"
-    st.plotly_chart(charts.gate_vs_traffic_scatter(gvt, colors, n.one, y=y, y_title=y_title), width="stretch",
-                    key="gate_traffic")
-    t = ev.spearman_test(gvt["traffic_share"], gvt[y])
-    if t["rho"] is None:
-        st.caption("Too few points for a trend.")
-    else:
-        direction = ("larger" if t["rho"] > 0 else "smaller") + f" {n.many} " + (
-            "raised their gate more (or lowered it less)" if has_change else "have higher gates")
-        verdict = (f"a trend: {direction}" if t["p_value"] < 0.05 else "no detectable trend")
-        st.caption(f"Spearman of traffic share and {y_title.lower()}: {t['rho']:+.2f} (p = {t['p_value']:.2g}, "
-                   f"{t['n']} {n.many}, this run, mutual unit {layer + 1}): {verdict}.")
+st.plotly_chart(charts.gate_distributions(gates, names, colors, n.one, init or None), width="stretch",
+                key="gate_box")
+st.caption(explain.gates(n))
+gvt = tables.gate_vs_traffic(gates, exp.traffic_share or {}, names, run.metrics.get("gate_init_mean"), layer)
+has_change = gvt["gate_change"].notna().any()
+y = "gate_change" if has_change else "gate_mean"
+y_title = "Change of mean g in training" if has_change else "Mean gate coefficient g"
+st.plotly_chart(charts.gate_vs_traffic_scatter(gvt, colors, n.one, y=y, y_title=y_title), width="stretch",
+                key="gate_traffic")
+t = ev.spearman_test(gvt["traffic_share"], gvt[y])
+if t["rho"] is None:
+    st.caption("Too few points for a trend.")
+else:
+    direction = ("larger" if t["rho"] > 0 else "smaller") + f" {n.many} " + (
+        "raised their gate more (or lowered it less)" if has_change else "have higher gates")
+    verdict = (f"a trend: {direction}" if t["p_value"] < 0.05 else "no detectable trend")
+    st.caption(f"Spearman of traffic share and {y_title.lower()}: {t['rho']:+.2f} (p = {t['p_value']:.2g}, "
+               f"{t['n']} {n.many}, this run, mutual unit {layer + 1}): {verdict}.")
 
 # 6 -- what the other models say -------------------------------------------------------
 others = [r for r in exp.runs if r.finished and r.metrics.get("relations") and r.model not in ("saml", "saml_no_aux")
@@ -227,15 +248,15 @@ others = [r for r in exp.runs if r.finished and r.metrics.get("relations") and r
 square = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) for r in others
           for name, m in r.metrics["relations"].items() if np.shape(m) == (k, k)}
 if square:
-    st.subheader("Do other models agree on which scenarios are alike?")
+    st.subheader(f"Do other models agree on which {n.many} are alike?")
     st.caption(f"Other multi-scenario models expose their own scenario-relationship signals (gate profiles of "
                f"MMoE/PLE, weight similarity of STAR, ...; docs/BASELINES.md). Each is compared with SAML's pairwise "
                f"α by rank correlation over the pairs of {n.many} (same seeds as the run above).")
     rows = []
     for label, m in square.items():
-        a = ev.matrix_agreement(m, parts["pairwise"], n_perm=999)
-        rows.append({"signal": label, "Spearman with SAML's pairwise α": a["spearman"], "Mantel p": a["p_value"]})
-    st.dataframe(rows, hide_index=True, width="stretch",
+        a = agreement(m, parts["pairwise"])
+        rows.append({"Signal": label, "Spearman with SAML's pairwise α": a["spearman"], "Mantel p": a["p_value"]})
+    st.dataframe(rows, hide_index=True, width="stretch", placeholder="—",
                  column_config={"Spearman with SAML's pairwise α": st.column_config.NumberColumn(format="%+.2f"),
                                 "Mantel p": st.column_config.NumberColumn(format="%.2g")})
     pick_sig = st.selectbox("Show a signal", list(square), key="other_signal")
@@ -247,7 +268,7 @@ profiles = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) f
             for name, m in r.metrics["relations"].items()
             if np.ndim(m) == 2 and np.shape(m)[0] == k and np.shape(m)[1] != k}
 if profiles:
-    pick_prof = st.selectbox("Gate profiles (each row: a scenario's mean gate weight per expert)", list(profiles),
+    pick_prof = st.selectbox(f"Gate profiles (each row: a {n.one}'s mean gate weight per expert)", list(profiles),
                              key="other_profile")
     prof = profiles[pick_prof]
     st.plotly_chart(charts.heatmap(prof, names, pick_prof, "mean gate weight", row_title=n.One, col_title="Expert",

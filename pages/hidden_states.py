@@ -42,12 +42,17 @@ ready = embedding.stored_size(pr, view, layer)
 stored_maps = da.maps(exp.name, run_id)
 sizes = sorted({s for s in (500, 1000, 2000, 5000) if s < n_max} | {n_max, ready})
 c1, c2, c3 = st.columns([2, 1, 2])
-size = c1.select_slider("Points", sizes, value=ready if stored_maps else min(sizes, key=lambda s: abs(s - 1000)),
-                        key="hs_size", help=f"Maps of {ready:,} points were computed by the training job and draw at "
-                                            "once; other sizes are computed now (UMAP: seconds to a minute).")
+if len(sizes) > 1:
+    size = c1.select_slider("Points", sizes, value=ready if stored_maps else min(sizes, key=lambda s: abs(s - 1000)),
+                            key="hs_size", help=f"Maps of {ready:,} points were computed by the training job and "
+                                                "draw at once; other sizes are computed now (UMAP: seconds to a "
+                                                "minute).")
+else:  # a slider with one stop reads as broken
+    size = sizes[0]
+    c1.caption(f"Points: all {size:,} stored for this view and layer.")
 method = c2.radio("Method", ["umap", "pca"], format_func={"umap": "UMAP", "pca": "PCA"}.get, key="hs_method",
-                  help="UMAP keeps neighbours together (clusters); PCA keeps the largest directions of spread "
-                       "(a linear view, no clusters invented).")
+                  horizontal=True, help="UMAP keeps neighbours together (clusters); PCA keeps the largest "
+                                        "directions of spread (a linear view, no clusters invented).")
 color_options = {"scenario": f"{n.One} of the sample", "branch": "Branch", "label": "Clicked or not",
                  "pred": "Predicted click probability"}
 default_color = "scenario" if view == "own" else "branch"
@@ -78,10 +83,10 @@ else:
 palette = {"scenario": colors, "branch": colors,
            "label": {"clicked": "#E45756", "not clicked": "#4C78A8"}}.get(color_by)
 axis = "UMAP dimension" if method == "umap" else "Principal component"
-title = f"{views[view]}, hidden layer {layer + 1}"
+title = f"{views[view]}, hidden layer {layer + 1} ({'UMAP' if method == 'umap' else 'PCA'})"
 st.plotly_chart(charts.umap_scatter(df, color_by, title, palette, color_options[color_by], x_title=f"{axis} 1",
                                     y_title=f"{axis} 2"), width="stretch", key="umap")
-st.caption(explain.umap_own(n) if view == "own" else explain.umap_all(n))
+st.caption(explain.hidden_map(n, view, color_by, method))
 st.caption({"stored": "Map computed by the training job.", "cache": "Map computed earlier and kept on disk.",
             "computed": "Map computed just now and kept on disk for next time."}[source]
            + " Hover a dot for its sample's " + n.one + ", whether it was clicked and the predicted probability.")

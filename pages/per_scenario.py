@@ -37,25 +37,49 @@ st.plotly_chart(charts.per_scenario_auc(view, names, n.one, show_oracle=show_ora
                 width="stretch", key="auc_chart")
 st.caption(explain.per_scenario_bars(n, multi) + (explain.ORACLE if show_oracle else ""))
 
-wide = tables.per_scenario_wide(view, names, n.one, focus=focus)
-st.subheader(f"Per-{n.one} table")
-st.dataframe(wide, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in wide.columns
-                            if c.endswith("AUC")}
-             | {"Traffic share (%)": st.column_config.NumberColumn(format="%.1f"),
-                "RelaImpr (%)": st.column_config.NumberColumn(format="%+.2f"),
-                "p": st.column_config.NumberColumn(format="%.2g"),
-                "p (Holm)": st.column_config.NumberColumn(format="%.2g", help="Holm-adjusted for testing every "
-                                                                             f"{n.one}")})
-st.download_button("Download this table (CSV)", wide.to_csv(index=False).encode("utf-8"),
+wide = tables.per_scenario_wide(view, names, n.one, focus=focus)  # every column: the CSV download
+st.subheader(f"Per-{n.one} table: test AUC and the verdict")
+# The table on screen fits a 1024 px window: the chart's main models, the focus model's verdict and
+# RelaImpr; counts, p-values, the oracle and added models are under "More columns".
+key_col, verdict_col = n.One, f"{labels[focus]} vs BST"
+auc_cols = {m: f"{labels[m]} AUC" for m in shown if f"{labels[m]} AUC" in wide}
+first = [key_col, "Traffic share (%)"] + [auc_cols[m] for m in main if m in auc_cols] + [verdict_col, "RelaImpr (%)"]
+first = [c for c in first if c in wide]
+more = [key_col, "Test samples", "Test clicks"] + [c for c in auc_cols.values() if c not in first] + [
+    "p", "p (Holm)", "Oracle AUC"]
+more = [c for c in more if c in wide]
+config = {c: st.column_config.NumberColumn(c.removesuffix(" AUC"), format="%.4f", help=f"Test AUC of {c[:-4]}")
+          for c in auc_cols.values()} | {
+    key_col: st.column_config.TextColumn(pinned=True),
+    "Traffic share (%)": st.column_config.NumberColumn("Share (%)", format="%.1f",
+                                                       help=f"Share of the training samples from this {n.one}"),
+    verdict_col: st.column_config.TextColumn(help=f"Paired test of {labels[focus]} against BST over every seed, "
+                                                  f"Holm-adjusted for testing every {n.one}"),
+    "RelaImpr (%)": st.column_config.NumberColumn(format="%+.2f", help=explain.relaimpr(n)),
+    "Test samples": st.column_config.NumberColumn(format="%d"),
+    "Test clicks": st.column_config.NumberColumn(format="%d"),
+    "p": st.column_config.NumberColumn(format="%.2g", help=f"Paired test of {labels[focus]} against BST"),
+    "p (Holm)": st.column_config.NumberColumn(format="%.2g", help=f"Holm-adjusted for testing every {n.one}"),
+    "Oracle AUC": st.column_config.NumberColumn(format="%.4f", help="Best AUC any model can reach (simulator)")}
+st.dataframe(wide, hide_index=True, width="stretch", column_order=first, column_config=config, placeholder="—",
+             key="auc_table")
+with st.expander("More columns: test samples and clicks, p-values" + (", oracle" if "Oracle AUC" in more else "")
+                 + (", " + ", ".join(labels[m] for m in added) if added else "")):
+    st.dataframe(wide, hide_index=True, width="stretch", column_order=more, column_config=config, placeholder="—",
+                 key="auc_table_more")
+    if "Why no RelaImpr" in wide:
+        reasons = wide[wide["Why no RelaImpr"] != ""]
+        st.caption(f"No RelaImpr ({len(reasons)} of {len(wide)} {n.many}): " + "; ".join(
+            f"{s}: {why}" for s, why in zip(reasons[key_col], reasons["Why no RelaImpr"])) + ".")
+st.download_button("Download this table (CSV, every column)", wide.to_csv(index=False).encode("utf-8"),
                    file_name=f"{exp.name}-auc-per-{n.one.replace(' ', '-')}.csv", mime="text/csv", key="csv")
 
-c1, c2 = st.columns(2)
-with c1:
+left, right = ui.row("per-scenario-charts")
+with left:
     st.plotly_chart(charts.relaimpr_bars(view, names, n.one, report["reference"]["model"]), width="stretch",
                     key="relaimpr")
     st.caption(explain.relaimpr(n))
-with c2:
+with right:
     st.plotly_chart(charts.traffic_share_bar(exp.traffic_share or {}, names, ui.colors_for(exp), n.one),
                     width="stretch", key="traffic")
     st.caption(explain.traffic(n))
@@ -65,4 +89,4 @@ if anchors:
     st.subheader("Published numbers on this dataset")
     st.caption("From papers and public libraries, with other settings, sizes and splits: a sense of scale, "
                "not a comparison.")
-    st.dataframe(anchors, hide_index=True, width="stretch")
+    st.dataframe(anchors, hide_index=True, width="stretch", placeholder="—")

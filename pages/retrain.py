@@ -73,7 +73,11 @@ if submitted:
             st.error(f"Not launched: {exc}")
         else:
             st.session_state["rt_last_job"] = job.job_id
-            st.success(f"Queued “{req.name.strip()}”. Progress below; it appears in the sidebar when done.")
+            st.session_state["rt_queued_message"] = (f"Queued “{req.name.strip()}”. Progress below; it appears in "
+                                                     "the sidebar when done.")
+            st.rerun()  # the sidebar, drawn before this form, then counts the new job too
+if "rt_queued_message" in st.session_state:
+    st.success(st.session_state.pop("rt_queued_message"))
 
 unfinished = [s for s in da.experiments() if s.error is None and s.n_finished < s.n_runs
               and s.state not in ("running",) and s.name not in {j.experiment for j in q.list() if j.active}]

@@ -60,6 +60,21 @@ def run_of(root: Path, model: str) -> str:
 
 # ---- sidebar and overview ---------------------------------------------------------------
 
+def test_default_artifacts_folder_is_the_projects_own_from_any_working_directory(tmp_path, monkeypatch):
+    """`streamlit run path/to/app.py` from another folder lists the project's artifacts/ experiments."""
+    shipped = sorted(p.parent.name for p in (REPO / "artifacts").glob("*/experiment.json"))
+    if not shipped:
+        pytest.skip("no shipped demo experiments in artifacts/")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SAML_ARTIFACTS", raising=False)
+    monkeypatch.setenv("SAML_DEMO_MODE", "1")  # read only
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["experiment"] in shipped
+    assert {o.split(" (")[0] for o in at.selectbox(key="experiment_picker").options} >= set(shipped)
+
+
 def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root, monkeypatch):
     at = open_page(root, monkeypatch)
     assert at.session_state["experiment"] == EXPERIMENT
@@ -67,6 +82,9 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
     assert "Simulated data" in text and "What this dashboard answers" in "".join(e.label for e in at.expander)
     table = at.dataframe[0].value.set_index("Model")
     assert {"BST", "SAML", "BST-Individual", "LR (target encoding)", "MMoE"} <= set(table.index)
+    shown = list(at.dataframe[0].proto.column_order)
+    assert shown == ["Model", "Runs", "AUC", "Logloss", "Verdict vs BST", "p (vs BST)"]  # one run each: no std
+    assert "Epochs" in at.dataframe[1].proto.column_order  # how each model trained: in the expander
     assert table.at["BST", "Verdict vs BST"] == "reference"
     assert table.at["SAML", "Verdict vs BST"].split(" ")[0] in ("better", "worse", "no")
     assert "learning rate" in text and "batch size" in text  # how every model was trained
@@ -126,15 +144,23 @@ def test_per_scenario_chart_table_toggles_and_csv(root, monkeypatch):
     assert [t["meta"] for t in points] == ["saml", "bst_individual", "bst"]
     assert list(points[0]["x"]) == names and "error_y" in points[0]
     assert any(t["meta"] == "oracle" for t in fig["data"])  # the simulator knows it
-    table = at.dataframe[0].value
+    table = at.dataframe[0].value  # every column (what the CSV holds); the screen shows a part of it
     assert list(table["Country"]) == names and "Oracle AUC" in table and "SAML vs BST" in table
-    assert at.download_button[0].label.startswith("Download")
+    on_screen = list(at.dataframe[0].proto.column_order)
+    assert on_screen == ["Country", "Traffic share (%)", "SAML AUC", "BST-Individual AUC", "BST AUC", "SAML vs BST",
+                         "RelaImpr (%)"]  # compact: fits a 1024 px window (checked in the browser tests)
+    details = list(at.dataframe[1].proto.column_order)
+    assert {"Test samples", "Test clicks", "p", "p (Holm)", "Oracle AUC"} <= set(details)
+    assert set(on_screen) | set(details) | {"Why no RelaImpr"} >= set(table.columns)  # nothing is lost
+    assert "every column" in at.download_button[0].label
 
     more = at.multiselect(key="more_models")
     assert {"SAML w/o gate&mut", "LR (target encoding)", "MMoE"} <= set(more.options)
     more.set_value(["saml_no_gate_mut", "lr_te"]).run()
     metas = [t["meta"] for t in figures(at)["auc_chart"]["data"]]
     assert "saml_no_gate_mut" in metas and "lr_te" in metas
+    assert "SAML w/o gate&mut AUC" in at.dataframe[1].proto.column_order  # added models: with the details
+    assert "SAML w/o gate&mut AUC" not in at.dataframe[0].proto.column_order
     at.toggle(key="show_oracle").set_value(False).run()
     assert "oracle" not in [t["meta"] for t in figures(at)["auc_chart"]["data"]]
     share = figures(at)["traffic"]["data"][0]
@@ -175,7 +201,7 @@ def test_correlations_decomposition_captions_layers_cdf_and_planted(root, monkey
 def test_correlations_show_what_other_models_say(root, monkeypatch):
     at = open_page(root, monkeypatch, "correlations")
     rows = at.dataframe[0].value
-    assert any("MMoE" in s for s in rows["signal"])
+    assert any("MMoE" in s for s in rows["Signal"])
     assert "profile_heatmap" in figures(at)  # MMoE's scenario x expert gate profile
 
 
@@ -208,28 +234,51 @@ def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
 
 # ---- hidden states -------------------------------------------------------------------------
 
-def test_hidden_states_umap_views_and_colouring(root, monkeypatch):
+def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, monkeypatch):
+    from saml_core import maps
+
+    def no_fit(*_a, **_k):
+        raise AssertionError("a stored map must be drawn without fitting UMAP (numba compile) or PCA")
+
+    monkeypatch.setattr(maps, "fit_umap", no_fit)
+    monkeypatch.setattr(maps, "fit_pca", no_fit)
     at = open_page(root, monkeypatch, "hidden_states")
     names = experiment_json(root)["scenario_names"]
-    slider = at.select_slider(key="hs_size")
-    smallest = min(slider.options, key=int)
-    slider.set_value(int(smallest)).run()
+    n_own = int(np.load(root / EXPERIMENT / saml_run_id(root) / "maps.npz")["umap_own_0"].shape[0])
     fig = figures(at)["umap"]
     assert {t["name"] for t in fig["data"]} <= set(names)
-    assert sum(len(values(t["x"])) for t in fig["data"]) == int(smallest)
+    assert sum(len(values(t["x"])) for t in fig["data"]) == n_own
+    assert "(UMAP)" in fig["layout"]["title"]["text"] and "Map computed by the training job" in page_text(at)
     assert "Country of the sample" in at.selectbox(key="hs_color_own").options
+    assert "Colour: the sample's country" in page_text(at)
 
     at.selectbox(key="hs_color_own").set_value("label").run()
     assert {t["name"] for t in figures(at)["umap"]["data"]} <= {"clicked", "not clicked"}
+    assert "whether the sample was clicked" in page_text(at) and "Colour: the sample's country" not in page_text(at)
     at.selectbox(key="hs_color_own").set_value("pred").run()
     (trace,) = figures(at)["umap"]["data"]  # one cloud on a colour scale of predicted probability
-    assert "colorscale" in trace["marker"] and len(values(trace["marker"]["color"])) == int(smallest)
+    assert "colorscale" in trace["marker"] and len(values(trace["marker"]["color"])) == n_own
+    at.radio(key="hs_method").set_value("pca").run()
+    fig = figures(at)["umap"]
+    assert "(PCA)" in fig["layout"]["title"]["text"]
+    assert fig["layout"]["xaxis"]["title"]["text"] == "Principal component 1"
+    assert "(PCA)" in page_text(at) and "by UMAP" not in page_text(at)  # the caption follows the method
 
     at.radio(key="hs_view").set_value("all").run()
-    at.select_slider(key="hs_size").set_value(int(min(at.select_slider(key="hs_size").options, key=int))).run()
     fig = figures(at)["umap"]
     assert "every branch" in fig["layout"]["title"]["text"]
     assert {t["name"] for t in fig["data"]} == set(names)  # coloured by branch: every branch shows
+    assert "Colour: the branch." in page_text(at)
+    at.selectbox(key="hs_color_all").set_value("scenario").run()
+    text = page_text(at)
+    assert "Colour: the branch." not in text and "not the branch" in text  # the caption follows the colouring
+
+    monkeypatch.undo()  # another size is computed now (PCA: instant), then kept on disk
+    monkeypatch.setenv("SAML_ARTIFACTS", str(root))
+    smaller = min(int(v) for v in at.select_slider(key="hs_size").options)
+    at.select_slider(key="hs_size").set_value(smaller).run()
+    assert sum(len(values(t["x"])) for t in figures(at)["umap"]["data"]) <= smaller
+    assert "computed just now" in page_text(at)
 
 
 # ---- retrain and jobs ----------------------------------------------------------------------
@@ -256,6 +305,9 @@ def test_retrain_shows_the_engine_settings_validates_queues_and_cancels(root, mo
     assert job.experiment == "tiny" and spec["preset"] == "quick" and spec["runs"] == ["bst"]
     assert spec["dataset_options"] == {"size": "small"}
     assert any(ui.plain(job.title) in m.value for m in at.markdown)  # shown as text, not markdown
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "1 training job running or queued" in sidebar  # counted in the run that queued it, no lag
+    assert any("Queued “tiny”" in m.value for m in at.success)
     cancel = next(b for b in at.button if b.key and b.key.startswith("cancel-"))
     cancel.click().run()
     done = jobs_mod.wait(JobQueue(root / ".jobs"), job.job_id, timeout=60)

@@ -140,8 +140,33 @@ def test_alpha_cdf_gate_tables_and_gate_change():
     fig = charts.gate_vs_traffic_scatter(gvt.reset_index(), scenario_colors(NAMES), "country", y="gate_change",
                                          y_title="Change of g")
     assert not fig.layout.showlegend  # the axis says it; no legend repeating it
-    assert list(fig.data[0].text) == ["ES", "BR", "RU"]  # sorted by traffic, labels alternate
-    assert fig.data[0].textposition[0] != fig.data[0].textposition[1]
+    assert list(fig.data[0].text) == ["ES", "BR", "RU"]  # sorted by traffic
+    assert fig.layout.xaxis.type == "log" and "log scale" in fig.layout.xaxis.title.text
+
+
+def test_gate_vs_traffic_labels_do_not_overlap_in_a_crowd():
+    """Ten dots as crowded as a real run's (shares 2.8-41 %, nine gates within 0.01 and one far off):
+    with every label above its dot they collide; the placement keeps labels off labels and dots."""
+    share = [0.134, 0.116, 0.082, 0.069, 0.041, 0.061, 0.028, 0.032, 0.028, 0.408]
+    gate = [0.236, 0.240, 0.238, 0.241, 0.232, 0.237, 0.239, 0.243, 0.235, 0.331]
+    names = ["RU", "BR", "ES", "US", "FR", "PL", "NL", "CL", "UA", "Others"]
+    x = np.log10(np.array(share))
+    x, y = (x - x.min()) / np.ptp(x) * 0.8 + 0.1, (np.array(gate) - min(gate)) / np.ptp(gate) * 0.7 + 0.15
+    positions, boxes = charts.label_positions(x, y, names)
+    naive = [charts._label_box(a * 560, b * 280, charts._LABEL_SPOTS[0], 7.5 * len(t) + 4, 16, 7)
+             for a, b, t in zip(x, y, names)]
+
+    def clashes(bxs):
+        dots = [(a * 560 - 7, b * 280 - 7, a * 560 + 7, b * 280 + 7) for a, b in zip(x, y)]
+        return sum(charts._overlap(bxs[i], bxs[j]) > 0 for i in range(len(bxs)) for j in range(i + 1, len(bxs))) + \
+            sum(charts._overlap(bxs[i], dots[j]) > 0 for i in range(len(bxs)) for j in range(len(dots)) if i != j)
+
+    assert clashes(naive) > 0  # the fixture is crowded enough to need placing
+    assert clashes(boxes) == 0 and len(set(positions)) > 1
+    fig = charts.gate_vs_traffic_scatter(
+        __import__("pandas").DataFrame({"scenario": names, "traffic_share": share, "gate_mean": gate,
+                                        "samples": [100] * 10}), scenario_colors(names), "country")
+    assert len(set(fig.data[0].textposition)) > 1
 
 
 def _run(run_id, model, label, seed, history):
@@ -155,8 +180,15 @@ def test_training_curves_one_line_per_run_in_model_colour():
         _run("saml-d0-s0", "saml", "SAML", 0, [{"epoch": 1, "valid_auc": 0.62}]),
     ])
     fig = charts.training_curves(hist, "valid_auc")
-    assert [t.name for t in fig.data] == ["SAML (seed 0)", "BST (seed 0)"]
+    assert [t.name for t in fig.data] == ["SAML", "BST"]  # the legend names models; the hover names runs
+    assert "BST (seed 0)" in fig.data[1].hovertemplate and fig.layout.legend.title.text == "Model"
     assert list(fig.data[1].y) == [0.6, 0.65] and fig.data[0].line.color == model_color("saml")
+    seeds = tables.history_frame([_run(f"{m}-d0-s{k}", m, m.upper(), k, [{"epoch": 1, "valid_auc": 0.6}])
+                                  for m in ("bst", "saml") for k in range(5)])
+    fig = charts.training_curves(seeds, "valid_auc")
+    assert len(fig.data) == 10  # one line per run ...
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["SAML", "BST"]  # ... one legend entry per model
+    assert charts.legend_rows(["SAML", "BST"]) == 1 and "per run" in fig.layout.legend.title.text
 
 
 def test_sweep_frame_and_sentence():
@@ -238,3 +270,47 @@ def test_demo_mode_setting(monkeypatch):
     assert settings.demo_mode() is True
     monkeypatch.setenv("SAML_ARTIFACTS", "/some/where")
     assert str(settings.artifacts_root()) == "/some/where"
+
+
+def test_artifacts_root_defaults_to_the_folder_next_to_app_py(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("SAML_ARTIFACTS", raising=False)
+    monkeypatch.chdir(tmp_path)  # `streamlit run /path/to/app.py` from another folder
+    assert settings.artifacts_root() == Path(__file__).resolve().parents[1] / "artifacts"
+    monkeypatch.setenv("SAML_ARTIFACTS", "  ")
+    assert settings.artifacts_root() == Path(__file__).resolve().parents[1] / "artifacts"
+    monkeypatch.setenv("SAML_ARTIFACTS", "rel")
+    assert settings.artifacts_root() == Path("rel")  # an explicit relative path counts from the working directory
+
+
+def test_relaimpr_axis_scaled_to_the_values_and_cut_on_one_side_only():
+    rng, cut = charts.relaimpr_axis([5.0, -3.0, None])
+    assert -6 < rng[0] < -3 and 5 < rng[1] < 8 and cut == []
+    rng, cut = charts.relaimpr_axis([-72.9, -74.1])  # only losses: 0 at the top, no +100
+    assert rng[0] < -74.1 and 0 <= rng[1] < 15 and cut == []
+    rng, cut = charts.relaimpr_axis([4.0, 2.0, -350.0])  # one extreme value is cut at -100 on its side only
+    assert rng[0] == -charts.RELAIMPR_CAP and rng[1] < 10 and cut == [-350.0]
+    rng, cut = charts.relaimpr_axis([250.0])  # nothing else to keep readable: show it whole
+    assert rng[1] > 250 and cut == []
+    long_df = tables.per_scenario_long(report())
+    long_df.loc[(long_df.model == "saml") & (long_df.scenario == "ES"), "relaimpr"] = -350.0
+    fig = charts.relaimpr_bars(long_df, NAMES, "country")
+    assert "axis cut at −100\u00a0%" in fig.layout.title.text.replace("<br>", " ") and fig.layout.yaxis.range[1] < 10
+    assert any("-350 %" in a.text for a in fig.layout.annotations)  # the cut bar says its value
+
+
+def test_chart_titles_wrap_and_legends_sit_above_the_plot():
+    fig = charts.heatmap(np.eye(3), NAMES, "Linear CKA between branches' hidden states (layer 1, 60 samples through "
+                         "every branch)", "CKA")
+    lines = fig.layout.title.text.split("<br>")
+    assert len(lines) == 2 and all(len(x) <= charts.TITLE_CHARS for x in lines)
+    assert fig.layout.margin.t >= 14 + 2 * 20  # room for both lines
+    long_df = tables.per_scenario_long(report())
+    fig = charts.per_scenario_auc(long_df, NAMES, "country")
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.yanchor == "top"  # not at the side
+    assert fig.layout.height > 470  # grown by the legend's rows instead of squeezing the plot
+    bars = charts.bar_effects({"RU": 0.1, "BR": -0.1}, scenario_colors(["RU", "BR"]), "t", "Country", "α effect",
+                              compare={"RU": 60, "BR": 40}, compare_name="traffic share (%)")
+    assert not bars.layout.showlegend  # each axis names its series; no legend repeating the axes
+    assert bars.layout.yaxis.title.text == "α effect (bars)" and "◆" in bars.layout.yaxis2.title.text
