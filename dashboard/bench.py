@@ -165,7 +165,7 @@ def _child(mode: str, artifacts: Path, experiment: str | None, repeats: int, poi
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dashboard.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--artifacts", type=Path, default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
+    ap.add_argument("--artifacts", type=Path, default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     ap.add_argument("--experiment", default=None, help="experiment to show (default: the sidebar's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--umap-points", type=int, default=5000)

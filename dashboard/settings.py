@@ -10,16 +10,12 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 ENV_VAR = "SAML_DEMO_MODE"
 SECRET_KEY = "demo_mode"
-# The project's own artifacts/ folder (next to app.py), so `streamlit run path/to/app.py` from any
-# working directory finds the same experiments.
-PROJECT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
 def artifacts_root() -> Path:
-    """$SAML_ARTIFACTS (a relative path counts from the working directory), else the artifacts/
-    folder next to app.py."""
-    env = os.environ.get("SAML_ARTIFACTS", "").strip()
-    return Path(env).expanduser() if env else PROJECT_ARTIFACTS
+    """$SAML_ARTIFACTS, else the artifacts/ folder next to app.py (`streamlit run path/to/app.py`
+    from any working directory finds the same experiments as the CLI): saml_core's default."""
+    from saml_core.registry import default_root
+
+    return default_root()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ write a temporary file in the same directory, fsync it and `os.replace` it into 
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -151,6 +152,24 @@ def check_probes(path, arrays: dict, k: int | None) -> None:
                                       f"{n} samples on axis 1")
 
 
+@functools.lru_cache(maxsize=64)
+def _expected_shapes(key: str) -> dict:
+    """{tensor name: shape} of the model a config describes, built on the 'meta' device (no
+    memory, no compute); cached, since the runs of an experiment share a handful of configs."""
+    import torch
+
+    from saml_core.config import RunConfig
+    from saml_core.data.types import FeatureSpec
+    from saml_core.models import build_model
+
+    d = json.loads(key)
+    cfg = RunConfig.from_dict({"run_id": "check", **d})
+    spec = FeatureSpec.from_dict(d["feature_spec"])
+    with torch.device("meta"):
+        model = build_model(cfg.model, spec, cfg.model_config, cfg.model_options)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
 def check_model_file(path, config: dict) -> None:
     """model.pt exists, is a weights-only saml_core file of this schema version, and its tensors
     have the names and shapes of the model its config.json describes (built on the 'meta' device:
@@ -169,15 +188,8 @@ def check_model_file(path, config: dict) -> None:
     if not isinstance(weights, dict):
         raise ArtifactError(path, "no state_dict")
     try:
-        from saml_core.config import RunConfig
-        from saml_core.data.types import FeatureSpec
-        from saml_core.models import build_model
-
-        cfg = RunConfig.from_dict(config)
-        spec = FeatureSpec.from_dict(config["feature_spec"])
-        with torch.device("meta"):
-            model = build_model(cfg.model, spec, cfg.model_config, cfg.model_options)
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        expected = _expected_shapes(json.dumps({k: config.get(k) for k in (
+            "model", "model_options", "model_config", "feature_spec")}, sort_keys=True))
     except Exception as exc:  # a config this version cannot build: say so, do not guess
         raise ArtifactError(Path(path).parent / "config.json", f"cannot rebuild the model ({exc})") from None
     got = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}

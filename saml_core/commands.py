@@ -51,13 +51,13 @@ def add_commands(subparsers) -> None:
     r.add_argument("--format", default="markdown", choices=["json", "markdown"])
     r.add_argument("--reference", default=None, metavar="MODEL",
                    help="the model every other is compared with (default bst: RelaImpr and the paper's tables)")
-    r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
+    r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     r.set_defaults(func=cmd_report)
 
     d = subparsers.add_parser("demo", help="build the shipped demo experiments (demo, taobao-demo)")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
+    d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     d.set_defaults(func=cmd_demo)
 
     from saml_core import bench
@@ -111,7 +111,7 @@ def _common(p) -> None:
     p.add_argument("--probe-size", type=int, default=None, help="test samples in probes.npz (default 3000)")
     p.add_argument("--probe-hidden-all", type=int, default=None,
                    help="of those, samples with every branch's hidden states (default 300)")
-    p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS or ./artifacts)")
+    p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
 
 
 def _parse_mlp(text: str) -> tuple[int, ...]:

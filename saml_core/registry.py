@@ -27,8 +27,16 @@ STATE_WORDS = {"finished": "finished", "running": "training now", "queued": "wai
                "failed": "failed", "broken": "cannot be read"}
 
 
+# The project's own artifacts/ folder: the CLI writes, and the dashboard reads, the same
+# experiments whatever the working directory.
+PROJECT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
 def default_root() -> Path:
-    return Path(os.environ.get("SAML_ARTIFACTS") or "artifacts")
+    """$SAML_ARTIFACTS (a relative path counts from the working directory), else the project's
+    artifacts/ folder."""
+    env = os.environ.get("SAML_ARTIFACTS", "").strip()
+    return Path(env).expanduser() if env else PROJECT_ARTIFACTS
 
 
 def _root(root) -> Path:

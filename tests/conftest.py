@@ -1,6 +1,13 @@
 """Shared fixtures."""
+import os
+import tempfile
+
 import pytest
 import torch
+
+# A command a test starts without --artifacts must not write into the project's own artifacts/
+# folder (the shipped demo): the default root of every test process is a scratch folder.
+os.environ.setdefault("SAML_ARTIFACTS", tempfile.mkdtemp(prefix="saml-test-artifacts-"))
 
 
 @pytest.fixture(scope="module")
