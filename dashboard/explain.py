@@ -47,7 +47,8 @@ def glossary(n: Noun) -> str:
 - **Verdict vs BST** — from a paired statistical test on the same test samples, using every
   seed (the AUC differences averaged over model seeds, with their spread; independent data seeds
   combined): *better* / *worse* when the test says so (p < 0.05 after a Holm correction for
-  testing every {n.one}), else *no detectable difference*.
+  testing every {n.one}), else *no detectable difference*; *n/a* where a test split has fewer
+  than 10 clicks (too few for the test).
 - **RelaImpr** — improvement over BST relative to BST's distance from guessing:
   ((AUC − 0.5) / (AUC of BST − 0.5) − 1) × 100 %. Shown only where BST is clearly better than
   guessing (its 95 % interval above 0.5); near 0.5 the ratio is meaningless.

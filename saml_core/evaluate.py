@@ -56,8 +56,22 @@ def auc_ci(label, pred, level: float = 0.95):
     return a, max(0.0, a - half), min(1.0, a + half)
 
 
+# A paired test needs this many clicks and non-clicks: DeLong's variance comes from the spread of
+# the positives' (and negatives') placements, which a handful of clicks cannot estimate (with one
+# click it is zero, and any difference would look certain).
+MIN_CLASS = 10
+
+
+def testable(label) -> bool:
+    y = np.asarray(label).astype(bool)
+    return int(y.sum()) >= MIN_CLASS and int((~y).sum()) >= MIN_CLASS
+
+
 def paired_delong(label, pred_a, pred_b) -> dict:
-    """Two-sided paired DeLong test of AUC(a) vs AUC(b) on the same samples."""
+    """Two-sided paired DeLong test of AUC(a) vs AUC(b) on the same samples (no test with fewer
+    than MIN_CLASS clicks or non-clicks: every field None)."""
+    if not testable(label):
+        return {"auc_diff": None, "z": None, "p_value": None}
     a, cov = delong(label, np.stack([pred_a, pred_b]))
     diff = float(a[0] - a[1])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
@@ -104,7 +118,8 @@ ALPHA = 0.05
 
 
 def verdict(diff: float | None, p_adjusted: float | None, alpha: float = ALPHA) -> str:
-    """From the paired test's direction and (adjusted) p-value, never from RelaImpr's sign."""
+    """From the paired test's direction and (adjusted) p-value, never from RelaImpr's sign
+    ("n/a": no test, e.g. fewer than MIN_CLASS clicks in every test split)."""
     if diff is None or p_adjusted is None:
         return "n/a"
     if p_adjusted < alpha:
@@ -114,6 +129,8 @@ def verdict(diff: float | None, p_adjusted: float | None, alpha: float = ALPHA) 
 
 def _paired(label, a, b) -> dict:
     """Paired DeLong test with the variance of the difference (for combining test sets)."""
+    if not testable(label):
+        return {"auc_diff": None, "var": None}
     aucs, cov = delong(label, np.stack([a, b]))
     diff = float(aucs[0] - aucs[1])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])

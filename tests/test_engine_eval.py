@@ -202,3 +202,16 @@ def test_pair_stability_and_spearman_test():
     t = ev.spearman_test([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
     assert t["rho"] == pytest.approx(-1.0) and t["p_value"] < 0.05 and t["n"] == 5
     assert ev.spearman_test([1, 2], [1, 2])["rho"] is None
+
+
+def test_no_paired_test_on_a_handful_of_clicks():
+    rng = np.random.default_rng(0)
+    y = np.zeros(300, dtype=int)
+    y[:1] = 1  # one click: DeLong's variance from the positives would be zero
+    a, b = rng.random(300), rng.random(300)
+    a[0], b[0] = 0.99, 0.01
+    assert ev.paired_delong(y, a, b)["p_value"] is None
+    out = ev.compare_with_baseline([y], [np.zeros(300, dtype=int)], [[a]], [[b]], ["x"])
+    assert out["x"]["verdict"] == "n/a" and out["overall"]["verdict"] == "n/a"
+    y[:12] = 1
+    assert ev.paired_delong(y, a, b)["p_value"] is not None
