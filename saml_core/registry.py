@@ -311,10 +311,11 @@ def _test_labels(exp: Experiment, data_seed: int):
     return (label, scen), None
 
 
-def _preds(run: Run):
+def _preds(run: Run, problems: dict):
     try:
         return run.load_predictions()
-    except ArtifactError:
+    except ArtifactError as exc:
+        problems[run.run_id] = f"{exc}; the paired tests leave this run out"
         return None
 
 
@@ -338,9 +339,14 @@ def report(root, name: str, reference: str | None = None) -> dict:
             notes.append(f"paired tests of data seed {d} unavailable ({why})")
     runs = [r for r in exp.runs]
     finished = [r for r in runs if r.finished]
-    preds = {r.run_id: _preds(r) for r in finished}
+    broken_preds: dict[str, str] = {}
+    preds = {r.run_id: _preds(r, broken_preds) for r in finished}
     by_key = {(r.model, r.seed, r.data_seed, r.group.removeprefix(r.model)): r for r in finished}
     rows = [_run_row(r, by_key, preds, labels, names, ref_id) for r in runs]
+    for row in rows:
+        if row["run_id"] in broken_preds:
+            row["error"] = broken_preds[row["run_id"]]
+            notes.append(broken_preds[row["run_id"]])
     groups: dict[str, list[Run]] = {}
     for r in finished:
         groups.setdefault(r.group, []).append(r)

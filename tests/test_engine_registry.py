@@ -188,7 +188,7 @@ def test_multi_scenario_baselines_train_report_and_show_their_relations(dataset,
     at.run()
     at.switch_page("pages/correlations.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    signals = " ".join(at.dataframe[0].value["signal"])
+    signals = " ".join(at.dataframe[0].value["Signal"])
     for label in ("MMoE", "PLE", "STAR", "BST + scenario"):
         assert label in signals
 

@@ -322,8 +322,6 @@ def test_hostile_artifacts_give_their_run_level_message_and_never_execute(refere
     assert not sentinel.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="registry.report skips a corrupted predictions.npz without saying so "
-                                       "(registry.py is outside this branch; see the hand-over notes)")
 def test_corrupted_predictions_npz_is_reported(reference, tmp_path):
     root = tmp_path / "art"
     shutil.copytree(reference / "exp", root / "exp")
