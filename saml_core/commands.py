@@ -229,6 +229,8 @@ def _run(cfg, args) -> int:
         try:
             if dist is not None and not dist.is_main:
                 rc = distributed.follow(dist, cancel)
+                if rc == 0:  # rank 0 said stop: every rank is here
+                    distributed.settle()
                 return rc
             run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
                            command=command, overwrite=getattr(args, "overwrite", False), dist=dist)
@@ -250,8 +252,8 @@ def _run(cfg, args) -> int:
         print(f"error: {distributed.peer_lost_message(exc)}", file=sys.stderr)
         rc = 1
     finally:
-        if dist is not None and dist.is_main:
-            dist.release(rc)
+        if dist is not None and dist.is_main and dist.release(rc):
+            distributed.settle()
     return rc
 
 

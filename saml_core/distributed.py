@@ -121,9 +121,11 @@ class Dist:
         return torch.cat([p.cpu() for p in parts]).numpy()
 
     # ---- training -----------------------------------------------------------------------
-    def wrap(self, model: torch.nn.Module, sparse: list[torch.nn.Parameter]):
+    def wrap(self, model: torch.nn.Module, sparse: list[torch.nn.Parameter], may_skip_parameters: bool):
         """DDP over the dense parameters; the sparse tables are synchronised by
-        `sync_sparse_grads` and broadcast from rank 0 here (DDP broadcasts only what it owns)."""
+        `sync_sparse_grads` and broadcast from rank 0 here (DDP broadcasts only what it owns).
+        may_skip_parameters (`unused_parameters`): let DDP look for parameters without gradient
+        in every step (a graph traversal per step, and torch warns when it finds none)."""
         from torch.nn.parallel import DistributedDataParallel
 
         ids = {id(p) for p in sparse}
@@ -134,9 +136,7 @@ class Dist:
                 buf = p.data.to(self.device)
                 tdist.broadcast(buf, src=0)
                 p.data.copy_(buf)
-        # find_unused_parameters: per-scenario towers (MMoE, PLE, ...) get no gradient on a rank
-        # whose slice lacks their scenario
-        return DistributedDataParallel(model, device_ids=None, find_unused_parameters=True)
+        return DistributedDataParallel(model, device_ids=None, find_unused_parameters=may_skip_parameters)
 
     def sync_sparse_grads(self, params: list[torch.nn.Parameter]) -> None:
         """Replace each sparse gradient by the mean over ranks (sum / W; the loss weights make the
@@ -203,14 +203,18 @@ class Dist:
             raise
         self.state = "idle"
 
-    def release(self, rc: int) -> None:
-        """Rank 0 at the end: tell waiting workers to exit; then leave the process group."""
+    def release(self, rc: int) -> bool:
+        """Rank 0 at the end of an experiment: tell waiting workers to stop. True when they were
+        told (then every rank calls `settle`)."""
+        told = False
         if self.is_main and self.state == "idle":
             try:
                 self.broadcast({"op": "stop", "rc": rc})
+                told = True
             except Exception:  # noqa: BLE001 (workers already gone: nothing to tell)
                 pass
-        self.state = "gone"
+        self.state = "idle" if told else "gone"
+        return told
 
     def _load_in_turn(self, load):
         """Rank 0 has loaded already; then the first rank of every node (which builds the node's
@@ -271,7 +275,21 @@ def is_worker() -> bool:
     return _CURRENT is not None and not _CURRENT.is_main
 
 
+def settle() -> None:
+    """After a task protocol ended normally on every rank (rank 0 sent stop, the workers got it):
+    drop the finished runs' DDP wrappers (their reducers hold the process group) and wait for
+    each other, so that no rank tears its connections down while another still uses them."""
+    import gc
+
+    gc.collect()
+    if _CURRENT is not None:
+        _CURRENT.barrier()
+
+
 def _shutdown() -> None:
+    import gc
+
+    gc.collect()
     if tdist.is_initialized():
         tdist.destroy_process_group()
 
@@ -322,6 +340,29 @@ def peer_lost(exc: BaseException) -> bool:
 def peer_lost_message(exc: BaseException) -> str:
     return (f"lost another process of the torchrun group ({str(exc).splitlines()[0][:200]}); "
             "its own output says why")
+
+
+def unused_parameters(model: torch.nn.Module, split, device: torch.device, sparse: list) -> list[str]:
+    """Dense parameters that get no gradient from a batch of one scenario (the same rows on every
+    rank, so every rank decides alike): positional embeddings on data without sequences,
+    per-scenario towers. Some rank's slice of a batch may lack a scenario, so DDP must then look
+    for unused parameters. The probe leaves no trace: random state and buffers (running
+    statistics) are restored, gradients cleared."""
+    head = split.scenario[:4096]
+    rows = torch.nonzero(head == head[0]).squeeze(1)[:32]
+    b = split.take(rows).to(device)
+    buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+    devices = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        model.train()
+        model.loss(model(b), b.label).backward()
+    skipped = {id(p) for p in sparse}
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None and id(p) not in skipped]
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for k, v in model.named_buffers():
+            v.copy_(buffers[k])
+    return unused
 
 
 def rank_rows(batch_scenario: torch.Tensor, rank: int, world: int) -> torch.Tensor:

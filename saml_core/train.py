@@ -145,7 +145,12 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     steps = max(1, -(-n // bs))
     if tcfg.max_train_batches:
         steps = min(steps, tcfg.max_train_batches)
-    net = model if dist is None else dist.wrap(model, opt.sparse)
+    if dist is not None:
+        from saml_core.distributed import unused_parameters
+
+        net = dist.wrap(model, opt.sparse, bool(unused_parameters(model, train, device, opt.sparse)))
+    else:
+        net = model
     t_start = time.perf_counter()
     done_steps, total_steps = 0, steps * (tcfg.epochs - start_epoch)
     settings = {"lr": tcfg.lr, "batch_size": bs, "patience": tcfg.patience, "min_epochs": tcfg.min_epochs,
