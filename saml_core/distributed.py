@@ -36,8 +36,19 @@ from saml_core.config import ConfigError
 
 BACKENDS = ("auto", "gloo", "nccl")
 # Workers wait for rank 0 while it loads data (a cold raw-Taobao cache builds for ~20 minutes),
-# computes probes and maps, and writes artifacts: a generous collective timeout.
-TIMEOUT_S = float(os.environ.get("SAML_DDP_TIMEOUT", 4 * 3600))
+# computes probes and maps, and writes artifacts: a generous collective timeout ($SAML_DDP_TIMEOUT).
+DEFAULT_TIMEOUT_S = 4 * 3600
+
+
+def _timeout() -> timedelta:
+    text = os.environ.get("SAML_DDP_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(text)
+        if not seconds > 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"SAML_DDP_TIMEOUT must be a positive number of seconds, got {text!r}") from None
+    return timedelta(seconds=seconds)
 
 
 class PeerFailed(RuntimeError):
@@ -97,7 +108,7 @@ class Dist:
     def all_gather_padded(self, t: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
         """Every rank's 1-d `t` (rank r's has sizes[r] elements), padded to one size for the
         collective and trimmed again."""
-        top = max(sizes)
+        top = max(max(sizes), 1)  # (an empty collective is not defined on every backend)
         local = torch.zeros(top, dtype=t.dtype, device=self.device)
         local[:t.numel()] = t.to(self.device)
         parts = [torch.empty_like(local) for _ in range(self.world)]
@@ -261,7 +272,7 @@ def from_env(backend: str = "auto", device: str = "auto") -> Dist | None:
             raise ConfigError(f"{local_world} processes on this node but {gpus} GPU(s): one GPU per process "
                               f"(torchrun --nproc-per-node {gpus})")
         torch.cuda.set_device(local_rank)
-    tdist.init_process_group(chosen, timeout=timedelta(seconds=TIMEOUT_S))
+    tdist.init_process_group(chosen, timeout=_timeout())
     comm = torch.device("cuda", local_rank) if chosen == "nccl" else torch.device("cpu")
     _CURRENT = Dist(rank=rank, world=world, local_rank=local_rank, backend=chosen, device=comm)
     import atexit

@@ -216,14 +216,16 @@ def test_killed_two_process_run_resumes_from_rank0_checkpoint(two_and_one, tmp_p
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0, "the run finished before it could be interrupted"
     assert json.loads((run / "status.json").read_text())["state"] == "cancelled", err[-3000:]
-    epoch = int(art.load_torch(run / "checkpoint.pt")["epoch"])
-    assert 1 <= epoch < 3
+    saved = art.load_torch(run / "checkpoint.pt")
+    assert 1 <= int(saved["epoch"]) < 3
     again = _torchrun(tmp_path, "kill", "saml")
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
     assert not (run / "checkpoint.pt").exists()
     m1, h1, p1 = _metrics(root / "rank0" / "cmp" / "saml-d0-s0")
     m2, h2, p2 = _metrics(run)
+    # the finished epochs come from the checkpoint (their timings too): it resumed, not restarted
+    assert h2["epochs"][:int(saved["epoch"])] == saved["history"]
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in h1["epochs"]]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in h2["epochs"]]
     assert np.array_equal(p1, p2) and m1["overall"] == m2["overall"]
