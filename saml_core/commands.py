@@ -58,6 +58,7 @@ def add_commands(subparsers) -> None:
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
+    _dist_option(d)
     d.set_defaults(func=cmd_demo)
 
     from saml_core import bench
@@ -112,6 +113,13 @@ def _common(p) -> None:
     p.add_argument("--probe-hidden-all", type=int, default=None,
                    help="of those, samples with every branch's hidden states (default 300)")
     p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
+    _dist_option(p)
+
+
+def _dist_option(p) -> None:
+    p.add_argument("--dist-backend", default="auto", choices=["auto", "gloo", "nccl"],
+                   help="under torchrun with several processes: collective backend (auto: nccl on GPUs, "
+                        "gloo on CPU); docs/ENGINE.md, Scale")
 
 
 def _parse_mlp(text: str) -> tuple[int, ...]:
@@ -220,27 +228,46 @@ def _root(args) -> Path:
 
 
 def _run(cfg, args) -> int:
+    """Run the experiment; under torchrun with several processes rank 0 runs it (and alone
+    writes) while the other ranks follow its tasks (saml_core.distributed)."""
+    from saml_core import distributed
     from saml_core.experiments import run_experiment
     from saml_core.train import Cancelled, TrainingFailed
 
+    dist = distributed.from_env(getattr(args, "dist_backend", "auto"), cfg.train_config.device)
     command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     cancel = _CancelFlag()
+    rc = 1  # an unexpected error (its traceback follows)
     try:
         try:
+            if dist is not None and not dist.is_main:
+                rc = distributed.follow(dist, cancel)
+                if rc == 0:  # rank 0 said stop: every rank is here
+                    distributed.settle()
+                return rc
             run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
-                           command=command, overwrite=getattr(args, "overwrite", False))
+                           command=command, overwrite=getattr(args, "overwrite", False), dist=dist)
         finally:
             cancel.close()  # inside the try: a forced stop that fires while closing is still a cancel
+        rc = 0
     except Cancelled as exc:
         print(f"cancelled: {exc}; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
-        return 130
+        rc = 130
     except KeyboardInterrupt:
         print("interrupted; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
-        return 130
+        rc = 130
     except TrainingFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        rc = 1
+    except Exception as exc:  # noqa: BLE001 (a worker died: say so in one line, not a gloo traceback)
+        if dist is None or not distributed.peer_lost(exc):
+            raise
+        print(f"error: {distributed.peer_lost_message(exc)}", file=sys.stderr)
+        rc = 1
+    finally:
+        if dist is not None and dist.is_main and dist.release(rc):
+            distributed.settle()
+    return rc
 
 
 def cmd_train(args) -> int:
@@ -250,7 +277,9 @@ def cmd_train(args) -> int:
     cfg = ExperimentConfig(name=args.experiment or f"train-{args.model}", runs=[args.model], first_seed=args.seed,
                            data_seeds=[args.data_seed], **s)
     rc = _run(cfg, args)
-    if rc == 0:
+    from saml_core import distributed
+
+    if rc == 0 and not distributed.is_worker():
         run_id = cfg.plan()[0].run_id
         print(json.dumps({"experiment": cfg.name, "run_id": run_id, "run_dir": str(_root(args) / cfg.name / run_id)}))
     return rc

@@ -430,8 +430,13 @@ def train_settings(cfg: ExperimentConfig, data) -> dict:
 
 def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str | Path | None = None,
                    should_stop: Callable[[], bool] | None = None, command: str | None = None,
-                   overwrite: bool = False, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
-    """Train every planned run that is not finished yet; returns the experiment directory."""
+                   overwrite: bool = False, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                   dist=None) -> Path:
+    """Train every planned run that is not finished yet; returns the experiment directory.
+
+    With `dist` (saml_core.distributed; this process is rank 0 of a torchrun launch) everything
+    here (lock, status, artifacts) stays in this process; the other ranks load each data seed's
+    data when told and train the data-parallel runs with it."""
     from saml_core.train import Cancelled, TrainingFailed, train_run
 
     exp_dir = Path(root) / cfg.name
@@ -462,6 +467,9 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                     continue
                 status.write(force=True, message=f"loading data (data seed {data_seed})")
                 data = _data_for(cfg, data_seed)
+                if dist is not None:  # the other ranks load the same data (deterministic)
+                    dist.send({"op": "load", "dataset": cfg.dataset, "options": cfg.dataset_options,
+                               "seed": data_seed})
                 if len(cfg.data_seeds) > 1 and not data.info.get("seed_dependent", True):
                     raise ConfigError(f"{cfg.dataset}: the split does not depend on the data seed "
                                       "(a fixed split), so several data seeds would repeat the same data; use one")
@@ -476,7 +484,7 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                         continue
                     try:
                         _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop, log,
-                                   train_run, Cancelled)
+                                   train_run, Cancelled, dist)
                     except TrainingFailed as exc:  # this run has no result; the others still can
                         failed.append(rcfg.run_id)
                         progress.run_finished()
@@ -549,7 +557,10 @@ def _record_split(doc: dict, exp_dir: Path, cfg: ExperimentConfig, data, data_se
     doc.update(_combine_facts({k: v for k, v in doc["splits"].items()}, names))
 
 
-def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop, log, train_run, Cancelled):
+def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop, log, train_run, Cancelled,
+               dist=None):
+    from saml_core.models import registry
+
     log(f"[{i}/{len(plan)}] {rcfg.run_id}: training ({rcfg.label})")
     status.write(force=True, run_id=rcfg.run_id, run_index=i, epoch=0, step=0, submodel=None,
                  message=f"training {rcfg.label}")
@@ -565,7 +576,12 @@ def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop
         run_status.write(force=force, message=msg, **fields)
 
     try:
-        metrics = train_run(rcfg, data, run_dir, progress=on_progress, should_stop=should_stop, probe_index=pidx)
+        if dist is not None and not callable(registry.get(rcfg.model).fit):  # data-parallel with the others
+            with dist.training({"run": rcfg.to_dict(), "run_dir": str(run_dir)}):
+                metrics = train_run(rcfg, data, run_dir, progress=on_progress, should_stop=should_stop,
+                                    probe_index=pidx, dist=dist)
+        else:  # e.g. the LR baseline's own fit (sklearn): here alone, the others wait
+            metrics = train_run(rcfg, data, run_dir, progress=on_progress, should_stop=should_stop, probe_index=pidx)
     except Cancelled:
         run_status.final(state="cancelled", message="cancelled; finished epochs kept")
         raise

@@ -67,12 +67,15 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def predict(model, split: EncodedSplit, device: torch.device, batch_size: int = 8192) -> np.ndarray:
-    """Click probabilities for every row of `split` (float32 numpy, split order)."""
+def predict(model, split: EncodedSplit, device: torch.device, batch_size: int = 8192,
+            rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Click probabilities for every row of `split` (float32 numpy, split order), or for the rows
+    lo..hi-1 only (`rows`, a rank's shard)."""
     model.eval()
+    lo, hi = rows if rows is not None else (0, len(split))
     out = []
-    for start in range(0, len(split), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(split)), device=split.label.device)
+    for start in range(lo, hi, batch_size):
+        idx = torch.arange(start, min(start + batch_size, hi), device=split.label.device)
         b = split.take(idx).to(device)
         with _autocast(device):
             logit = model(b)["logit"]
@@ -80,15 +83,29 @@ def predict(model, split: EncodedSplit, device: torch.device, batch_size: int = 
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
+def predict_gathered(model, split: EncodedSplit, device: torch.device, batch_size: int, dist) -> np.ndarray | None:
+    """`predict` over all rows: without `dist` in this process; with it, every rank predicts its
+    shard and rank 0 gets all predictions in split order (the other ranks get None)."""
+    if dist is None:
+        return predict(model, split, device, batch_size)
+    local = predict(model, split, device, batch_size, rows=dist.shard(len(split)))
+    return dist.gather_rows(local, len(split))
+
+
 def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, seed: int, device: torch.device,
         checkpoint: Path | None = None, progress: ProgressFn | None = None,
-        should_stop: Callable[[], bool] | None = None, desc: str = "train") -> FitResult:
+        should_stop: Callable[[], bool] | None = None, desc: str = "train", dist=None) -> FitResult:
     """Train `model` in place; on return it holds the best-validation-AUC weights.
 
     After every finished epoch the full state (weights, optimizer, epoch, RNG, history, best
     weights) goes to `checkpoint` atomically; if it exists at start, training resumes there.
     Batches of epoch e are a permutation drawn from seed and e alone, so a resumed run sees
-    the same batches as an uninterrupted one."""
+    the same batches as an uninterrupted one.
+
+    With `dist` (saml_core.distributed, several processes): every rank trains on its slice of
+    the same global batches, rank 0 reads and writes the checkpoint and reports progress, the
+    validation predictions are gathered on rank 0 and its result decides for all ranks."""
+    main = dist is None or dist.is_main
     seed_everything(seed)
     model.to(device)
     if hasattr(model, "context_dtype"):  # forward-only all-branch pass of SAML: bf16 on GPU
@@ -98,20 +115,26 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     history: list[dict] = []
     best_auc, best_epoch, bad, start_epoch = -1.0, 0, 0, 0
     best_state = None
-    if checkpoint is not None and checkpoint.exists():
-        ck = art.load_torch(checkpoint, map_location="cpu")
+    if dist is None:
+        ck = art.load_torch(checkpoint, map_location="cpu") if checkpoint is not None and checkpoint.exists() else None
+    else:  # rank 0's checkpoint, for every rank (no shared disk needed)
+        ck = dist.on_main(lambda: art.load_torch(checkpoint, map_location="cpu")
+                          if checkpoint is not None and checkpoint.exists() else None)
+    if ck is not None:
         try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             history, start_epoch = list(ck["history"]), int(ck["epoch"])
             best_auc, best_epoch, bad = float(ck["best_auc"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
             best_state = ck["best_state"]
-            torch.set_rng_state(ck["rng_torch"])
+            if main:
+                torch.set_rng_state(ck["rng_torch"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise art.ArtifactError(checkpoint, f"checkpoint does not fit this run ({exc})") from None
         model.to(device)
     resumed_from = start_epoch
-    train = train.to(device)
+    if not train.mapped:  # a memory-mapped split stays on disk; its batches are moved one by one
+        train = train.to(device)
     n = len(train)
     if n == 0:  # e.g. a BST-Individual scenario without train rows: nothing to learn
         return FitResult(history=history, best_epoch=best_epoch, best_valid_auc=best_auc, epochs_run=0,
@@ -122,6 +145,12 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     steps = max(1, -(-n // bs))
     if tcfg.max_train_batches:
         steps = min(steps, tcfg.max_train_batches)
+    if dist is not None:
+        from saml_core.distributed import unused_parameters
+
+        net = dist.wrap(model, opt.sparse, bool(unused_parameters(model, train, device, opt.sparse)))
+    else:
+        net = model
     t_start = time.perf_counter()
     done_steps, total_steps = 0, steps * (tcfg.epochs - start_epoch)
     settings = {"lr": tcfg.lr, "batch_size": bs, "patience": tcfg.patience, "min_epochs": tcfg.min_epochs,
@@ -132,52 +161,63 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
         if bad >= tcfg.patience and epoch >= tcfg.min_epochs:
             stopped = "early stopping"
             break
-        model.train()
+        net.train()
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = torch.randperm(n, generator=gen).to(train.scenario.device)
+        if not main:  # dropout masks of its own (rank 0 keeps the single-process stream)
+            torch.manual_seed((seed * 100003 + epoch) * 1009 + dist.rank)
         loss_sum = torch.zeros((), device=device)
-        bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", leave=False, disable=None)
+        bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", leave=False,
+                   disable=None if main else True)
         for step in bar:
-            if should_stop is not None and should_stop():
+            if dist is None:
+                if should_stop is not None and should_stop():
+                    bar.close()
+                    raise Cancelled(f"cancelled during epoch {epoch + 1}")
+                b = train.take(perm[step * bs:(step + 1) * bs]).to(device)
+                with _autocast(device):
+                    out = model(b)
+                    loss = model.loss(out, b.label)
+                scaled, shown = loss, loss
+            else:
+                scaled, shown, stop = _ddp_forward(net, model, train, perm[step * bs:(step + 1) * bs], device,
+                                                   dist, should_stop)
+                if stop:
+                    bar.close()
+                    raise Cancelled(f"cancelled during epoch {epoch + 1}")
+            if not torch.isfinite(shown):  # one NaN step poisons every weight: stop with the reason
                 bar.close()
-                raise Cancelled(f"cancelled during epoch {epoch + 1}")
-            b = train.take(perm[step * bs:(step + 1) * bs])
-            with _autocast(device):
-                out = model(b)
-                loss = model.loss(out, b.label)
-            if not torch.isfinite(loss):  # one NaN step poisons every weight: stop with the reason
-                bar.close()
-                what = "NaN" if torch.isnan(loss) else "infinite"
+                what = "NaN" if torch.isnan(shown) else "infinite"
                 raise TrainingFailed(f"{desc}: training diverged, the loss became {what} at epoch "
                                      f"{epoch + 1}, step {step + 1} (learning rate {tcfg.lr:g}; inputs with "
                                      "huge values or a too large learning rate cause this)")
             opt.zero_grad()
-            loss.backward()
+            scaled.backward()
+            if dist is not None:
+                dist.sync_sparse_grads(opt.sparse)
             opt.step()
-            loss_sum += loss.detach()
+            loss_sum += shown.detach()
             done_steps += 1
             if progress is not None and (step % 20 == 0 or step == steps - 1):
                 elapsed = time.perf_counter() - t_start
-                lv = float(loss.detach())
+                lv = float(shown.detach())
                 bar.set_postfix(loss=f"{lv:.4f}")
                 progress({"epoch": epoch + 1, "epochs": tcfg.epochs, "step": step + 1, "steps": steps,
                           "loss": lv, "eta_seconds": elapsed / done_steps * (total_steps - done_steps)})
         bar.close()
         train_loss = float(loss_sum) / steps
-        pred = predict(model, valid, device, tcfg.eval_batch_size)
-        y = valid.label.cpu().numpy()
-        vauc = ev.auc(y, pred) if len(y) else float("nan")
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_auc": vauc,
-               "valid_logloss": ev.logloss(y, pred) if len(y) else None,
-               "seconds": time.perf_counter() - t0}
+        row = _validate(model, valid, device, tcfg.eval_batch_size, dist,
+                        {"epoch": epoch + 1, "train_loss": train_loss})
+        row["seconds"] = time.perf_counter() - t0
+        vauc = row["valid_auc"]
         history.append(row)
         if not np.isfinite(vauc) or vauc > best_auc:  # NaN AUC (one class): keep the latest
             best_auc, best_epoch, bad = (vauc if np.isfinite(vauc) else best_auc), epoch + 1, 0
             best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        if checkpoint is not None:
+        if checkpoint is not None and main:
             art.save_torch(checkpoint, {
                 "schema_version": art.SCHEMA_VERSION, "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "history": history, "best_auc": best_auc,
@@ -194,8 +234,45 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
                      stopped=stopped, settings=settings)
 
 
+def _ddp_forward(net, model, train: EncodedSplit, batch: torch.Tensor, device, dist, should_stop):
+    """One rank's share of a global batch (row positions `batch` of `train`): forward, and the
+    loss weighted by n_rank * W / n_batch, so that DDP's gradient average over ranks is the
+    gradient of the whole batch's mean loss. One all-reduce carries the weighted losses (their
+    mean is the batch's loss, the same on every rank) and the ranks' stop flags.
+    Returns (weighted loss, batch loss, stop)."""
+    from saml_core.distributed import rank_rows
+
+    mine = rank_rows(train.scenario[batch], dist.rank, dist.world)
+    weight = len(mine) * dist.world / len(batch)
+    if len(mine) == 0:  # a last batch smaller than W: a weight-0 row that rank 0 also has
+        mine = torch.argsort(train.scenario[batch], stable=True)[:1]  # (same sparse rows, no gradient)
+    b = train.take(batch[mine]).to(device)
+    with _autocast(device):
+        out = net(b)
+        loss = model.loss(out, b.label)
+    scaled = loss * weight
+    flag = 1.0 if should_stop is not None and should_stop() else 0.0
+    summed = dist.all_reduce_sum(torch.stack([scaled.detach().float(), torch.tensor(flag, device=scaled.device)]))
+    return scaled, summed[0] / dist.world, bool(summed[1] > 0)
+
+
+def _validate(model, valid: EncodedSplit, device, batch_size: int, dist, row: dict) -> dict:
+    """The epoch's history row with the validation AUC and logloss. With `dist` every rank
+    predicts its shard, rank 0 computes the row and every rank gets it (one early-stopping
+    decision for all)."""
+    def compute(pred):
+        y = valid.label.cpu().numpy()
+        return {**row, "valid_auc": ev.auc(y, pred) if len(y) else float("nan"),
+                "valid_logloss": ev.logloss(y, pred) if len(y) else None}
+
+    pred = predict_gathered(model, valid, device, batch_size, dist)
+    if dist is None:
+        return compute(pred)
+    return dist.broadcast(compute(pred) if dist.is_main else None)
+
+
 def _subset(split: EncodedSplit, k: int) -> EncodedSplit:
-    return split.take(torch.nonzero(split.scenario == k).squeeze(1))
+    return split.subset(torch.nonzero(split.scenario == k).squeeze(1))
 
 
 def _valid_positives(split: EncodedSplit) -> int:
@@ -203,15 +280,15 @@ def _valid_positives(split: EncodedSplit) -> int:
 
 
 def fit_joint(model, data: MultiScenarioData, tcfg: TrainConfig, *, seed: int, device, run_dir: Path,
-              progress=None, should_stop=None, desc: str = "train") -> FitResult:
+              progress=None, should_stop=None, desc: str = "train", dist=None) -> FitResult:
     """One fit on all scenarios, with the training settings derived from the whole data."""
     tcfg = resolve_for_data(tcfg, len(data.train), _valid_positives(data.valid))
     return fit(model, data.train, data.valid, tcfg, seed=seed, device=device, checkpoint=run_dir / "checkpoint.pt",
-               progress=progress, should_stop=should_stop, desc=desc)
+               progress=progress, should_stop=should_stop, desc=desc, dist=dist)
 
 
 def fit_per_scenario(model, data: MultiScenarioData, tcfg: TrainConfig, *, seed: int, device, run_dir: Path,
-                     progress=None, should_stop=None, desc: str = "train") -> FitResult:
+                     progress=None, should_stop=None, desc: str = "train", dist=None) -> FitResult:
     """Sub-model k (`model.models[k]`) on scenario k's own train/valid rows, each with its own early
     stopping. The same rule as for every model derives its batch size, patience and minimum epochs,
     here from its own data: a small country's 50 validation clicks need more patience than the
@@ -228,7 +305,7 @@ def fit_per_scenario(model, data: MultiScenarioData, tcfg: TrainConfig, *, seed:
 
         results[name] = fit(model.models[k], sub_train, sub_valid, sub_cfg, seed=seed * 1000 + k, device=device,
                             checkpoint=run_dir / "submodels" / _safe(name) / "checkpoint.pt",
-                            progress=sub_progress, should_stop=should_stop, desc=f"{desc}[{name}]")
+                            progress=sub_progress, should_stop=should_stop, desc=f"{desc}[{name}]", dist=dist)
     trained = [r for r in results.values() if r.epochs_run]
     merged = FitResult(
         history=_merge_histories({n: r.history for n, r in results.items()}),
@@ -251,16 +328,26 @@ FITS = {"joint": fit_joint, "per_scenario": fit_per_scenario}
 
 
 def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progress: ProgressFn | None = None,
-              should_stop: Callable[[], bool] | None = None, probe_index: np.ndarray | None = None) -> dict:
-    """Train (or resume) one run and write its artifacts; returns metrics.json's content."""
+              should_stop: Callable[[], bool] | None = None, probe_index: np.ndarray | None = None,
+              dist=None) -> dict | None:
+    """Train (or resume) one run and write its artifacts; returns metrics.json's content.
+
+    With `dist` (a model with a "joint" or "per_scenario" fit, trained by several processes):
+    every rank calls this with the same run; rank 0 alone reads and writes `run_dir` and gets
+    the metrics, the other ranks return None after the test predictions."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = dist is None or dist.is_main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     tcfg = cfg.train_config
     device = resolve_device(tcfg.device)
     if device.type == "cpu":
         setup_cpu(tcfg.num_threads)
-    art.write_json(run_dir / "config.json", {**cfg.to_dict(), "feature_spec": data.spec.to_dict()})
+    if main:
+        art.write_json(run_dir / "config.json", {**cfg.to_dict(), "feature_spec": data.spec.to_dict()})
     entry = registry.get(cfg.model)
+    if dist is not None and callable(entry.fit):
+        raise ConfigError(f"{cfg.model} is fitted by its own function, not data-parallel: train it in one process")
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.spec, cfg.model_config, cfg.model_options)
     initial = {}
@@ -269,16 +356,22 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         initial = {"gate_init_mean": _gate_means(init_probes, data)}
     fit_fn = entry.fit if callable(entry.fit) else FITS[entry.fit]
     res = fit_fn(model, data, tcfg, seed=cfg.seed, device=device, run_dir=run_dir, progress=progress,
-                 should_stop=should_stop, desc=cfg.run_id)
+                 should_stop=should_stop, desc=cfg.run_id, **({} if dist is None else {"dist": dist}))
     per_scenario_history = res.extra.pop("per_scenario_history", None)
-    art.write_json(run_dir / "history.json", {"epochs": res.history, **(
-        {"per_scenario": per_scenario_history} if per_scenario_history is not None else {})})
+    if main:
+        art.write_json(run_dir / "history.json", {"epochs": res.history, **(
+            {"per_scenario": per_scenario_history} if per_scenario_history is not None else {})})
     store_dtype = getattr(torch, tcfg.weights_dtype)
     if store_dtype != torch.float32:
         round_to_dtype(model, store_dtype)
-    if cfg.keep_weights:
+    if cfg.keep_weights and main:
         art.save_model(run_dir / "model.pt", model, dtype=store_dtype)
-    metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir, desc=cfg.run_id)
+    metrics = evaluate_model(model, data, device, tcfg.eval_batch_size, run_dir=run_dir if main else None,
+                             desc=cfg.run_id, dist=dist)
+    if not main:
+        return None
+    if dist is not None:
+        res.settings["distributed"] = dist.describe()
     metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
                     "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
                     "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
@@ -336,10 +429,14 @@ def _merge_histories(histories: dict[str, list[dict]]) -> list[dict]:
 
 
 def evaluate_model(model, data: MultiScenarioData, device, batch_size: int = 8192, run_dir: Path | None = None,
-                   desc: str = "model") -> dict:
+                   desc: str = "model", dist=None) -> dict | None:
     """Test metrics (overall + per scenario with DeLong CIs); writes predictions.npz if run_dir.
-    Predictions that are not finite make the run fail: a NaN AUC is not a result."""
-    pred = predict(model, data.test, device, batch_size)
+    Predictions that are not finite make the run fail: a NaN AUC is not a result.
+    With `dist` the ranks' shards of the predictions are gathered and rank 0 alone computes the
+    metrics (the others return None)."""
+    pred = predict_gathered(model, data.test, device, batch_size, dist)
+    if pred is None:
+        return None
     bad = ~np.isfinite(pred)
     if bad.any():
         raise TrainingFailed(f"{desc}: {int(bad.sum()):,} of {len(pred):,} test predictions are NaN or infinite "

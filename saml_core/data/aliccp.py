@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from saml_core.data.flatlog import Layout, Source, build_cache, encode, read_groups
+from saml_core.data.flatlog import Layout, Source, build_cache, encode, read_groups, store_for
 from saml_core.data.schema import RawTable, Schema
 from saml_core.data.types import DataError, MultiScenarioData
 
@@ -72,9 +72,10 @@ def build(directory: str | Path, cache_dir: str | Path | None = None) -> tuple[P
 
 
 def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int | None = None,
-                cache_dir: str | Path | None = None, seed: int = 0) -> MultiScenarioData:
+                cache_dir: str | Path | None = None, seed: int = 0, mapped: bool = True) -> MultiScenarioData:
     """Load DIR (see the module docstring). seq_len and seed are accepted for the common
-    signature and ignored: there are no behaviour sequences (L = 1) and the splits are the files'."""
+    signature and ignored: there are no behaviour sequences (L = 1) and the splits are the files'.
+    mapped: the encoded splits are memory-mapped files of the cache, else tensors in memory."""
     directory = Path(directory)
     paths = split_files(directory)
     cache, manifest = build(directory, cache_dir)
@@ -97,7 +98,7 @@ def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int 
             for frame in read_groups(cache, stem):
                 yield RawTable(frame=frame), np.full(len(frame), s, dtype=np.int64)
 
-    enc, (train, valid, test) = encode(schema, parts, str(directory))
+    spec, (train, valid, test) = encode(schema, parts, str(directory), store_for(cache, "all") if mapped else None)
     info = {
         "title": f"Ali-CCP (Tianchi 408), {len(domains)} domains of field 301",
         "simulated": False,
@@ -120,6 +121,6 @@ def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int 
         "provenance": "Alibaba Tianchi dataset 408 (Ali-CCP), processed CSVs in the layout of "
                       "torch-rechub / Scenario-Wise-Rec",
     }
-    return MultiScenarioData(name=name or f"aliccp:{directory}", kind="aliccp", spec=enc.spec,
+    return MultiScenarioData(name=name or f"aliccp:{directory}", kind="aliccp", spec=spec,
                              train=train, valid=valid, test=test, info=info,
                              category_field=None, scenario_noun=SCENARIO_NOUN)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from saml_core.data.flatlog import Layout, Source, build_cache, encode, read_groups
+from saml_core.data.flatlog import Layout, Source, build_cache, encode, read_groups, store_for
 from saml_core.data.schema import RawTable, Schema
 from saml_core.data.types import DataError, MultiScenarioData
 
@@ -84,9 +84,11 @@ def build(directory: str | Path, cache_dir: str | Path | None = None) -> tuple[P
 
 
 def load_aliexpress(directory: str | Path, *, name: str | None = None, seq_len: int | None = None,
-                    cache_dir: str | Path | None = None, seed: int = 0) -> MultiScenarioData:
+                    cache_dir: str | Path | None = None, seed: int = 0, mapped: bool = True) -> MultiScenarioData:
     """Load DIR (see the module docstring). seq_len is accepted for the common signature and
-    ignored: there are no behaviour sequences (the spec has none and L = 1)."""
+    ignored: there are no behaviour sequences (the spec has none and L = 1). mapped: the encoded
+    splits are memory-mapped files of the cache (one store per seed: the validation cut), else
+    tensors in memory (`flatlog.encode`)."""
     directory = Path(directory)
     codes = [c for c, _ in countries(directory)]
     cache, manifest = build(directory, cache_dir)
@@ -104,7 +106,8 @@ def load_aliexpress(directory: str | Path, *, name: str | None = None, seq_len: 
                         split = valid_mask(frame["search_id"].to_numpy(), seed).astype(np.int64)
                     yield RawTable(frame=frame), split
 
-    enc, (train, valid, test) = encode(schema, parts, str(directory))
+    spec, (train, valid, test) = encode(schema, parts, str(directory),
+                                        store_for(cache, f"seed{seed}") if mapped else None)
     files = manifest["files"]
     info = {
         "title": f"AliExpress search logs (Tianchi 74690), {len(codes)} countries",
@@ -128,7 +131,7 @@ def load_aliexpress(directory: str | Path, *, name: str | None = None, seq_len: 
         "provenance": "Alibaba Tianchi dataset 74690 (AliExpress Searching System Dataset), per-country "
                       "CSVs as produced by easezyc/Multitask-Recommendation-Library data/preprocess.py",
     }
-    return MultiScenarioData(name=name or f"aliexpress:{directory}", kind="aliexpress", spec=enc.spec,
+    return MultiScenarioData(name=name or f"aliexpress:{directory}", kind="aliexpress", spec=spec,
                              train=train, valid=valid, test=test, info=info,
                              category_field=None, scenario_noun=SCENARIO_NOUN)
 

@@ -5,7 +5,11 @@ the four Tianchi tables, N behaviour rows; `aliexpress`: AliExpress_<country>/tr
 test.csv; `aliccp`: ali_ccp_{train,val,test}.csv; N rows), then runs, each in a fresh process so
 that its peak RSS (VmHWM) is its own:
   1. the out-of-core cache build (stream, check / join, write parquet);
-  2. a load from the cache (train-only fit + encoding into tensors).
+  2. a load from the cache into tensors in memory (train-only fit + encoding; `mapped=False`);
+  3. the first mapped load: the same encoding into the .npy store, then memory-mapped;
+  4. with `--train-steps N`: a fresh process maps the store and trains SAML for N steps (one
+     validation pass, test predictions), reporting anonymous (RssAnon) and file-backed
+     (RssFile: pages of the mapped files) resident memory separately, per phase.
 The fixture's values are random (not real data); only the format and the sizes matter here.
 """
 from __future__ import annotations
@@ -108,16 +112,110 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
-def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str = "taobao") -> None:
+class _Memory:
+    """Peaks of this process's anonymous and file-backed resident memory (RssAnon, RssFile of
+    /proc/self/status), sampled every `every` seconds by a thread. Mapped data lives in the page
+    cache: its pages count as RssFile while mapped, and the kernel drops them under pressure, so
+    RssAnon is the memory the process really needs. (A spike shorter than the interval can be
+    missed; VmHWM, the peak of both together, is reported beside it.)"""
+
+    def __init__(self, every: float = 0.005):
+        import threading
+
+        self.every, self.peak = every, {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def now() -> dict:
+        out = {}
+        with open("/proc/self/status") as f:
+            for line in f:
+                key = line.split(":")[0]
+                if key in ("RssAnon", "RssFile", "VmHWM"):
+                    out[key] = int(line.split()[1]) / 1024  # MB
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        cur = self.now()
+        for k in self.peak:
+            self.peak[k] = max(self.peak[k], cur[k])
+
+    def phase(self) -> dict:
+        """Peaks since the last call (then they restart from now)."""
+        self.sample()
+        out = {"peak_anon_mb": round(self.peak["RssAnon"]), "peak_file_mb": round(self.peak["RssFile"])}
+        cur = self.now()
+        self.peak = {"RssAnon": cur["RssAnon"], "RssFile": cur["RssFile"]}
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _train_child(load, steps: int) -> dict:
+    """Load (mapped) and train SAML for `steps` steps with the dataset's preset (one validation
+    pass over the whole validation split), then the test predictions and metrics, as a run does."""
+    import torch
+
+    from saml_core import evaluate as ev
+    from saml_core.config import ModelConfig, TrainConfig, resolve_for_data
+    from saml_core.experiments import dataset_facts
+    from saml_core.models import build_model
+    from saml_core.train import fit, predict
+
+    torch.set_num_threads(1)
+    mem = _Memory()
+    imports = mem.phase()
+    t0 = time.perf_counter()
+    data = load()
+    facts = dataset_facts(data)  # what an experiment computes over whole columns before training
+    loaded = {**mem.phase(), "seconds": round(time.perf_counter() - t0, 1), "mapped": data.train.mapped,
+              "test_clicks": sum(v["positives"] for v in facts["test_counts"].values())}
+    torch.manual_seed(0)
+    model = build_model("saml", data.spec, ModelConfig(d_g=12, d_s=4, mlp=(128, 64)))  # the public preset
+    tcfg = resolve_for_data(TrainConfig(lr=5e-4, batch_size=128, epochs=1, patience=1, min_epochs=1,
+                                        max_train_batches=steps, device="cpu"), len(data.train), 1)
+    t0 = time.perf_counter()
+    res = fit(model, data.train, data.valid, tcfg, seed=0, device=torch.device("cpu"))
+    trained = {**mem.phase(), "seconds": round(time.perf_counter() - t0, 1), "steps": steps,
+               "valid_rows": len(data.valid), "valid_auc": round(res.best_valid_auc, 4)}
+    t0 = time.perf_counter()
+    pred = predict(model, data.test, torch.device("cpu"))
+    auc = ev.auc(data.test.label.numpy(), pred)
+    tested = {**mem.phase(), "seconds": round(time.perf_counter() - t0, 1), "test_rows": len(data.test),
+              "test_auc": round(auc, 4)}
+    model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    mem.close()
+    return {"imports": imports, "load": loaded, "train": trained, "test": tested,
+            "model_params_mb": round(model_mb), "vm_hwm_mb": round(_Memory.now()["VmHWM"]),
+            "train_rows": len(data.train)}
+
+
+def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str = "taobao",
+           steps: int = 300) -> None:
     """Runs in a fresh process; prints its timing and its own peak RSS as JSON."""
     imports_mb = _peak_rss_mb()
     t0 = time.perf_counter()
+    if phase != "train":
+        mem = _Memory()
+    if phase == "train":
+        load = (lambda: taobao_raw.load_raw(directory, cache_dir=cache)) if source == "taobao" else \
+            (lambda: FLAT[source]["load"](directory, cache_dir=cache))
+        print(json.dumps(_train_child(load, steps)))
+        return
     if source == "taobao" and phase == "build":
         folder = taobao_raw.build_cache(directory, cache, n_buckets=n_buckets or None)
         manifest = json.loads((folder / "manifest.json").read_text())
         extra = {**manifest["stats"], "n_buckets": manifest["n_buckets"]}
     elif source == "taobao":
-        data = taobao_raw.load_raw(directory, cache_dir=cache)
+        data = taobao_raw.load_raw(directory, cache_dir=cache, mapped=phase == "load")  # "load-memory": in RAM
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}
     elif phase == "build":
         folder, manifest = FLAT[source]["build"](directory, cache)
@@ -125,7 +223,7 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
                  "row_groups": sum(f["row_groups"] for f in manifest["files"].values()),
                  "cache_mb": sum(p.stat().st_size for p in folder.iterdir()) / 2**20}
     else:
-        data = FLAT[source]["load"](directory, cache_dir=cache)
+        data = FLAT[source]["load"](directory, cache_dir=cache, mapped=phase == "load")
         splits = (data.train, data.valid, data.test)
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test),
                  "tensor_mb": sum(getattr(sp, f).numel() * getattr(sp, f).element_size()
@@ -133,12 +231,16 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
                                                              "seq_mask")) / 2**20}
     seconds = time.perf_counter() - t0
     peak_mb = _peak_rss_mb()
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "imports_rss_mb": imports_mb, **extra}))
+    split = mem.phase()
+    mem.close()
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "imports_rss_mb": imports_mb, **split, **extra}))
 
 
-def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int, source: str = "taobao") -> dict:
+def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int, source: str = "taobao",
+               steps: int = 0) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "saml_core.data.bench", phase, str(directory), str(cache), str(n_buckets), source],
+        [sys.executable, "-m", "saml_core.data.bench", phase, str(directory), str(cache), str(n_buckets), source,
+         str(steps)],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     if proc.returncode != 0:
@@ -147,8 +249,9 @@ def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int, source:
 
 
 def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workdir: str | None = None,
-              bucket_rows: int | None = None) -> dict:
-    """Write the fixture, build the cache, load from it; return the measured figures."""
+              bucket_rows: int | None = None, train_steps: int = 0) -> dict:
+    """Write the fixture, build the cache, load from it (into memory, and into the memory-mapped
+    store), and with `train_steps` train on the mapped data; return the measured figures."""
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="saml_bench_raw_"))
     try:
         t0 = time.perf_counter()
@@ -156,7 +259,9 @@ def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workd
         write_s = time.perf_counter() - t0
         n_buckets = max(1, -(-behaviours // bucket_rows)) if bucket_rows else 0  # 0: pipeline default
         build = _run_child("build", tmp / "raw", tmp / "cache", n_buckets)
+        in_memory = _run_child("load-memory", tmp / "raw", tmp / "cache", n_buckets)
         load = _run_child("load", tmp / "raw", tmp / "cache", n_buckets)
+        train = _run_child("train", tmp / "raw", tmp / "cache", n_buckets, steps=train_steps) if train_steps else None
         return {
             "behaviour_rows": fixture["behaviours"],
             "impression_rows": fixture["impressions"],
@@ -169,9 +274,13 @@ def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workd
             "cache_build_peak_rss_mb": round(build["peak_rss_mb"]),
             "impressions_kept": build["impressions_kept"],
             "behaviours_kept": build["behaviours_kept"],
-            "load_from_cache_s": round(load["seconds"], 1),
-            "load_peak_rss_mb": round(load["peak_rss_mb"]),
+            "load_from_cache_s": round(in_memory["seconds"], 1),  # into tensors in memory (mapped=False)
+            "load_peak_rss_mb": round(in_memory["peak_rss_mb"]),
+            "load_mapped_first_s": round(load["seconds"], 1),  # encodes into the store
+            "load_mapped_first_peak_anon_mb": load["peak_anon_mb"],
+            "load_mapped_first_peak_file_mb": load["peak_file_mb"],
             "encoded_train_valid_test": [load["train"], load["valid"], load["test"]],
+            **({"train_on_mapped": train} if train else {}),
         }
     finally:
         if not workdir:
@@ -266,15 +375,18 @@ FLAT = {
 }
 
 
-def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None) -> dict:
-    """The same measurement for a flat log: fixture of `rows` rows, cache build, load."""
+def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None, train_steps: int = 0) -> dict:
+    """The same measurement for a flat log: fixture of `rows` rows, cache build, load (in memory;
+    into the mapped store), training on the mapped data with `train_steps`."""
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"saml_bench_{source}_"))
     try:
         t0 = time.perf_counter()
         fixture = FLAT[source]["write"](tmp / "raw", rows)
         write_s = time.perf_counter() - t0
         build = _run_child("build", tmp / "raw", tmp / "cache", 0, source)
-        load = _run_child("load", tmp / "raw", tmp / "cache", 0, source)
+        load = _run_child("load-memory", tmp / "raw", tmp / "cache", 0, source)  # mapped=False
+        mapped = _run_child("load", tmp / "raw", tmp / "cache", 0, source)
+        train = _run_child("train", tmp / "raw", tmp / "cache", 0, source, steps=train_steps) if train_steps else None
         n = build["rows"]
         return {
             "source": source,
@@ -292,7 +404,11 @@ def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None) -
             "load_peak_rss_mb": round(load["peak_rss_mb"]),
             "encoded_tensors_mb": round(load["tensor_mb"]),
             "load_peak_minus_tensors_mb": round(load["peak_rss_mb"] - load["tensor_mb"]),
+            "load_mapped_first_s": round(mapped["seconds"], 1),  # encodes into the store
+            "load_mapped_first_peak_anon_mb": mapped["peak_anon_mb"],
+            "load_mapped_first_peak_file_mb": mapped["peak_file_mb"],
             "encoded_train_valid_test": [load["train"], load["valid"], load["test"]],
+            **({"train_on_mapped": train} if train else {}),
         }
     finally:
         if not workdir:
@@ -300,4 +416,4 @@ def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None) -
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:6])
+    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))

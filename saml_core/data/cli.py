@@ -36,6 +36,9 @@ def add_commands(subparsers) -> None:
                    help="taobao: behaviour rows per user bucket (bounds the join's memory; default: the "
                         "pipeline's own choice, about 2,000,000)")
     b.add_argument("--rows", type=int, default=None, help="aliexpress / aliccp: rows in all files (default 1,000,000)")
+    b.add_argument("--train-steps", type=int, default=0,
+                   help="then train SAML this many steps on the memory-mapped data and report anonymous and "
+                        "file-backed memory (default 0: no training)")
     b.add_argument("--workdir", default=None, help="folder for the fixture, kept (default: a temp folder, removed)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=_bench_raw)
@@ -112,12 +115,12 @@ def _bench_raw(args: argparse.Namespace) -> int:
         if args.rows is not None:
             raise DataError("bench-raw: --rows applies to --source aliexpress / aliccp; taobao uses --behaviours")
         result = bench_raw(args.behaviours or 3_000_000, impressions=args.impressions, workdir=args.workdir,
-                           bucket_rows=args.bucket_rows)
+                           bucket_rows=args.bucket_rows, train_steps=args.train_steps)
     else:
         given = [k for k, v in taobao_only.items() if v is not None]
         if given:
             raise DataError(f"bench-raw: {', '.join(given)} applies to --source taobao; {args.source} uses --rows")
-        result = bench_flat(args.source, args.rows or 1_000_000, workdir=args.workdir)
+        result = bench_flat(args.source, args.rows or 1_000_000, workdir=args.workdir, train_steps=args.train_steps)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -12,7 +12,10 @@ Cache build (once per set of input files):
 Load:
   pass 1 fits the encoder on the train rows only (`Encoder.fit_many`, row group by row group)
   and counts rows per split and scenario; pass 2 encodes row group by row group into
-  preallocated tensors. Peak memory = the encoded tensors + one row group.
+  preallocated tensors: by default .npy files of an encoded store in the cache folder
+  (`encoded-v<version>-<options>/`, built once, memory-mapped on every load: peak memory = one
+  row group, and training reads only its batches' rows); in memory with mapped=False
+  (peak memory = the encoded tensors + one row group).
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ from saml_core.data.build import check_scenario_counts
 from saml_core.data.encoder import Encoder
 from saml_core.data.schema import RawTable, Schema
 from saml_core.data.taobao_raw import _copy_into, _empty_split, default_cache_dir
-from saml_core.data.types import DataError, EncodedSplit
+from saml_core.data.types import (MAPPED_VERSION, DataError, EncodedSplit, FeatureSpec, read_mapped_splits,
+                                  write_mapped_splits)
 
 CACHE_VERSION = 1
 BLOCK_BYTES = 32 << 20  # CSV piece size: bounds the memory of the build
@@ -298,13 +302,25 @@ def read_groups(folder: Path, key: str) -> Iterator[pd.DataFrame]:
 
 
 # ---- encoding ------------------------------------------------------------------------------
+def store_for(cache: Path, options: str) -> Path:
+    """The encoded store of a cache folder for the load options that change the encoding."""
+    return cache / f"encoded-v{MAPPED_VERSION}-{options}"
+
+
 def encode(schema: Schema, parts: Callable[[], Iterator[tuple[RawTable, np.ndarray]]],
-           source: str) -> tuple[Encoder, list[EncodedSplit]]:
-    """Fit on the train rows and encode all rows into preallocated tensors.
+           source: str, store: Path | None = None) -> tuple[FeatureSpec, list[EncodedSplit]]:
+    """Fit on the train rows and encode all rows into preallocated tensors; returns the spec and
+    [train, valid, test].
 
     parts(): a fresh iterator of (table, split) pairs, split [N] with 0 train, 1 validation,
     2 test. schema.scenario_values must be declared (the scenarios are known from the files).
+    store: a folder for the encoded splits as memory-mapped .npy files (`types.write_mapped_splits`):
+    reused when complete (no pass over the data at all), else built; None: tensors in memory.
     """
+    if store is not None:
+        found = read_mapped_splits(store)
+        if found is not None:
+            return found
     values = pd.Index(schema.scenario_values)
     k = len(values)
     counts = np.zeros(3, dtype=np.int64)
@@ -331,17 +347,23 @@ def encode(schema: Schema, parts: Callable[[], Iterator[tuple[RawTable, np.ndarr
             raise DataError(f"{source}: the {name} split is empty")
     check_scenario_counts(schema, enc.scenario_values, n_scen, pos_scen, source)
 
+    def fill(out):
+        filled = [0, 0, 0]
+        for table, split in parts():
+            for s in range(3):
+                rows = split == s
+                n = int(rows.sum())
+                if n:
+                    _copy_into(out[s], enc.transform(_rows(table, rows), SPLITS[s]), filled[s])
+                    filled[s] += n
+
     spec = enc.spec
-    out = [_empty_split(int(n), spec) for n in counts]
-    filled = [0, 0, 0]
-    for table, split in parts():
-        for s in range(3):
-            rows = split == s
-            n = int(rows.sum())
-            if n:
-                _copy_into(out[s], enc.transform(_rows(table, rows), SPLITS[s]), filled[s])
-                filled[s] += n
-    return enc, out
+    if store is None:
+        out = [_empty_split(int(n), spec) for n in counts]
+        fill(out)
+        return spec, out
+    write_mapped_splits(store, spec, counts.tolist(), fill)
+    return read_mapped_splits(store)
 
 
 def _rows(table: RawTable, mask: np.ndarray) -> RawTable:

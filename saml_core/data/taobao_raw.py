@@ -21,7 +21,9 @@ Pipeline (bounded memory: nothing holds more than one CSV block or one user buck
      keyed by the folder and the input files' sizes and mtimes);
      a manifest written last marks it complete, so an interrupted build is never reused.
 Loading then fits the encoder on the train buckets and encodes bucket by bucket into
-preallocated tensors.
+preallocated tensors: by default .npy files of an encoded store in the cache folder
+(`encoded-v<version>-seq<L>/`), built once and memory-mapped by every later load, so that
+neither loading nor training holds the encoded log in memory (`mapped=False`: in memory).
 
 Scenario = new_user_class_level (city level); a missing level becomes level 0, as in the DMR
 preprocessing of the taobao-sample file. Split: train 2017-05-06..11, validation 05-12 (the last
@@ -50,7 +52,8 @@ from saml_core.data.encoder import Encoder
 from saml_core.data.schema import RawTable
 from saml_core.data.taobao import (AD, CITY_LEVELS, DEFAULT_SEQ_LEN, PROFILE, SCENARIO_NOUN, SCHEMA as SAMPLE_SCHEMA,
                                    TARGET_BTAG)
-from saml_core.data.types import DataError, EncodedSplit, MultiScenarioData
+from saml_core.data.types import (MAPPED_VERSION, DataError, EncodedSplit, MultiScenarioData,
+                                  read_mapped_splits, write_mapped_splits)
 
 CACHE_VERSION = 1
 DAY0 = pd.Timestamp("2017-05-06").value // 10**9  # seconds, UTC midnight
@@ -438,7 +441,10 @@ def _split_of(day: np.ndarray) -> np.ndarray:
 
 
 def load_raw(directory: str | Path, *, name: str | None = None, cache_dir: str | Path | None = None,
-             seq_len: int | None = None) -> MultiScenarioData:
+             seq_len: int | None = None, mapped: bool = True) -> MultiScenarioData:
+    """`mapped` (default): the encoded tensors are .npy files next to the parquet cache, built
+    once and memory-mapped on every load (bounded memory, a log larger than RAM trains); False:
+    encoded into tensors in memory (the same values)."""
     directory = Path(directory)
     seq_len = seq_len or DEFAULT_SEQ_LEN
     hist = max(seq_len, DEFAULT_SEQ_LEN)
@@ -446,7 +452,34 @@ def load_raw(directory: str | Path, *, name: str | None = None, cache_dir: str |
     manifest = json.loads((folder / "manifest.json").read_text())
     paths = [folder / p for p in manifest["parts"]]
     source = str(directory / "raw_sample.csv")
+    store = folder / f"encoded-v{MAPPED_VERSION}-seq{seq_len}"
+    found = read_mapped_splits(store) if mapped else None
+    if found is not None:
+        spec, out = found
+    else:
+        spec, out = _encode(paths, hist, seq_len, source, store if mapped else None)
+    info = {
+        "title": "Taobao ad display/click data (raw Tianchi tables, 5 city levels)",
+        "simulated": False,
+        "source_folder": directory.name,
+        "cache": str(folder),
+        "split": "train 2017-05-06..11, validation 2017-05-12, test 2017-05-13 (Beijing days)",
+        "pipeline_stats": manifest["stats"],
+        "caveats": [
+            "Impressions of users without a profile are dropped; a missing city level is level 0.",
+            "Behaviour sequences: the last behaviours strictly before the impression's second; "
+            "behaviours in the same second are excluded.",
+        ],
+        "provenance": "Alibaba Tianchi dataset 56 (Ad Display/Click Data on Taobao.com)",
+    }
+    return MultiScenarioData(name=name or f"taobao-raw:{directory}", kind="taobao", spec=spec,
+                             train=out[0], valid=out[1], test=out[2], info=info,
+                             category_field="cate_id", scenario_noun=SCENARIO_NOUN)
 
+
+def _encode(paths: list[Path], hist: int, seq_len: int, source: str, store: Path | None):
+    """Fit on the train days, then encode every part into the three splits: in memory, or into
+    the memory-mapped store (then read back from it)."""
     # Pass 1: fit on the train days only; count rows per split and scenario.
     def train_parts():
         for p in paths:
@@ -471,36 +504,26 @@ def load_raw(directory: str | Path, *, name: str | None = None, cache_dir: str |
     check_scenario_counts(SCHEMA, enc.scenario_values, n_scen, pos_scen, source)
 
     # Pass 2: encode bucket by bucket into preallocated tensors.
+    def fill(out):
+        filled = [0, 0, 0]
+        for p in paths:
+            t = _read_part(p, hist, seq_len)
+            s = _split_of(t.frame["day"].to_numpy())
+            for k in range(3):
+                rows = np.flatnonzero(s == k)
+                if len(rows) == 0:
+                    continue
+                enc_part = enc.transform(t.take(rows), ("train", "validation", "test")[k])
+                _copy_into(out[k], enc_part, filled[k])
+                filled[k] += len(rows)
+
     spec = enc.spec
-    out = [_empty_split(int(n), spec) for n in counts]
-    filled = [0, 0, 0]
-    for p in paths:
-        t = _read_part(p, hist, seq_len)
-        s = _split_of(t.frame["day"].to_numpy())
-        for k in range(3):
-            rows = np.flatnonzero(s == k)
-            if len(rows) == 0:
-                continue
-            enc_part = enc.transform(t.take(rows), ("train", "validation", "test")[k])
-            _copy_into(out[k], enc_part, filled[k])
-            filled[k] += len(rows)
-    info = {
-        "title": "Taobao ad display/click data (raw Tianchi tables, 5 city levels)",
-        "simulated": False,
-        "source_folder": directory.name,
-        "cache": str(folder),
-        "split": "train 2017-05-06..11, validation 2017-05-12, test 2017-05-13 (Beijing days)",
-        "pipeline_stats": manifest["stats"],
-        "caveats": [
-            "Impressions of users without a profile are dropped; a missing city level is level 0.",
-            "Behaviour sequences: the last behaviours strictly before the impression's second; "
-            "behaviours in the same second are excluded.",
-        ],
-        "provenance": "Alibaba Tianchi dataset 56 (Ad Display/Click Data on Taobao.com)",
-    }
-    return MultiScenarioData(name=name or f"taobao-raw:{directory}", kind="taobao", spec=spec,
-                             train=out[0], valid=out[1], test=out[2], info=info,
-                             category_field="cate_id", scenario_noun=SCENARIO_NOUN)
+    if store is None:
+        out = [_empty_split(int(n), spec) for n in counts]
+        fill(out)
+        return spec, out
+    write_mapped_splits(store, spec, counts.tolist(), fill)
+    return read_mapped_splits(store)
 
 
 def _empty_split(n: int, spec) -> EncodedSplit:
