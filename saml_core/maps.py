@@ -51,17 +51,37 @@ def points(probes: dict, view: str, layer: int, size: int) -> tuple[np.ndarray, 
     raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
 
 
+def exact_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest points of every point (itself first, at distance 0) by euclidean distance:
+    ([N, k] int32 indices, [N, k] float32 distances)."""
+    x = np.asarray(x, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)  # [N, N]
+    np.fill_diagonal(d2, -1.0)  # itself first, even beside exact duplicates
+    idx = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    dist = np.sqrt(np.maximum(np.take_along_axis(d2, idx, axis=1), 0.0))
+    return idx.astype(np.int32), dist.astype(np.float32)
+
+
 def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    import warnings
+
     import umap  # imported lazily: importing umap/numba costs seconds
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, max(2, len(x) - 1)),
-                        min_dist=0.1, random_state=seed, low_memory=True, n_jobs=1,
-                        n_epochs=200,  # UMAP's default 500 epochs below 10k points triples the cost
-                        # below 4,096 points UMAP computes exact neighbours in pure numba: 11 s for
-                        # 4,000 states of 256 dims against 1.6 s with NN-descent. Small maps keep
-                        # the exact path: its first-use compile is ~15 s shorter than NN-descent's
-                        force_approximation_algorithm=len(x) > EXACT_NEIGHBOURS_MAX)
-    return reducer.fit_transform(x).astype(np.float32)
+    k = min(n_neighbors, max(2, len(x) - 1))
+    options = {}
+    if len(x) <= EXACT_NEIGHBOURS_MAX:
+        # Exact neighbours by one matrix product: UMAP's own exact path (below 4,096 points) is
+        # numba code compiled in every new process (~4.5 s of a ~10 s first fit); above this size
+        # NN-descent (11 s for 4,000 states of 256 dims by the exact path, 1.6 s by NN-descent).
+        idx, dist = exact_neighbours(x, k)
+        options["precomputed_knn"] = (idx, dist, None)
+    reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=0.1, random_state=seed, low_memory=True,
+                        n_jobs=1, n_epochs=200,  # UMAP's default 500 epochs below 10k points triples the cost
+                        force_approximation_algorithm=len(x) > EXACT_NEIGHBOURS_MAX, **options)
+    with warnings.catch_warnings():  # no search index with given neighbours: maps never transform new points
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        return reducer.fit_transform(x).astype(np.float32)
 
 
 def fit_pca(x: np.ndarray) -> np.ndarray:

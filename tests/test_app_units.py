@@ -314,3 +314,27 @@ def test_chart_titles_wrap_and_legends_sit_above_the_plot():
                               compare={"RU": 60, "BR": 40}, compare_name="traffic share (%)")
     assert not bars.layout.showlegend  # each axis names its series; no legend repeating the axes
     assert bars.layout.yaxis.title.text == "α effect (bars)" and "◆" in bars.layout.yaxis2.title.text
+
+
+def test_umap_maps_use_exact_neighbours_and_separate_clusters():
+    """The neighbours handed to UMAP are the exact euclidean ones (itself first, also beside a
+    duplicate), and the map keeps well-separated groups apart."""
+    from saml_core import maps
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 16)).astype(np.float32)
+    x[7] = x[3]  # an exact duplicate
+    idx, dist = maps.exact_neighbours(x, 10)
+    brute = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
+    assert (idx[:, 0] == np.arange(len(x))).all() and np.allclose(dist[:, 0], 0.0, atol=1e-3)
+    assert idx[3, 1] == 7 and idx[7, 1] == 3
+    want = np.sort(brute, axis=1)[:, :10]
+    np.testing.assert_allclose(dist, want, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(brute, idx.astype(int), axis=1), want, atol=1e-4)
+
+    groups = np.repeat([0, 1], 60)
+    y = maps.fit_umap(x + groups[:, None] * 20.0)
+    assert y.shape == (120, 2) and np.isfinite(y).all()
+    centre = [y[groups == g].mean(0) for g in (0, 1)]
+    spread = max(np.linalg.norm(y[groups == g] - centre[g], axis=1).max() for g in (0, 1))
+    assert np.linalg.norm(centre[0] - centre[1]) > spread

@@ -132,11 +132,16 @@ def _grad_worker(rank: int, world: int, store: str, out: str) -> None:
     tdist.destroy_process_group()
 
 
-def test_two_gloo_processes_give_the_whole_batch_gradient(tmp_path, one_torch_thread):
+def test_two_gloo_processes_give_the_whole_batch_gradient(tmp_path, one_torch_thread, monkeypatch):
     """Dense (DDP) and sparse (all-gathered) gradients of 2 ranks equal one process's gradient of
     the same batch, also for a batch of one row (rank 1 then holds a weight-0 row)."""
+    import types
+
     from saml_core.models import build_model
 
+    # Spawned workers re-run the parent's __main__ file; after an AppTest in the same session
+    # that is a Streamlit page, so they get a bare __main__ instead.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     out = str(tmp_path / "grads")
     mp.spawn(_grad_worker, args=(2, str(tmp_path / "store"), out), nprocs=2, join=True)
     ranks = [torch.load(f"{out}.{r}") for r in range(2)]
