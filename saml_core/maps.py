@@ -63,11 +63,32 @@ def exact_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int32), dist.astype(np.float32)
 
 
+_UMAP = None
+
+
+def _umap_module():
+    """umap, imported lazily (importing umap/numba costs seconds), with numba's on-disk cache of
+    compiled code switched on for umap's own functions: numba otherwise compiles them again in every
+    new process (~4 s of a first small map; 0.2 s from the cache). Left alone: pynndescent's, which
+    numba cannot cache."""
+    global _UMAP
+    if _UMAP is None:
+        import numba
+        import umap
+        from umap import layouts, umap_, utils
+
+        for module in (umap_, layouts, utils):
+            for value in vars(module).values():
+                if isinstance(value, numba.core.registry.CPUDispatcher) and value.__module__ == module.__name__:
+                    value.enable_caching()
+        _UMAP = umap
+    return _UMAP
+
+
 def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     import warnings
 
-    import umap  # imported lazily: importing umap/numba costs seconds
-
+    umap = _umap_module()
     k = min(n_neighbors, max(2, len(x) - 1))
     options = {}
     if len(x) <= EXACT_NEIGHBOURS_MAX:

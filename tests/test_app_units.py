@@ -338,3 +338,34 @@ def test_umap_maps_use_exact_neighbours_and_separate_clusters():
     centre = [y[groups == g].mean(0) for g in (0, 1)]
     spread = max(np.linalg.norm(y[groups == g] - centre[g], axis=1).max() for g in (0, 1))
     assert np.linalg.norm(centre[0] - centre[1]) > spread
+
+
+def test_a_new_process_loads_umaps_compiled_code_from_disk(tmp_path):
+    """After one map, a new process (a training job, a restarted dashboard) reads umap's compiled
+    functions from numba's cache instead of compiling them again."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import json, numpy as np, numba
+from saml_core import maps
+from umap import layouts, umap_, utils
+maps.fit_umap(np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32))
+funcs = {k: v for m in (umap_, layouts, utils) for k, v in vars(m).items()
+         if isinstance(v, numba.core.registry.CPUDispatcher) and v.signatures}
+print(json.dumps({k: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
+                  for k, f in funcs.items()}))
+"""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}, "PYTHONPATH": str(repo)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    second = json.loads(runs[1].stdout.strip().splitlines()[-1])
+    # the compile-heavy ones (tiny random-number helpers are compiled inside their callers)
+    for name in ("smooth_knn_dist", "compute_membership_strengths", "_nb_optimize_layout_euclidean_single_epoch"):
+        assert second[name] == [1, 0], (name, second)
