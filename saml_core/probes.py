@@ -24,5 +24,8 @@ def probe_index(split: EncodedSplit, size: int, seed: int = 0) -> np.ndarray:
     want = np.minimum(want, counts)
     while want.sum() > size:  # trim the largest groups after rounding/floors
         want[np.argmax(want)] -= 1
+    while want.sum() < size:  # rounding left rows out (all shares below one half for a tiny size)
+        short = np.where(want < counts, counts / n * size - want, -np.inf)
+        want[np.argmax(short)] += 1
     picks = [rng.choice(np.flatnonzero(scen == s), want[s], replace=False) for s in range(k) if want[s]]
     return np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.int64)

@@ -218,3 +218,14 @@ def test_sigterm_cancels_cleanly(tmp_path):
     assert st["state"] == "cancelled" and "kept" in st["message"]
     assert json.loads((root / "c/experiment_status.json").read_text())["state"] == "cancelled"
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100])
+def test_probe_subset_has_the_asked_size_and_every_row_once(data, size):
+    """--probe-size N probes N test rows, also when N is below the number of scenarios (each
+    scenario's rounded share is then 0, which once gave an empty subset and a crash)."""
+    from saml_core.probes import probe_index
+
+    idx = probe_index(data.test, size)
+    assert len(idx) == size and len(np.unique(idx)) == size and idx.max() < len(data.test)
+    assert (np.diff(idx) > 0).all()
