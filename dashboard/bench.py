@@ -109,13 +109,18 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     import numpy as np
 
     from dashboard import embedding
-    from saml_core import registry
+    from saml_core import maps, registry
 
     names = [s.name for s in registry.list_experiments(artifacts) if s.error is None]
     name = experiment or (names[0] if names else None)
     exp = registry.load_experiment(artifacts, name)
-    run = next(r for r in exp.runs if r.model == "saml" and r.error is None and r.has_probes)
-    probes = run.load_probes()
+    def states(r):  # probes with hidden states (runs whose weights were not kept store none)
+        if r.model != "saml" or r.error is not None or not r.has_probes:
+            return None
+        p = r.load_probes()
+        return p if embedding.hidden_layers(p, "own") else None
+
+    run, probes = next((r, p) for r in exp.runs if (p := states(r)) is not None)
     page_view = view = "all" if embedding.hidden_layers(probes, "all") else "own"
     x, _ = embedding.points(probes, view, 0, points, list(exp.scenario_names))
     if len(x) < points and view == "all":
@@ -126,16 +131,17 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     for other in exp.runs:  # still short: own-branch states of the other SAML runs (same width)
         if len(x) >= points:
             break
-        if other is run or other.model != "saml" or other.error is not None or not other.has_probes:
+        other_probes = None if other is run else states(other)
+        if other_probes is None:
             continue
-        more, _ = embedding.points(other.load_probes(), "own", 0, points - len(x), list(exp.scenario_names))
+        more, _ = embedding.points(other_probes, "own", 0, points - len(x), list(exp.scenario_names))
         if more.shape[1] == x.shape[1]:
             x, view = np.concatenate([x, more]), view + f"+{other.run_id}"
     t0 = time.perf_counter()
-    embedding.fit_umap(x)  # numba compiles UMAP's and NN-descent's code paths on the first fit
+    maps.fit_umap(x)  # numba compiles UMAP's and NN-descent's code paths on the first fit
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    embedding.fit_umap(x)
+    maps.fit_umap(x)
     warm = time.perf_counter() - t0
     cache = Path(tempfile.mkdtemp())
     try:  # the page's path: points + file cache (first call fits and saves, second reads back)

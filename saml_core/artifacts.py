@@ -170,15 +170,30 @@ def _expected_shapes(key: str) -> dict:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def check_model_file(path, config: dict) -> None:
+def check_model_file(path, config: dict, recorded_shapes: dict | None = None) -> None:
     """model.pt exists, is a weights-only saml_core file of this schema version, and its tensors
-    have the names and shapes of the model its config.json describes (built on the 'meta' device:
-    no memory, no compute)."""
-    import torch
-
+    have the names and shapes of the model: those the training job recorded in metrics.json
+    (`recorded_shapes`; read without torch, saml_core.model_file), else those of the model its
+    config.json describes (built on the 'meta' device: no memory, no compute)."""
     path = Path(path)
     if not path.exists():
         raise ArtifactError(path, "file is missing")
+    if isinstance(recorded_shapes, dict):
+        from saml_core.model_file import ModelFileError, read_header
+
+        try:
+            version, got = read_header(path)
+        except ModelFileError as exc:
+            raise ArtifactError(path, str(exc)) from None
+        check_version(path, version)
+        try:
+            expected = {str(k): tuple(int(x) for x in v) for k, v in recorded_shapes.items()}
+        except (TypeError, ValueError):
+            raise ArtifactError(path.parent / "metrics.json", "weight_shapes is not {name: shape}") from None
+        _compare_shapes(path, got, expected)
+        return
+    import torch
+
     state = load_torch(path, mmap=True)
     if not isinstance(state, dict) or "schema_version" not in state:
         raise ArtifactError(path, "not a saml_core model file (no schema_version)")
@@ -192,7 +207,10 @@ def check_model_file(path, config: dict) -> None:
             "model", "model_options", "model_config", "feature_spec")}, sort_keys=True))
     except Exception as exc:  # a config this version cannot build: say so, do not guess
         raise ArtifactError(Path(path).parent / "config.json", f"cannot rebuild the model ({exc})") from None
-    got = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    _compare_shapes(path, {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}, expected)
+
+
+def _compare_shapes(path: Path, got: dict, expected: dict) -> None:
     if got != expected:
         missing = sorted(set(expected) - set(got))[:3]
         wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])[:3]

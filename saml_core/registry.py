@@ -220,7 +220,7 @@ def load_run(path: Path, scenario_names: list[str] | None = None) -> Run:
         metrics = art.read_json(path / "metrics.json")
         art.check_metrics(path / "metrics.json", metrics, scenario_names)
         if metrics.get("weights_kept", True) is not False:
-            art.check_model_file(path / "model.pt", cfg)
+            art.check_model_file(path / "model.pt", cfg, metrics.get("weight_shapes"))
         run.metrics, run.state = metrics, "finished"
     except ArtifactError as exc:
         run.metrics, run.state, run.error = None, "broken", str(exc)

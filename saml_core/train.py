@@ -376,6 +376,8 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
                     "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
                     "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
                     "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
+    if cfg.keep_weights:  # what model.pt must hold: listings check it without importing torch
+        metrics["weight_shapes"] = {k: list(v.shape) for k, v in model.state_dict().items()}
     if probe_index is not None:
         probes = model.collect_probes(data.test, probe_index, device, cfg.probe_hidden_all)
         if not cfg.keep_weights:  # demo storage: what the matrices and distributions need, not the states
