@@ -5,6 +5,7 @@ built once into the session's temp folder and copied per test when a test breaks
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -24,21 +25,26 @@ def build_quick_artifacts(base: Path) -> Path:
     SAML_TEST_ARTIFACTS=DIR keeps the build in DIR across pytest sessions (for working on the
     dashboard; delete DIR after changing the engine).
     """
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers share one build (their bases are siblings)
+        base = base.parent
     root = Path(os.environ["SAML_TEST_ARTIFACTS"]) if os.environ.get("SAML_TEST_ARTIFACTS") else base / "quick-artifacts"
-    done = root / ".built"
-    if done.exists():
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / "quick-artifacts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder; the others wait and reuse it
+        done = root / ".built"
+        if done.exists():
+            return root
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        cmd = [sys.executable, "-m", "saml_core", "experiment", "--dataset", "synthetic-countries",
+               "--name", EXPERIMENT, "--quick", "--runs", RUNS, "--artifacts", str(root), "--device", "cpu"]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if proc.returncode != 0:
+            raise RuntimeError(f"quick experiment failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        done.write_text("ok")
         return root
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "saml_core", "experiment", "--dataset", "synthetic-countries",
-           "--name", EXPERIMENT, "--quick", "--runs", RUNS, "--artifacts", str(root), "--device", "cpu"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if proc.returncode != 0:
-        raise RuntimeError(f"quick experiment failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    done.write_text("ok")
-    return root
 
 
 def copy_artifacts(src: Path, dst: Path) -> Path:
