@@ -37,9 +37,9 @@ import pyarrow.parquet as pq
 from saml_core.data.build import check_scenario_counts
 from saml_core.data.encoder import Encoder
 from saml_core.data.schema import RawTable, Schema
-from saml_core.data.taobao_raw import _copy_into, _empty_split, default_cache_dir
-from saml_core.data.types import (MAPPED_VERSION, DataError, EncodedSplit, FeatureSpec, read_mapped_splits,
-                                  write_mapped_splits)
+from saml_core.data.taobao_raw import _copy_into, default_cache_dir
+from saml_core.data.types import (MAPPED_VERSION, DataError, EncodedSplit, FeatureSpec, build_splits,
+                                  read_mapped_splits)
 
 CACHE_VERSION = 1
 BLOCK_BYTES = 32 << 20  # CSV piece size: bounds the memory of the build
@@ -357,13 +357,7 @@ def encode(schema: Schema, parts: Callable[[], Iterator[tuple[RawTable, np.ndarr
                     _copy_into(out[s], enc.transform(_rows(table, rows), SPLITS[s]), filled[s])
                     filled[s] += n
 
-    spec = enc.spec
-    if store is None:
-        out = [_empty_split(int(n), spec) for n in counts]
-        fill(out)
-        return spec, out
-    write_mapped_splits(store, spec, counts.tolist(), fill)
-    return read_mapped_splits(store)
+    return build_splits(enc.spec, counts.tolist(), fill, store)
 
 
 def _rows(table: RawTable, mask: np.ndarray) -> RawTable:

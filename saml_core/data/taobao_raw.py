@@ -45,15 +45,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import torch
 
 from saml_core.data.build import check_scenario_counts
 from saml_core.data.encoder import Encoder
 from saml_core.data.schema import RawTable
 from saml_core.data.taobao import (AD, CITY_LEVELS, DEFAULT_SEQ_LEN, PROFILE, SCENARIO_NOUN, SCHEMA as SAMPLE_SCHEMA,
                                    TARGET_BTAG)
-from saml_core.data.types import (MAPPED_VERSION, DataError, EncodedSplit, MultiScenarioData,
-                                  read_mapped_splits, write_mapped_splits)
+from saml_core.data.types import (MAPPED_VERSION, DataError, EncodedSplit, MultiScenarioData, build_splits,
+                                  read_mapped_splits)
 
 CACHE_VERSION = 1
 DAY0 = pd.Timestamp("2017-05-06").value // 10**9  # seconds, UTC midnight
@@ -517,24 +516,7 @@ def _encode(paths: list[Path], hist: int, seq_len: int, source: str, store: Path
                 _copy_into(out[k], enc_part, filled[k])
                 filled[k] += len(rows)
 
-    spec = enc.spec
-    if store is None:
-        out = [_empty_split(int(n), spec) for n in counts]
-        fill(out)
-        return spec, out
-    write_mapped_splits(store, spec, counts.tolist(), fill)
-    return read_mapped_splits(store)
-
-
-def _empty_split(n: int, spec) -> EncodedSplit:
-    return EncodedSplit(
-        scenario=torch.empty(n, dtype=torch.int64),
-        label=torch.empty(n, dtype=torch.float32),
-        cat=torch.empty(n, len(spec.cat_fields), dtype=torch.int64),
-        num=torch.empty(n, len(spec.num_fields), dtype=torch.float32),
-        seq=torch.empty(n, len(spec.seq_fields), spec.seq_len, dtype=torch.int64),
-        seq_mask=torch.empty(n, spec.seq_len, dtype=torch.bool),
-    )
+    return build_splits(enc.spec, counts.tolist(), fill, store)
 
 
 def _copy_into(dst: EncodedSplit, src: EncodedSplit, at: int) -> None:

@@ -262,3 +262,26 @@ def write_mapped_splits(folder, spec: FeatureSpec, rows: list[int], fill) -> Non
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def empty_split(n: int, spec: FeatureSpec) -> EncodedSplit:
+    """An uninitialised split of n rows in memory, for loaders that fill it part by part."""
+    return EncodedSplit(
+        scenario=torch.empty(n, dtype=torch.int64),
+        label=torch.empty(n, dtype=torch.float32),
+        cat=torch.empty(n, len(spec.cat_fields), dtype=torch.int64),
+        num=torch.empty(n, len(spec.num_fields), dtype=torch.float32),
+        seq=torch.empty(n, len(spec.seq_fields), spec.seq_len, dtype=torch.int64),
+        seq_mask=torch.empty(n, spec.seq_len, dtype=torch.bool),
+    )
+
+
+def build_splits(spec: FeatureSpec, rows: list[int], fill, store=None) -> tuple[FeatureSpec, list[EncodedSplit]]:
+    """(spec, [train, valid, test]) of rows[0..2] rows written by `fill([train, valid, test])`:
+    in memory when `store` is None, else into the memory-mapped store `store`, then mapped."""
+    if store is None:
+        out = [empty_split(int(n), spec) for n in rows]
+        fill(out)
+        return spec, out
+    write_mapped_splits(store, spec, [int(n) for n in rows], fill)
+    return read_mapped_splits(store)
