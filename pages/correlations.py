@@ -11,7 +11,7 @@ from saml_core import evaluate as ev
 @st.cache_data(max_entries=256, show_spinner=False)
 def agreement(a: np.ndarray, b: np.ndarray) -> dict:
     """The engine's Mantel test (999 permutations, fixed seed: the same answer every time), cached:
-    the page asks for several on every rerun, ~2 s together."""
+    the page asks for several on every rerun."""
     return ev.matrix_agreement(a, b, n_perm=999)
 
 

@@ -306,13 +306,31 @@ def matrix_agreement(learned: np.ndarray, truth: np.ndarray, control: np.ndarray
         z = upper(control)
         out["partial"] = _partial(rho, _spearman(x, z), _spearman(y, z))
     rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(n_perm):
-        perm = rng.permutation(k)
-        r = _spearman(upper(learned[np.ix_(perm, perm)]), y)
-        hits += r is not None and r >= rho - 1e-12
-    out["p_value"] = (1 + hits) / (1 + n_perm)
+    perms = np.stack([rng.permutation(k) for _ in range(n_perm)])  # [n_perm, K], drawn one at a time
+    out["p_value"] = (1 + _permutation_hits(learned, y, perms, rho)) / (1 + n_perm)
     return out
+
+
+def _permutation_hits(learned: np.ndarray, y: np.ndarray, perms: np.ndarray, rho: float) -> int:
+    """How many relabellings of `learned` (rows and columns by each row of `perms`) rank the pairs
+    at least as much like y as rho. All permutations at once when every entry is finite (ranks and
+    correlations as one array operation: the dashboard asks for several tests per page); one at a
+    time otherwise, since missing entries move with the labels."""
+    k = learned.shape[0]
+    iu = np.triu_indices(k, 1)
+    sym = (learned + learned.T) / 2
+    xs = sym[perms[:, iu[0]], perms[:, iu[1]]]  # [n_perm, pairs]: upper(learned[perm][:, perm])
+    if not (np.isfinite(xs).all() and np.isfinite(y).all()):
+        rs = [_spearman(row, y) for row in xs]
+        return sum(r is not None and r >= rho - 1e-12 for r in rs)
+    rx = stats.rankdata(xs, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry = stats.rankdata(y)
+    ry -= ry.mean()
+    norm = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (rx @ ry) / norm  # Spearman = Pearson of the (average) ranks; NaN for a constant row
+    return int(np.sum(np.isfinite(r) & (r >= rho - 1e-12)))
 
 
 def traffic_matrix(shares) -> np.ndarray:

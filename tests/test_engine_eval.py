@@ -215,3 +215,35 @@ def test_no_paired_test_on_a_handful_of_clicks():
     assert out["x"]["verdict"] == "n/a" and out["overall"]["verdict"] == "n/a"
     y[:12] = 1
     assert ev.paired_delong(y, a, b)["p_value"] is not None
+
+
+def test_mantel_p_value_equals_one_permutation_at_a_time():
+    """The all-at-once permutation test gives the p-value of relabelling one permutation at a
+    time (same draws), with tied values and with a missing entry (which moves with the labels)."""
+    from saml_core import evaluate as ev
+
+    def one_at_a_time(learned, truth, n_perm):
+        y = ev.upper(truth)
+        rho = ev._spearman(ev.upper(learned), y)
+        rng, hits = np.random.default_rng(0), 0
+        for _ in range(n_perm):
+            perm = rng.permutation(len(truth))
+            r = ev._spearman(ev.upper(learned[np.ix_(perm, perm)]), y)
+            hits += r is not None and r >= rho - 1e-12
+        return (1 + hits) / (1 + n_perm)
+
+    rng = np.random.default_rng(5)
+    seen = set()
+    for trial in range(24):
+        k = int(rng.integers(4, 11))
+        a, b = rng.normal(size=(k, k)), rng.normal(size=(k, k))
+        if trial % 3 == 0:
+            a = np.round(a)  # ties
+        if trial % 4 == 0:
+            a = a + 0.8 * b  # real agreement: small p
+        if trial % 5 == 0:
+            a[1, 2] = np.nan
+        got = ev.matrix_agreement(a, b, n_perm=199)["p_value"]
+        assert got == one_at_a_time(a, b, 199), trial
+        seen.add(got < 0.05)
+    assert seen == {True, False}
