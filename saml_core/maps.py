@@ -80,7 +80,10 @@ def _umap_module():
         for module in (umap_, layouts, utils):
             for value in vars(module).values():
                 if isinstance(value, numba.core.registry.CPUDispatcher) and value.__module__ == module.__name__:
-                    value.enable_caching()
+                    try:
+                        value.enable_caching()
+                    except RuntimeError:  # no writable cache folder anywhere: compile as before
+                        pass
         _UMAP = umap
     return _UMAP
 
