@@ -172,4 +172,7 @@ DATASET_BADGES = {
     "byo": "**Your own log.** Loaded from a file you provided.",
     "aliexpress": "**Real data: AliExpress search clicks.** Public Tianchi data; scenario = country.",
     "aliccp": "**Real data: Ali-CCP (Taobao) clicks.** Public Tianchi data; scenario = traffic domain.",
+    "movielens": ("**Real data: MovieLens ratings.** Public GroupLens data; a rating above 3 counts as a click, "
+                  "and every row is a movie the user chose to rate. Scenario = the users' age group, occupation "
+                  "or gender."),
 }

@@ -284,6 +284,10 @@ def test_describe_experiment_and_report_on_the_real_ml100k(ml100k_dir, tmp_path,
     info = json.loads(capsys.readouterr().out)
     assert [r["scenario"] for r in info["scenarios"]] == list(AGE_NAMES)
     assert sum(r["total"]["samples"] for r in info["scenarios"]) == 100_000 and info["scenario_noun"][0] == "age group"
+    assert main(["data", "describe", dataset, "--json", "--dataset-option", "scenario=gender"]) == 0
+    assert [r["scenario"] for r in json.loads(capsys.readouterr().out)["scenarios"]] == ["female", "male"]
+    assert main(["data", "describe", dataset, "--dataset-option", "seq_len=3", "--seq-len", "4"]) == 2
+    assert capsys.readouterr().err == "error: dataset option seq_len is given twice\n"
     root = tmp_path / "art"
     out = _cli("experiment", "--dataset", dataset, "--name", "ml", "--preset", "quick", "--epochs", "1",
                "--threads", "1", "--runs", "bst,saml", "--artifacts", str(root))

@@ -520,6 +520,8 @@ def load_movielens(path: str | Path, *, name: str | None = None, seed: int = 0, 
     noun = SCENARIOS[scenario]
     n = len(ratings)
     ctr = float(ratings.columns["click"].mean())
+    train, valid, test = (ratings.table(part == k) for k in range(3))
+    del ratings  # the per-split tables are copies: ~130 MB less at the peak on ML-1M
     caveats = [
         f"Ratings, not impressions: a click is a rating above 3 (Scenario-Wise-Rec's rule), and every row is a "
         f"movie the user chose to rate, so the click rate ({ctr:.0%}) is far above an ad log's.",
@@ -555,9 +557,9 @@ def load_movielens(path: str | Path, *, name: str | None = None, seed: int = 0, 
         name=name or f"movielens:{path}",
         kind="movielens",
         schema=schema,
-        train=ratings.table(part == 0),
-        valid=ratings.table(part == 1),
-        test=ratings.table(part == 2),
+        train=train,
+        valid=valid,
+        test=test,
         seq_len=length,
         source=str(folder),
         info=info,
