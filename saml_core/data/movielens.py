@@ -13,8 +13,8 @@ DIR holds one of the layouts users download, recognised by its files:
 Default protocol: Scenario-Wise-Rec's (Li et al., arXiv 2412.17374; its MovieLens script): a rating
 above 3 is a click, the scenario is the user's age group ({1, 18}, {25}, {35, 45, 50, 56} of
 ML-1M's age codes; ages in years are cut at the same ages), and the ratings are split at random
-8:1:1 with the data seed. Options: scenario = age | occupation | gender, split = random |
-user-time, features = all | swr, seq_len, min_count, exclude, min_positives.
+8:1:1 with the data seed. The options (other scenarios, a per-user time split, Scenario-Wise-Rec's
+own feature set): docs/DATA.md.
 
 Every row carries the user's behaviour sequence: the movies the user rated STRICTLY before the
 rating's second (ratings of the same second are left out: their order is unknown), most recent
@@ -192,8 +192,9 @@ def _parse(path: Path, data: bytes, sep: str, columns: dict, *, first: int, enco
     as text to name the bad value. shown_sep: the file's own separator, where `data` has `sep`."""
     lines = _data_lines(path, data, sep, len(columns), first, encoding, shown_sep or sep)
     names = list(columns)
+    # a byte that is not valid in the encoding becomes U+FFFD: titles are never used, ids are checked
     kwargs = dict(sep=sep, header=None, names=names, skiprows=first - 1, quoting=csv.QUOTE_NONE,
-                  encoding=encoding, na_filter=False, engine="c")
+                  encoding=encoding, encoding_errors="replace", na_filter=False, engine="c")
     dtype = {c: (np.int64 if c in ints else np.float64 if c in floats else str) for c in names}
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=dtype, **kwargs)
@@ -312,7 +313,8 @@ def _read_atomic(folder: Path, layout: Layout) -> Files:
         """need: our name -> accepted header names (the first present is taken)."""
         path = folder / file
         data = _bytes(path)
-        head = data[:data.find(b"\n") if b"\n" in data else len(data)].decode("utf-8", "replace").rstrip("\r")
+        head = data[:data.find(b"\n") if b"\n" in data else len(data)].decode("utf-8", "replace")
+        head = head.lstrip("\ufeff").rstrip("\r")
         fields = head.split("\t")  # typed names such as user_id:token
         names = [h.split(":")[0].strip() for h in fields]
         ours = {}
