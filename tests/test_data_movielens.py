@@ -298,3 +298,16 @@ def test_describe_experiment_and_report_on_the_real_ml100k(ml100k_dir, tmp_path,
     assert [r["state"] for r in doc["runs"]] == ["finished", "finished"]
     for r in doc["runs"]:  # one epoch on real ratings already ranks far above chance
         assert r["overall"]["auc"] > 0.65, r
+
+
+def test_bench_fixture_is_in_ml1m_format(tmp_path):
+    from saml_core.data.bench import write_movielens_fixture
+
+    write_movielens_fixture(tmp_path, rows=5_000)
+    assert (tmp_path / "ratings.dat").read_text().splitlines()[0].count("::") == 3
+    assert ml.detect(tmp_path) is ml.ML1M
+    data = load_dataset(f"movielens:{tmp_path}")
+    assert len(data.train) + len(data.valid) + len(data.test) == 5_000 and data.spec.scenario_names == AGE_NAMES
+    ratings, _, _ = ml.read_table(tmp_path)
+    f = ratings.table().frame
+    assert (f.groupby(["user_id", "timestamp"]).size() > 1).sum() > 100  # ratings sharing a second, as in MovieLens
