@@ -174,7 +174,7 @@ def check_fields(path, obj: dict, required: dict[str, type]) -> None:
             raise ArtifactError(path, f"field '{key}' should be {kind.__name__}, got {type(value).__name__} {value!r:.40}")
 
 
-def _check_count(path, where: str, value, hi: int) -> None:
+def check_count(path, where: str, value, hi: int) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi):
         raise ArtifactError(path, f"{where} should be a whole number from 0 to {hi:,}, got {_short(value)}")
 
@@ -202,7 +202,7 @@ def _check_auc_cell(path, where: str, cell) -> None:
         if v is not None and not _finite_number(v):
             raise ArtifactError(path, f"{where}.{key} should be a number, got {_short(v)}")
     for key in ("n", "positives"):
-        _check_count(path, f"{where}.{key}", cell.get(key), MAX_COUNT)
+        check_count(path, f"{where}.{key}", cell.get(key), MAX_COUNT)
     auc = cell.get("auc")
     if auc is not None and not 0.0 <= auc <= 1.0:
         raise ArtifactError(path, f"{where}.auc = {auc} is not in [0, 1]")
@@ -212,7 +212,7 @@ def check_metrics(path, metrics: dict, scenario_names: list[str] | None) -> None
     """metrics.json: an overall AUC and a cell for every scenario of the experiment; the counts
     and times the report averages are numbers a training run can have."""
     for key in ("epochs_run", "best_epoch"):
-        _check_count(path, f"field '{key}'", metrics.get(key), MAX_EPOCHS)
+        check_count(path, f"field '{key}'", metrics.get(key), MAX_EPOCHS)
     seconds = metrics.get("train_seconds")
     if seconds is not None and not (_finite_number(seconds) and seconds >= 0):
         raise ArtifactError(path, f"field 'train_seconds' should be a number of seconds, got {_short(seconds)}")

@@ -19,6 +19,7 @@ from saml_core import artifacts as art
 from saml_core import evaluate as ev
 from saml_core import liveness
 from saml_core.artifacts import ArtifactError
+from saml_core.config import MAX_SEED
 
 __all__ = ["ArtifactError", "Experiment", "ExperimentSummary", "Run", "default_root", "list_experiments",
            "load_experiment", "report", "report_markdown", "reevaluate", "experiment_path"]
@@ -227,6 +228,8 @@ def load_run(path: Path, scenario_names: list[str] | None = None, root=None) -> 
     try:
         cfg = art.read_json(path / "config.json")
         art.check_fields(path / "config.json", cfg, {"model": str, "seed": int})
+        for key in ("seed", "data_seed"):  # shown in tables: a 100-digit seed is a corrupted file
+            art.check_count(path / "config.json", f"field '{key}'", cfg.get(key), MAX_SEED)
         run.config = cfg
         run.model, run.seed = cfg["model"], cfg["seed"]
         run.data_seed = cfg.get("data_seed", 0) if isinstance(cfg.get("data_seed", 0), int) else 0

@@ -50,6 +50,17 @@ def cli(*args, timeout=120) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def main(capsys, *args) -> subprocess.CompletedProcess:
+    """The CLI's own entry point in this process (what `python -m saml_core` runs, without paying
+    the interpreter's start for every case)."""
+    from saml_core.cli import main as cli_main
+
+    capsys.readouterr()
+    rc = cli_main([str(a) for a in args])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out.out, out.err)
+
+
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
     """The command failed with exactly one `error:` line and no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
@@ -171,9 +182,16 @@ def test_a_number_no_run_can_have_in_metrics_json_makes_the_run_broken(art, key,
     assert len(run["error"]) < MAX_MESSAGE
 
 
-def test_report_command_with_epochs_beyond_64_bits(art):
+def test_a_seed_beyond_the_seed_range_in_config_json_makes_the_run_broken(art):
+    path = art / "exp" / RUN / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "seed": 10**30}))
+    (run,) = registry.load_experiment(art, "exp").runs
+    assert run.state == "broken" and "'seed'" in run.error and "config.json" in run.error
+
+
+def test_report_command_with_epochs_beyond_64_bits(art, capsys):
     _edit_metrics(art, lambda m: m.update(epochs_run=100000000000000000000))
-    proc = cli("report", "exp", "--format", "json", "--artifacts", art)
+    proc = main(capsys, "report", "exp", "--format", "json", "--artifacts", art)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     (run,) = json.loads(proc.stdout)["runs"]
     assert run["state"] == "broken" and "epochs_run" in run["error"]
@@ -237,16 +255,16 @@ def test_a_link_that_stays_inside_the_artifacts_root_is_read(art):
 # ---- sizes ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", [1_000_000_000, 10**30], ids=["1e9", "1e30"])
-def test_seq_len_beyond_the_bound_is_refused_before_anything_is_allocated(tmp_path, value):
-    proc = cli("experiment", "--dataset", "synthetic-countries", "--name", "x", "--quick", "--runs", "bst",
+def test_seq_len_beyond_the_bound_is_refused_before_anything_is_allocated(tmp_path, capsys, value):
+    proc = main(capsys, "experiment", "--dataset", "synthetic-countries", "--name", "x", "--quick", "--runs", "bst",
                "--epochs", "1", "--seq-len", value, "--artifacts", tmp_path)
     line = one_error_line(proc)
     assert "from 1 to 1000" in line and "seq-len" in line
     assert not (tmp_path / "x").exists()
 
 
-def test_seq_len_0_is_refused_and_points_to_no_sequences(tmp_path):
-    proc = cli("experiment", "--dataset", "synthetic-countries", "--name", "x", "--quick", "--runs", "bst",
+def test_seq_len_0_is_refused_and_points_to_no_sequences(tmp_path, capsys):
+    proc = main(capsys, "experiment", "--dataset", "synthetic-countries", "--name", "x", "--quick", "--runs", "bst",
                "--epochs", "1", "--seq-len", 0, "--artifacts", tmp_path)
     assert "--no-sequences" in one_error_line(proc)
 
@@ -326,9 +344,9 @@ def test_a_label_with_one_value_is_one_error_before_any_model(tmp_path, value):
     data_error(write(tmp_path, df), rf"log\.csv: label column 'click' is {value} in all 72 rows")
 
 
-def test_one_class_label_from_the_command_line_stops_before_training(tmp_path):
+def test_one_class_label_from_the_command_line_stops_before_training(tmp_path, capsys):
     schema = write(tmp_path, good_frame().assign(click=1))
-    line = one_error_line(cli("experiment", "--dataset", f"csv:{schema}", "--name", "x", "--quick", "--runs",
+    line = one_error_line(main(capsys, "experiment", "--dataset", f"csv:{schema}", "--name", "x", "--quick", "--runs",
                               "lr_te", "--artifacts", tmp_path / "art"))
     assert "label column 'click' is 1 in all" in line
 
@@ -502,7 +520,7 @@ def test_dataset_warnings_are_shown_by_describe_the_job_log_and_the_pages(tmp_pa
     df["cat"] = df["click"].map({0: "c0", 1: "c1"})  # the label, copied
     schema = write(tmp_path, df)
     dataset = f"csv:{schema}"
-    desc = cli("data", "describe", dataset)
+    desc = cli("data", "describe", dataset)  # a process of its own, as a user runs it
     assert desc.returncode == 0, desc.stderr
     assert "warning: column 'cat' predicts the label" in desc.stdout
 
