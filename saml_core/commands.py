@@ -248,6 +248,16 @@ def _root(args) -> Path:
     return Path(args.artifacts) if args.artifacts else default_root()
 
 
+LATE_INTERRUPT = "interrupt received after every run had finished and was saved: the experiment is complete"
+
+
+def _complete(cfg, args) -> bool:
+    """Every run of the experiment has its final files (an interrupt then changes nothing)."""
+    from saml_core.experiments import run_is_finished
+
+    return all(run_is_finished(_root(args) / cfg.name / r.run_id) for r in cfg.plan())
+
+
 def _run(cfg, args) -> int:
     """Run the experiment; under torchrun with several processes rank 0 runs it (and alone
     writes) while the other ranks follow its tasks (saml_core.distributed)."""
@@ -275,8 +285,12 @@ def _run(cfg, args) -> int:
         print(f"cancelled: {exc}; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
         rc = 130
     except KeyboardInterrupt:
-        print("interrupted; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
-        rc = 130
+        if _complete(cfg, args):  # Ctrl-C a moment too late: every run's files were already written
+            print(LATE_INTERRUPT, file=sys.stderr)
+            rc = 0
+        else:
+            print("interrupted; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
+            rc = 130
     except TrainingFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         rc = 1

@@ -246,8 +246,20 @@ def scenario_metrics(label, pred, scenario, scenario_names, with_ci: bool = True
     return out
 
 
+def _finite_float(x) -> float | None:
+    """x as a float when it is a finite number (values come from files: text, booleans, integers
+    beyond 64 bits or beyond float range are not numbers to average)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        v = float(x)
+    except OverflowError:
+        return None
+    return v if np.isfinite(v) else None
+
+
 def mean_std(values) -> dict:
-    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    v = np.array([f for f in map(_finite_float, values) if f is not None], dtype=np.float64)
     if v.size == 0:
         return {"mean": None, "std": None, "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}

@@ -117,11 +117,16 @@ class ExperimentConfig:
 
     def __post_init__(self):
         from saml_core.data import registry as datasets
+        from saml_core.data.types import DataError
 
         check_name(self.name)
         datasets.parse(self.dataset)
         if not isinstance(self.dataset_options, dict) or "seed" in self.dataset_options:
             raise ConfigError("dataset options must be a mapping without 'seed' (use data seeds)")
+        try:  # sizes refused now, not when the data is loaded in a job
+            datasets.check_options(self.dataset, self.dataset_options)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
         self.runs = parse_runs(self.runs)
         check_int("--seeds", self.seeds, 1, MAX_SEEDS)
         check_int("first seed", self.first_seed, 0, MAX_SEED - MAX_SEEDS)
@@ -467,6 +472,8 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                     continue
                 status.write(force=True, message=f"loading data (data seed {data_seed})")
                 data = _data_for(cfg, data_seed)
+                for warning in data.info.get("warnings") or []:  # legal but suspicious data (label leakage, ...)
+                    log(f"warning: {warning}")
                 if dist is not None:  # the other ranks load the same data (deterministic)
                     dist.send({"op": "load", "dataset": cfg.dataset, "options": cfg.dataset_options,
                                "seed": data_seed})
@@ -504,8 +511,11 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             _remove_if_never_started(exp_dir)
             raise
         except KeyboardInterrupt:
-            status.final(state="interrupted", message="interrupted; finished runs and epochs are kept")
-            _remove_if_never_started(exp_dir)
+            if all(run_is_finished(exp_dir / r.run_id) for r in plan):  # it came after the last run was saved
+                status.final(state="finished", message=f"{len(plan)} runs finished", eta_seconds=0, progress=1.0)
+            else:
+                status.final(state="interrupted", message="interrupted; finished runs and epochs are kept")
+                _remove_if_never_started(exp_dir)
             raise
         except TrainingFailed:
             raise

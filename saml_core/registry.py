@@ -3,6 +3,9 @@
 Imports no torch at import time, and never writes: reading an experiment changes nothing on
 disk. One broken run never prevents the others from loading: its `Run.error` says what is wrong
 and names the file; its `state` says where it stands (finished, running, interrupted, ...).
+Reads stay inside the artifacts root: an experiment folder, a run folder or a file in them that
+is a link leading outside it is not followed (the experiment or run is shown broken, saying so),
+and only regular files are read (`artifacts.open_regular`).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from saml_core import artifacts as art
 from saml_core import evaluate as ev
 from saml_core import liveness
 from saml_core.artifacts import ArtifactError
+from saml_core.config import MAX_SEED
 
 __all__ = ["ArtifactError", "Experiment", "ExperimentSummary", "Run", "default_root", "list_experiments",
            "load_experiment", "report", "report_markdown", "reevaluate", "experiment_path"]
@@ -41,6 +45,23 @@ def default_root() -> Path:
 
 def _root(root) -> Path:
     return default_root() if root is None else Path(root)
+
+
+# Every file of a run folder that the readers open: one linked outside the root breaks the run.
+RUN_FILES = ("status.json", "config.json", "history.json", "metrics.json", "model.pt", "predictions.npz",
+             "probes.npz", "maps.npz")
+
+
+def check_inside(path: Path, root) -> None:
+    """ArtifactError unless `path`, links followed, lies inside the artifacts root (a folder of
+    a shared root may be a link to anywhere on the machine; readers do not go there)."""
+    base = Path(root).resolve()
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise ArtifactError(path, f"cannot be resolved ({exc}); not read") from None
+    if real != base and base not in real.parents:
+        raise ArtifactError(path, f"a link to {real}, outside the artifacts root {base}; not followed")
 
 
 def experiment_path(root, name: str) -> Path:
@@ -165,8 +186,10 @@ class Experiment:
         return out
 
 
-def _read_status(path: Path) -> dict | None:
+def _read_status(path: Path, root=None) -> dict | None:
     try:
+        if root is not None and os.path.lexists(path):
+            check_inside(path, root)
         return art.read_json(path)
     except ArtifactError:
         return None
@@ -182,10 +205,20 @@ def live_state(status: dict | None) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def load_run(path: Path, scenario_names: list[str] | None = None) -> Run:
+def load_run(path: Path, scenario_names: list[str] | None = None, root=None) -> Run:
+    """root: the artifacts root (default: the folder above the experiment's)."""
     from saml_core.models import registry as models
 
     run = Run(run_id=path.name, path=path)
+    try:
+        root = path.parent.parent if root is None else root
+        check_inside(path, root)
+        for name in RUN_FILES:
+            if os.path.lexists(path / name):
+                check_inside(path / name, root)
+    except ArtifactError as exc:
+        run.state, run.error = "broken", str(exc)
+        return run
     run.status = _read_status(path / "status.json")
     status_state = live_state(run.status)
     if not (path / "config.json").exists():
@@ -195,6 +228,8 @@ def load_run(path: Path, scenario_names: list[str] | None = None) -> Run:
     try:
         cfg = art.read_json(path / "config.json")
         art.check_fields(path / "config.json", cfg, {"model": str, "seed": int})
+        for key in ("seed", "data_seed"):  # shown in tables: a 100-digit seed is a corrupted file
+            art.check_count(path / "config.json", f"field '{key}'", cfg.get(key), MAX_SEED)
         run.config = cfg
         run.model, run.seed = cfg["model"], cfg["seed"]
         run.data_seed = cfg.get("data_seed", 0) if isinstance(cfg.get("data_seed", 0), int) else 0
@@ -240,8 +275,11 @@ def _matrix(x, path: Path, key: str, k: int):
 
 
 def load_experiment(root, name: str) -> Experiment:
+    root = _root(root)
     path = experiment_path(root, name)
     file = path / "experiment.json"
+    check_inside(path, root)
+    check_inside(file, root)
     raw = art.read_json(file)
     art.check_fields(file, raw, {"name": str, "dataset": str, "scenario_names": list, "runs": list})
     names = [str(n) for n in raw["scenario_names"]]
@@ -252,7 +290,7 @@ def load_experiment(root, name: str) -> Experiment:
     run_ids = raw["runs"]
     if not all(isinstance(r, str) and r and "/" not in r and not r.startswith(".") for r in run_ids):
         raise ArtifactError(file, "field 'runs' must list run folder names")
-    status = _read_status(path / "experiment_status.json")
+    status = _read_status(path / "experiment_status.json", root)
     noun = raw.get("scenario_noun")
     noun = tuple(noun) if isinstance(noun, list) and len(noun) == 2 and all(isinstance(w, str) for w in noun) \
         else ("scenario", "scenarios")
@@ -264,7 +302,7 @@ def load_experiment(root, name: str) -> Experiment:
         true_similarity=_matrix(raw.get("true_similarity"), file, "true_similarity", k),
         data_similarity=_matrix(raw.get("data_similarity"), file, "data_similarity", k),
         created=raw.get("created"), command=raw.get("command"), status=status,
-        state=live_state(status) or "unknown", runs=[load_run(path / rid, names) for rid in run_ids],
+        state=live_state(status) or "unknown", runs=[load_run(path / rid, names, root) for rid in run_ids],
         data_seeds=[d for d in raw.get("data_seeds", [0]) if isinstance(d, int)] or [0], raw=raw)
 
 
@@ -275,8 +313,10 @@ def list_experiments(root=None) -> list[ExperimentSummary]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
                     and (p / "experiment.json").exists()):
-        state = live_state(_read_status(d / "experiment_status.json")) or "unknown"
+        state = live_state(_read_status(d / "experiment_status.json", root)) or "unknown"
         try:
+            check_inside(d, root)
+            check_inside(d / "experiment.json", root)
             raw = art.read_json(d / "experiment.json")
             runs = raw.get("runs", [])
             if not isinstance(runs, list):
@@ -304,6 +344,7 @@ def _test_labels(exp: Experiment, data_seed: int):
     reads do not write."""
     path = exp.path / f"test_labels-d{data_seed}.npz"
     try:
+        check_inside(path, exp.path.parent)
         z = art.load_npz(path)
         label, scen = z["label"], z["scenario"]
     except (ArtifactError, KeyError) as exc:

@@ -314,6 +314,34 @@ def test_retrain_shows_the_engine_settings_validates_queues_and_cancels(root, mo
     assert done.state == "cancelled"
 
 
+def test_retrain_form_takes_dataset_paths_only_from_the_data_folder(tmp_path, monkeypatch):
+    data_dir, art, elsewhere = tmp_path / "data", tmp_path / "art", tmp_path / "elsewhere"
+    for d in (data_dir / "mine", art, elsewhere):
+        d.mkdir(parents=True)
+    schema = data_dir / "mine" / "schema.yaml"
+    schema.write_text("data: log.csv\n")
+    (elsewhere / "schema.yaml").write_text("data: log.csv\n")
+    (data_dir / "link.yaml").symlink_to(elsewhere / "schema.yaml")
+    monkeypatch.setenv("SAML_DATA_DIR", str(data_dir))
+    at = open_page(art, monkeypatch, "retrain")
+    at.selectbox(key="rt_dataset").set_value("csv").run()
+    assert str(data_dir) in at.text_input(key="rt_path").label  # the form says where paths may point
+    def submit(path: str) -> None:
+        at.text_input(key="rt_name").set_value("mine")
+        at.text_input(key="rt_path").set_value(path)
+        next(b for b in at.button if b.label == "Validate and launch").click().run()
+
+    for outside in ("/etc/passwd", "../elsewhere/schema.yaml", str(elsewhere / "schema.yaml"), "link.yaml"):
+        submit(outside)
+        assert any(f"{outside} is outside the data folder {data_dir}" in e.value for e in at.error), outside
+    assert JobQueue(art / ".jobs").list() == []
+    submit("mine/schema.yaml")  # relative paths count from the data folder
+    assert not at.error, [e.value for e in at.error]
+    (job,) = JobQueue(art / ".jobs").list()
+    assert job.dataset == f"csv:{schema.resolve()}"
+    JobQueue(art / ".jobs").cancel(job.job_id)
+
+
 def test_demo_mode_hides_retraining(root, monkeypatch):
     at = open_page(root, monkeypatch, demo=True)
     links = [e.proto.label for e in at.sidebar.get("page_link")]

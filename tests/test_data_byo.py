@@ -73,7 +73,7 @@ def test_good_log_splits_and_train_only_fitting(tmp_path):
 
 
 def test_sequences_right_aligned_oldest_first(tmp_path):
-    df = good_frame().iloc[[0, 6]].copy()  # one clicked row of market A and one of B
+    df = good_frame().iloc[[0, 1, 6, 7]].copy()  # a clicked and an unclicked row of market A and of B
     df = pd.concat([df.assign(day=d) for d in range(3)], ignore_index=True)
     df["hist"] = "i1|i2|i3"
     df["item"] = "i1"

@@ -82,7 +82,7 @@ def select_scenarios(
         values = sorted_scenarios(np.concatenate([t.frame[schema.scenario].to_numpy() for t in tables]))
     names = tuple(schema.scenario_names) if schema.scenario_names else tuple(str(v) for v in values)
     train_n, train_pos = _counts(train, schema, values)
-    _, test_pos = _counts(test, schema, values)
+    test_n, test_pos = _counts(test, schema, values)
 
     listed = set()
     for d in drop_scenarios:
@@ -103,6 +103,8 @@ def select_scenarios(
             if test_pos[j] < min_positives:
                 reasons.append(f"{_plural(int(test_pos[j]), 'positive')} in the test split "
                                f"(min_positives {min_positives})")
+            elif test_n[j] == test_pos[j]:  # every test row a click: no AUC to measure
+                reasons.append("0 non-clicks in the test split")
         if reasons:
             dropped.append({"scenario": name, "reason": "; ".join(reasons),
                             "train_positives": int(train_pos[j]), "test_positives": int(test_pos[j])})
@@ -116,6 +118,16 @@ def select_scenarios(
         has = f"one ({names[kept[0]]})" if kept else ("none left" if dropped else "none")
         raise DataError(f"{source}: SAML compares {nouns}: this log has {has}{why}")
     return tuple(values[j] for j in kept), tuple(names[j] for j in kept), kept, dropped
+
+
+def check_both_classes(train: RawTable, schema: Schema, source: str) -> None:
+    """The train split has clicks and non-clicks: with one class there is nothing to learn (and
+    the logistic regression baseline stops with a traceback)."""
+    label = train.frame[schema.label].to_numpy()
+    if len(label) and label.min() == label.max():
+        only = "clicks" if label[0] else "non-clicks"
+        raise DataError(f"{source}: the train split has only {only} (label '{schema.label}' is {int(label[0])} in all "
+                        f"{len(label):,} rows); a click model learns from both: check the label and the split")
 
 
 def encode_splits(
@@ -158,6 +170,7 @@ def encode_splits(
         if true_similarity is not None:
             true_similarity = true_similarity[np.ix_(kept, kept)]
     info = {**info, "dropped_scenarios": dropped}
+    check_both_classes(train, schema, source)
     if exclude:  # a feature ablation: these categorical fields, and the sequences sharing them, are left out
         unknown = sorted(set(exclude) - set(schema.categorical))
         if unknown:

@@ -97,6 +97,8 @@ def format_table(desc: dict) -> str:
                      f"(positives: train {d['train_positives']:,}, test {d['test_positives']:,})")
     for c in desc["info"].get("caveats", []):
         lines.append(f"caveat: {c}")
+    for w in desc["info"].get("warnings", []):
+        lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
