@@ -48,11 +48,14 @@ def auc(label: np.ndarray, pred: np.ndarray) -> float:
 def auc_ci(label, pred, level: float = 0.95):
     """AUC with a DeLong confidence interval, clipped to [0, 1]."""
     a, cov = delong(label, pred)
-    a, var = float(a[0]), float(cov[0, 0])
+    return _ci(float(a[0]), float(cov[0, 0]), level)
+
+
+def _ci(a: float, var: float, level: float = 0.95) -> tuple[float, float, float]:
+    """(AUC, low, high): the normal interval of an AUC and its variance, clipped to [0, 1]."""
     if not np.isfinite(a):
         return a, float("nan"), float("nan")
-    z = stats.norm.ppf(0.5 + level / 2)
-    half = z * np.sqrt(max(var, 0.0))
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(max(var, 0.0))
     return a, max(0.0, a - half), min(1.0, a + half)
 
 
@@ -79,14 +82,16 @@ def within_auc(label, pred, scenario, k: int) -> float:
 def within_auc_ci(label, pred, scenario, k: int, level: float = 0.95) -> tuple[float, float, float]:
     """`within_auc` with a confidence interval: the scenarios are disjoint test sets, so the
     variance is sum_s w_s^2 var_s (w_s: the scenario's share of the rows counted)."""
-    cells = _within_cells(label, pred, scenario, k)
+    return _within_of(_within_cells(label, pred, scenario, k), level)
+
+
+def _within_of(cells: list[tuple[int, float, float]], level: float = 0.95) -> tuple[float, float, float]:
+    """Weighted mean and interval of per-scenario (test rows, AUC, variance) cells."""
     if not cells:
         return float("nan"), float("nan"), float("nan")
     n = np.array([c[0] for c in cells], dtype=np.float64)
     w = n / n.sum()
-    a = float(np.sum(w * [c[1] for c in cells]))
-    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(float(np.sum(w ** 2 * [c[2] for c in cells])))
-    return a, max(0.0, a - half), min(1.0, a + half)
+    return _ci(float(np.sum(w * [c[1] for c in cells])), float(np.sum(w ** 2 * [c[2] for c in cells])), level)
 
 
 # A paired test needs this many clicks and non-clicks: DeLong's variance comes from the spread of
@@ -158,7 +163,7 @@ def counts_text(counts: list[tuple[int, int]], splits: list | None = None) -> st
         c, n = counts[0]
         return f"{c} click{'s' * (c != 1)} / {n} non-click{'s' * (n != 1)}"
     splits = splits if splits is not None else list(range(len(counts)))
-    parts = [f"{c} clicks / {n} non-clicks" if i == 0 else f"{c} / {n}" for i, (c, n) in enumerate(counts)]
+    parts = [counts_text([(c, n)]) if i == 0 else f"{c} / {n}" for i, (c, n) in enumerate(counts)]
     return ", ".join(f"{p} (data seed {d})" for p, d in zip(parts, splits))
 
 
@@ -194,7 +199,8 @@ def verdict(diff: float | None, p_adjusted: float | None, alpha: float = ALPHA) 
 
 
 def _paired(label, a, b) -> dict:
-    """Paired DeLong test with the variance of the difference (for combining test sets)."""
+    """Paired DeLong test with the variance of the difference (for combining test sets), and b's
+    own AUC and variance (its confidence interval, from the same ranks)."""
     if not testable(label):
         return {"auc_diff": None, "var": None}
     aucs, cov = delong(label, np.stack([a, b]))
@@ -202,7 +208,7 @@ def _paired(label, a, b) -> dict:
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     if not np.isfinite(diff):
         return {"auc_diff": None, "var": None}
-    return {"auc_diff": diff, "var": max(var, 0.0)}
+    return {"auc_diff": diff, "var": max(var, 0.0), "base_auc": float(aucs[1]), "base_var": max(float(cov[1, 1]), 0.0)}
 
 
 def combine(tests: list[dict]) -> dict:
@@ -257,34 +263,41 @@ def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[
     seeds = list(data_seeds) if data_seeds is not None else list(range(len(label_by_split)))
     cells = {name: {"tests": [], "runs": 0, "ahead": 0, "sig_better": 0, "sig_worse": 0, "base_ci_low": [],
                     "base_ci_high": [], "counts": [], "splits": []} for name in names + ["overall", "within"]}
-    left_out: set[str] = set()
+    tested: set[str] = set()  # testable in some data seed's split
+    left_out: set[str] = set()  # not testable in some data seed's split
     shares = []
     for d, label, scen, mp, bp in zip(seeds, label_by_split, scen_by_split, model_preds, base_preds):
         if not mp or not bp:
             continue
         masks = [(name, scen == j) for j, name in enumerate(names)] + [("overall", np.ones(len(label), bool))]
         per_pair: list[list] = [[] for _ in mp]  # per seed pair: (test rows, paired test) of each testable scenario
+        base_cells: list[list] = [[] for _ in mp]  # per seed pair: the baseline's within-scenario cells
         for name, m in masks:
             cell = cells[name]
             if not m.any():
                 continue
             cell["counts"].append(class_counts(label[m]))
             cell["splits"].append(d)
+            both = 0 < cell["counts"][-1][0] and 0 < cell["counts"][-1][1]
             pairs = []
             for i, (a, b) in enumerate(zip(mp, bp)):
                 t = _paired(label[m], a[m], b[m])
                 if t["auc_diff"] is None:
+                    if name != "overall" and both:  # too few to test, but part of the within-scenario AUC
+                        ab, cov = delong(label[m], b[m])
+                        base_cells[i].append((int(m.sum()), float(ab[0]), max(float(cov[0, 0]), 0.0)))
                     continue
                 pairs.append(t)
                 _tally(cell, t)
-                _, lo, hi = auc_ci(label[m], b[m])
+                _, lo, hi = _ci(t["base_auc"], t["base_var"])
                 cell["base_ci_low"].append(lo)
                 cell["base_ci_high"].append(hi)
                 if name != "overall":
                     per_pair[i].append((int(m.sum()), t))
+                    base_cells[i].append((int(m.sum()), t["base_auc"], t["base_var"]))
             cell["tests"].append(seed_mean_test(pairs))
-            if name != "overall" and not pairs:
-                left_out.add(name)
+            if name != "overall":
+                (tested if pairs else left_out).add(name)
         cell = cells["within"]
         cell["counts"].append(class_counts(label))
         cell["splits"].append(d)
@@ -298,10 +311,9 @@ def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[
                  "var": float(np.sum(w ** 2 * [p["var"] for _, p in parts]))}
             pairs.append(t)
             _tally(cell, t)
-        if per_pair and per_pair[0]:
-            shares.append(sum(n for n, _ in per_pair[0]) / len(label))
-        for b in bp:
-            _, lo, hi = within_auc_ci(label, b, scen, k)
+        shares.append(sum(n for n, _ in per_pair[0]) / len(label) if per_pair[0] else 0.0)
+        for parts in base_cells:
+            _, lo, hi = _within_of(parts)
             cell["base_ci_low"].append(lo)
             cell["base_ci_high"].append(hi)
         cell["tests"].append(seed_mean_test(pairs))
@@ -328,15 +340,15 @@ def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[
             out[key]["verdict_note"] = untestable_note(out[key]["counts"])
     one, many = noun
     w = out["within"]
-    w["tested"] = [n for n in names if n not in left_out and cells[n]["counts"]]
+    w["tested"] = [n for n in names if n in tested]
     w["share_tested"] = float(np.mean(shares)) if shares else 0.0
     if w["verdict"] == "n/a":
         w["verdict_note"] = (f"n/a: the paired test needs at least {MIN_CLASS} clicks and {MIN_CLASS} non-clicks in "
                              f"the test split of a {one}, and no {one} has them")
     elif left_out:
         w["note"] = (f"tested on the {len(w['tested'])} of {k} {many} with at least {MIN_CLASS} clicks and "
-                     f"{MIN_CLASS} non-clicks in test ({100 * w['share_tested']:.0f} % of the test rows); left out: "
-                     + "; ".join(f"{n} ({out[n]['counts']})" for n in names if n in left_out))
+                     f"{MIN_CLASS} non-clicks in a test split ({100 * w['share_tested']:.0f} % of the test rows); "
+                     "too few in: " + "; ".join(f"{n} ({out[n]['counts']})" for n in names if n in left_out))
     return out
 
 
