@@ -63,7 +63,8 @@ st.download_button("Download this table (CSV, every column)", table.drop(columns
                    .encode("utf-8"), file_name=f"{exp.name}-overall.csv", mime="text/csv", key="overall_csv")
 trained = table[~is_ref]
 with st.expander("How each model trained: epochs, early stopping, training time"):
-    st.dataframe(trained, hide_index=True, width="stretch", column_config=config, placeholder="—", key="training_table",
+    st.dataframe(trained, hide_index=True, width="stretch", column_config=config, placeholder="—",
+                 key="training_table",
                  column_order=["Model", "Runs", "Epochs", "Stopped at the cap while improving", "Train time (s)"])
 st.caption(explain.OVERALL_TABLE)
 for line in tables.settings_lines(report, n.one):

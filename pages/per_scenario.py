@@ -22,7 +22,8 @@ if long_df.empty:
 overall = tables.overall_table(report, n.one)
 within = tables.within_col(n.one)
 st.dataframe(overall, hide_index=True, width="stretch", placeholder="—", key="within_table",
-             column_order=[c for c in ("Model", within, f"{within} std", "Verdict vs BST", "Pooled AUC") if c in overall],
+             column_order=[c for c in ("Model", within, f"{within} std", "Verdict vs BST", "Pooled AUC")
+                           if c in overall],
              column_config={"Model": st.column_config.TextColumn(pinned=True),
                             within: st.column_config.NumberColumn(format="%.4f", help=explain.within_auc(n)),
                             f"{within} std": st.column_config.NumberColumn("std", format="%.4f"),

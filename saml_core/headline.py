@@ -170,23 +170,23 @@ def sentence(summary: list[dict], noun: tuple[str, str], reference: dict,
     compare(group a, group b or SCENARIO_CTR) -> the within-scenario paired test of a against b
     over every seed (`evaluate.compare_with_baseline(...)["within"]`), or None."""
     one, many = noun
-    ranked = sorted((s for s in summary if not s.get("sweep") and (s.get("within_auc") or {}).get("mean") is not None),
-                    key=lambda s: -s["within_auc"]["mean"])
+    scored = [s for s in summary if (s.get("within_auc") or {}).get("mean") is not None]
+    ranked = sorted([s for s in scored if not s.get("sweep")] or scored, key=lambda s: -s["within_auc"]["mean"])
     if not ranked:
         return f"No finished run has a within-{one} AUC yet: nothing to compare."
     best = ranked[0]
-    head = f"By within-{one} AUC, {best['label']} is best ({_ms(best['within_auc'])})"
+    head = f"By within-{one} AUC, {best['label']}{_sweep(best)} is best ({_ms(best['within_auc'])})"
     if len(ranked) > 1:
         up = ranked[1]
+        name = f"the runner-up {up['label']}{_sweep(up)} ({_ms(up['within_auc'])}"
         cell = compare(best["group"], up["group"])
         if cell and cell.get("verdict") == "better":
-            head += f", significantly ahead of the runner-up {up['label']} ({_ms(up['within_auc'])}; {_p(cell['p_value'])})"
+            head += f", significantly ahead of {name}; {_p(cell['p_value'])})"
         elif cell and cell.get("verdict") not in (None, "n/a"):
-            head += (f", but not significantly better than the runner-up {up['label']} ({_ms(up['within_auc'])}; "
-                     f"{_p(cell.get('p_value'))})")
+            head += f", but not significantly better than {name}; {_p(cell.get('p_value'))})"
         else:
             why = ((cell or {}).get("verdict_note") or "n/a: no runs on the same seeds").removeprefix("n/a: ")
-            head += f"; whether it beats the runner-up {up['label']} ({_ms(up['within_auc'])}) cannot be tested ({why})"
+            head += f"; whether it beats {name}) cannot be tested ({why})"
     lo, hi = best.get("within_ci_low"), best.get("within_ci_high")
     if lo is not None and lo <= 0.5:
         head += f"; no model is clearly better than guessing (the best one's 95 % CI, {lo:.2f}–{hi:.2f}, reaches 0.5)"

@@ -590,7 +590,7 @@ def report_markdown(doc: dict) -> str:
                       + (f" (derived from the data: {', '.join(ts['derived'])})" if ts.get("derived") else "")
                       + "; per-scenario models derive theirs from their own scenario's data."]
     lines += ["", f"| model | runs | within-{noun} AUC | vs {ref} (within-{noun}, p) | RelaImpr vs {ref} (within) | "
-                  "pooled AUC | logloss | epochs | stopped at cap while improving |", "|---|---|---|---|---|---|---|---|---|"]
+                  "pooled AUC | logloss | epochs | stopped at cap while improving |", "|---" * 9 + "|"]
     for s in doc["summary"]:
         v = s.get("vs_reference") or {}
         w = v.get("within") or {}
@@ -602,8 +602,8 @@ def report_markdown(doc: dict) -> str:
         lines.append(f"| {s['label']}{_sweep(s)} | {s['n_runs']} | {_ms(s.get('within_auc'))} | {ver} | {rel} | "
                      f"{_ms(s['auc'])} | {_ms(s['logloss'])} | {_ms(s['epochs_run'], '.1f')} | {cap or 'no'} |")
     for r in doc.get("references") or []:
-        lines.append(f"| {r['label']} (reference, no training) | — | {_ms(r['within_auc'])} | — | — | {_ms(r['auc'])} | "
-                     f"{_ms(r['logloss'])} | — | — |")
+        lines.append(f"| {r['label']} (reference, no training) | — | {_ms(r['within_auc'])} | — | — | "
+                     f"{_ms(r['auc'])} | {_ms(r['logloss'])} | — | — |")
     for r in doc.get("references") or []:
         if r.get("note"):
             lines.append(f"- {r['label']}: {r['note']}")
@@ -646,7 +646,8 @@ def report_markdown(doc: dict) -> str:
         "".join(f" {r['label']} |" for r in refs)
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for name in names:
-        lines.append(f"| {name} |" + "".join(f" {_ms(s['per_scenario'][name].get('logloss'))} |" for s in doc["summary"])
+        lines.append(f"| {name} |"
+                     + "".join(f" {_ms(s['per_scenario'][name].get('logloss'))} |" for s in doc["summary"])
                      + "".join(f" {_ms(r['per_scenario'][name]['logloss'])} |" for r in refs))
     for s in doc["summary"]:
         v = s.get("vs_reference")
@@ -662,8 +663,8 @@ def report_markdown(doc: dict) -> str:
                 continue
             rel = f"{c['relaimpr']:+.2f}%" if c.get("relaimpr") is not None else (c.get("relaimpr_note") or "—")
             lines.append(f"| {shown} | {_fmt(c['auc_diff'], '+.4f')} | {_fmt(c['p_value'], '.2g')} | "
-                         f"{_fmt(c.get('p_holm'), '.2g')} | {c.get('verdict_note') or c['verdict']} | {c['ahead_in']} of "
-                         f"{c['runs']} | {c['significantly_better_in']} / {c['significantly_worse_in']} | {rel} |")
+                         f"{_fmt(c.get('p_holm'), '.2g')} | {c.get('verdict_note') or c['verdict']} | "
+                         f"{c['ahead_in']} of {c['runs']} | {c['significantly_better_in']} / {c['significantly_worse_in']} | {rel} |")
     rec = [(s, s["recovery"]) for s in doc["summary"] if s.get("recovery")]
     if rec:
         lines += ["", "## Similarity recovery (mean alpha vs planted similarity, per mutual unit)", ""]

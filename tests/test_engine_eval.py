@@ -323,3 +323,37 @@ def test_within_test_against_a_base_rate_predictor_and_its_na_notes():
                                     [[np.zeros(int((scen == 0).sum()))]], names, noun=("market", "markets"))
     assert none["within"]["verdict"] == "n/a" and "in the test split of a market, and no market has them" in \
         none["within"]["verdict_note"]
+
+
+def test_headline_sentence_says_who_is_best_and_what_saml_does_not_beat():
+    from saml_core import headline
+
+    def group(gid, label, within, sweep=None):
+        return {"group": gid, "model": gid, "label": label, "sweep": sweep, "within_ci_low": within - 0.01,
+                "within_ci_high": within + 0.01, "within_auc": {"mean": within, "std": 0.01, "n": 3}}
+
+    def cell(verdict, diff, p):
+        return {"verdict": verdict, "auc_diff": diff, "p_value": p}
+
+    summary = [group("saml", "SAML", 0.70), group("bst", "BST", 0.68), group("lr_te", "LR (target encoding)", 0.71)]
+    tests = {("lr_te", "saml"): cell("no detectable difference", 0.01, 0.2), ("saml", "bst"): cell("better", 0.02, 1e-4),
+             ("saml", "lr_te"): cell("no detectable difference", -0.01, 0.2),
+             ("saml", headline.SCENARIO_CTR): cell("better", 0.2, 1e-12)}
+    text = headline.sentence(summary, ("market", "markets"), {"model": "bst", "label": "BST"},
+                             lambda a, b: tests.get((a, b)), "saml")
+    assert text == ("By within-market AUC, LR (target encoding) is best (0.7100 ± 0.0100), but not significantly "
+                    "better than the runner-up SAML (0.7000 ± 0.0100; p = 0.2); SAML (0.7000 ± 0.0100) beats BST "
+                    "(+0.0200, p = 0.0001) and the market click rate alone (0.5 within markets; +0.2000, p < 1e-10), "
+                    "and is level with LR (target encoding) (no detectable difference: -0.0100, p = 0.2).")
+    tests[("saml", "lr_te")] = cell("worse", -0.03, 1e-3)
+    tests[("saml", "bst")] = None  # no runs on the same seeds
+    text = headline.sentence(summary, ("market", "markets"), {"model": "bst", "label": "BST"},
+                             lambda a, b: tests.get((a, b)), "saml")
+    assert "but not LR (target encoding) (significantly better by 0.0300, p = 0.001)" in text
+    assert "cannot be tested against BST (not testable: no paired runs" in text
+    # a sweep experiment: its settings are the candidates
+    sweep = [group("saml-emb8", "SAML", 0.6, {"name": "emb", "value": 8}),
+             group("saml-emb16", "SAML", 0.62, {"name": "emb", "value": 16})]
+    text = headline.sentence(sweep, ("market", "markets"), {"model": "bst", "label": "BST"}, lambda a, b: None, "saml")
+    assert text.startswith("By within-market AUC, SAML (emb 16) is best (0.6200 ± 0.0100); whether it beats the "
+                           "runner-up SAML (emb 8) (0.6000 ± 0.0100) cannot be tested")
