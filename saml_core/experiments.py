@@ -257,16 +257,20 @@ class ExperimentProgress:
 
 
 def dataset_facts(data) -> dict:
-    """The facts of one data seed's split: shares, counts, oracle, similarities, probe subset."""
+    """The facts of one data seed's split: shares, counts, oracle, similarities, probe subset.
+    train_counts (train rows and clicks per scenario) give the report its reference predictors
+    (each scenario's train click rate; the overall one) without the test labels."""
     names = list(data.spec.scenario_names)
     k = len(names)
-    tr_s = data.train.scenario.numpy()
+    tr_s, tr_y = data.train.scenario.numpy(), data.train.label.numpy()
     te_s, te_y = data.test.scenario.numpy(), data.test.label.numpy()
     share = np.bincount(tr_s, minlength=k) / max(len(tr_s), 1)
     facts = {
         "traffic_share": {n: float(share[i]) for i, n in enumerate(names)},
         "test_counts": {n: {"n": int((te_s == i).sum()), "positives": int(te_y[te_s == i].sum())}
                         for i, n in enumerate(names)},
+        "train_counts": {n: {"n": int((tr_s == i).sum()), "positives": int(tr_y[tr_s == i].sum())}
+                         for i, n in enumerate(names)},
         "oracle_auc": None, "oracle_auc_overall": None, "data_similarity": None,
         "dropped_scenarios": data.info.get("dropped_scenarios") or [],
     }
@@ -466,7 +470,8 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             for data_seed in cfg.data_seeds:
                 todo = [r for r in plan if r.data_seed == data_seed]
                 key = str(data_seed)
-                if key in doc["splits"] and all(run_is_finished(exp_dir / r.run_id) for r in todo):
+                if key in doc["splits"] and "train_counts" in doc["splits"][key] and \
+                        all(run_is_finished(exp_dir / r.run_id) for r in todo):
                     for r in todo:  # nothing to train on this data seed: no need to load its data
                         log(f"[{plan.index(r) + 1}/{len(plan)}] {r.run_id}: finished earlier, skipped")
                     continue

@@ -25,6 +25,7 @@ import yaml
 
 from saml_core.data.build import encode_splits
 from saml_core.data.checks import id_format_warnings, leakage_warnings, scenario_spelling_warnings
+from saml_core.evaluate import MIN_CLASS
 from saml_core.data.schema import RawTable, Schema, SeqColumn
 from saml_core.data.types import MAX_SCENARIOS, DataError, MultiScenarioData, check_seq_len
 
@@ -415,7 +416,7 @@ def read_schema_file(path: str | Path) -> dict:
     drop = drop if isinstance(drop, list) else [drop]
     drop = canonical_scenarios(pd.Series([_text(v, "drop_scenarios", path, "scenario value") for v in drop],
                                          dtype=object)).tolist()
-    min_positives = spec.get("min_positives", 1)
+    min_positives = spec.get("min_positives", MIN_CLASS)  # the one rule's default (build.judge_scenarios)
     if not isinstance(min_positives, int) or isinstance(min_positives, bool) or min_positives < 1:
         raise _fail(path, f"'min_positives' must be a positive integer, got {_plain(min_positives)!r}")
     noun = spec.get("scenario_noun", ["scenario", "scenarios"])
