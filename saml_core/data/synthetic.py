@@ -86,7 +86,7 @@ IMPRESSIONS_PER_ITEM = 100  # items = samples / 100 (at least 1,000): item quali
 USER_SPREAD = 0.8  # norm of a user's personal taste deviation (country taste has norm 1)
 SEQ_SHARPNESS = 1.5  # how strongly the long-term interest follows the taste
 FOCUS_STICKINESS = 0.6  # the focus is kept from one step to the next with this probability
-FOCUS_SHARE = 0.7  # share of a step's behaviours in the focus category
+FOCUS_SHARE = 0.75  # share of a step's behaviours in the focus category
 BURST = 3.0  # mean behaviours per step
 MAX_WARMUP = 12  # steps before a user's first impression: 1..12 (new users have short histories)
 RETARGET_WINDOW = 10  # a retargeted item is one of the last 10 behaviours
@@ -94,9 +94,9 @@ P_FOCUS, P_INTEREST, P_RETARGET = 0.45, 0.15, 0.08  # where the shown item comes
 
 # click logit
 RECENCY = 10.0  # behaviour weight exp(-age / RECENCY), age 0 = the most recent
-MATCH_CATEGORY, MATCH_BRAND, MATCH_ITEM = 2.4, 1.2, 1.0
+MATCH_CATEGORY, MATCH_BRAND, MATCH_ITEM = 2.7, 1.2, 1.0
 DEMAND, BRAND_AFFINITY, PRICE_SLOPE = 0.5, 0.4, 0.4
-ITEM_QUALITY, SHOP_QUALITY = 0.4, 0.15
+ITEM_QUALITY, SHOP_QUALITY = 0.3, 0.15
 GENDER_CATEGORY, ACTIVITY = 0.25, 0.15
 DEVICE_EFFECT = (0.0, 0.15, -0.2)
 
@@ -276,6 +276,7 @@ def simulate(n_samples: int, seed: int = 0) -> tuple[RawTable, dict, dict]:
     hist_cat = np.where(valid, beh_cat[pos], 0)
     hist_item = np.where(valid, beh_item[pos], 0)
     hist_brand = item_brand[hist_item]
+    del pos  # [N, 30] int64: 720 MB at the large size
 
     # ---- the shown item ----
     source = rng.choice(4, N, p=[P_FOCUS, P_INTEREST, P_RETARGET, 1 - P_FOCUS - P_INTEREST - P_RETARGET])
