@@ -129,8 +129,9 @@ def format_decomposition(d: dict) -> str:
     lines.append(f"clicks: CTR {c['ctr']:.2%}; variance of a click {c['click_variance']:.4f} = "
                  f"{c['explained']:.4f} from the true probability (what the oracle knows) + "
                  f"{c['bernoulli_noise']:.4f} Bernoulli noise ({c['noise_share']:.1%}, no model can predict it)")
-    lines.append(f"personal term without the sequence: a user x target-category table filled on the train days "
-                 f"explains {d['personal_from_user_r2']:.1%} of its variance on the test day")
+    lines.append(f"personal term without the sequence: a user x target-category table of it (train days, shrunk to "
+                 f"the user's mean) predicts it on the test day with R^2 {d['personal_from_user_r2']:.3f} "
+                 f"(0: no better than one overall mean; 1: all of it)")
     sources = list(d["per_country"][0]["shares"])
     rows = [["country", "samples", "CTR", "logit var", *sources, "oracle AUC (test)"]]
     for r in d["per_country"]:
