@@ -411,17 +411,13 @@ def decompose(*, name: str = "synthetic-countries", size: str | None = None, see
     country = pd.Index(SCENARIOS).get_indexer(frame["country"].to_numpy())
     n_k = np.bincount(country, minlength=len(SCENARIOS))
 
-    def centred(x, rows=slice(None)):  # x minus its country's mean (over `rows`)
-        c = country[rows]
-        mean = np.bincount(c, x[rows], len(SCENARIOS)) / np.maximum(np.bincount(c, minlength=len(SCENARIOS)), 1)
-        return x[rows] - mean[c]
+    def centred(x):  # x minus its country's mean
+        return x - (np.bincount(country, x, len(SCENARIOS)) / np.maximum(n_k, 1))[country]
 
     z = parts["intercept"] + sum(parts[s] for s in SOURCES)
-    within = {s: centred(parts[s]) for s in SOURCES}
-    total = float(z.var())
-    var = {"base": total - float(centred(z).var())}
-    var.update({s: float(within[s].var()) for s in SOURCES})
-    var["covariance"] = float(centred(z).var()) - sum(var[s] for s in SOURCES)
+    total, within_total = float(z.var()), float(centred(z).var())
+    var = {"base": total - within_total, **{s: float(centred(parts[s]).var()) for s in SOURCES}}
+    var["covariance"] = within_total - sum(var[s] for s in SOURCES)
     rows = [{"source": s, "label": SOURCE_LABELS[s], "variance": v, "share": v / total} for s, v in var.items()]
 
     y, p = frame["click"].to_numpy().astype(np.float64), table.oracle_prob
