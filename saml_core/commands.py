@@ -103,7 +103,10 @@ def _common(p) -> None:
     p.add_argument("--data-seed", type=int, default=0, help="(first) data seed: simulated log, random split")
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--exclude-fields", default=None, metavar="FIELD,...",
-                   help="leave these categorical fields (and the sequences sharing them) out: a feature ablation")
+                   help="leave these categorical fields (and the sequences sharing them) or behaviour sequences "
+                        "out: a feature ablation")
+    p.add_argument("--no-sequences", action="store_true",
+                   help="leave every behaviour sequence out (= --exclude-fields with all the sequence names)")
     p.add_argument("--min-count", type=int, default=None,
                    help="categorical values seen fewer times in train share the out-of-vocabulary row")
     p.add_argument("--dataset-option", action="append", default=[], metavar="OPTION=VALUE",
@@ -157,6 +160,17 @@ def parse_dataset_options(items: list[str], given: dict | None = None) -> dict:
     return out
 
 
+def _excluded(args) -> list[str] | None:
+    """--exclude-fields plus, with --no-sequences, every behaviour sequence of the dataset: one
+    dataset option `exclude`, so the run records exactly what was left out."""
+    fields = _fields(args.exclude_fields) or []
+    if getattr(args, "no_sequences", False):
+        from saml_core.data.registry import sequence_names
+
+        fields += [q for q in sequence_names(args.dataset) if q not in fields]
+    return fields or None
+
+
 def _parse_model_options(items: list[str]) -> dict:
     out: dict = {}
     for item in items:
@@ -190,7 +204,7 @@ def settings_from_args(args) -> dict:
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
                             probes=probes, dataset_options=parse_dataset_options(args.dataset_option, {
                                 "size": args.size, "seq_len": args.seq_len, "min_count": args.min_count,
-                                "exclude": _fields(args.exclude_fields)}))
+                                "exclude": _excluded(args)}))
     return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
 
 
