@@ -90,6 +90,10 @@ def _common(p) -> None:
                    help="learning rate of the embedding tables relative to --lr")
     p.add_argument("--embedding-decay", type=float, default=None,
                    help="decoupled weight decay of the embedding rows each step touches")
+    p.add_argument("--tune", action="store_true",
+                   help="fair training: each model's learning rate and embedding decay (LR: smoothing and C) "
+                        "chosen from a 3x3 grid on validation AUC (first data and model seed), then every seed "
+                        "trained with that setting (docs/ENGINE.md, Tuning)")
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--d-g", type=int, default=None)
     p.add_argument("--d-s", type=int, default=None)
@@ -170,7 +174,8 @@ def settings_from_args(args) -> dict:
                             probes=probes, dataset_options={"size": args.size, "seq_len": args.seq_len,
                                                             "min_count": args.min_count,
                                                             "exclude": _fields(args.exclude_fields)})
-    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
+    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option),
+            "tuned": args.tune}
 
 
 class _CancelFlag:
