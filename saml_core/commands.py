@@ -1,4 +1,4 @@
-"""Engine sub-commands: train, experiment, report, demo, bench (JSON shapes: docs/ENGINE.md).
+"""Engine sub-commands: train, experiment, report, demo, bench, benchmark (JSON shapes: docs/ENGINE.md).
 
 Every choice list (models, datasets, presets) comes from the registries and `config.PRESETS`."""
 from __future__ import annotations
@@ -61,7 +61,13 @@ def add_commands(subparsers) -> None:
     _dist_option(d)
     d.set_defaults(func=cmd_demo)
 
-    from saml_core import bench
+    from saml_core import bench, benchmark
+
+    m = subparsers.add_parser("benchmark", help="the accuracy benchmark on MovieLens: every model tuned, 5 seeds, "
+                                                "two protocols, sequence and feature ablations; tables for "
+                                                "README/BENCHMARKS (resumes when re-run)")
+    benchmark.add_arguments(m)
+    m.set_defaults(func=benchmark.cmd)
 
     b = subparsers.add_parser("bench", help="samples/s, counted GFLOP and share of the measured peak of BST and "
                                             "SAML (interleaved rounds, same process)")

@@ -237,10 +237,11 @@ class ExperimentProgress:
     run's share (its epochs and steps; for a per-scenario model, its sub-models). Never goes
     backwards: a run that stops early jumps forward."""
 
-    def __init__(self, n_runs: int, done: int):
+    def __init__(self, n_runs: int, done: int, on_unit_done: Callable[[], None] | None = None):
         self.n_runs, self.done = max(n_runs, 1), done
         self.fraction = done / max(n_runs, 1)
         self.t0, self.f0 = time.monotonic(), self.fraction
+        self.on_unit_done = on_unit_done
 
     def update(self, event: dict) -> tuple[float, float | None]:
         epochs = max(float(event.get("epochs") or 1), 1.0)
@@ -255,6 +256,8 @@ class ExperimentProgress:
     def run_finished(self) -> None:
         self.done += 1
         self.fraction = max(self.fraction, self.done / self.n_runs)
+        if self.on_unit_done is not None:
+            self.on_unit_done()
 
     def eta(self) -> float | None:
         gained = self.fraction - self.f0
@@ -474,8 +477,9 @@ def train_settings(cfg: ExperimentConfig, data) -> dict:
 def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str | Path | None = None,
                    should_stop: Callable[[], bool] | None = None, command: str | None = None,
                    overwrite: bool = False, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-                   dist=None) -> Path:
+                   dist=None, on_unit_done: Callable[[], None] | None = None) -> Path:
     """Train every planned run that is not finished yet; returns the experiment directory.
+    `on_unit_done` is called after each run or tuning trial this call trains (or fails).
 
     With `dist` (saml_core.distributed; this process is rank 0 of a torchrun launch) everything
     here (lock, status, artifacts) stays in this process; the other ranks load each data seed's
@@ -515,7 +519,7 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             n_grid = {m: len(tuning.grid_points(m)) for m in untuned}
             progress = ExperimentProgress(len(plan) + sum(n_grid.values()),
                                           sum(run_is_finished(exp_dir / r.run_id) for r in plan)
-                                          + sum(tuning.finished_trials(exp_dir, m) for m in untuned))
+                                          + sum(tuning.finished_trials(exp_dir, m) for m in untuned), on_unit_done)
             failed: list[str] = []
             t_exp = time.perf_counter()
             for data_seed in cfg.data_seeds:

@@ -23,7 +23,7 @@ from saml_core.config import ConfigError, RunConfig, TrainConfig, resolve_for_da
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 from saml_core.models import build_model, registry
 from saml_core.optim import ModelAdam
-from saml_core.runtime import resolve_device, setup_cpu
+from saml_core.runtime import machine, resolve_device, setup_cpu
 
 ProgressFn = Callable[[dict], None]
 
@@ -374,6 +374,7 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         res.settings["distributed"] = dist.describe()
     metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
                     "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                    "machine": machine(device),
                     "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
                     "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
     if cfg.keep_weights:  # what model.pt must hold: listings check it without importing torch
@@ -428,7 +429,8 @@ def train_trial(cfg: RunConfig, data: MultiScenarioData, trial_dir: Path, *, pro
     return {"valid_auc": ev.auc(label, pred) if len(label) else None,
             "valid_logloss": ev.logloss(label, pred) if len(label) else None, "failed": None,
             "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "seconds": time.perf_counter() - t0,
-            "resumed_from": res.resumed_from, "stopped": res.stopped, "train_settings": res.settings}
+            "resumed_from": res.resumed_from, "stopped": res.stopped, "train_settings": res.settings,
+            "machine": machine(device)}
 
 
 BASIC_PROBES = {"index", "scenario", "label", "pred"}
