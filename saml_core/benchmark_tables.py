@@ -168,7 +168,7 @@ def per_scenario_table(doc: dict) -> list[str]:
 def findings(doc: dict, within: dict) -> list[str]:
     """Computed sentences on the main experiment: the best model, the deep models against the
     regression and the scenario-click-rate reference, the report's flags."""
-    out = []
+    out = [doc["headline"]] if doc.get("headline") else []
     rows = [s for s in doc["summary"] if (s.get("within_auc") or {}).get("mean") is not None]
     if rows:
         best = max(rows, key=lambda s: s["within_auc"]["mean"])
@@ -212,9 +212,22 @@ def findings(doc: dict, within: dict) -> list[str]:
         else:
             out.append(f"Every model is above the scenario-click-rate reference in every run, on pooled AUC "
                        f"({level:.4f}) and within-scenario AUC ({ms(ctr.get('within_auc'))}).")
-    for flag in doc.get("flags") or []:
-        out.append(f"Flag: {flag['text']}")
+    flags = doc.get("flags") or []
+    out += [f"Flag: {f['text']}" for f in flags if f.get("scenario") == "overall"]
+    per = {}  # per-scenario flags: one line per model and kind, not one per scenario
+    for f in flags:
+        if f.get("scenario") != "overall":
+            per.setdefault((f["model"], f["kind"]), []).append(f["scenario"])
+    kinds = {"logloss_worse_than_constant": "logloss worse than the constant's",
+             "auc_below_chance": "AUC below chance (its confidence interval under 0.5)"}
+    for (model, kind), where in per.items():
+        out.append(f"Flag: {_label_of(doc, model)}: {kinds.get(kind, kind)} in {len(where)} of "
+                   f"{len(doc['scenario_names'])} {doc['scenario_noun'][1]} ({', '.join(where)}).")
     return out
+
+
+def _label_of(doc: dict, group: str) -> str:
+    return next((s["label"] for s in doc["summary"] if s["group"] == group), group)
 
 
 def ablation(root: Path, protocol_steps: list, docs: dict, within: dict) -> list[str]:
@@ -271,7 +284,8 @@ def effect_sentence(title: str, subject: str, effects: dict, labels: dict) -> st
     if up:
         parts.append(f"adding {subject} raises the within-scenario AUC in every seed for {', '.join(up)}")
     if down:
-        parts.append(f"{'it' if up else f'adding {subject}'} lowers it in every seed for {', '.join(down)}")
+        parts.append(f"it lowers it in every seed for {', '.join(down)}" if up else
+                     f"adding {subject} lowers the within-scenario AUC in every seed for {', '.join(down)}")
     if mixed:
         parts.append(f"neither in every seed for {', '.join(mixed)}")
     return f"**{title}:** " + "; ".join(parts) + f" ({shown})."
@@ -291,6 +305,13 @@ def anchors(doc: dict) -> list[str]:
     for a in rows:
         lines.append(f"| {a['model']} | {a['scenario']} | {a['metric']} | {a['value']} | {a['note'] or ''} |")
     return lines
+
+
+def _references_text(doc: dict) -> str:
+    words = {"scenario_ctr": "each row scored by its {noun}'s train click rate and nothing else",
+             "constant": "every row scored by the train click rate"}
+    return "; ".join(f"*{r['label']}*, {words.get(r['id'], 'no training').format(noun=doc['scenario_noun'][0])}"
+                     for r in doc.get("references") or [])
 
 
 def _machines(root: Path, names: list[str]) -> str:
@@ -322,8 +343,7 @@ def render(root: Path, prefix: str, steps: list, *, seeds: int, command: str) ->
              f"Every model tuned with the same budget (9 settings each chosen on validation AUC; docs/ENGINE.md, "
              f"Tuning), then trained with {seeds} model seeds on data seed 0; means ± std over the seeds. "
              f"**Within-scenario AUC** = the test-rows-weighted mean of the per-{noun} AUCs: it cannot be raised by "
-             f"knowing which {noun} clicks more, unlike the pooled AUC (the *scenario click rate only* row scores "
-             "each row by its scenario's train click rate and nothing else; *constant* is the train click rate). "
+             f"knowing which {noun} clicks more, unlike the pooled AUC (reference rows: {_references_text(first)}). "
              "Logloss is pooled over the test rows (the test-rows-weighted mean of the per-" + noun + " loglosses). "
              "Verdicts against BST: paired tests over every seed. Training time per run (and the model's 9 tuning "
              f"trainings) on {_machines(root, list(docs))}.", ""]

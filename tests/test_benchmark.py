@@ -48,10 +48,12 @@ def bench(tmp_path_factory):
     argv = ["benchmark", "synthetic-countries", "--smoke", "--seeds", "2", "--models", MODELS, "--preset", "quick",
             "--threads", "1", "--prefix", PREFIX, "--protocols", "random", "--artifacts", str(tmp / "art"),
             "--docs-dir", str(docs), "--write"]
-    rc, out, err = _main(argv)
+    try:
+        rc, out, err = _main(argv)
+    finally:
+        mp.undo()  # the other tests run the real benchmark settings
     assert rc == 0, err
-    yield {"root": tmp / "art", "docs": docs, "argv": argv, "out": out, "err": err}
-    mp.undo()
+    return {"root": tmp / "art", "docs": docs, "argv": argv, "out": out, "err": err}
 
 
 def _tables(text: str) -> list[list[list[str]]]:

@@ -183,7 +183,7 @@ def test_every_model_gets_the_same_budget(monkeypatch):
 
     monkeypatch.setattr(tuning, "grid_spec", lambda m: registry.get(m).tune_grid or config.TUNE_GRID)
     assert tuning.grid_points("lr_te")[0] == {"model_options": {"smoothing": 5.0, "C": 0.01}}
-    assert tuning.grid_points("saml")[1] == {"train_config": {"lr": 1e-3, "embedding_decay": 1.0}}
+    assert tuning.grid_points("saml")[1] == {"train_config": {"lr": 1e-3, "embedding_decay": 0.1}}
     for entry in registry.entries():
         points = tuning.grid_points(entry.id)
         assert len(points) == tuning.grid_size(config.TUNE_GRID) == 9
