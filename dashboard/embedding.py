@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from saml_core import maps
+from saml_core.artifacts import ArtifactError, open_regular
 from saml_core.maps import VIEWS, hidden_layers, n_points, stored_size, subsample  # noqa: F401  (re-exported)
 
 CACHE_VERSION = 3
@@ -58,11 +59,12 @@ def embed(probes: dict, probes_path: Path, cache_dir: Path, view: str, layer: in
     coords, source = stored(maps_file, method, view, layer, len(x)), "stored"
     path = cache_file(cache_dir, probes_path, method, view, layer, size)
     if coords is None and path.exists():
-        try:
-            coords, source = np.load(path, allow_pickle=False), "cache"
+        try:  # a FIFO planted in the shared cache folder must not hang the page
+            with open_regular(path) as f:
+                coords, source = np.load(f, allow_pickle=False), "cache"
             if coords.shape != (len(x), 2):
                 coords = None
-        except (OSError, ValueError):
+        except (OSError, ValueError, MemoryError, ArtifactError):
             coords = None
     if coords is None:
         coords, source = maps.fit(method, x), "computed"

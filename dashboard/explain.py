@@ -43,15 +43,25 @@ def glossary(n: Noun) -> str:
     return f"""
 - **AUC** — chance that the model ranks a random clicked item above a random non-clicked one
   (0.5 = guessing, 1.0 = perfect). Small gains matter: +0.01 AUC is large in advertising.
+- **Within-{n.one} AUC** (the headline) — the AUC inside each {n.one}, averaged with weights by
+  test samples. Knowing only which {n.one} clicks more earns nothing on it (0.5).
+- **Pooled AUC** — all {n.many} ranked together: it also rewards knowing which {n.one} clicks
+  more, which the *{n.one} click rate only* reference row shows on its own.
+- **Reference rows** — no training: every sample scored by its {n.one}'s click rate in the
+  training data (*{n.one} click rate only*), or by the overall training click rate (*constant*).
+  A model that does not beat them has learned nothing beyond base rates.
 - **Logloss** — how far predicted click probabilities are from what happened (lower is better).
 - **Verdict vs BST** — from a paired statistical test on the same test samples, using every
   seed (the AUC differences averaged over model seeds, with their spread; independent data seeds
   combined): *better* / *worse* when the test says so (p < 0.05 after a Holm correction for
   testing every {n.one}), else *no detectable difference*; *n/a* where a test split has fewer
-  than 10 clicks (too few for the test).
+  than 10 clicks or fewer than 10 non-clicks (too few for the test; the counts are given).
 - **RelaImpr** — improvement over BST relative to BST's distance from guessing:
-  ((AUC − 0.5) / (AUC of BST − 0.5) − 1) × 100 %. Shown only where BST is clearly better than
-  guessing (its 95 % interval above 0.5); near 0.5 the ratio is meaningless.
+  ((AUC − 0.5) / (AUC of BST − 0.5) − 1) × 100 %, on the within-{n.one} AUC. Shown only where
+  BST is clearly better than guessing (its 95 % interval above 0.5); near 0.5 the ratio is
+  meaningless.
+- **Flags** — an AUC whose 95 % interval lies entirely below 0.5 (worse than guessing), a logloss
+  worse than the constant reference's (the probabilities are worse than predicting the average).
 - **α (similarity coefficient)** — for a sample of {n.one} s, how much weight s's branch gives to
   each other branch; the weights over the other branches add up to 1.
 - **g (gate coefficient)** — how much of that borrowed knowledge a branch actually adds (0 = none).
@@ -60,8 +70,19 @@ def glossary(n: Noun) -> str:
 
 OVERALL_TABLE = ("Each row is one model; with several seeds, the mean over its runs (± std). Verdict: "
                  "the paired test against BST on the same test samples with every seed, not one lucky "
-                 "run. How each model trained (epochs, early stopping, time) is in the box above; the "
-                 "settings every model shared are below.")
+                 "run. The last rows are the references, computed without training. How each model trained "
+                 "(epochs, early stopping, time) is in the box above; the settings every model shared are below.")
+
+
+def within_auc(n: Noun) -> str:
+    return (f"Within-{n.one} AUC leads: how well a model ranks clicks inside each {n.one}, averaged with weights by "
+            f"test samples. A predictor that only knows which {n.one} clicks more scores exactly 0.5 on it, while "
+            f"the pooled AUC (all {n.many} ranked together) already credits that knowledge, so it comes second.")
+
+
+def pooled_auc(n: Noun) -> str:
+    return (f"AUC over all {n.many} ranked together: it also rewards knowing which {n.one} clicks more (see the "
+            f"{n.one}-click-rate reference row).")
 
 TRAINING_CURVES = {
     "valid_auc": ("Validation AUC after every epoch. Training stops once it has not improved for a number "
@@ -172,4 +193,7 @@ DATASET_BADGES = {
     "byo": "**Your own log.** Loaded from a file you provided.",
     "aliexpress": "**Real data: AliExpress search clicks.** Public Tianchi data; scenario = country.",
     "aliccp": "**Real data: Ali-CCP (Taobao) clicks.** Public Tianchi data; scenario = traffic domain.",
+    "movielens": ("**Real data: MovieLens ratings.** Public GroupLens data; a rating above 3 counts as a click, "
+                  "and every row is a movie the user chose to rate. Scenario = the users' age group, occupation "
+                  "or gender."),
 }

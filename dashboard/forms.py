@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dashboard import settings
 from saml_core.config import ConfigError, PRESETS, check_name
 
 
@@ -38,6 +39,18 @@ def needs_path(dataset: str) -> str:
         if e.name == dataset:
             return e.path_hint if e.takes_path else ""
     return ""
+
+
+def data_path(text: str) -> Path:
+    """A dataset path typed into the form, resolved (links followed); a relative one counts from
+    the data folder (`settings.data_dir`)."""
+    path = Path(text.strip()).expanduser()
+    return (path if path.is_absolute() else settings.data_dir() / path).resolve()
+
+
+def outside_data_dir(path: Path) -> bool:
+    folder = settings.data_dir()
+    return path != folder and folder not in path.parents
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -78,7 +91,7 @@ class RetrainRequest:
         if not needs_path(self.dataset):
             return self.dataset
         # Absolute: the job runs from the project root, not from where the app was started.
-        path = str(Path(self.dataset_path.strip()).expanduser().resolve()) if self.dataset_path.strip() else ""
+        path = str(data_path(self.dataset_path)) if self.dataset_path.strip() else ""
         return f"{self.dataset}:{path}"
 
     def mlp_sizes(self) -> list[int]:
@@ -114,11 +127,14 @@ def validate(req: RetrainRequest, existing_experiments: set[str], cuda_available
     if req.dataset not in dataset_choices():
         errors.append(f"Dataset: unknown choice {req.dataset!r}.")
     elif hint:
-        path = Path(req.dataset_path.strip()).expanduser()
-        if not req.dataset_path.strip():
+        text = req.dataset_path.strip()
+        if not text:
             errors.append(f"Dataset: give the path of the {hint}.")
-        elif not path.exists():
-            errors.append(f"Dataset: {path} does not exist.")
+        elif outside_data_dir(data_path(text)):  # said before existence: the form tells nothing of other files
+            errors.append(f"Dataset: {text} is outside the data folder {settings.data_dir()}; put the data there, "
+                          f"or start the dashboard with {settings.DATA_DIR_VAR} set to its folder.")
+        elif not data_path(text).exists():
+            errors.append(f"Dataset: {text} does not exist in the data folder {settings.data_dir()}.")
     if not req.runs:
         errors.append("Models: pick at least one model.")
     if req.device not in DEVICES:

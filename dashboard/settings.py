@@ -10,12 +10,24 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 ENV_VAR = "SAML_DEMO_MODE"
 SECRET_KEY = "demo_mode"
+DATA_DIR_VAR = "SAML_DATA_DIR"
+PROJECT_DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+
+
 def artifacts_root() -> Path:
     """$SAML_ARTIFACTS, else the artifacts/ folder next to app.py (`streamlit run path/to/app.py`
     from any working directory finds the same experiments as the CLI): saml_core's default."""
     from saml_core.registry import default_root
 
     return default_root()
+
+
+def data_dir() -> Path:
+    """The only folder whose files the Retrain form takes as a dataset (a schema file, a folder of
+    raw tables): $SAML_DATA_DIR (a relative path counts from the working directory), else the
+    project's datasets/ folder. A browser user must not make the server read its other files."""
+    env = os.environ.get(DATA_DIR_VAR, "").strip()
+    return (Path(env).expanduser() if env else PROJECT_DATASETS).resolve()
 
 
 @dataclass(frozen=True)

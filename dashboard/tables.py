@@ -26,29 +26,73 @@ def _sorted(df: pd.DataFrame, col: str = "model") -> pd.DataFrame:
     return df.sort_values(col, key=lambda c: c.map(model_sort_key), kind="stable").reset_index(drop=True)
 
 
-def overall_table(report: dict) -> pd.DataFrame:
-    """The paper's Table II over seeds: one row per model (and sweep setting)."""
-    cols = ["Model", "Runs", "AUC", "AUC std", "Logloss", "RelaImpr vs BST (%)", "Verdict vs BST", "p (vs BST)",
-            "Epochs", "Stopped at the cap while improving", "Train time (s)", "model"]
+def within_col(noun_one: str) -> str:
+    return f"Within-{noun_one} AUC"
+
+
+def overall_table(report: dict, noun_one: str = "scenario") -> pd.DataFrame:
+    """The paper's Table II over seeds, led by the within-scenario AUC: one row per model (and
+    sweep setting), then the two reference predictors (no training). Verdict, p and RelaImpr
+    are those of the within-scenario AUC; the pooled AUC is the secondary column. Every column
+    is the CSV download's."""
+    within = within_col(noun_one)
+    cols = ["Model", "Runs", within, f"{within} std", "Verdict vs BST", "p (vs BST)", "RelaImpr vs BST (%)",
+            "Pooled AUC", "Logloss", "Flags", "Epochs", "Stopped at the cap while improving", "Train time (s)",
+            "Note", "model"]
+    flags: dict[str, list[str]] = {}
+    for f in report.get("flags") or []:
+        flags.setdefault(f["model"], []).append(f["text"])
     rows = []
     for s in report.get("summary") or []:
-        v = (s.get("vs_reference") or {}).get("overall") or {}
+        v = (s.get("vs_reference") or {}).get("within") or {}
         sweep = f" ({s['sweep']['name']} {s['sweep']['value']})" if s.get("sweep") else ""
+        w = s.get("within_auc") or {}
         rows.append({
-            "model": s["model"], "Model": s["label"] + sweep, "Runs": s["n_runs"], "AUC": s["auc"]["mean"],
-            "AUC std": s["auc"]["std"] if s["n_runs"] > 1 else None, "Logloss": s["logloss"]["mean"],
+            "model": s["model"], "Model": s["label"] + sweep, "Runs": s["n_runs"], within: w.get("mean"),
+            f"{within} std": w.get("std") if s["n_runs"] > 1 else None,
             "RelaImpr vs BST (%)": v.get("relaimpr"),
             "Verdict vs BST": VERDICT_MARK.get(v.get("verdict"), "—") if v else "reference" if
             s["model"] == report["reference"]["model"] else "—",
-            "p (vs BST)": v.get("p_value"), "Epochs": s["epochs_run"]["mean"],
+            "p (vs BST)": v.get("p_value"), "Pooled AUC": s["auc"]["mean"], "Logloss": s["logloss"]["mean"],
+            "Flags": "; ".join(flags.get(s["group"], [])), "Epochs": s["epochs_run"]["mean"],
             "Stopped at the cap while improving": _cap_text(s),
             "Train time (s)": (s["train_seconds"]["mean"] or 0) * s["n_runs"],
+            "Note": " ".join(x for x in (v.get("verdict_note"), v.get("note")) if x),
         })
     df = _sorted(pd.DataFrame(rows, columns=cols))
-    for col in ("AUC std", "RelaImpr vs BST (%)", "p (vs BST)"):  # blanks say nothing: drop empty columns
+    refs = pd.DataFrame([{"model": r["id"], "Model": f"{r['label'][:1].upper()}{r['label'][1:]} (reference)",
+                          within: r["within_auc"]["mean"], "Pooled AUC": r["auc"]["mean"],
+                          "Logloss": r["logloss"]["mean"], "Verdict vs BST": "no training",
+                          "Flags": "", "Note": r.get("note") or ""} for r in report.get("references") or []],
+                        columns=cols)
+    if not df.empty and not refs.empty:
+        df = pd.concat([df, refs], ignore_index=True)
+    for col in (f"{within} std", "RelaImpr vs BST (%)", "p (vs BST)"):  # blanks say nothing: drop empty columns
         if col in df and df[col].isna().all():
             df = df.drop(columns=col)
     return df
+
+
+FLAG_WORDS = {"auc_below_chance": "AUC below chance (95 % CI entirely under 0.5)",
+              "logloss_worse_than_constant": "logloss worse than the constant reference's"}
+
+
+def flag_lines(report: dict) -> list[str]:
+    """The report's flags, one line per model: its overall flags in full, then per kind the
+    scenarios flagged (every flag's full text is in `report["flags"]`)."""
+    by_model: dict[str, list[dict]] = {}
+    for f in report.get("flags") or []:
+        by_model.setdefault(f["model"], []).append(f)
+    labels = {s["group"]: s["label"] for s in report.get("summary") or []}
+    lines = []
+    for model, fl in by_model.items():
+        parts = [f["text"].split(": ", 1)[-1] for f in fl if f["scenario"] == "overall"]
+        for kind, words in FLAG_WORDS.items():
+            where = [f["scenario"] for f in fl if f["scenario"] != "overall" and f["kind"] == kind]
+            if where:
+                parts.append(f"{words} in {', '.join(where)}")
+        lines.append(f"{labels.get(model, model)}: " + "; ".join(parts))
+    return lines
 
 
 def _cap_text(s: dict) -> str:
@@ -74,9 +118,11 @@ def settings_lines(report: dict, noun_one: str) -> list[str]:
 
 
 def per_scenario_long(report: dict) -> pd.DataFrame:
-    """One row per (model group, scenario): AUC over runs, CI, counts, verdict vs BST, RelaImpr."""
+    """One row per (model group, scenario): AUC over runs, CI, counts, logloss, verdict vs BST (or
+    why none), RelaImpr (or why none)."""
     cols = ["group", "model", "label", "scenario", "auc", "auc_std", "ci_low", "ci_high", "runs", "n", "positives",
-            "verdict", "p_value", "p_holm", "relaimpr", "relaimpr_note", "ahead_in", "traffic_share", "oracle_auc"]
+            "logloss", "verdict", "verdict_note", "p_value", "p_holm", "relaimpr", "relaimpr_note", "ahead_in",
+            "traffic_share", "oracle_auc"]
     rows = []
     share = report.get("traffic_share") or {}
     oracle = report.get("oracle_auc") or {}
@@ -90,7 +136,8 @@ def per_scenario_long(report: dict) -> pd.DataFrame:
             rows.append({"group": s["group"], "model": s["model"], "label": s["label"], "scenario": name,
                          "auc": c["auc"]["mean"], "auc_std": c["auc"]["std"], "ci_low": c["ci_low"],
                          "ci_high": c["ci_high"], "runs": s["n_runs"], "n": c["n"], "positives": c["positives"],
-                         "verdict": t.get("verdict"), "p_value": t.get("p_value"), "p_holm": t.get("p_holm"),
+                         "logloss": (c.get("logloss") or {}).get("mean"), "verdict": t.get("verdict"),
+                         "verdict_note": t.get("verdict_note"), "p_value": t.get("p_value"), "p_holm": t.get("p_holm"),
                          "relaimpr": t.get("relaimpr"), "relaimpr_note": t.get("relaimpr_note"),
                          "ahead_in": f"{t['ahead_in']} of {t['runs']}" if t.get("runs") else None,
                          "traffic_share": share.get(name), "oracle_auc": oracle.get(name)})
@@ -106,9 +153,11 @@ def per_scenario_long(report: dict) -> pd.DataFrame:
     return df.sort_values(["_s", "_m"]).drop(columns=["_s", "_m"]).reset_index(drop=True)
 
 
-def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, focus: str = "saml") -> pd.DataFrame:
+def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, focus: str = "saml",
+                      references: list[dict] | None = None) -> pd.DataFrame:
     """The table to read and download: one row per scenario, AUC per model, then the focus
-    model's comparison with BST (verdict, p, Holm p, RelaImpr or why not)."""
+    model's comparison with BST (verdict, p, Holm p, RelaImpr or why not), every model's logloss
+    and the reference predictors' (whose AUC within a scenario is 0.5)."""
     if long_df.empty:
         return pd.DataFrame()
     models = sorted(long_df["model"].unique(), key=model_sort_key)
@@ -120,7 +169,8 @@ def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, fo
             continue
         first = sub.iloc[0]
         row = {noun_one.capitalize(): s, "Traffic share (%)": 100 * (first["traffic_share"] or float("nan")),
-               "Test samples": first["n"], "Test clicks": first["positives"]}
+               "Test samples": first["n"], "Test clicks": first["positives"],
+               "Test non-clicks": first["n"] - first["positives"]}
         for m in models:
             if m in sub.index:
                 row[f"{label[m]} AUC"] = sub.at[m, "auc"]
@@ -130,14 +180,22 @@ def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, fo
             row["p"] = f["p_value"]
             row["p (Holm)"] = f["p_holm"]
             row["RelaImpr (%)"] = f["relaimpr"]
+            if isinstance(f["verdict_note"], str):
+                row["Why no verdict"] = f["verdict_note"].removeprefix("n/a: ")
             if pd.isna(f["relaimpr"]) and isinstance(f["relaimpr_note"], str):
                 row["Why no RelaImpr"] = f["relaimpr_note"].removeprefix("n/a: ")
         if first["oracle_auc"] is not None and np.isfinite(first["oracle_auc"]):
             row["Oracle AUC"] = first["oracle_auc"]
+        for m in models:
+            if m in sub.index:
+                row[f"{label[m]} logloss"] = sub.at[m, "logloss"]
+        for r in references or []:
+            row[f"{r['label'][:1].upper()}{r['label'][1:]}: logloss"] = r["per_scenario"][s]["logloss"]["mean"]
         rows.append(row)
     df = pd.DataFrame(rows)
-    if "Why no RelaImpr" in df:
-        df["Why no RelaImpr"] = df["Why no RelaImpr"].fillna("")
+    for col in ("Why no verdict", "Why no RelaImpr"):
+        if col in df:
+            df[col] = df[col].fillna("")
     return df
 
 

@@ -185,6 +185,9 @@ def dataset_badge(exp) -> None:
     caveats = [str(c) for c in caveats if kind != "synthetic" or "Simulated" not in str(c)]  # badge says it
     for d in exp.dropped_scenarios:
         st.caption(f":material/filter_alt_off: Left out: **{d.get('scenario')}** — {d.get('reason')}")
+    warnings = info.get("warnings") or []
+    for w in warnings if isinstance(warnings, list) else [warnings]:  # e.g. label leakage: results may mean nothing
+        st.warning(plain(str(w)), icon=":material/warning:")
     if caveats:
         st.caption(f"Caveat: {caveats[0]}")
     if len(caveats) > 1:

@@ -1,4 +1,5 @@
-"""AUC per scenario: every model against BST, scenario by scenario, with verdicts over all seeds."""
+"""AUC per scenario: the within-scenario AUC of every model first, then every model against BST,
+scenario by scenario, with verdicts over all seeds, and the reference predictors' logloss."""
 import streamlit as st
 
 from dashboard import charts, explain, tables, ui
@@ -16,6 +17,18 @@ long_df = tables.per_scenario_long(report)
 if long_df.empty:
     st.info(f"No run of this experiment has per-{n.one} results yet.")
     st.stop()
+
+# The headline first: one number per model that knowing a scenario's click rate cannot reach.
+overall = tables.overall_table(report, n.one)
+within = tables.within_col(n.one)
+st.dataframe(overall, hide_index=True, width="stretch", placeholder="—", key="within_table",
+             column_order=[c for c in ("Model", within, f"{within} std", "Verdict vs BST", "Pooled AUC")
+                           if c in overall],
+             column_config={"Model": st.column_config.TextColumn(pinned=True),
+                            within: st.column_config.NumberColumn(format="%.4f", help=explain.within_auc(n)),
+                            f"{within} std": st.column_config.NumberColumn("std", format="%.4f"),
+                            "Pooled AUC": st.column_config.NumberColumn(format="%.4f", help=explain.pooled_auc(n))})
+st.caption(explain.within_auc(n) + f" Below, {n.one} by {n.one}.")
 
 present = sorted(long_df["model"].unique(), key=lambda m: (models.find(m).order if models.find(m) else 999, m))
 main = [m for m in present if (e := models.find(m)) is not None and e.default and e.role != "ablation"]
@@ -37,7 +50,8 @@ st.plotly_chart(charts.per_scenario_auc(view, names, n.one, show_oracle=show_ora
                 width="stretch", key="auc_chart")
 st.caption(explain.per_scenario_bars(n, multi) + (explain.ORACLE if show_oracle else ""))
 
-wide = tables.per_scenario_wide(view, names, n.one, focus=focus)  # every column: the CSV download
+wide = tables.per_scenario_wide(view, names, n.one, focus=focus,  # every column: the CSV download
+                                references=report.get("references"))
 st.subheader(f"Per-{n.one} table: test AUC and the verdict")
 # The table on screen fits a 1024 px window: the chart's main models, the focus model's verdict and
 # RelaImpr; counts, p-values, the oracle and added models are under "More columns".
@@ -45,11 +59,12 @@ key_col, verdict_col = n.One, f"{labels[focus]} vs BST"
 auc_cols = {m: f"{labels[m]} AUC" for m in shown if f"{labels[m]} AUC" in wide}
 first = [key_col, "Traffic share (%)"] + [auc_cols[m] for m in main if m in auc_cols] + [verdict_col, "RelaImpr (%)"]
 first = [c for c in first if c in wide]
-more = [key_col, "Test samples", "Test clicks"] + [c for c in auc_cols.values() if c not in first] + [
-    "p", "p (Holm)", "Oracle AUC"]
+loglosses = [c for c in wide if c.endswith("logloss")]
+more = [key_col, "Test samples", "Test clicks", "Test non-clicks"] + [c for c in auc_cols.values() if c not in first] \
+    + ["p", "p (Holm)", "Oracle AUC"] + loglosses + ["Why no verdict"]
 more = [c for c in more if c in wide]
 config = {c: st.column_config.NumberColumn(c.removesuffix(" AUC"), format="%.4f", help=f"Test AUC of {c[:-4]}")
-          for c in auc_cols.values()} | {
+          for c in auc_cols.values()} | {c: st.column_config.NumberColumn(format="%.4f") for c in loglosses} | {
     key_col: st.column_config.TextColumn(pinned=True),
     "Traffic share (%)": st.column_config.NumberColumn("Share (%)", format="%.1f",
                                                        help=f"Share of the training samples from this {n.one}"),
@@ -58,12 +73,14 @@ config = {c: st.column_config.NumberColumn(c.removesuffix(" AUC"), format="%.4f"
     "RelaImpr (%)": st.column_config.NumberColumn(format="%+.2f", help=explain.relaimpr(n)),
     "Test samples": st.column_config.NumberColumn(format="%d"),
     "Test clicks": st.column_config.NumberColumn(format="%d"),
+    "Test non-clicks": st.column_config.NumberColumn(format="%d"),
     "p": st.column_config.NumberColumn(format="%.2g", help=f"Paired test of {labels[focus]} against BST"),
     "p (Holm)": st.column_config.NumberColumn(format="%.2g", help=f"Holm-adjusted for testing every {n.one}"),
     "Oracle AUC": st.column_config.NumberColumn(format="%.4f", help="Best AUC any model can reach (simulator)")}
 st.dataframe(wide, hide_index=True, width="stretch", column_order=first, column_config=config, placeholder="—",
              key="auc_table")
-with st.expander("More columns: test samples and clicks, p-values" + (", oracle" if "Oracle AUC" in more else "")
+with st.expander("More columns: test samples and clicks, p-values, logloss beside the references"
+                 + (", oracle" if "Oracle AUC" in more else "")
                  + (", " + ", ".join(labels[m] for m in added) if added else "")):
     st.dataframe(wide, hide_index=True, width="stretch", column_order=more, column_config=config, placeholder="—",
                  key="auc_table_more")

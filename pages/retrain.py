@@ -1,7 +1,7 @@
 """Retrain: launch a new experiment in a background process, follow it, cancel it."""
 import streamlit as st
 
-from dashboard import data_access as da, explain, forms, ui
+from dashboard import data_access as da, explain, forms, settings, ui
 
 ui.page_setup("Retrain")
 st.title("Try other settings — Retrain")
@@ -20,8 +20,10 @@ models = forms.model_choices()
 c1, c2, c3 = st.columns([2, 2, 1])
 dataset = c1.selectbox("Dataset", list(datasets), format_func=datasets.get, key="rt_dataset")
 hint = forms.needs_path(dataset)
-dataset_path = c2.text_input(f"Path: {hint}" if hint else "Path (not needed for this dataset)", key="rt_path",
-                             disabled=not hint)
+dataset_path = c2.text_input(f"Path under {settings.data_dir()}: {hint}" if hint else
+                             "Path (not needed for this dataset)", key="rt_path", disabled=not hint,
+                             help=f"The dashboard reads datasets from this data folder only ({settings.DATA_DIR_VAR}, "
+                                  "default: the project's datasets/ folder); a relative path counts from it.")
 base = forms.RetrainRequest.defaults(dataset)
 preset = c3.selectbox("Preset", forms.PRESET_NAMES, index=forms.PRESET_NAMES.index(base.preset), key=f"rt_preset_{dataset}",
                       help="Training settings to start from: the paper's industrial or public ones, or tiny "

@@ -1,5 +1,5 @@
 import sys
 
-from saml_core.cli import main
+from saml_core.cli import exit_quietly, main
 
-sys.exit(main())
+sys.exit(exit_quietly(main()))

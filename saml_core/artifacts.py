@@ -3,6 +3,10 @@
 Every reader turns a missing, truncated, corrupted or incompatible file into an
 `ArtifactError` whose message names the file. Writers never leave a half-written file: they
 write a temporary file in the same directory, fsync it and `os.replace` it into place.
+
+The artifacts folder is shared, so readers take nothing for granted: only regular files are
+read (a FIFO or a device in place of a file is refused without waiting on it), and their size is
+bounded before anything is allocated (MAX_JSON_BYTES, MAX_NPZ_BYTES).
 """
 from __future__ import annotations
 
@@ -11,12 +15,22 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 SCHEMA_VERSION = 2
+# A JSON artifact is at most a few MB (the demo's largest is 40 KB; 200 scenarios' alpha matrices
+# and per-scenario histories stay far below): a larger one is not ours and is not read.
+MAX_JSON_BYTES = 64 << 20
+# Arrays of one npz file, uncompressed (the demo's largest probes.npz holds about 2 MB).
+MAX_NPZ_BYTES = 4 << 30
+# Counts a training run records; anything beyond (a negative count, 1e20 epochs) is a corrupted file.
+MAX_EPOCHS = 1_000_000
+MAX_COUNT = 10**12
 
 
 class ArtifactError(RuntimeError):
@@ -74,14 +88,67 @@ def write_json(path: str | Path, obj: dict, versioned: bool = True) -> None:
     atomic_write_bytes(path, json.dumps(clean_json(obj), indent=1, allow_nan=False).encode())
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: Path, mode: int) -> ArtifactError:
+    kind = next((word for test, word in _KINDS if test(mode)), "not a plain file")
+    return ArtifactError(path, f"not a regular file ({kind}); not read")
+
+
+def check_regular(path: str | Path) -> None:
+    """The file exists and is a regular file (links followed), checked without opening it: opening
+    a FIFO waits for a writer, opening a device may do anything."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ArtifactError(path, "file is missing") from None
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, st.st_mode)
+
+
+def open_regular(path: str | Path):
+    """A binary file object of a regular file, opened without blocking (O_NONBLOCK, the same
+    rule as the job queue's reads: a file swapped for a FIFO after the check is still refused)."""
+    path = Path(path)
+    check_regular(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot read ({exc.strerror or exc})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _not_regular(path, st.st_mode)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: str | Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (checked before reading)."""
+    path = Path(path)
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise ArtifactError(path, f"larger than {limit} bytes ({size} bytes); not read")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise ArtifactError(path, f"larger than {limit} bytes; not read")
+    return data
+
+
 def read_json(path: str | Path, versioned: bool = True) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(path, "file is missing")
+    data = read_regular(path, MAX_JSON_BYTES)
     try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(path, f"corrupted or truncated JSON ({exc})") from None
+        obj = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ArtifactError(path, "corrupted JSON (nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also integers beyond Python's digit limit
+        raise ArtifactError(path, f"corrupted or truncated JSON ({str(exc)[:200]})") from None
     if not isinstance(obj, dict):
         raise ArtifactError(path, "expected a JSON object")
     if versioned:
@@ -107,20 +174,48 @@ def check_fields(path, obj: dict, required: dict[str, type]) -> None:
             raise ArtifactError(path, f"field '{key}' should be {kind.__name__}, got {type(value).__name__} {value!r:.40}")
 
 
+def check_count(path, where: str, value, hi: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi):
+        raise ArtifactError(path, f"{where} should be a whole number from 0 to {hi:,}, got {_short(value)}")
+
+
+def _short(value) -> str:
+    """repr of a value read from a file, cut to a readable length (an integer of 400 digits)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _finite_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)  # an int beyond float range raises OverflowError
+    except OverflowError:
+        return False
+
+
 def _check_auc_cell(path, where: str, cell) -> None:
     if not isinstance(cell, dict):
         raise ArtifactError(path, f"{where} is not an object")
     for key in ("auc", "ci_low", "ci_high", "logloss"):
         v = cell.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-            raise ArtifactError(path, f"{where}.{key} should be a number, got {v!r:.40}")
+        if v is not None and not _finite_number(v):
+            raise ArtifactError(path, f"{where}.{key} should be a number, got {_short(v)}")
+    for key in ("n", "positives"):
+        check_count(path, f"{where}.{key}", cell.get(key), MAX_COUNT)
     auc = cell.get("auc")
     if auc is not None and not 0.0 <= auc <= 1.0:
         raise ArtifactError(path, f"{where}.auc = {auc} is not in [0, 1]")
 
 
 def check_metrics(path, metrics: dict, scenario_names: list[str] | None) -> None:
-    """metrics.json: an overall AUC and a cell for every scenario of the experiment."""
+    """metrics.json: an overall AUC and a cell for every scenario of the experiment; the counts
+    and times the report averages are numbers a training run can have."""
+    for key in ("epochs_run", "best_epoch"):
+        check_count(path, f"field '{key}'", metrics.get(key), MAX_EPOCHS)
+    seconds = metrics.get("train_seconds")
+    if seconds is not None and not (_finite_number(seconds) and seconds >= 0):
+        raise ArtifactError(path, f"field 'train_seconds' should be a number of seconds, got {_short(seconds)}")
     if not isinstance(metrics.get("overall"), dict):
         raise ArtifactError(path, "field 'overall' is missing")
     _check_auc_cell(path, "overall", metrics["overall"])
@@ -176,8 +271,7 @@ def check_model_file(path, config: dict, recorded_shapes: dict | None = None) ->
     (`recorded_shapes`; read without torch, saml_core.model_file), else those of the model its
     config.json describes (built on the 'meta' device: no memory, no compute)."""
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(path, "file is missing")
+    check_regular(path)
     if isinstance(recorded_shapes, dict):
         from saml_core.model_file import ModelFileError, read_header
 
@@ -236,8 +330,7 @@ def load_torch(path: str | Path, map_location="cpu", mmap: bool = False):
     import torch
 
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(path, "file is missing")
+    check_regular(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/zip errors
@@ -281,14 +374,19 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(path, "file is missing")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:  # zipfile, zlib (flipped bytes in a member), pickle refusal, I/O, ...
-        raise ArtifactError(path, f"corrupted or truncated array file ({type(exc).__name__}: "
-                                  f"{str(exc)[:160]})") from None
+    with open_regular(path) as f:
+        try:
+            total = sum(info.file_size for info in zipfile.ZipFile(f).infolist())
+            if total > MAX_NPZ_BYTES:
+                raise ArtifactError(path, f"its arrays take {total} bytes, more than {MAX_NPZ_BYTES}; not read")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except ArtifactError:
+            raise
+        except Exception as exc:  # zipfile, zlib (flipped bytes in a member), pickle refusal, I/O, ...
+            raise ArtifactError(path, f"corrupted or truncated array file ({type(exc).__name__}: "
+                                      f"{str(exc)[:160]})") from None
     version = arrays.pop("schema_version", None)
     check_version(path, version.item() if isinstance(version, np.ndarray) and version.size == 1
                   and version.dtype.kind in "iu" else version)

@@ -1,9 +1,8 @@
 """The text of the accuracy benchmark (saml_core/benchmark.py): tables and computed sentences made
 from `report` of its experiments, and their place in README.md and BENCHMARKS.md.
 
-Every number comes from `registry.report` (the same numbers as `report NAME`), except the
-per-seed differences, which pair each run's within-scenario AUC (`evaluate.within_auc` on its
-stored test predictions, the definition the report averages) with the run of the same seed in
+Every number comes from `registry.report` (the same numbers as `report NAME`); the per-seed
+differences pair each run's within-scenario AUC in the report with the run of the same seed in
 another experiment or of another model. Claims are worded by what holds in every seed.
 
 The section sits between two marker comments in each file; `write` replaces what is between them
@@ -22,7 +21,6 @@ from saml_core import evaluate as ev
 DOCS_DIR = Path(__file__).resolve().parents[1]
 DOC_FILES = ("README.md", "BENCHMARKS.md")
 INSERT_BEFORE = {"README.md": "\n## Layout\n"}  # the first write; elsewhere the section is appended
-REGRESSION = "lr_te"  # the simple reference among the models: "does a deep model beat it?"
 DATASET_ARG = "movielens:DIR"  # how the docs name the user's folder (no machine's path in the docs)
 
 
@@ -68,23 +66,10 @@ def dur(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def run_within(root: Path, name: str) -> dict[tuple, float]:
-    """(model, data seed, model seed) -> within-scenario AUC of each finished run of an experiment."""
-    from saml_core.registry import load_experiment
-
-    exp = load_experiment(root, name)
-    out = {}
-    for d in exp.data_seeds:
-        try:
-            z = art.load_npz(exp.path / f"test_labels-d{d}.npz")
-        except art.ArtifactError:
-            continue
-        for r in exp.runs:
-            if r.finished and r.data_seed == d and not r.sweep:
-                pred = r.load_predictions()
-                if pred is not None and len(pred) == len(z["label"]):
-                    out[(r.model, d, r.seed)] = ev.within_auc(z["label"], pred, z["scenario"], len(exp.scenario_names))
-    return out
+def run_within(doc: dict) -> dict[tuple, float]:
+    """(model, data seed, model seed) -> within-scenario AUC of each finished run of a report."""
+    return {(r["model"], r["data_seed"], r["seed"]): r["within"]["auc"] for r in doc["runs"]
+            if not r.get("sweep") and (r.get("within") or {}).get("auc") is not None}
 
 
 def paired(a: dict, b: dict, model_a: str, model_b: str | None = None) -> dict | None:
@@ -176,10 +161,12 @@ def findings(doc: dict, within: dict) -> list[str]:
         out.append(f"Highest within-scenario AUC: {best['label']} ({ms(best['within_auc'])})"
                    + (f"; the highest pooled AUC is {pooled['label']}'s ({ms(pooled['auc'])})" if pooled is not best
                       else "") + ".")
-    lr = next((s for s in doc["summary"] if s["model"] == REGRESSION), None)
-    deep = [s for s in doc["summary"] if s["model"] != REGRESSION]
+    from saml_core.headline import SIMPLE_MODEL  # the logistic regression: "does a deep model beat it?"
+
+    lr = next((s for s in doc["summary"] if s["model"] == SIMPLE_MODEL), None)
+    deep = [s for s in doc["summary"] if s["model"] != SIMPLE_MODEL]
     if lr is not None and deep:
-        cmp = [(s, paired(within, within, s["model"], REGRESSION)) for s in deep]
+        cmp = [(s, paired(within, within, s["model"], SIMPLE_MODEL)) for s in deep]
         behind = [(s, p) for s, p in cmp if p is None or p["ahead_in"] < p["n"]]
         if not behind:
             out.append(f"Every deep model beats the logistic regression on target encodings "
@@ -333,7 +320,7 @@ def render(root: Path, prefix: str, steps: list, *, seeds: int, command: str) ->
     from saml_core.registry import report
 
     docs = {s.name: report(root, s.name) for s in steps if s.runs and (Path(root) / s.name / "experiment.json").exists()}
-    within = {name: run_within(root, name) for name in docs}
+    within = {name: run_within(doc) for name, doc in docs.items()}
     first = docs[steps[0].name]
     noun, nouns = first["scenario_noun"]
     tag = prefix.removeprefix("bench-").replace("ml", "ML-", 1)

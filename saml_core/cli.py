@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from saml_core.artifacts import ArtifactError
@@ -18,6 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_commands(sub)
     engine_cli.add_commands(sub)
     return parser
+
+
+MAX_ERROR = 2000  # characters of an error line; messages name values from files, which can be anything
+
+
+def one_line(text: str) -> str:
+    """An error as one line of bounded length: a line break from a file's value is shown as \\n."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= MAX_ERROR else f"{text[:MAX_ERROR]}... ({len(text):,} characters in all)"
 
 
 class _Unbreakable:
@@ -57,16 +67,42 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = (None if w._broken else s for w, s in zip(wrapped, streams))
 
 
+LATE_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def exit_quietly(rc: int) -> int:
+    """`python -m saml_core` after its command: SIGINT and SIGTERM are recorded, then blocked,
+    until the process is gone. The interpreter's shutdown takes a moment (torch tears down), and
+    a Ctrl-C or a cancel landing in it used to kill the process by signal, or print a
+    KeyboardInterrupt traceback from an exit handler, after the command had said it finished.
+    One that arrives before the block is reported in one line; later ones are dropped with the
+    process (every file was written before this point)."""
+    late: list[int] = []
+    for _ in range(3):  # a KeyboardInterrupt can land between two of these lines; then again
+        try:
+            for sig in LATE_SIGNALS:
+                signal.signal(sig, lambda signum, frame: late.append(signum))
+            signal.pthread_sigmask(signal.SIG_BLOCK, LATE_SIGNALS)
+            break
+        except KeyboardInterrupt:
+            late.append(signal.SIGINT)
+    late += sorted(signal.sigpending() & LATE_SIGNALS)
+    if late and rc == 0:
+        print(f"{signal.Signals(late[0]).name} received after the command had finished; its results are complete",
+              file=sys.stderr)
+    return rc
+
+
 def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (DataError, ConfigError, ArtifactError) as exc:  # bad input: one clear line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine (full disk, I/O error, permissions): one line naming the file
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C outside a training run (imports, argument parsing)
         print("interrupted", file=sys.stderr)

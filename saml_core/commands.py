@@ -116,6 +116,9 @@ def _common(p) -> None:
                    help="leave these categorical fields (and the sequences sharing them) out: a feature ablation")
     p.add_argument("--min-count", type=int, default=None,
                    help="categorical values seen fewer times in train share the out-of-vocabulary row")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="OPTION=VALUE",
+                   help="a dataset's own load option, e.g. scenario=occupation for movielens:DIR (repeatable; "
+                        "docs/DATA.md lists each dataset's options)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     p.add_argument("--weights-dtype", default=None, choices=["float32", "float16"],
                    help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
@@ -144,6 +147,24 @@ def _parse_mlp(text: str) -> tuple[int, ...]:
 
 def _fields(text: str | None) -> list[str] | None:
     return [f.strip() for f in text.split(",") if f.strip()] if text else None
+
+
+def parse_dataset_options(items: list[str], given: dict | None = None) -> dict:
+    """--dataset-option OPTION=VALUE items (values read as JSON when they parse, else text) merged with
+    the options the dedicated flags gave (`given`, None = not given); an option given twice is an error."""
+    out = {k: v for k, v in (given or {}).items() if v is not None}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--dataset-option must look like OPTION=VALUE, got {item!r}")
+        if key in out:
+            raise ConfigError(f"dataset option {key} is given twice")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def _parse_model_options(items: list[str]) -> dict:
@@ -177,9 +198,9 @@ def settings_from_args(args) -> dict:
         train["weights_dtype"] = args.weights_dtype
     probes = {k: getattr(args, k) for k in ("probe_size", "probe_hidden_all") if getattr(args, k) is not None}
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
-                            probes=probes, dataset_options={"size": args.size, "seq_len": args.seq_len,
-                                                            "min_count": args.min_count,
-                                                            "exclude": _fields(args.exclude_fields)})
+                            probes=probes, dataset_options=parse_dataset_options(args.dataset_option, {
+                                "size": args.size, "seq_len": args.seq_len, "min_count": args.min_count,
+                                "exclude": _fields(args.exclude_fields)}))
     return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option),
             "tuned": args.tune}
 
@@ -238,6 +259,16 @@ def _root(args) -> Path:
     return Path(args.artifacts) if args.artifacts else default_root()
 
 
+LATE_INTERRUPT = "interrupt received after every run had finished and was saved: the experiment is complete"
+
+
+def _complete(cfg, args) -> bool:
+    """Every run of the experiment has its final files (an interrupt then changes nothing)."""
+    from saml_core.experiments import run_is_finished
+
+    return all(run_is_finished(_root(args) / cfg.name / r.run_id) for r in cfg.plan())
+
+
 def _run(cfg, args) -> int:
     """Run the experiment; under torchrun with several processes rank 0 runs it (and alone
     writes) while the other ranks follow its tasks (saml_core.distributed)."""
@@ -265,8 +296,12 @@ def _run(cfg, args) -> int:
         print(f"cancelled: {exc}; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
         rc = 130
     except KeyboardInterrupt:
-        print("interrupted; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
-        rc = 130
+        if _complete(cfg, args):  # Ctrl-C a moment too late: every run's files were already written
+            print(LATE_INTERRUPT, file=sys.stderr)
+            rc = 0
+        else:
+            print("interrupted; finished epochs are kept, re-run the same command to resume", file=sys.stderr)
+            rc = 130
     except TrainingFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         rc = 1

@@ -48,12 +48,50 @@ def auc(label: np.ndarray, pred: np.ndarray) -> float:
 def auc_ci(label, pred, level: float = 0.95):
     """AUC with a DeLong confidence interval, clipped to [0, 1]."""
     a, cov = delong(label, pred)
-    a, var = float(a[0]), float(cov[0, 0])
+    return _ci(float(a[0]), float(cov[0, 0]), level)
+
+
+def _ci(a: float, var: float, level: float = 0.95) -> tuple[float, float, float]:
+    """(AUC, low, high): the normal interval of an AUC and its variance, clipped to [0, 1]."""
     if not np.isfinite(a):
         return a, float("nan"), float("nan")
-    z = stats.norm.ppf(0.5 + level / 2)
-    half = z * np.sqrt(max(var, 0.0))
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(max(var, 0.0))
     return a, max(0.0, a - half), min(1.0, a + half)
+
+
+def _within_cells(label, pred, scenario, k: int) -> list[tuple[int, float, float]]:
+    """(test rows, AUC, DeLong variance) of every scenario whose test rows hold both classes."""
+    label, pred, scenario = np.asarray(label), np.asarray(pred), np.asarray(scenario)
+    out = []
+    for s in range(k):
+        m = scenario == s
+        a, cov = delong(label[m], pred[m]) if m.any() else (np.array([np.nan]), None)
+        if np.isfinite(a[0]):
+            out.append((int(m.sum()), float(a[0]), max(float(cov[0, 0]), 0.0)))
+    return out
+
+
+def within_auc(label, pred, scenario, k: int) -> float:
+    """The within-scenario AUC: the mean of the per-scenario AUCs weighted by test rows, over the
+    scenarios whose test split has both classes (NaN when none has). Unlike the AUC pooled over
+    all scenarios it gives nothing for knowing which scenario clicks more: a predictor that scores
+    every row with its scenario's click rate gets exactly 0.5."""
+    return within_auc_ci(label, pred, scenario, k)[0]
+
+
+def within_auc_ci(label, pred, scenario, k: int, level: float = 0.95) -> tuple[float, float, float]:
+    """`within_auc` with a confidence interval: the scenarios are disjoint test sets, so the
+    variance is sum_s w_s^2 var_s (w_s: the scenario's share of the rows counted)."""
+    return _within_of(_within_cells(label, pred, scenario, k), level)
+
+
+def _within_of(cells: list[tuple[int, float, float]], level: float = 0.95) -> tuple[float, float, float]:
+    """Weighted mean and interval of per-scenario (test rows, AUC, variance) cells."""
+    if not cells:
+        return float("nan"), float("nan"), float("nan")
+    n = np.array([c[0] for c in cells], dtype=np.float64)
+    w = n / n.sum()
+    return _ci(float(np.sum(w * [c[1] for c in cells])), float(np.sum(w ** 2 * [c[2] for c in cells])), level)
 
 
 # A paired test needs this many clicks and non-clicks: DeLong's variance comes from the spread of
@@ -91,15 +129,48 @@ def relaimpr(auc_model: float | None, auc_base: float | None) -> float | None:
     return float(((auc_model - 0.5) / (auc_base - 0.5) - 1.0) * 100.0)
 
 
-def relaimpr_guarded(auc_model, auc_base, base_ci_low) -> tuple[float | None, str | None]:
+def relaimpr_guarded(auc_model, auc_base, base_ci_low, base_ci_high=None,
+                     counts: str | None = None) -> tuple[float | None, str | None]:
     """(RelaImpr %, None), or (None, why not). The ratio divides by the baseline's distance from
     0.5: when the baseline is not clearly above chance (its 95 % CI reaches 0.5) the sign and size
-    say nothing (a worse model below a baseline below 0.5 shows as a large gain)."""
+    say nothing (a worse model below a baseline below 0.5 shows as a large gain). `counts` (the
+    test split's clicks and non-clicks, `counts_text`) goes into the reason."""
     if auc_model is None or auc_base is None or not np.isfinite(auc_model) or not np.isfinite(auc_base):
-        return None, "no AUC"
-    if base_ci_low is None or not np.isfinite(base_ci_low) or base_ci_low <= 0.5:
-        return None, f"n/a: the baseline's AUC ({auc_base:.3f}) is not clearly above chance"
+        return None, "n/a: no AUC"
+    here = f" (here {counts})" if counts else ""
+    if base_ci_low is None or not np.isfinite(base_ci_low):
+        return None, (f"n/a: RelaImpr needs the baseline's AUC CI above 0.5, and a CI needs at least {MIN_CLASS} "
+                      f"clicks and {MIN_CLASS} non-clicks in the test split{here}")
+    if base_ci_low <= 0.5:
+        ci = f"{base_ci_low:.2f}–{base_ci_high:.2f}" if base_ci_high is not None else f"from {base_ci_low:.2f}"
+        return None, f"n/a: RelaImpr needs the baseline's AUC CI above 0.5 (here {ci}" + \
+            (f", {counts})" if counts else ")")
     return relaimpr(auc_model, auc_base), None
+
+
+def class_counts(label) -> tuple[int, int]:
+    """(clicks, non-clicks)."""
+    y = np.asarray(label).astype(bool)
+    return int(y.sum()), int((~y).sum())
+
+
+def counts_text(counts: list[tuple[int, int]], splits: list | None = None) -> str:
+    """'12 clicks / 300 non-clicks' for one test split; with several (one per data seed), each
+    named: '12 clicks / 300 non-clicks (data seed 0), 9 / 280 (data seed 1)'."""
+    if not counts:
+        return "no test rows"
+    if len(counts) == 1:
+        c, n = counts[0]
+        return f"{c} click{'s' * (c != 1)} / {n} non-click{'s' * (n != 1)}"
+    splits = splits if splits is not None else list(range(len(counts)))
+    parts = [counts_text([(c, n)]) if i == 0 else f"{c} / {n}" for i, (c, n) in enumerate(counts)]
+    return ", ".join(f"{p} (data seed {d})" for p, d in zip(parts, splits))
+
+
+def untestable_note(counts: str) -> str:
+    """Why a paired test gave no verdict, with the counts that decided it."""
+    return (f"n/a: the paired test needs at least {MIN_CLASS} clicks and {MIN_CLASS} non-clicks in the test split "
+            f"(here {counts})")
 
 
 def holm(p_values) -> list[float | None]:
@@ -128,7 +199,8 @@ def verdict(diff: float | None, p_adjusted: float | None, alpha: float = ALPHA) 
 
 
 def _paired(label, a, b) -> dict:
-    """Paired DeLong test with the variance of the difference (for combining test sets)."""
+    """Paired DeLong test with the variance of the difference (for combining test sets), and b's
+    own AUC and variance (its confidence interval, from the same ranks)."""
     if not testable(label):
         return {"auc_diff": None, "var": None}
     aucs, cov = delong(label, np.stack([a, b]))
@@ -136,7 +208,7 @@ def _paired(label, a, b) -> dict:
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     if not np.isfinite(diff):
         return {"auc_diff": None, "var": None}
-    return {"auc_diff": diff, "var": max(var, 0.0)}
+    return {"auc_diff": diff, "var": max(var, 0.0), "base_auc": float(aucs[1]), "base_var": max(float(cov[1, 1]), 0.0)}
 
 
 def combine(tests: list[dict]) -> dict:
@@ -171,53 +243,122 @@ def seed_mean_test(tests: list[dict]) -> dict:
 
 def compare_with_baseline(label_by_split: list[np.ndarray], scen_by_split: list[np.ndarray],
                           model_preds: list[list[np.ndarray]], base_preds: list[list[np.ndarray]],
-                          names: list[str]) -> dict:
-    """A model against the baseline over every seed: per scenario and overall.
+                          names: list[str], data_seeds: list | None = None,
+                          noun: tuple[str, str] = ("scenario", "scenarios")) -> dict:
+    """A model against the baseline over every seed: per scenario, pooled ("overall") and within
+    scenarios ("within").
 
     label_by_split[d], scen_by_split[d]: the test split of data seed d; model_preds[d] /
     base_preds[d]: the runs' predictions on it, paired by model seed (same position). Within a data
     seed the AUC differences of the seed pairs are averaged (`seed_mean_test`: the mean AUC
     shown on the pages, with test-sampling and seed-to-seed uncertainty); data seeds are independent
     test sets, combined by inverse variance. Per-scenario p-values are Holm-adjusted over
-    scenarios. Also counted: in how many single runs (seed pairs) the model was ahead, and
-    significantly so (p < 0.05, unadjusted) in each direction."""
-    cells = {name: {"tests": [], "runs": 0, "ahead": 0, "sig_better": 0, "sig_worse": 0, "base_ci_low": []}
-             for name in names + ["overall"]}
-    for label, scen, mp, bp in zip(label_by_split, scen_by_split, model_preds, base_preds):
+    scenarios. "within" tests the difference of the within-scenario AUCs (`within_auc`): per seed
+    pair, the paired differences of the scenarios that can be tested (>= MIN_CLASS clicks and
+    non-clicks) weighted by their test rows, variance sum_s w_s^2 var_s (disjoint test sets), then
+    over seeds as above. Also counted: in how many single runs (seed pairs) the model was ahead,
+    and significantly so (p < 0.05, unadjusted) in each direction; every cell carries its test
+    clicks / non-clicks (`counts`) and, without a verdict, why not (`verdict_note`)."""
+    k = len(names)
+    seeds = list(data_seeds) if data_seeds is not None else list(range(len(label_by_split)))
+    cells = {name: {"tests": [], "runs": 0, "ahead": 0, "sig_better": 0, "sig_worse": 0, "base_ci_low": [],
+                    "base_ci_high": [], "counts": [], "splits": []} for name in names + ["overall", "within"]}
+    tested: set[str] = set()  # testable in some data seed's split
+    left_out: set[str] = set()  # not testable in some data seed's split
+    shares = []
+    for d, label, scen, mp, bp in zip(seeds, label_by_split, scen_by_split, model_preds, base_preds):
         if not mp or not bp:
             continue
         masks = [(name, scen == j) for j, name in enumerate(names)] + [("overall", np.ones(len(label), bool))]
+        per_pair: list[list] = [[] for _ in mp]  # per seed pair: (test rows, paired test) of each testable scenario
+        base_cells: list[list] = [[] for _ in mp]  # per seed pair: the baseline's within-scenario cells
         for name, m in masks:
             cell = cells[name]
             if not m.any():
                 continue
+            cell["counts"].append(class_counts(label[m]))
+            cell["splits"].append(d)
+            both = 0 < cell["counts"][-1][0] and 0 < cell["counts"][-1][1]
             pairs = []
-            for a, b in zip(mp, bp):
+            for i, (a, b) in enumerate(zip(mp, bp)):
                 t = _paired(label[m], a[m], b[m])
                 if t["auc_diff"] is None:
+                    if name != "overall" and both:  # too few to test, but part of the within-scenario AUC
+                        ab, cov = delong(label[m], b[m])
+                        base_cells[i].append((int(m.sum()), float(ab[0]), max(float(cov[0, 0]), 0.0)))
                     continue
                 pairs.append(t)
-                cell["runs"] += 1
-                cell["ahead"] += t["auc_diff"] > 0
-                p = _p_value(t)
-                if p is not None and p < ALPHA:
-                    cell["sig_better" if t["auc_diff"] > 0 else "sig_worse"] += 1
-                cell["base_ci_low"].append(auc_ci(label[m], b[m])[1])
+                _tally(cell, t)
+                _, lo, hi = _ci(t["base_auc"], t["base_var"])
+                cell["base_ci_low"].append(lo)
+                cell["base_ci_high"].append(hi)
+                if name != "overall":
+                    per_pair[i].append((int(m.sum()), t))
+                    base_cells[i].append((int(m.sum()), t["base_auc"], t["base_var"]))
             cell["tests"].append(seed_mean_test(pairs))
+            if name != "overall":
+                (tested if pairs else left_out).add(name)
+        cell = cells["within"]
+        cell["counts"].append(class_counts(label))
+        cell["splits"].append(d)
+        pairs = []
+        for parts in per_pair:
+            if not parts:
+                continue
+            w = np.array([n for n, _ in parts], dtype=np.float64)
+            w /= w.sum()
+            t = {"auc_diff": float(np.sum(w * [p["auc_diff"] for _, p in parts])),
+                 "var": float(np.sum(w ** 2 * [p["var"] for _, p in parts]))}
+            pairs.append(t)
+            _tally(cell, t)
+        shares.append(sum(n for n, _ in per_pair[0]) / len(label) if per_pair[0] else 0.0)
+        for parts in base_cells:
+            _, lo, hi = _within_of(parts)
+            cell["base_ci_low"].append(lo)
+            cell["base_ci_high"].append(hi)
+        cell["tests"].append(seed_mean_test(pairs))
     out = {}
     for name, cell in cells.items():
         c = combine(cell["tests"])
         lows = [x for x in cell["base_ci_low"] if x is not None and np.isfinite(x)]
+        highs = [x for x in cell["base_ci_high"] if x is not None and np.isfinite(x)]
         out[name] = {**c, "runs": cell["runs"], "ahead_in": cell["ahead"], "significantly_better_in":
                      cell["sig_better"], "significantly_worse_in": cell["sig_worse"],
-                     "base_ci_low": float(np.mean(lows)) if lows else None}
+                     "base_ci_low": float(np.mean(lows)) if lows else None,
+                     "base_ci_high": float(np.mean(highs)) if highs else None,
+                     "clicks": sum(c for c, _ in cell["counts"]), "non_clicks": sum(n for _, n in cell["counts"]),
+                     "counts": counts_text(cell["counts"], cell["splits"])}
     adjusted = holm([out[n]["p_value"] for n in names])
     for n, p_adj in zip(names, adjusted):
         out[n]["p_holm"] = p_adj
         out[n]["verdict"] = verdict(out[n]["auc_diff"], p_adj)
-    out["overall"]["p_holm"] = out["overall"]["p_value"]  # one test: nothing to adjust
-    out["overall"]["verdict"] = verdict(out["overall"]["auc_diff"], out["overall"]["p_value"])
+    for key in ("overall", "within"):  # one test each: nothing to adjust
+        out[key]["p_holm"] = out[key]["p_value"]
+        out[key]["verdict"] = verdict(out[key]["auc_diff"], out[key]["p_value"])
+    for key in names + ["overall"]:
+        if out[key]["verdict"] == "n/a":
+            out[key]["verdict_note"] = untestable_note(out[key]["counts"])
+    one, many = noun
+    w = out["within"]
+    w["tested"] = [n for n in names if n in tested]
+    w["share_tested"] = float(np.mean(shares)) if shares else 0.0
+    if w["verdict"] == "n/a":
+        w["verdict_note"] = (f"n/a: the paired test needs at least {MIN_CLASS} clicks and {MIN_CLASS} non-clicks in "
+                             f"the test split of a {one}, and no {one} has them")
+    elif left_out:
+        w["note"] = (f"tested on the {len(w['tested'])} of {k} {many} with at least {MIN_CLASS} clicks and "
+                     f"{MIN_CLASS} non-clicks in a test split ({100 * w['share_tested']:.0f} % of the test rows); "
+                     "too few in: " + "; ".join(f"{n} ({out[n]['counts']})" for n in names if n in left_out))
     return out
+
+
+def _tally(cell: dict, t: dict) -> None:
+    """Count one seed pair: ahead, and significantly (unadjusted) better or worse."""
+    cell["runs"] += 1
+    cell["ahead"] += t["auc_diff"] > 0
+    p = _p_value(t)
+    if p is not None and p < ALPHA:
+        cell["sig_better" if t["auc_diff"] > 0 else "sig_worse"] += 1
 
 
 def _p_value(t: dict) -> float | None:
@@ -246,8 +387,20 @@ def scenario_metrics(label, pred, scenario, scenario_names, with_ci: bool = True
     return out
 
 
+def _finite_float(x) -> float | None:
+    """x as a float when it is a finite number (values come from files: text, booleans, integers
+    beyond 64 bits or beyond float range are not numbers to average)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        v = float(x)
+    except OverflowError:
+        return None
+    return v if np.isfinite(v) else None
+
+
 def mean_std(values) -> dict:
-    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    v = np.array([f for f in map(_finite_float, values) if f is not None], dtype=np.float64)
     if v.size == 0:
         return {"mean": None, "std": None, "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}

@@ -120,11 +120,16 @@ class ExperimentConfig:
 
     def __post_init__(self):
         from saml_core.data import registry as datasets
+        from saml_core.data.types import DataError
 
         check_name(self.name)
         datasets.parse(self.dataset)
         if not isinstance(self.dataset_options, dict) or "seed" in self.dataset_options:
             raise ConfigError("dataset options must be a mapping without 'seed' (use data seeds)")
+        try:  # sizes refused now, not when the data is loaded in a job
+            datasets.check_options(self.dataset, self.dataset_options)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
         self.runs = parse_runs(self.runs)
         check_int("--seeds", self.seeds, 1, MAX_SEEDS)
         check_int("first seed", self.first_seed, 0, MAX_SEED - MAX_SEEDS)
@@ -268,16 +273,20 @@ class ExperimentProgress:
 
 
 def dataset_facts(data) -> dict:
-    """The facts of one data seed's split: shares, counts, oracle, similarities, probe subset."""
+    """The facts of one data seed's split: shares, counts, oracle, similarities, probe subset.
+    train_counts (train rows and clicks per scenario) give the report its reference predictors
+    (each scenario's train click rate; the overall one) without the test labels."""
     names = list(data.spec.scenario_names)
     k = len(names)
-    tr_s = data.train.scenario.numpy()
+    tr_s, tr_y = data.train.scenario.numpy(), data.train.label.numpy()
     te_s, te_y = data.test.scenario.numpy(), data.test.label.numpy()
     share = np.bincount(tr_s, minlength=k) / max(len(tr_s), 1)
     facts = {
         "traffic_share": {n: float(share[i]) for i, n in enumerate(names)},
         "test_counts": {n: {"n": int((te_s == i).sum()), "positives": int(te_y[te_s == i].sum())}
                         for i, n in enumerate(names)},
+        "train_counts": {n: {"n": int((tr_s == i).sum()), "positives": int(tr_y[tr_s == i].sum())}
+                         for i, n in enumerate(names)},
         "oracle_auc": None, "oracle_auc_overall": None, "data_similarity": None,
         "dropped_scenarios": data.info.get("dropped_scenarios") or [],
     }
@@ -526,12 +535,15 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                 todo = [r for r in plan if r.data_seed == data_seed]
                 key = str(data_seed)
                 tune_here = bool(untuned) and data_seed == cfg.data_seeds[0]
-                if key in doc["splits"] and not tune_here and all(run_is_finished(exp_dir / r.run_id) for r in todo):
+                if key in doc["splits"] and "train_counts" in doc["splits"][key] and not tune_here and \
+                        all(run_is_finished(exp_dir / r.run_id) for r in todo):
                     for r in todo:  # nothing to train on this data seed: no need to load its data
                         log(f"[{plan.index(r) + 1}/{len(plan)}] {r.run_id}: finished earlier, skipped")
                     continue
                 status.write(force=True, message=f"loading data (data seed {data_seed})")
                 data = _data_for(cfg, data_seed)
+                for warning in data.info.get("warnings") or []:  # legal but suspicious data (label leakage, ...)
+                    log(f"warning: {warning}")
                 if dist is not None:  # the other ranks load the same data (deterministic)
                     dist.send({"op": "load", "dataset": cfg.dataset, "options": cfg.dataset_options,
                                "seed": data_seed})
@@ -581,8 +593,11 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             _remove_if_never_started(exp_dir)
             raise
         except KeyboardInterrupt:
-            status.final(state="interrupted", message="interrupted; finished runs and epochs are kept")
-            _remove_if_never_started(exp_dir)
+            if all(run_is_finished(exp_dir / r.run_id) for r in plan):  # it came after the last run was saved
+                status.final(state="finished", message=f"{len(plan)} runs finished", eta_seconds=0, progress=1.0)
+            else:
+                status.final(state="interrupted", message="interrupted; finished runs and epochs are kept")
+                _remove_if_never_started(exp_dir)
             raise
         except TrainingFailed:
             raise

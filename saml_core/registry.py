@@ -3,6 +3,9 @@
 Imports no torch at import time, and never writes: reading an experiment changes nothing on
 disk. One broken run never prevents the others from loading: its `Run.error` says what is wrong
 and names the file; its `state` says where it stands (finished, running, interrupted, ...).
+Reads stay inside the artifacts root: an experiment folder, a run folder or a file in them that
+is a link leading outside it is not followed (the experiment or run is shown broken, saying so),
+and only regular files are read (`artifacts.open_regular`).
 """
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ import numpy as np
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
-from saml_core import liveness
+from saml_core import headline, liveness
 from saml_core.artifacts import ArtifactError
+from saml_core.config import MAX_SEED
 
 __all__ = ["ArtifactError", "Experiment", "ExperimentSummary", "Run", "default_root", "list_experiments",
            "load_experiment", "report", "report_markdown", "reevaluate", "experiment_path"]
@@ -41,6 +45,23 @@ def default_root() -> Path:
 
 def _root(root) -> Path:
     return default_root() if root is None else Path(root)
+
+
+# Every file of a run folder that the readers open: one linked outside the root breaks the run.
+RUN_FILES = ("status.json", "config.json", "history.json", "metrics.json", "model.pt", "predictions.npz",
+             "probes.npz", "maps.npz")
+
+
+def check_inside(path: Path, root) -> None:
+    """ArtifactError unless `path`, links followed, lies inside the artifacts root (a folder of
+    a shared root may be a link to anywhere on the machine; readers do not go there)."""
+    base = Path(root).resolve()
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise ArtifactError(path, f"cannot be resolved ({exc}); not read") from None
+    if real != base and base not in real.parents:
+        raise ArtifactError(path, f"a link to {real}, outside the artifacts root {base}; not followed")
 
 
 def experiment_path(root, name: str) -> Path:
@@ -165,8 +186,10 @@ class Experiment:
         return out
 
 
-def _read_status(path: Path) -> dict | None:
+def _read_status(path: Path, root=None) -> dict | None:
     try:
+        if root is not None and os.path.lexists(path):
+            check_inside(path, root)
         return art.read_json(path)
     except ArtifactError:
         return None
@@ -182,10 +205,20 @@ def live_state(status: dict | None) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def load_run(path: Path, scenario_names: list[str] | None = None) -> Run:
+def load_run(path: Path, scenario_names: list[str] | None = None, root=None) -> Run:
+    """root: the artifacts root (default: the folder above the experiment's)."""
     from saml_core.models import registry as models
 
     run = Run(run_id=path.name, path=path)
+    try:
+        root = path.parent.parent if root is None else root
+        check_inside(path, root)
+        for name in RUN_FILES:
+            if os.path.lexists(path / name):
+                check_inside(path / name, root)
+    except ArtifactError as exc:
+        run.state, run.error = "broken", str(exc)
+        return run
     run.status = _read_status(path / "status.json")
     status_state = live_state(run.status)
     if not (path / "config.json").exists():
@@ -195,6 +228,8 @@ def load_run(path: Path, scenario_names: list[str] | None = None) -> Run:
     try:
         cfg = art.read_json(path / "config.json")
         art.check_fields(path / "config.json", cfg, {"model": str, "seed": int})
+        for key in ("seed", "data_seed"):  # shown in tables: a 100-digit seed is a corrupted file
+            art.check_count(path / "config.json", f"field '{key}'", cfg.get(key), MAX_SEED)
         run.config = cfg
         run.model, run.seed = cfg["model"], cfg["seed"]
         run.data_seed = cfg.get("data_seed", 0) if isinstance(cfg.get("data_seed", 0), int) else 0
@@ -240,8 +275,11 @@ def _matrix(x, path: Path, key: str, k: int):
 
 
 def load_experiment(root, name: str) -> Experiment:
+    root = _root(root)
     path = experiment_path(root, name)
     file = path / "experiment.json"
+    check_inside(path, root)
+    check_inside(file, root)
     raw = art.read_json(file)
     art.check_fields(file, raw, {"name": str, "dataset": str, "scenario_names": list, "runs": list})
     names = [str(n) for n in raw["scenario_names"]]
@@ -252,7 +290,7 @@ def load_experiment(root, name: str) -> Experiment:
     run_ids = raw["runs"]
     if not all(isinstance(r, str) and r and "/" not in r and not r.startswith(".") for r in run_ids):
         raise ArtifactError(file, "field 'runs' must list run folder names")
-    status = _read_status(path / "experiment_status.json")
+    status = _read_status(path / "experiment_status.json", root)
     noun = raw.get("scenario_noun")
     noun = tuple(noun) if isinstance(noun, list) and len(noun) == 2 and all(isinstance(w, str) for w in noun) \
         else ("scenario", "scenarios")
@@ -264,7 +302,7 @@ def load_experiment(root, name: str) -> Experiment:
         true_similarity=_matrix(raw.get("true_similarity"), file, "true_similarity", k),
         data_similarity=_matrix(raw.get("data_similarity"), file, "data_similarity", k),
         created=raw.get("created"), command=raw.get("command"), status=status,
-        state=live_state(status) or "unknown", runs=[load_run(path / rid, names) for rid in run_ids],
+        state=live_state(status) or "unknown", runs=[load_run(path / rid, names, root) for rid in run_ids],
         data_seeds=[d for d in raw.get("data_seeds", [0]) if isinstance(d, int)] or [0], raw=raw)
 
 
@@ -275,8 +313,10 @@ def list_experiments(root=None) -> list[ExperimentSummary]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
                     and (p / "experiment.json").exists()):
-        state = live_state(_read_status(d / "experiment_status.json")) or "unknown"
+        state = live_state(_read_status(d / "experiment_status.json", root)) or "unknown"
         try:
+            check_inside(d, root)
+            check_inside(d / "experiment.json", root)
             raw = art.read_json(d / "experiment.json")
             runs = raw.get("runs", [])
             if not isinstance(runs, list):
@@ -304,6 +344,7 @@ def _test_labels(exp: Experiment, data_seed: int):
     reads do not write."""
     path = exp.path / f"test_labels-d{data_seed}.npz"
     try:
+        check_inside(path, exp.path.parent)
         z = art.load_npz(path)
         label, scen = z["label"], z["scenario"]
     except (ArtifactError, KeyError) as exc:
@@ -322,7 +363,9 @@ def _preds(run: Run, problems: dict):
 def report(root, name: str, reference: str | None = None) -> dict:
     """Everything `report` prints and the pages show: per run, per model group (over seeds), the
     comparison with the reference baseline (verdicts, Holm-adjusted p-values, RelaImpr where it is
-    meaningful), training settings and how each run stopped, similarity recovery."""
+    meaningful), training settings and how each run stopped, similarity recovery; led by the
+    within-scenario AUC, beside the two reference predictors, the flags and the headline sentence
+    (`saml_core.headline`)."""
     from saml_core.models import registry as models
 
     exp = load_experiment(root, name)
@@ -341,8 +384,9 @@ def report(root, name: str, reference: str | None = None) -> dict:
     finished = [r for r in runs if r.finished]
     broken_preds: dict[str, str] = {}
     preds = {r.run_id: _preds(r, broken_preds) for r in finished}
+    ctx = _Context(names, tuple(exp.scenario_noun), labels, preds)
     by_key = {(r.model, r.seed, r.data_seed, r.group.removeprefix(r.model)): r for r in finished}
-    rows = [_run_row(r, by_key, preds, labels, names, ref_id) for r in runs]
+    rows = [_run_row(r, by_key, ctx, ref_id) for r in runs]
     for row in rows:
         if row["run_id"] in broken_preds:
             row["error"] = broken_preds[row["run_id"]]
@@ -350,9 +394,22 @@ def report(root, name: str, reference: str | None = None) -> dict:
     groups: dict[str, list[Run]] = {}
     for r in finished:
         groups.setdefault(r.group, []).append(r)
-    summary = [_group_summary(g, rs, groups, preds, labels, names, ref_id, exp) for g, rs in groups.items()]
+    summary = [_group_summary(g, rs, groups, ctx, ref_id) for g, rs in groups.items()]
     summary.sort(key=lambda s: (models.find(s["model"]).order if models.find(s["model"]) else 999, s["group"]))
     ref = models.find(ref_id)
+    ref_doc = {"model": ref_id, "label": ref.label if ref else ref_id}
+    references = headline.reference_rows(exp.raw.get("splits") or {}, labels, names, ctx.noun)
+    method = next((e.id for e in models.entries() if e.role == "method"), None)
+
+    def compare(a: str, b: str) -> dict | None:
+        if b == headline.SCENARIO_CTR:
+            return ctx.versus_scenario_rate(groups.get(a, []))
+        own = next((s for s in summary if s["group"] == a), {}).get("vs_reference")
+        if b == ref_id and own:  # computed already
+            return own["within"]
+        got = ctx.compare(groups.get(a, []), groups.get(b, []))
+        return got["within"] if got else None
+
     return {
         "schema_version": art.SCHEMA_VERSION, "experiment": exp.name, "dataset": exp.dataset,
         "dataset_kind": exp.dataset_kind, "scenario_names": names, "scenario_noun": list(exp.scenario_noun),
@@ -360,7 +417,8 @@ def report(root, name: str, reference: str | None = None) -> dict:
         "oracle_auc": exp.oracle_auc, "oracle_auc_overall": exp.raw.get("oracle_auc_overall"),
         "train_settings": exp.raw.get("train_settings"), "dropped_scenarios": exp.dropped_scenarios,
         "tuning": exp.raw.get("tuning") if isinstance(exp.raw.get("tuning"), dict) else None,
-        "reference": {"model": ref_id, "label": ref.label if ref else ref_id},
+        "reference": ref_doc, "headline": headline.sentence(summary, ctx.noun, ref_doc, compare, method),
+        "references": references, "flags": headline.flags(summary, groups, references, names, ctx.noun),
         "state": exp.state, "notes": notes, "runs": rows, "summary": summary,
         "anchors": _anchors(exp),
     }
@@ -374,26 +432,87 @@ def _anchors(exp: Experiment) -> list[dict]:
     return published_anchors(exp.dataset)
 
 
-def _run_row(r: Run, by_key, preds, labels, names, ref_id) -> dict:
+@dataclass
+class _Context:
+    """What every statistic of one report reads: the scenarios, the test labels per data seed and
+    the runs' predictions (None where unreadable)."""
+
+    names: list[str]
+    noun: tuple[str, str]
+    labels: dict  # data seed -> (label [N], scenario [N])
+    preds: dict  # run id -> [N] or None
+    _within: dict = field(default_factory=dict)
+
+    def pred(self, r: Run):
+        p = self.preds.get(r.run_id)
+        lab = self.labels.get(r.data_seed)
+        return p if p is not None and lab is not None and len(p) == len(lab[0]) else None
+
+    def within(self, r: Run) -> tuple[float, float, float] | None:
+        """The run's within-scenario AUC with its 95 % CI, from its predictions."""
+        if r.run_id not in self._within:
+            p = self.pred(r)
+            got = ev.within_auc_ci(*self._split(r.data_seed, p), len(self.names)) if p is not None else None
+            self._within[r.run_id] = got if got is not None and np.isfinite(got[0]) else None
+        return self._within[r.run_id]
+
+    def _split(self, d: int, p):
+        label, scen = self.labels[d]
+        return label, p, scen
+
+    def compare(self, rs: list[Run], base_rs: list[Run], base_pred=None) -> dict | None:
+        """`evaluate.compare_with_baseline` of runs against base runs paired by (seed, data seed);
+        base_pred(data seed) instead gives one fixed baseline prediction per data seed."""
+        d_seeds = sorted({r.data_seed for r in rs} & set(self.labels) &
+                         ({r.data_seed for r in base_rs} if base_pred is None else set(self.labels)))
+        model_preds, base_preds = [], []
+        for d in d_seeds:
+            if base_pred is None:
+                pairs = [(self.pred(a), self.pred(b)) for a in rs if a.data_seed == d
+                         for b in base_rs if b.data_seed == d and b.seed == a.seed]
+            else:
+                pairs = [(self.pred(a), base_pred(d)) for a in rs if a.data_seed == d]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            model_preds.append([a for a, _ in pairs])
+            base_preds.append([b for _, b in pairs])
+        if not any(model_preds):
+            return None
+        out = ev.compare_with_baseline([self.labels[d][0] for d in d_seeds], [self.labels[d][1] for d in d_seeds],
+                                       model_preds, base_preds, self.names, data_seeds=d_seeds, noun=self.noun)
+        out["pairs"] = sum(len(p) for p in model_preds)
+        return out
+
+    def versus_scenario_rate(self, rs: list[Run]) -> dict | None:
+        """Within-scenario test against the scenario click rate: constant within each scenario,
+        so any per-scenario constant gives the same test (no train click rate needed)."""
+        got = self.compare(rs, [], base_pred=lambda d: self.labels[d][1].astype(np.float64))
+        return got["within"] if got else None
+
+
+def _run_row(r: Run, by_key, ctx: _Context, ref_id) -> dict:
+    names = ctx.names
     row = {"run_id": r.run_id, "model": r.model, "label": r.label, "role": r.role, "seed": r.seed,
            "data_seed": r.data_seed, "sweep": r.sweep, "group": r.group, "state": r.state, "error": r.error,
-           "overall": None, "per_scenario": None, "vs_reference": None}
+           "overall": None, "within": None, "per_scenario": None, "vs_reference": None}
     if not r.finished:
         return row
     m = r.metrics
     row.update(overall=m["overall"], per_scenario={s: dict(m["per_scenario"][s]) for s in names})
+    w = ctx.within(r)
+    if w is not None:
+        row["within"] = {"auc": w[0], "ci_low": w[1], "ci_high": w[2]}
     for key in ("best_epoch", "epochs_run", "train_seconds", "stopped", "improving_at_cap", "train_settings",
                 "submodels", "weights_kept", "alpha_mean", "gate_mean", "gate_init_mean", "similarity_recovery",
                 "relations"):
         if key in m:
             row[key] = m[key]
     base = by_key.get((ref_id, r.seed, r.data_seed, r.group.removeprefix(r.model)))
-    if base is None or base is r or r.data_seed not in labels:
+    if base is None or base is r:
         return row
-    pa, pb = preds.get(r.run_id), preds.get(base.run_id)
-    label, scen = labels[r.data_seed]
-    if pa is None or pb is None or len(pa) != len(label) or len(pb) != len(label):
+    pa, pb = ctx.pred(r), ctx.pred(base)
+    if pa is None or pb is None:
         return row
+    label, scen = ctx.labels[r.data_seed]
     per = {}
     for j, s in enumerate(names):
         msk = scen == j
@@ -406,10 +525,15 @@ def _run_row(r: Run, by_key, preds, labels, names, ref_id) -> dict:
     return row
 
 
-def _group_summary(group: str, rs: list[Run], groups, preds, labels, names, ref_id, exp) -> dict:
-    first = rs[0]
+def _group_summary(group: str, rs: list[Run], groups, ctx: _Context, ref_id) -> dict:
+    names, first = ctx.names, rs[0]
+    within = [ctx.within(r) for r in rs]
+    within = [w for w in within if w is not None]
     out = {"group": group, "model": first.model, "label": first.label, "role": first.role, "sweep": first.sweep,
            "n_runs": len(rs), "seeds": sorted({r.seed for r in rs}), "data_seeds": sorted({r.data_seed for r in rs}),
+           "within_auc": ev.mean_std(w[0] for w in within),
+           "within_ci_low": ev.mean_std(w[1] for w in within)["mean"],
+           "within_ci_high": ev.mean_std(w[2] for w in within)["mean"],
            "auc": ev.mean_std(r.metrics["overall"]["auc"] for r in rs),
            "logloss": ev.mean_std(r.metrics["overall"]["logloss"] for r in rs),
            "epochs_run": ev.mean_std(r.metrics.get("epochs_run") for r in rs),
@@ -423,6 +547,7 @@ def _group_summary(group: str, rs: list[Run], groups, preds, labels, names, ref_
         out["per_scenario"][s] = {"auc": ev.mean_std(c.get("auc") for c in cells),
                                   "ci_low": ev.mean_std(c.get("ci_low") for c in cells)["mean"],
                                   "ci_high": ev.mean_std(c.get("ci_high") for c in cells)["mean"],
+                                  "logloss": ev.mean_std(c.get("logloss") for c in cells),
                                   "n": sum(int(c.get("n") or 0) for c in cells) // max(len(cells), 1),
                                   "positives": sum(int(c.get("positives") or 0) for c in cells) // max(len(cells), 1)}
     rec = [r.metrics.get("similarity_recovery") for r in rs if r.metrics.get("similarity_recovery")]
@@ -432,26 +557,20 @@ def _group_summary(group: str, rs: list[Run], groups, preds, labels, names, ref_
     if first.model == ref_id or base_group not in groups:
         return out
     base_rs = groups[base_group]
-    d_seeds = sorted({r.data_seed for r in rs} & {r.data_seed for r in base_rs} & set(labels))
-    model_preds, base_preds = [], []
-    for d in d_seeds:
-        pairs = [(preds.get(a.run_id), preds.get(b.run_id)) for a in rs if a.data_seed == d
-                 for b in base_rs if b.data_seed == d and b.seed == a.seed]
-        pairs = [(a, b) for a, b in pairs if a is not None and b is not None and len(a) == len(labels[d][0])
-                 and len(b) == len(labels[d][0])]
-        model_preds.append([a for a, _ in pairs])
-        base_preds.append([b for _, b in pairs])
-    if not any(model_preds):
+    cmp = ctx.compare(rs, base_rs)
+    if cmp is None:
         return out
-    cmp = ev.compare_with_baseline([labels[d][0] for d in d_seeds], [labels[d][1] for d in d_seeds],
-                                   model_preds, base_preds, names)
     base_sum = {s: ev.mean_std(b.metrics["per_scenario"][s]["auc"] for b in base_rs) for s in names}
-    base_all = ev.mean_std(b.metrics["overall"]["auc"] for b in base_rs)
-    for key, mine, base in [("overall", out["auc"], base_all)] + \
+    base_within = ev.mean_std(w[0] for w in (ctx.within(b) for b in base_rs) if w is not None)
+    for key, mine, base in [("within", out["within_auc"], base_within)] + \
             [(s, out["per_scenario"][s]["auc"], base_sum[s]) for s in names]:
-        value, reason = ev.relaimpr_guarded(mine["mean"], base["mean"], cmp[key]["base_ci_low"])
+        value, reason = ev.relaimpr_guarded(mine["mean"], base["mean"], cmp[key]["base_ci_low"],
+                                            cmp[key]["base_ci_high"], cmp[key]["counts"])
         cmp[key]["relaimpr"], cmp[key]["relaimpr_note"] = value, reason
-    out["vs_reference"] = {"baseline_group": base_group, "pairs": sum(len(p) for p in model_preds), **cmp}
+    # the pooled AUC also rewards knowing which scenario clicks more: no RelaImpr on it
+    cmp["overall"]["relaimpr"] = None
+    cmp["overall"]["relaimpr_note"] = f"n/a: RelaImpr is given on the within-{ctx.noun[0]} AUC"
+    out["vs_reference"] = {"baseline_group": base_group, **cmp}
     return out
 
 
@@ -480,7 +599,7 @@ def _fmt(x, spec=".4f", none="—"):
     return none if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
 
 
-def _ms(d: dict, spec=".4f") -> str:
+def _ms(d: dict | None, spec=".4f") -> str:
     if not d or d.get("mean") is None:
         return "—"
     return f"{d['mean']:{spec}}" + (f" ± {d['std']:{spec}}" if d.get("n", 0) > 1 else "")
@@ -488,13 +607,18 @@ def _ms(d: dict, spec=".4f") -> str:
 
 def report_markdown(doc: dict) -> str:
     names = doc["scenario_names"]
-    noun = (doc.get("scenario_noun") or ["scenario", "scenarios"])[0]
+    noun, nouns = (doc.get("scenario_noun") or ["scenario", "scenarios"])[:2]
     ref = doc["reference"]["label"]
     lines = [f"# Experiment `{doc['experiment']}` — {doc['dataset']}", ""]
+    if doc.get("headline"):
+        lines += [f"**{doc['headline']}**", ""]
     runs = doc["runs"]
     seeds = sorted({r["seed"] for r in runs if r["seed"] is not None})
     lines.append(f"{len(runs)} runs: model seeds {seeds}, data seeds {doc['data_seeds']}. Means ± std over "
-                 f"runs; verdicts against {ref} use every seed (paired DeLong tests, AUC differences averaged over "
+                 f"runs. Within-{noun} AUC (the headline): the mean of the per-{noun} AUCs weighted by test rows, "
+                 f"over the {nouns} whose test split has clicks and non-clicks; knowing only which {noun} clicks more "
+                 f"scores 0.5 on it. Pooled AUC: all {nouns} ranked together, which also rewards that knowledge. "
+                 f"Verdicts against {ref} use every seed (paired DeLong tests, AUC differences averaged over "
                  "model seeds with their spread, data seeds combined by inverse variance; per-" + noun +
                  " p-values Holm-adjusted).")
     for d in doc.get("dropped_scenarios") or []:
@@ -512,20 +636,42 @@ def report_markdown(doc: dict) -> str:
         lines += ["", "Tuned (`--tune`): each model's setting chosen from its grid on the validation AUC of its "
                       "first data and model seed, every seed then trained with it: " + "; ".join(
                           f"{_label(doc, m)} {_setting(r['chosen'])}" for m, r in doc["tuning"].items()) + "."]
-    lines += ["", "| model | runs | AUC | logloss | RelaImpr vs " + ref + " | vs " + ref + " (p) | epochs | "
-              "stopped at cap while improving |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", f"| model | runs | within-{noun} AUC | vs {ref} (within-{noun}, p) | RelaImpr vs {ref} (within) | "
+                  "pooled AUC | logloss | epochs | stopped at cap while improving |", "|---" * 9 + "|"]
     for s in doc["summary"]:
         v = s.get("vs_reference") or {}
-        o = v.get("overall") or {}
-        rel = _fmt(o.get("relaimpr"), "+.2f") + "%" if o.get("relaimpr") is not None else (
+        w = v.get("within") or {}
+        rel = _fmt(w.get("relaimpr"), "+.2f") + "%" if w.get("relaimpr") is not None else (
             "n/a" if v else "—")
-        ver = f"{o.get('verdict')} (p={_fmt(o.get('p_value'), '.2g')})" if v else "—"
+        ver = (f"{w.get('verdict')} (p={_fmt(w.get('p_value'), '.2g')})" if w.get("verdict") != "n/a" else "n/a") \
+            if v else "—"
         cap = s["improving_at_cap"] + s.get("submodels_improving_at_cap", 0)
-        lines.append(f"| {s['label']}{_sweep(s)} | {s['n_runs']} | {_ms(s['auc'])} | {_ms(s['logloss'])} | {rel} | "
-                     f"{ver} | {_ms(s['epochs_run'], '.1f')} | {cap or 'no'} |")
+        lines.append(f"| {s['label']}{_sweep(s)} | {s['n_runs']} | {_ms(s.get('within_auc'))} | {ver} | {rel} | "
+                     f"{_ms(s['auc'])} | {_ms(s['logloss'])} | {_ms(s['epochs_run'], '.1f')} | {cap or 'no'} |")
+    for r in doc.get("references") or []:
+        lines.append(f"| {r['label']} (reference, no training) | — | {_ms(r['within_auc'])} | — | — | "
+                     f"{_ms(r['auc'])} | {_ms(r['logloss'])} | — | — |")
+    for r in doc.get("references") or []:
+        if r.get("note"):
+            lines.append(f"- {r['label']}: {r['note']}")
+    said = set()  # the notes depend on the test labels and the baseline: the same for most models
+    for s in doc["summary"]:
+        w = (s.get("vs_reference") or {}).get("within") or {}
+        for key, what in (("verdict_note", "test"), ("note", "test"), ("relaimpr_note", "RelaImpr")):
+            if w.get(key) and (key != "relaimpr_note" or w.get("relaimpr") is None) and w[key] not in said:
+                said.add(w[key])
+                lines.append(f"- within-{noun} {what} vs {ref}: {w[key]}")
     broken = [r for r in runs if r["overall"] is None]
     for r in broken:
         lines.append(f"- {r['run_id']}: {r['state']} — {r['error']}")
+    flags = doc.get("flags")
+    if flags is not None:
+        const = next((r for r in doc.get("references") or [] if r["id"] == headline.CONSTANT), None)
+        checked = "no logloss worse than the constant's" if const and const["logloss"]["mean"] is not None else \
+            "logloss not compared with the constant's: it needs the train click rates"
+        lines += ["", "Flags: " + (f"none (no AUC whose 95 % CI lies below 0.5; {checked})" if not flags
+                                   else f"{len(flags)}")]
+        lines += [f"- {f['text']}" for f in flags]
     has_oracle = bool(doc.get("oracle_auc"))
     lines += ["", f"Per-{noun} test AUC (mean ± std over runs)" + ("; oracle = AUC of the true click probability"
                                                                    if has_oracle else ""), ""]
@@ -540,6 +686,16 @@ def report_markdown(doc: dict) -> str:
         if has_oracle:
             line += f" {_fmt((doc['oracle_auc'] or {}).get(name))} |"
         lines.append(line)
+    refs = doc.get("references") or []
+    lines += ["", f"Per-{noun} test logloss (mean ± std over runs; lower is better), beside the references (their "
+                  f"AUC within a {noun} is 0.5)", ""]
+    head = f"| {noun} |" + "".join(f" {s['label']}{_sweep(s)} |" for s in doc["summary"]) + \
+        "".join(f" {r['label']} |" for r in refs)
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    for name in names:
+        lines.append(f"| {name} |"
+                     + "".join(f" {_ms(s['per_scenario'][name].get('logloss'))} |" for s in doc["summary"])
+                     + "".join(f" {_ms(r['per_scenario'][name]['logloss'])} |" for r in refs))
     for s in doc["summary"]:
         v = s.get("vs_reference")
         if not v:
@@ -547,12 +703,15 @@ def report_markdown(doc: dict) -> str:
         lines += ["", f"## {s['label']}{_sweep(s)} vs {ref} per {noun} ({v['pairs']} seed pairs)", "",
                   f"| {noun} | AUC diff | p | p (Holm) | verdict | ahead in | significantly better / worse in | "
                   f"RelaImpr |", "|---|---|---|---|---|---|---|---|"]
-        for name in names + ["overall"]:
-            c = v[name]
+        for name, shown in [(n, n) for n in names] + [("within", f"within-{noun} (headline)"),
+                                                      ("overall", "pooled")]:
+            c = v.get(name)
+            if not c:
+                continue
             rel = f"{c['relaimpr']:+.2f}%" if c.get("relaimpr") is not None else (c.get("relaimpr_note") or "—")
-            lines.append(f"| {name} | {_fmt(c['auc_diff'], '+.4f')} | {_fmt(c['p_value'], '.2g')} | "
-                         f"{_fmt(c.get('p_holm'), '.2g')} | {c['verdict']} | {c['ahead_in']} of {c['runs']} | "
-                         f"{c['significantly_better_in']} / {c['significantly_worse_in']} | {rel} |")
+            lines.append(f"| {shown} | {_fmt(c['auc_diff'], '+.4f')} | {_fmt(c['p_value'], '.2g')} | "
+                         f"{_fmt(c.get('p_holm'), '.2g')} | {c.get('verdict_note') or c['verdict']} | "
+                         f"{c['ahead_in']} of {c['runs']} | {c['significantly_better_in']} / {c['significantly_worse_in']} | {rel} |")
     rec = [(s, s["recovery"]) for s in doc["summary"] if s.get("recovery")]
     if rec:
         lines += ["", "## Similarity recovery (mean alpha vs planted similarity, per mutual unit)", ""]

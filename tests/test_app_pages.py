@@ -83,10 +83,26 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
     table = at.dataframe[0].value.set_index("Model")
     assert {"BST", "SAML", "BST-Individual", "LR (target encoding)", "MMoE"} <= set(table.index)
     shown = list(at.dataframe[0].proto.column_order)
-    assert shown == ["Model", "Runs", "AUC", "Logloss", "Verdict vs BST", "p (vs BST)"]  # one run each: no std
+    # within-scenario AUC first, pooled second (one run each: no std; BST too close to chance: no RelaImpr)
+    assert shown == ["Model", "Runs", "Within-country AUC", "Verdict vs BST", "p (vs BST)", "Pooled AUC", "Logloss"]
     assert "Epochs" in at.dataframe[1].proto.column_order  # how each model trained: in the expander
+    assert "Country click rate only (reference)" not in set(at.dataframe[1].value["Model"])
     assert table.at["BST", "Verdict vs BST"] == "reference"
     assert table.at["SAML", "Verdict vs BST"].split(" ")[0] in ("better", "worse", "no")
+    # the page opens with the report's one sentence; the references are rows of the table
+    from saml_core import registry
+
+    doc = registry.report(root, EXPERIMENT)
+    assert at.markdown[0].value == f"**{doc['headline']}**" and doc["headline"].startswith("By within-country AUC, ")
+    ref = table.loc["Country click rate only (reference)"]
+    assert ref["Within-country AUC"] == 0.5 and ref["Pooled AUC"] > 0.5 and ref["Verdict vs BST"] == "no training"
+    assert table.loc["Constant (train click rate) (reference)", "Pooled AUC"] == 0.5
+    assert "Within-country AUC leads" in text and "scores exactly 0.5 on it" in text
+    flagged = {f["model"] for f in doc["flags"]}
+    assert all(bool(table.at[s["label"], "Flags"]) == (s["group"] in flagged) for s in doc["summary"])
+    if doc["flags"]:
+        assert any("Flags" in w.value for w in at.warning)
+    assert "Download this table" in at.download_button[0].label
     assert "learning rate" in text and "batch size" in text  # how every model was trained
     links = [e.proto.label for e in at.sidebar.get("page_link")]
     assert "AUC per country" in links and "Which countries are alike" in links
@@ -96,7 +112,7 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
     fig = figures(at)["curves"]
     assert fig["layout"]["yaxis"]["title"]["text"] == "Training loss"
     assert "Training loss (average" in page_text(at)  # the caption follows the chart shown
-    assert len(fig["data"]) >= len(table) - 1  # one line per run (LR records no loss)
+    assert len(fig["data"]) >= len(table) - 3  # one line per run (LR records no loss; 2 references: no training)
 
 
 def test_broken_runs_are_named_and_the_others_still_show(root, monkeypatch):
@@ -128,6 +144,24 @@ def test_a_run_that_finishes_appears_without_restart(root, monkeypatch):
     assert "BST" in set(at.dataframe[0].value["Model"])
 
 
+def test_an_experiment_without_train_click_rates_says_what_is_missing(root, monkeypatch):
+    """Experiments written before train click rates were recorded: the references show what needs
+    no rates (0.5 within countries) and say how to get the rest; the page writes nothing."""
+    path = root / EXPERIMENT / "experiment.json"
+    doc = experiment_json(root)
+    for split in doc["splits"].values():
+        del split["train_counts"]
+    path.write_text(json.dumps(doc))
+    before = path.stat().st_mtime_ns
+    at = open_page(root, monkeypatch)
+    table = at.dataframe[0].value.set_index("Model")
+    ref = table.loc["Country click rate only (reference)"]
+    assert ref["Within-country AUC"] == 0.5 and np.isnan(ref["Pooled AUC"]) and np.isnan(ref["Logloss"])
+    notes = [c.value for c in at.caption if "(reference):" in c.value]
+    assert len(notes) == 2 and all("re-run the experiment" in c and "unavailable" in c for c in notes), notes
+    assert path.stat().st_mtime_ns == before and "train_counts" not in path.read_text()
+
+
 def test_unreadable_experiment_gives_a_clear_message(root, monkeypatch):
     (root / EXPERIMENT / "experiment.json").write_text("not json")
     at = open_page(root, monkeypatch)
@@ -144,14 +178,26 @@ def test_per_scenario_chart_table_toggles_and_csv(root, monkeypatch):
     assert [t["meta"] for t in points] == ["saml", "bst_individual", "bst"]
     assert list(points[0]["x"]) == names and "error_y" in points[0]
     assert any(t["meta"] == "oracle" for t in fig["data"])  # the simulator knows it
-    table = at.dataframe[0].value  # every column (what the CSV holds); the screen shows a part of it
+    within = at.dataframe[0]  # the headline first: one within-scenario AUC per model, pooled second
+    assert list(within.proto.column_order) == ["Model", "Within-country AUC", "Verdict vs BST", "Pooled AUC"]
+    assert "Country click rate only (reference)" in set(within.value["Model"])
+    assert "Within-country AUC leads" in page_text(at)
+    table = at.dataframe[1].value  # every column (what the CSV holds); the screen shows a part of it
     assert list(table["Country"]) == names and "Oracle AUC" in table and "SAML vs BST" in table
-    on_screen = list(at.dataframe[0].proto.column_order)
+    on_screen = list(at.dataframe[1].proto.column_order)
     assert on_screen == ["Country", "Traffic share (%)", "SAML AUC", "BST-Individual AUC", "BST AUC", "SAML vs BST",
                          "RelaImpr (%)"]  # compact: fits a 1024 px window (checked in the browser tests)
-    details = list(at.dataframe[1].proto.column_order)
-    assert {"Test samples", "Test clicks", "p", "p (Holm)", "Oracle AUC"} <= set(details)
+    details = list(at.dataframe[2].proto.column_order)
+    assert {"Test samples", "Test clicks", "Test non-clicks", "p", "p (Holm)", "Oracle AUC", "SAML logloss",
+            "Country click rate only: logloss", "Constant (train click rate): logloss"} <= set(details)
     assert set(on_screen) | set(details) | {"Why no RelaImpr"} >= set(table.columns)  # nothing is lost
+    # a country with too few clicks: no verdict, and why, with its counts
+    small = table[table["SAML vs BST"] == "n/a"]
+    assert len(small), "the quick experiment has countries with fewer than 10 test clicks"
+    for _, row in small.iterrows():
+        assert row["Why no verdict"] == (f"the paired test needs at least 10 clicks and 10 non-clicks in the test "
+                                         f"split (here {row['Test clicks']} clicks / {row['Test non-clicks']} "
+                                         "non-clicks)")
     assert "every column" in at.download_button[0].label
 
     more = at.multiselect(key="more_models")
@@ -159,8 +205,8 @@ def test_per_scenario_chart_table_toggles_and_csv(root, monkeypatch):
     more.set_value(["saml_no_gate_mut", "lr_te"]).run()
     metas = [t["meta"] for t in figures(at)["auc_chart"]["data"]]
     assert "saml_no_gate_mut" in metas and "lr_te" in metas
-    assert "SAML w/o gate&mut AUC" in at.dataframe[1].proto.column_order  # added models: with the details
-    assert "SAML w/o gate&mut AUC" not in at.dataframe[0].proto.column_order
+    assert "SAML w/o gate&mut AUC" in at.dataframe[2].proto.column_order  # added models: with the details
+    assert "SAML w/o gate&mut AUC" not in at.dataframe[1].proto.column_order
     at.toggle(key="show_oracle").set_value(False).run()
     assert "oracle" not in [t["meta"] for t in figures(at)["auc_chart"]["data"]]
     share = figures(at)["traffic"]["data"][0]
@@ -314,6 +360,34 @@ def test_retrain_shows_the_engine_settings_validates_queues_and_cancels(root, mo
     assert done.state == "cancelled"
 
 
+def test_retrain_form_takes_dataset_paths_only_from_the_data_folder(tmp_path, monkeypatch):
+    data_dir, art, elsewhere = tmp_path / "data", tmp_path / "art", tmp_path / "elsewhere"
+    for d in (data_dir / "mine", art, elsewhere):
+        d.mkdir(parents=True)
+    schema = data_dir / "mine" / "schema.yaml"
+    schema.write_text("data: log.csv\n")
+    (elsewhere / "schema.yaml").write_text("data: log.csv\n")
+    (data_dir / "link.yaml").symlink_to(elsewhere / "schema.yaml")
+    monkeypatch.setenv("SAML_DATA_DIR", str(data_dir))
+    at = open_page(art, monkeypatch, "retrain")
+    at.selectbox(key="rt_dataset").set_value("csv").run()
+    assert str(data_dir) in at.text_input(key="rt_path").label  # the form says where paths may point
+    def submit(path: str) -> None:
+        at.text_input(key="rt_name").set_value("mine")
+        at.text_input(key="rt_path").set_value(path)
+        next(b for b in at.button if b.label == "Validate and launch").click().run()
+
+    for outside in ("/etc/passwd", "../elsewhere/schema.yaml", str(elsewhere / "schema.yaml"), "link.yaml"):
+        submit(outside)
+        assert any(f"{outside} is outside the data folder {data_dir}" in e.value for e in at.error), outside
+    assert JobQueue(art / ".jobs").list() == []
+    submit("mine/schema.yaml")  # relative paths count from the data folder
+    assert not at.error, [e.value for e in at.error]
+    (job,) = JobQueue(art / ".jobs").list()
+    assert job.dataset == f"csv:{schema.resolve()}"
+    JobQueue(art / ".jobs").cancel(job.job_id)
+
+
 def test_demo_mode_hides_retraining(root, monkeypatch):
     at = open_page(root, monkeypatch, demo=True)
     links = [e.proto.label for e in at.sidebar.get("page_link")]
@@ -369,7 +443,7 @@ def test_city_levels_are_never_called_countries(tmp_path, monkeypatch):
             text += " ".join(map(str, df.value.columns))
         assert "country" not in text.lower() or page == "retrain", (page, text[:2000])
         if page == "per_scenario":
-            assert "City level" in at.dataframe[0].value.columns
+            assert "City level" in at.dataframe[1].value.columns and "Within-city level AUC" in at.dataframe[0].value
 
 
 def test_shipped_demo_experiments_render(monkeypatch):

@@ -15,17 +15,18 @@ NAMES = ["RU", "BR", "ES"]
 
 def _cell(auc, runs=1):
     return {"auc": {"mean": auc, "std": 0.01 if runs > 1 else 0.0, "n": runs}, "ci_low": auc - 0.02,
-            "ci_high": auc + 0.03, "n": 100, "positives": 10}
+            "ci_high": auc + 0.03, "n": 100, "positives": 10, "logloss": {"mean": 0.2, "std": 0.0, "n": runs}}
 
 
 def _vs(verdicts: dict, relaimpr: dict):
     out = {}
-    for s, v in verdicts.items():
+    for key, v in verdicts.items():
+        s = "within" if key == "overall" else key  # the verdict table reads the within-scenario test
         out[s] = {"auc_diff": 0.02 if v == "better" else -0.02 if v == "worse" else 0.001,
                   "p_value": 0.001 if v in ("better", "worse") else 0.4, "p_holm": 0.003 if v != "nd" else 0.8,
                   "verdict": "no detectable difference" if v == "nd" else v, "runs": 2, "ahead_in": 2,
                   "significantly_better_in": 2 if v == "better" else 0, "significantly_worse_in": 0,
-                  "relaimpr": relaimpr.get(s), "relaimpr_note": None if relaimpr.get(s) is not None else
+                  "relaimpr": relaimpr.get(key), "relaimpr_note": None if relaimpr.get(key) is not None else
                   "n/a: the baseline's AUC (0.480) is not clearly above chance", "base_ci_low": 0.6}
     return out
 
@@ -34,7 +35,9 @@ def report(runs=2):
     """A report shaped like saml_core.registry.report's (BST reference, SAML, BST-Individual)."""
     def group(model, label, auc, per, vs=None):
         return {"group": model, "model": model, "label": label, "role": "baseline", "sweep": None, "n_runs": runs,
-                "seeds": list(range(runs)), "data_seeds": [0], "auc": {"mean": auc, "std": 0.004, "n": runs},
+                "seeds": list(range(runs)), "data_seeds": [0], "auc": {"mean": auc + 0.03, "std": 0.004, "n": runs},
+                "within_auc": {"mean": auc, "std": 0.005, "n": runs}, "within_ci_low": auc - 0.02,
+                "within_ci_high": auc + 0.02,
                 "logloss": {"mean": 0.2, "std": 0.0, "n": runs}, "epochs_run": {"mean": 3.0, "std": 0, "n": runs},
                 "train_seconds": {"mean": 5.0, "std": 0, "n": runs}, "improving_at_cap": 0,
                 "submodels_improving_at_cap": 0, "per_scenario": {s: _cell(a, runs) for s, a in per.items()},
@@ -42,7 +45,21 @@ def report(runs=2):
     saml_vs = {"baseline_group": "bst", "pairs": runs,
                **_vs({"RU": "better", "BR": "nd", "ES": "worse", "overall": "better"},
                      {"RU": 5.0, "ES": -3.0, "overall": 4.0})}
+    def ref(ref_id, label, auc, logloss):
+        cell = {"mean": 0.5, "std": 0.0, "n": 1}
+        return {"id": ref_id, "label": label, "auc": {"mean": auc, "std": 0.0, "n": 1}, "within_auc": cell,
+                "logloss": {"mean": logloss, "std": 0.0, "n": 1}, "note": None,
+                "per_scenario": {s: {"auc": cell, "logloss": {"mean": logloss + 0.01 * i, "std": 0.0, "n": 1}}
+                                 for i, s in enumerate(NAMES)}}
     return {"scenario_names": NAMES, "reference": {"model": "bst", "label": "BST"},
+            "headline": "By within-country AUC, SAML is best.",
+            "references": [ref("scenario_ctr", "country click rate only", 0.6, 0.19),
+                           ref("constant", "constant (train click rate)", 0.5, 0.2)],
+            "flags": [{"model": "bst_individual", "scenario": "overall", "kind": "logloss_worse_than_constant",
+                       "text": "BST-Individual: logloss 0.3 is worse than a constant prediction of the train click "
+                               "rate (0.2)"},
+                      {"model": "bst_individual", "scenario": "ES", "kind": "auc_below_chance",
+                       "text": "BST-Individual in ES: AUC 0.4 is below chance (95 % CI 0.31–0.47 ...)"}],
             "traffic_share": {"RU": 0.5, "BR": 0.3, "ES": 0.2}, "oracle_auc": {"RU": 0.8, "BR": 0.8, "ES": 0.8},
             "train_settings": {"lr": 1e-3, "batch_size": 1024, "patience": 2, "min_epochs": 2, "epochs": 20,
                                "derived": ["batch_size", "patience"]},
@@ -56,13 +73,28 @@ def report(runs=2):
 
 
 def test_overall_table_over_seeds_with_verdicts_in_registry_order():
-    t = tables.overall_table(report()).set_index("Model")
-    assert list(t.index) == ["SAML", "BST-Individual", "BST"]  # the registry's order
-    assert t.at["SAML", "AUC"] == pytest.approx(0.72) and t.at["SAML", "Runs"] == 2
+    t = tables.overall_table(report(), "country").set_index("Model")
+    # the registry's order, then the two references
+    assert list(t.index) == ["SAML", "BST-Individual", "BST", "Country click rate only (reference)",
+                             "Constant (train click rate) (reference)"]
+    assert t.at["SAML", "Within-country AUC"] == pytest.approx(0.72) and t.at["SAML", "Runs"] == 2
+    assert t.at["SAML", "Pooled AUC"] == pytest.approx(0.75)  # secondary
     assert t.at["SAML", "Verdict vs BST"] == "better ★" and t.at["BST", "Verdict vs BST"] == "reference"
     assert t.at["SAML", "RelaImpr vs BST (%)"] == pytest.approx(4.0)
-    one = tables.overall_table(report(runs=1))
-    assert "AUC std" not in one  # one run each: no spread to show
+    ref = t.loc["Country click rate only (reference)"]
+    assert ref["Within-country AUC"] == 0.5 and ref["Pooled AUC"] == 0.6 and ref["Logloss"] == 0.19
+    assert ref["Verdict vs BST"] == "no training" and np.isnan(ref["Runs"])
+    assert "logloss 0.3 is worse than a constant" in t.at["BST-Individual", "Flags"] and t.at["SAML", "Flags"] == ""
+    one = tables.overall_table(report(runs=1), "country")
+    assert "Within-country AUC std" not in one  # one run each: no spread to show
+    # the CSV download: every column, within-scenario AUC first, the references as rows
+    header, *rows = tables.overall_table(report(), "city level").drop(columns="model").to_csv(index=False).splitlines()
+    assert header.startswith("Model,Runs,Within-city level AUC,Within-city level AUC std,Verdict vs BST,")
+    assert "Pooled AUC" in header and "Flags" in header and "country" not in header.lower()
+    assert rows[-1].startswith("Constant (train click rate) (reference),,0.5,")
+    assert tables.flag_lines(report()) == [
+        "BST-Individual: logloss 0.3 is worse than a constant prediction of the train click rate (0.2); "
+        "AUC below chance (95 % CI entirely under 0.5) in ES"]
     lines = tables.settings_lines(report(), "country")
     assert "learning rate 0.001" in lines[0] and "country" in lines[1]
 
@@ -80,6 +112,10 @@ def test_per_scenario_long_and_wide_tables_follow_the_report():
     assert wide.at["RU", "SAML vs BST"] == "better ★" and wide.at["ES", "SAML vs BST"] == "worse ▼"
     assert np.isnan(wide.at["BR", "RelaImpr (%)"]) and "not clearly above chance" in wide.at["BR", "Why no RelaImpr"]
     assert "Oracle AUC" in wide and "p (Holm)" in wide
+    assert wide.at["ES", "Test non-clicks"] == 90 and wide.at["BR", "SAML logloss"] == 0.2
+    refs = tables.per_scenario_wide(long_df, NAMES, "country", references=report()["references"]).set_index("Country")
+    assert refs.at["BR", "Country click rate only: logloss"] == pytest.approx(0.2)
+    assert refs.at["ES", "Constant (train click rate): logloss"] == pytest.approx(0.22)
     city = tables.per_scenario_wide(long_df, NAMES, "city level")
     assert "City level" in city.columns and "Country" not in city.columns
 

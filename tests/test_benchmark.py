@@ -116,7 +116,7 @@ def test_tables_are_the_reports_numbers_in_the_right_columns(bench):
             assert cells[s["label"]][f"{n} logloss"] == tables.ms(ev.mean_std(r["per_scenario"][n]["logloss"]
                                                                                 for r in runs))
     # the per-run within-scenario AUCs the differences pair are the ones the report averages
-    within = tables.run_within(bench["root"], f"{PREFIX}-random")
+    within = tables.run_within(doc)
     for s in doc["summary"]:
         mine = ev.mean_std(v for k, v in within.items() if k[0] == s["model"])
         assert mine["mean"] == pytest.approx(s["within_auc"]["mean"], abs=1e-12) and mine["n"] == 2

@@ -110,6 +110,7 @@ def test_own_log_describe_experiment_report_and_every_page(tmp_path, monkeypatch
         text = page_text(at).lower() + " ".join(e.proto.label for e in at.sidebar.get("page_link")).lower()
         assert "country" not in text and "countries" not in text, page
         if page == "per_scenario":
-            assert "Market" in at.dataframe[0].value.columns
+            assert "Within-market AUC" in at.dataframe[0].value.columns  # the headline first
+            assert "Market" in at.dataframe[1].value.columns
         if make is _silent_scenario and page is None:
             assert "Left out: **east**" in "\n".join(c.value for c in at.sidebar.caption)

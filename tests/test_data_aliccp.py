@@ -117,6 +117,32 @@ def test_one_domain_is_refused(tmp_path):
         load_aliccp(root, cache_dir=tmp_path / "c")
 
 
+def test_domain_without_train_clicks_is_dropped_and_said(tmp_path):
+    """As a csv: log does (one rule, build.judge_scenarios): left out of every split, with a note."""
+    root = _copy(tmp_path)
+
+    def no_clicks_in_domain_2(names, rows):
+        for r in rows:
+            if r[names.index("301")] == "2":
+                r[names.index("click")] = "0"
+
+    _rewrite(root / "ali_ccp_train.csv", no_clicks_in_domain_2)
+    data = load_aliccp(root, cache_dir=tmp_path / "c", mapped=False)
+    assert data.spec.scenario_names == ("domain 1", "domain 3")
+    assert data.info["dropped_scenarios"] == [{"scenario": "domain 2", "reason": "0 clicks in the train split",
+                                               "train_positives": 0, "test_positives": 0, "test_negatives": 17}]
+    train, val, test = frames()
+    assert (len(data.train), len(data.valid), len(data.test)) == (67, 33, 33)
+    assert data.test.scenario.tolist() == [0 if d == 1 else 1 for d in test["301"] if d != 2]
+    mapped = load_aliccp(root, cache_dir=tmp_path / "c")  # its own encoded store, not the full one's
+    assert mapped.spec.scenario_names == data.spec.scenario_names and torch.equal(mapped.test.label, data.test.label)
+    _rewrite(root / "ali_ccp_train.csv", lambda names, rows: [r.__setitem__(names.index("click"), "0") for r in rows
+                                                             if r[names.index("301")] == "3"])
+    with pytest.raises(DataError, match=r"ali_ccp_train\.csv: SAML compares domains: this log has one \(domain 1\); "
+                                        r"dropped: 'domain 2' \(0 clicks in the train split\), 'domain 3' "):
+        load_aliccp(root, cache_dir=tmp_path / "c")
+
+
 def test_domain_missing_from_train_is_named(tmp_path):
     root = _copy(tmp_path)
     _rewrite(root / "ali_ccp_test.csv", lambda names, rows: rows[5].__setitem__(names.index("301"), "4"))

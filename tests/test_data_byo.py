@@ -21,7 +21,10 @@ sequences:
   - {{column: hist, item_field: item, sep: "|"}}
 split: {{column: day, test: last, valid: last}}
 seq_len: 4
+min_positives: 1
 """
+# (min_positives 1: these logs are tiny, 2 clicks per market in test; the default rule, 10 clicks
+# and 10 non-clicks, would leave no market: test_default_rule_needs_ten_clicks_and_non_clicks)
 
 
 def good_frame() -> pd.DataFrame:
@@ -51,7 +54,16 @@ def write(tmp_path, df, scenarios=None, name="log.csv", schema_text=None):
 def test_example_loads():
     data = load_dataset(f"csv:{EXAMPLE}")
     assert data.kind == "byo"
-    assert data.spec.scenario_names[0] == "RU" and len(data.spec.scenario_names) == 10
+    # 8,000 rows: only the big countries have 10 clicks and 10 non-clicks on the test day (the
+    # default rule); the others are left out, each with its counts
+    assert data.spec.scenario_names == ("RU", "BR", "Others")
+    dropped = data.info["dropped_scenarios"]
+    assert [d["scenario"] for d in dropped] == ["ES", "US", "FR", "PL", "NL", "CL", "UA"]
+    for d in dropped:
+        assert d["test_positives"] < 10 and "min_positives 10" in d["reason"], d
+        assert d["reason"].startswith(f"{d['test_positives']} click")
+    y, s = data.test.label.numpy(), data.test.scenario.numpy()
+    assert all(10 <= y[s == j].sum() <= (s == j).sum() - 10 for j in range(3))
     assert data.spec.seq_len == 10 and data.category_field == "category"
     assert len(data.test) > 0 and len(data.valid) > 0
 
@@ -73,7 +85,7 @@ def test_good_log_splits_and_train_only_fitting(tmp_path):
 
 
 def test_sequences_right_aligned_oldest_first(tmp_path):
-    df = good_frame().iloc[[0, 6]].copy()  # one clicked row of market A and one of B
+    df = good_frame().iloc[[0, 1, 6, 7]].copy()  # a clicked and an unclicked row of market A and of B
     df = pd.concat([df.assign(day=d) for d in range(3)], ignore_index=True)
     df["hist"] = "i1|i2|i3"
     df["item"] = "i1"
@@ -126,8 +138,8 @@ def test_scenario_without_train_positives_is_dropped_and_said(tmp_path):
     assert data.spec.scenario_names == ("A", "C")
     assert len(data.train) == 24 and len(data.test) == 12 and len(data.valid) == 12
     assert data.info["dropped_scenarios"] == [{
-        "scenario": "B", "reason": "0 positives in the train split (min_positives 1)",
-        "train_positives": 0, "test_positives": 2}]
+        "scenario": "B", "reason": "0 clicks in the train split",
+        "train_positives": 0, "test_positives": 2, "test_negatives": 4}]
 
 
 def test_declared_scenario_without_train_samples_is_dropped(tmp_path):
@@ -183,7 +195,7 @@ def test_json_schema(tmp_path):
     df.to_csv(tmp_path / "log.csv", index=False)
     (tmp_path / "s.json").write_text(
         '{"data": "log.csv", "scenario": "market", "label": "click", "categorical": ["item"],'
-        ' "split": {"column": "day", "test": {"values": [3]}, "valid": {"fraction": 0.2}}}'
+        ' "split": {"column": "day", "test": {"values": [3]}, "valid": {"fraction": 0.2}}, "min_positives": 1}'
     )
     data = load_byo(tmp_path / "s.json")
     assert len(data.test) == 18 and len(data.train) + len(data.valid) == 54
@@ -316,23 +328,40 @@ def test_scenario_without_test_positives_is_dropped(tmp_path):
     data = load_byo(write(tmp_path, df))
     assert data.spec.scenario_names == ("A", "B")
     assert data.info["dropped_scenarios"] == [{
-        "scenario": "C", "reason": "0 positives in the test split (min_positives 1)",
-        "train_positives": 4, "test_positives": 0}]
+        "scenario": "C", "reason": "0 clicks and 6 non-clicks in the test split (min_positives 1: at least 1 of each)",
+        "train_positives": 4, "test_positives": 0, "test_negatives": 6}]
 
 
 def test_min_positives_and_drop_scenarios(tmp_path):
     df = good_frame()
-    a_train = df.index[(df.market == "A") & (df.day <= 1) & (df.click == 1)]  # 4 clicks
-    df.loc[a_train[2:], "click"] = 0
-    text = SCHEMA.format(data="log.csv", scenarios="") + "min_positives: 2\ndrop_scenarios: [C]\n"
+    text = SCHEMA.format(data="log.csv", scenarios="").replace("min_positives: 1", "min_positives: 2") + \
+        "drop_scenarios: [C]\n"
     data = load_byo(write(tmp_path, df, schema_text=text))
     assert data.spec.scenario_names == ("A", "B") and data.info["min_positives"] == 2
     assert data.info["dropped_scenarios"] == [{"scenario": "C", "reason": "listed in drop_scenarios",
-                                               "train_positives": 4, "test_positives": 2}]
-    df.loc[a_train[1], "click"] = 0
+                                               "train_positives": 4, "test_positives": 2, "test_negatives": 4}]
+    a_test = df.index[(df.market == "A") & (df.day == 3) & (df.click == 1)]  # 2 clicks
+    df.loc[a_test[1], "click"] = 0
     _err(tmp_path, df, r"log\.csv: SAML compares scenarios: this log has one \(B\); dropped: "
-                       r"'A' \(1 positive in the train split \(min_positives 2\)\), 'C' \(listed in drop_scenarios\)$",
-         schema_text=text)
+                       r"'A' \(1 click and 5 non-clicks in the test split \(min_positives 2: at least 2 of each\)\), "
+                       r"'C' \(listed in drop_scenarios\)$", schema_text=text)
+
+
+def test_default_rule_needs_ten_clicks_and_non_clicks(tmp_path):
+    """Without min_positives the rule is evaluate.MIN_CLASS: a market is kept only with 10 test
+    clicks and 10 test non-clicks (and a train click); the counts are said."""
+    rows = [{"day": d, "market": m, "click": int(i < clicks), "item": f"i{i % 5}", "cat": "c", "price": 1.0,
+             "hist": "i1"}
+            for d in range(4) for m, clicks, n in (("A", 10, 20), ("B", 9, 30), ("C", 12, 25)) for i in range(n)]
+    text = SCHEMA.format(data="log.csv", scenarios="").replace("min_positives: 1\n", "")
+    data = load_byo(write(tmp_path, pd.DataFrame(rows), schema_text=text))
+    assert data.spec.scenario_names == ("A", "C") and data.info["min_positives"] == 10
+    assert data.info["dropped_scenarios"] == [{
+        "scenario": "B", "reason": "9 clicks and 21 non-clicks in the test split (min_positives 10: at least 10 of "
+                                   "each)", "train_positives": 18, "test_positives": 9, "test_negatives": 21}]
+    rows = [r for j, r in enumerate(rows) if not (r["market"] == "C" and r["day"] == 3 and j % 25 >= 21)]
+    with pytest.raises(DataError, match=r"this log has one \(A\); dropped: 'B' .*'C' \(12 clicks and 9 non-clicks"):
+        load_byo(write(tmp_path, pd.DataFrame(rows), schema_text=text))
 
 
 def test_drop_scenarios_unknown_name(tmp_path):
@@ -349,7 +378,8 @@ def test_one_scenario_is_an_error_naming_it(tmp_path):
     _err(tmp_path, df, r"SAML compares markets: this log has one \(A\)", schema_text=text)
     df = good_frame().assign(click=0)
     df.loc[df.day == 0, "click"] = 1  # clicks only in train: no scenario can be evaluated
-    _err(tmp_path, df, r"SAML compares scenarios: this log has none left; dropped: 'A' \(0 positives in the test split")
+    _err(tmp_path, df, r"SAML compares scenarios: this log has none left; dropped: 'A' \(0 clicks and 6 non-clicks in "
+                       r"the test split")
 
 
 def test_fewer_than_two_scenarios_fails_for_every_source():
@@ -362,7 +392,7 @@ def test_fewer_than_two_scenarios_fails_for_every_source():
         encode_splits(name="x", kind="synthetic", schema=Schema(scenario="s", label="y", categorical=("c",),
                                                                 scenario_values=(5,), scenario_names=("RU",)),
                       train=t, valid=t, test=t, seq_len=2, source="sim", info={},
-                      scenario_noun=("country", "countries"))
+                      scenario_noun=("country", "countries"), min_positives=None)
 
 
 def test_strict_sources_still_fail_on_a_scenario_without_positives():
@@ -373,14 +403,14 @@ def test_strict_sources_still_fail_on_a_scenario_without_positives():
     t = RawTable(frame=frame)
     with pytest.raises(DataError, match=r"src: column 's': scenario '2' has no positive 'y' in the train split"):
         encode_splits(name="x", kind="taobao", schema=Schema(scenario="s", label="y", categorical=("c",)),
-                      train=t, valid=t, test=t, seq_len=2, source="src", info={})
+                      train=t, valid=t, test=t, seq_len=2, source="src", info={}, min_positives=None)
     sim = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
     frame = pd.DataFrame({"s": [1, 2, 3] * 2, "y": [1, 1, 1, 0, 0, 0], "c": ["a"] * 6})
     t = RawTable(frame=frame)
     data = encode_splits(name="x", kind="synthetic", schema=Schema(scenario="s", label="y", categorical=("c",),
                                                                    scenario_values=(1, 2, 3)),
                          train=t, valid=t, test=t, seq_len=2, source="src", info={}, true_similarity=sim,
-                         drop_scenarios=["2"])
+                         drop_scenarios=["2"], min_positives=None)
     assert data.spec.scenario_names == ("1", "3") and data.true_similarity.tolist() == [[1.0, 0.2], [0.2, 1.0]]
 
 

@@ -93,14 +93,17 @@ def test_describe_byo_reports_dropped_scenarios(tmp_path, capsys):
             for d in range(4) for m in ("华东", "B", "Z") for i in range(6)]
     pd.DataFrame(rows).to_csv(tmp_path / "log.csv", index=False)
     (tmp_path / "s.yaml").write_text("data: log.csv\nscenario: m\nlabel: click\ncategorical: [item]\n"
-                                     "split: {column: day}\nscenario_noun: market\n", encoding="utf-8")
+                                     "split: {column: day}\nscenario_noun: market\nmin_positives: 1\n",
+                                     encoding="utf-8")
     assert main(["data", "describe", f"csv:{tmp_path / 's.yaml'}"]) == 0
     out = capsys.readouterr().out
-    assert "dropped market Z: 0 positives in the test split (min_positives 1) (positives: train 4, test 0)" in out
+    assert ("dropped market Z: 0 clicks and 6 non-clicks in the test split (min_positives 1: at least 1 of each) "
+            "(positives: train 4, test 0)") in out
     assert "华东" in out and "\nmarket " in out
     assert main(["data", "describe", f"csv:{tmp_path / 's.yaml'}", "--json"]) == 0
     desc = json.loads(capsys.readouterr().out)
     assert [r["scenario"] for r in desc["scenarios"]] == ["B", "华东"]
-    assert desc["dropped_scenarios"] == [{"scenario": "Z", "reason": "0 positives in the test split (min_positives 1)",
-                                          "train_positives": 4, "test_positives": 0}]
+    assert desc["dropped_scenarios"] == [{"scenario": "Z", "reason": "0 clicks and 6 non-clicks in the test split "
+                                                                     "(min_positives 1: at least 1 of each)",
+                                          "train_positives": 4, "test_positives": 0, "test_negatives": 6}]
     assert desc["info"]["dropped_scenarios"] == desc["dropped_scenarios"]

@@ -93,8 +93,13 @@ def test_data_similarity_overlap():
 def test_relaimpr_is_withheld_where_the_baseline_is_not_above_chance():
     # taobao-demo city level 0: SAML 0.384 below BST 0.451 would read +135 % ("better")
     assert ev.relaimpr(0.384, 0.451) == pytest.approx(136.7, abs=0.1)
-    value, why = ev.relaimpr_guarded(0.384, 0.451, base_ci_low=0.30)
-    assert value is None and "not clearly above chance" in why
+    value, why = ev.relaimpr_guarded(0.384, 0.451, base_ci_low=0.30, base_ci_high=0.61,
+                                     counts=ev.counts_text([(12, 300)]))
+    assert value is None
+    assert why == "n/a: RelaImpr needs the baseline's AUC CI above 0.5 (here 0.30–0.61, 12 clicks / 300 non-clicks)"
+    value, why = ev.relaimpr_guarded(0.7, 0.6, base_ci_low=None, counts=ev.counts_text([(4, 120), (1, 90)], [0, 3]))
+    assert value is None and why.endswith("at least 10 clicks and 10 non-clicks in the test split (here 4 clicks / "
+                                          "120 non-clicks (data seed 0), 1 / 90 (data seed 3))")
     value, why = ev.relaimpr_guarded(0.7526, 0.7430, base_ci_low=0.73)
     assert value == pytest.approx(3.95, abs=0.01) and why is None
 
@@ -247,3 +252,108 @@ def test_mantel_p_value_equals_one_permutation_at_a_time():
         assert got == one_at_a_time(a, b, 199), trial
         seen.add(got < 0.05)
     assert seen == {True, False}
+
+
+# ---- within-scenario AUC -----------------------------------------------------------------
+
+def _base_rate_log(seed=0, n=6000):
+    """Three scenarios with very different click rates; within each, a score with some signal."""
+    rng = np.random.default_rng(seed)
+    scen = rng.integers(0, 3, n)
+    rate = np.array([0.02, 0.10, 0.30])[scen]
+    signal = rng.normal(size=n)
+    y = (rng.random(n) < np.clip(rate * np.exp(0.5 * signal) / np.exp(0.125), 0, 1)).astype(int)
+    return y, scen, signal
+
+
+def test_a_scenario_click_rate_predictor_gets_half_within_scenarios_and_more_pooled():
+    y, scen, _ = _base_rate_log()
+    ctr = np.array([y[scen == j].mean() for j in range(3)])  # (here from the same rows: any per-scenario constant)
+    pred = ctr[scen]
+    assert ev.within_auc(y, pred, scen, 3) == 0.5
+    assert ev.auc(y, pred) > 0.65  # pooled: knowing which scenario clicks more is already "skill"
+    a, lo, hi = ev.within_auc_ci(y, pred, scen, 3)
+    assert a == 0.5 and lo == hi == 0.5  # a constant within every scenario: no spread at all
+
+
+def test_within_auc_is_the_row_weighted_mean_of_the_scenarios_with_both_classes():
+    y, scen, signal = _base_rate_log(1)
+    scen = np.where(np.arange(len(y)) < 40, 3, scen)  # a 4th scenario ...
+    y = np.where(scen == 3, 0, y)  # ... without clicks: no AUC, left out of the mean
+    per = [(np.sum(scen == j), roc_auc_score(y[scen == j], signal[scen == j])) for j in range(3)]
+    expect = sum(n * a for n, a in per) / sum(n for n, _ in per)
+    assert ev.within_auc(y, signal, scen, 4) == pytest.approx(expect, abs=1e-12)
+    assert ev.within_auc(y, signal, scen, 4) != pytest.approx(ev.auc(y, signal), abs=1e-3)
+    assert np.isnan(ev.within_auc(np.zeros(10), np.arange(10.0), np.zeros(10, int), 1))
+
+
+def test_within_test_against_a_base_rate_predictor_and_its_na_notes():
+    names = ["a", "b", "c"]
+    labels, scens, model, base = [], [], [], []
+    for d in range(2):
+        y, scen, signal = _base_rate_log(10 + d)
+        ctr = np.array([y[scen == j].mean() for j in range(3)])
+        labels.append(y)
+        scens.append(scen)
+        rng = np.random.default_rng(d)
+        model.append([signal + rng.normal(scale=1.0, size=len(y)) for _ in range(2)])  # knows something within
+        base.append([ctr[scen]] * 2)  # knows only the base rates
+    out = ev.compare_with_baseline(labels, scens, model, base, names, data_seeds=[0, 1])
+    w = out["within"]
+    assert w["verdict"] == "better" and w["p_value"] < 1e-6 and w["runs"] == 4 and w["ahead_in"] == 4
+    mine = np.mean([ev.within_auc(y, p, s, 3) for y, s, ps in zip(labels, scens, model) for p in ps])
+    assert w["auc_diff"] == pytest.approx(mine - 0.5, abs=0.01)  # the within-scenario AUC minus 0.5
+    assert w["tested"] == names and w["share_tested"] == 1.0 and "note" not in w
+    assert w["base_ci_low"] == w["base_ci_high"] == 0.5  # the base-rate predictor's own interval: none
+    # pooled, the base rates alone look like a strong model: the pooled difference is much smaller
+    assert out["overall"]["auc_diff"] < w["auc_diff"] - 0.05
+    # a scenario with a handful of clicks: no verdict there, and the note says the rule and the counts
+    y, scen, signal = _base_rate_log(3, n=900)
+    keep = (scen != 0) | (np.cumsum(y * (scen == 0)) <= 4)
+    y, scen, signal = y[keep], scen[keep], signal[keep]
+    c0 = (int(y[scen == 0].sum()), int((1 - y[scen == 0]).sum()))
+    assert c0[0] < 10
+    out = ev.compare_with_baseline([y], [scen], [[signal]], [[np.zeros(len(y))]], names)
+    assert out["a"]["verdict"] == "n/a" and out["a"]["verdict_note"] == (
+        f"n/a: the paired test needs at least 10 clicks and 10 non-clicks in the test split (here {c0[0]} clicks / "
+        f"{c0[1]} non-clicks)")
+    assert out["within"]["tested"] == ["b", "c"] and out["within"]["note"].startswith("tested on the 2 of 3 scenarios")
+    assert f"too few in: a ({c0[0]} clicks / {c0[1]} non-clicks)" in out["within"]["note"]
+    none = ev.compare_with_baseline([y[scen == 0]], [scen[scen == 0]], [[signal[scen == 0]]],
+                                    [[np.zeros(int((scen == 0).sum()))]], names, noun=("market", "markets"))
+    assert none["within"]["verdict"] == "n/a" and "in the test split of a market, and no market has them" in \
+        none["within"]["verdict_note"]
+
+
+def test_headline_sentence_says_who_is_best_and_what_saml_does_not_beat():
+    from saml_core import headline
+
+    def group(gid, label, within, sweep=None):
+        return {"group": gid, "model": gid, "label": label, "sweep": sweep, "within_ci_low": within - 0.01,
+                "within_ci_high": within + 0.01, "within_auc": {"mean": within, "std": 0.01, "n": 3}}
+
+    def cell(verdict, diff, p):
+        return {"verdict": verdict, "auc_diff": diff, "p_value": p}
+
+    summary = [group("saml", "SAML", 0.70), group("bst", "BST", 0.68), group("lr_te", "LR (target encoding)", 0.71)]
+    tests = {("lr_te", "saml"): cell("no detectable difference", 0.01, 0.2), ("saml", "bst"): cell("better", 0.02, 1e-4),
+             ("saml", "lr_te"): cell("no detectable difference", -0.01, 0.2),
+             ("saml", headline.SCENARIO_CTR): cell("better", 0.2, 1e-12)}
+    text = headline.sentence(summary, ("market", "markets"), {"model": "bst", "label": "BST"},
+                             lambda a, b: tests.get((a, b)), "saml")
+    assert text == ("By within-market AUC, LR (target encoding) is best (0.7100 ± 0.0100), but not significantly "
+                    "better than the runner-up SAML (0.7000 ± 0.0100; p = 0.2); SAML (0.7000 ± 0.0100) beats BST "
+                    "(+0.0200, p = 0.0001) and the market click rate alone (0.5 within markets; +0.2000, p < 1e-10), "
+                    "and is level with LR (target encoding) (no detectable difference: -0.0100, p = 0.2).")
+    tests[("saml", "lr_te")] = cell("worse", -0.03, 1e-3)
+    tests[("saml", "bst")] = None  # no runs on the same seeds
+    text = headline.sentence(summary, ("market", "markets"), {"model": "bst", "label": "BST"},
+                             lambda a, b: tests.get((a, b)), "saml")
+    assert "but not LR (target encoding) (significantly better by 0.0300, p = 0.001)" in text
+    assert "cannot be tested against BST (not testable: no paired runs" in text
+    # a sweep experiment: its settings are the candidates
+    sweep = [group("saml-emb8", "SAML", 0.6, {"name": "emb", "value": 8}),
+             group("saml-emb16", "SAML", 0.62, {"name": "emb", "value": 16})]
+    text = headline.sentence(sweep, ("market", "markets"), {"model": "bst", "label": "BST"}, lambda a, b: None, "saml")
+    assert text.startswith("By within-market AUC, SAML (emb 16) is best (0.6200 ± 0.0100); whether it beats the "
+                           "runner-up SAML (emb 8) (0.6000 ± 0.0100) cannot be tested")

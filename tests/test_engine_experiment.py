@@ -2,6 +2,7 @@
 seeds, data seeds, verdicts, guarded RelaImpr), registry reads (a broken run does not hide the
 others; reads write nothing), experiment identity, re-evaluation of stored checkpoints, CLI errors."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -68,14 +69,18 @@ def test_report_json_has_every_run_country_verdict_and_recovery(quick_root):
             assert s["vs_reference"] is None
             continue
         v = s["vs_reference"]
-        for name in names + ["overall"]:
+        for name in names + ["within", "overall"]:
             c = v[name]
             # the verdict follows the paired test's direction and the (Holm-adjusted) p-value
             if c["p_holm"] is not None and c["p_holm"] < 0.05:
                 assert c["verdict"] == ("better" if c["auc_diff"] > 0 else "worse")
             elif c["p_holm"] is not None:
                 assert c["verdict"] == "no detectable difference"
-            assert (c["relaimpr"] is None) == (c["base_ci_low"] is None or c["base_ci_low"] <= 0.5)
+            else:
+                assert c["verdict"] == "n/a" and c["verdict_note"].startswith("n/a: the paired test needs at least 10")
+            if name != "overall":  # RelaImpr on the within-scenario AUC only where the baseline's is above chance
+                assert (c["relaimpr"] is None) == (c["base_ci_low"] is None or c["base_ci_low"] <= 0.5)
+        assert v["overall"]["relaimpr"] is None and "within-country AUC" in v["overall"]["relaimpr_note"]
     assert all(0.5 < doc["oracle_auc"][s] <= 1 for s in names)
     full = next(r for r in doc["runs"] if r["model"] == "saml")
     rec = full["similarity_recovery"]
@@ -86,6 +91,120 @@ def test_report_json_has_every_run_country_verdict_and_recovery(quick_root):
     assert "| RU |" in md and "oracle" in md and "Holm" in md and "Mantel" in md and "on the pairwise part" in md
     status = json.loads((quick_root / "job_status.json").read_text())
     assert status["state"] == "finished" and status["n_runs"] == 7 and status["progress"] == 1.0
+
+
+def _test_split(root, name="syn", d=0):
+    z = np.load(root / name / f"test_labels-d{d}.npz")
+    return z["label"].astype(int), z["scenario"].astype(int)
+
+
+def test_report_leads_with_within_auc_beside_the_reference_rows(quick_root):
+    """The scenario click rate alone: 0.5 within scenarios, more pooled (recomputed here from the
+    data itself); every model's within-scenario AUC from its own predictions."""
+    from saml_core import evaluate as ev
+    from saml_core.data import load_dataset
+
+    doc = registry.report(quick_root, "syn")
+    names, k = doc["scenario_names"], len(doc["scenario_names"])
+    data = load_dataset("synthetic-countries", seed=0, size="small")
+    tr_s, tr_y = data.train.scenario.numpy(), data.train.label.numpy().astype(np.float64)
+    split = json.loads((quick_root / "syn/experiment.json").read_text())["splits"]["0"]
+    assert split["train_counts"] == {s: {"n": int((tr_s == j).sum()), "positives": int(tr_y[tr_s == j].sum())}
+                                     for j, s in enumerate(names)}
+    label, scen = _test_split(quick_root)
+    assert np.array_equal(label, data.test.label.numpy()) and np.array_equal(scen, data.test.scenario.numpy())
+    rate = np.array([tr_y[tr_s == j].mean() for j in range(k)])
+    refs = {r["id"]: r for r in doc["references"]}
+    ctr = refs["scenario_ctr"]
+    assert ctr["label"] == "country click rate only" and ctr["note"] is None
+    assert ctr["within_auc"]["mean"] == 0.5
+    assert ctr["auc"]["mean"] == pytest.approx(ev.auc(label, rate[scen]), abs=1e-12)
+    assert ctr["auc"]["mean"] > 0.53  # pooled, knowing only which country clicks more looks like skill
+    assert ctr["logloss"]["mean"] == pytest.approx(ev.logloss(label, rate[scen]), abs=1e-9)
+    const = refs["constant"]
+    assert const["auc"]["mean"] == 0.5 and const["within_auc"]["mean"] == 0.5
+    assert const["logloss"]["mean"] == pytest.approx(ev.logloss(label, np.full(len(label), tr_y.mean())), abs=1e-9)
+    ru = names.index("RU")
+    assert const["per_scenario"]["RU"]["logloss"]["mean"] == pytest.approx(
+        ev.logloss(label[scen == ru], np.full(int((scen == ru).sum()), tr_y.mean())), abs=1e-9)
+    for s in doc["summary"]:
+        pred = np.load(quick_root / "syn" / f"{s['model']}-d0-s0" / "predictions.npz")["pred"]
+        assert s["within_auc"]["mean"] == pytest.approx(ev.within_auc(label, pred, scen, k), abs=1e-12)
+        assert s["within_ci_low"] < s["within_auc"]["mean"] < s["within_ci_high"]
+        if s["vs_reference"]:
+            assert set(s["vs_reference"]["within"]) >= set(s["vs_reference"]["overall"]) - {"verdict_note"}
+    md = registry.report_markdown(doc)
+    assert md.splitlines()[2] == f"**{doc['headline']}**"  # the sentence comes first
+    assert "| country click rate only (reference, no training) | — | 0.5000 |" in md
+    assert "within-country AUC |" in md and "| within-country (headline) |" in md and "| pooled |" in md
+
+
+def _doctor(root: Path, run_id: str, pred: np.ndarray) -> None:
+    """Give a run other predictions, with the metrics.json they imply (a run that learned that)."""
+    from saml_core import artifacts as art
+    from saml_core import evaluate as ev
+
+    label, scen = _test_split(root)
+    names = json.loads((root / "syn/experiment.json").read_text())["scenario_names"]
+    art.save_npz(root / "syn" / run_id / "predictions.npz", {"pred": pred.astype(np.float32)})
+    metrics = json.loads((root / "syn" / run_id / "metrics.json").read_text())
+    metrics.update(ev.scenario_metrics(label, pred, scen, names))
+    (root / "syn" / run_id / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_flags_fire_on_a_bad_model_only_and_the_headline_names_the_regression(quick_root, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(quick_root, root)
+    label, scen = _test_split(root)
+    lr = np.load(root / "syn/lr_te-d0-s0/predictions.npz")["pred"].astype(np.float64)
+    saml = np.load(root / "syn/saml-d0-s0/predictions.npz")["pred"].astype(np.float64)
+    # a model that learned the clicks the wrong way round, with confidence: below chance, and a
+    # logloss far worse than predicting the train click rate
+    _doctor(root, "saml_no_aux-d0-s0", np.clip(1 - 5 * lr, 0.01, 0.99))
+    # the regression clearly ahead of SAML in every country
+    _doctor(root, "lr_te-d0-s0", np.clip(saml + 0.2 * label, 0, 1))
+    doc = registry.report(root, "syn")
+    bad = {(f["scenario"], f["kind"]) for f in doc["flags"] if f["model"] == "saml_no_aux"}
+    assert {("overall", "auc_below_chance"), ("overall", "logloss_worse_than_constant")} <= bad
+    assert {("RU", "logloss_worse_than_constant"), ("RU", "auc_below_chance")} <= bad  # RU: clicks enough for a CI
+    text = next(f["text"] for f in doc["flags"] if f["model"] == "saml_no_aux" and f["scenario"] == "overall"
+                and f["kind"] == "auc_below_chance")
+    assert text.startswith("SAML w/o aux: within-country AUC 0.") and "lies entirely below 0.5" in text
+    assert not [f for f in doc["flags"] if f["model"] == "lr_te"]  # a good model is not flagged
+    h = doc["headline"]
+    assert h.startswith("By within-country AUC, LR (target encoding) is best (")
+    assert "significantly ahead of the runner-up" in h
+    assert "but not LR (target encoding) (significantly better by 0." in h, h
+    # the other way round: SAML ahead of a regression that learned nothing
+    _doctor(root, "lr_te-d0-s0", np.random.default_rng(0).random(len(label)))
+    h = registry.report(root, "syn")["headline"]
+    assert "not LR" not in h and re.search(r"SAML \(0\.\d{4}\) beats [^;]*LR \(target encoding\) \(\+0\.", h), h
+
+
+def test_an_experiment_without_train_click_rates_says_so_and_a_rerun_records_them(quick_root, tmp_path):
+    """Experiments from before train_counts: the references say what is missing and how to get it;
+    running the same command again records them without retraining anything."""
+    root = tmp_path / "copy"
+    shutil.copytree(quick_root, root)
+    doc_path = root / "syn/experiment.json"
+    exp_doc = json.loads(doc_path.read_text())
+    del exp_doc["splits"]["0"]["train_counts"]
+    doc_path.write_text(json.dumps(exp_doc))
+    doc = registry.report(root, "syn")
+    refs = {r["id"]: r for r in doc["references"]}
+    assert refs["scenario_ctr"]["within_auc"]["mean"] == 0.5 and refs["constant"]["auc"]["mean"] == 0.5
+    assert refs["scenario_ctr"]["auc"]["mean"] is None and refs["constant"]["logloss"]["mean"] is None
+    assert "did not record for data seed 0" in refs["scenario_ctr"]["note"] and "re-run the experiment" in \
+        refs["scenario_ctr"]["note"]
+    assert not [f for f in doc["flags"] if f["kind"] == "logloss_worse_than_constant"]
+    assert "logloss not compared with the constant's" in registry.report_markdown(doc)
+    runs = _tree(root / "syn")
+    out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "syn", "--quick", "--threads", "1",
+               "--runs", "default,lr_te", root=root)
+    assert out.returncode == 0 and out.stderr.count("finished earlier, skipped") == 7, out.stderr
+    assert "train_counts" in json.loads(doc_path.read_text())["splits"]["0"]
+    assert {k: v for k, v in _tree(root / "syn").items() if "/" in k} == {k: v for k, v in runs.items() if "/" in k}
+    assert registry.report(root, "syn")["references"][0]["note"] is None
 
 
 def test_bst_individual_submodels_use_patience_for_their_own_validation_size(quick_root):
@@ -242,7 +361,14 @@ def test_taobao_sample_end_to_end_relaimpr_only_where_bst_is_above_chance(tmp_pa
     for name in doc["scenario_names"]:
         cell = saml[name]
         if cell["base_ci_low"] is not None and cell["base_ci_low"] <= 0.5:
-            assert cell["relaimpr"] is None and "not clearly above chance" in cell["relaimpr_note"]
+            assert cell["relaimpr"] is None and cell["relaimpr_note"] == (
+                f"n/a: RelaImpr needs the baseline's AUC CI above 0.5 (here {cell['base_ci_low']:.2f}–"
+                f"{cell['base_ci_high']:.2f}, {cell['counts']})")
+        elif cell["verdict"] == "n/a":  # too few clicks for a test, and for a CI: the rule and the counts
+            assert cell["relaimpr"] is None and cell["counts"] in cell["relaimpr_note"]
+            assert cell["verdict_note"] == ("n/a: the paired test needs at least 10 clicks and 10 non-clicks in the "
+                                            f"test split (here {cell['counts']})")
+            assert cell["clicks"] < 10 or cell["non_clicks"] < 10
     md = _cli("report", "tb", "--format", "markdown", root=tmp_path).stdout
     assert "city level" in md and "country" not in md.lower()
 

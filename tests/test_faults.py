@@ -85,6 +85,25 @@ elif kind == "final":  # the first metrics.json is written to its temp file, not
             pause(point)
         return real_replace(src, dst, *a, **k)
     os.replace = replace
+elif kind == "finished":  # the experiment's status says finished; run_experiment has not returned
+    import saml_core.experiments as e
+    real_write = e.StatusWriter.write
+    def write(self, force=False, **fields):
+        real_write(self, force, **fields)
+        if fields.get("state") == "finished" and self.paths[0].name == "experiment_status.json":
+            pause(point)
+    e.StatusWriter.write = write
+elif kind == "after":  # run_experiment returned; the command has not
+    import saml_core.experiments as e
+    real_experiment = e.run_experiment
+    def run_experiment(*a, **k):
+        out = real_experiment(*a, **k)
+        pause(point)
+        return out
+    e.run_experiment = run_experiment
+elif kind == "exit":  # the command returned; the interpreter is exiting
+    import atexit
+    atexit.register(pause, point)
 runpy.run_module("saml_core", run_name="__main__", alter_sys=True)
 """
 
@@ -581,6 +600,28 @@ def test_sigint_mid_batch_is_recorded_as_interrupted(tmp_path):
     run = got["root"] / "exp" / "bst-d0-s0"
     assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
     assert "KeyboardInterrupt" not in got["err"]
+
+
+@pytest.mark.parametrize("point", ["finished", "after", "exit"])
+def test_sigint_after_every_run_is_saved_leaves_the_experiment_finished_and_says_so(tmp_path, point):
+    # The last moments of a command: its status already says finished, run_experiment returned, or
+    # the interpreter is exiting. The results are complete, so the experiment stays finished, the
+    # exit code is 0, and no traceback or "resume" advice is printed; before the process exits
+    # the interrupt is reported in one line.
+    root, go = tmp_path / "art", tmp_path / "go"
+    spec = write_spec(tmp_path / "spec.json", make_spec("exp", runs="bst", epochs=1))
+    proc, marker = start_paused(point, tmp_path, "late", "experiment", "--spec", spec, "--artifacts", root, go=go)
+    wait_marker(proc, marker)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    go.write_text("go")
+    rc, _, err = finish(proc)
+    assert rc == 0, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "resume" not in err, err[-3000:]
+    assert json.loads((root / "exp" / "experiment_status.json").read_text())["state"] == "finished"
+    assert json.loads((root / "exp" / "bst-d0-s0" / "status.json").read_text())["state"] == "finished"
+    if point != "exit":  # an interrupt during the exit itself comes after the last word; it is ignored
+        assert "interrupt received after every run had finished and was saved" in err, err[-3000:]
 
 
 # ---- failed commands leave nothing behind ------------------------------------------------------

@@ -13,7 +13,10 @@ Header: click, purchase, then the field ids 101, 121, 122, 124, 125, 126, 127, 1
 ids) and D109_14, D110_14, D127_14, D150_14, D508, D509, D702, D853 (min-max scaled numbers).
 
 Scenario = field 301 (the values present in the train file, named "domain <value>"; in the
-full data 1, 2, 3, which Scenario-Wise-Rec calls domains 0, 1, 2). Field 301 is not a feature
+full data 1, 2, 3, which Scenario-Wise-Rec calls domains 0, 1, 2). A domain without a click in
+the train file has nothing to learn: it is left out of every split and listed in
+`info["dropped_scenarios"]` with its counts, as a `csv:` log does (`build.judge_scenarios`; the
+files' test split is the benchmark's and is kept whole, so its size is not judged here). Field 301 is not a feature
 (the scenario enters the models as the scenario index). Features: the 22 other id fields
 (categorical) and the 8 D-fields (numeric); label = click; purchase is not used. The official
 train / validation / test split of the files is kept (validation and test are the two halves of
@@ -24,7 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
+from saml_core.data.build import judge_scenarios, too_few_scenarios
 from saml_core.data.flatlog import Layout, Source, build_cache, encode, read_groups, store_for
 from saml_core.data.schema import RawTable, Schema
 from saml_core.data.types import DataError, MultiScenarioData
@@ -71,6 +76,20 @@ def build(directory: str | Path, cache_dir: str | Path | None = None) -> tuple[P
     return build_cache("aliccp", directory, sources, LAYOUT, cache_dir)
 
 
+def _domain_counts(cache: Path, stem: str, domains: list) -> tuple[np.ndarray, np.ndarray]:
+    """([K] rows, [K] clicks) per domain of one cached file: two columns, row group by row group."""
+    rows, clicks = np.zeros(len(domains), dtype=np.int64), np.zeros(len(domains), dtype=np.int64)
+    index = {d: j for j, d in enumerate(domains)}
+    for batch in pq.ParquetFile(cache / f"{stem}.parquet").iter_batches(columns=[SCENARIO, "click"]):
+        dom, click = batch.column(0).to_numpy(), batch.column(1).to_numpy().astype(np.int64)
+        values, where = np.unique(dom, return_inverse=True)
+        at = np.array([index.get(v, -1) for v in values.tolist()])[where]  # distinct values, not rows
+        ok = at >= 0
+        rows += np.bincount(at[ok], minlength=len(domains))
+        clicks += np.bincount(at[ok], weights=click[ok], minlength=len(domains)).astype(np.int64)
+    return rows, clicks
+
+
 def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int | None = None,
                 cache_dir: str | Path | None = None, seed: int = 0, mapped: bool = True) -> MultiScenarioData:
     """Load DIR (see the module docstring). seq_len and seed are accepted for the common
@@ -90,15 +109,24 @@ def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int 
             raise DataError(f"{path}: column '{SCENARIO}' has the domain value(s) "
                             f"{', '.join(map(str, unseen))}, which the train file "
                             f"{paths[0].name} does not have (its domains: {', '.join(map(str, domains))})")
+    names = [f"domain {d}" for d in domains]
+    (train_n, train_pos), (test_n, test_pos) = (_domain_counts(cache, stem, domains) for stem in ("train", "test"))
+    kept, dropped = judge_scenarios(names, train_n, train_pos, test_n, test_pos, min_positives=0)
+    if len(kept) < 2:
+        raise too_few_scenarios(str(paths[0]), names, kept, dropped, SCENARIO_NOUN)
+    domains = [domains[j] for j in kept]
     schema = Schema(scenario=SCENARIO, label="click", categorical=CATEGORICAL, numeric=NUMERIC,
                     scenario_values=tuple(domains), scenario_names=tuple(f"domain {d}" for d in domains))
 
     def parts():
         for s, stem in enumerate(SPLIT_FILES):
             for frame in read_groups(cache, stem):
+                if dropped:
+                    frame = frame[frame[SCENARIO].isin(domains)].reset_index(drop=True)
                 yield RawTable(frame=frame), np.full(len(frame), s, dtype=np.int64)
 
-    spec, (train, valid, test) = encode(schema, parts, str(directory), store_for(cache, "all") if mapped else None)
+    store = store_for(cache, "all" if not dropped else "domains-" + "-".join(map(str, domains)))
+    spec, (train, valid, test) = encode(schema, parts, str(directory), store if mapped else None)
     info = {
         "title": f"Ali-CCP (Tianchi 408), {len(domains)} domains of field 301",
         "simulated": False,
@@ -108,6 +136,7 @@ def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int 
                   "(validation and test: the two halves of the official test file)"),
         "files": {stem: {"file": f["file"], "rows": f["rows"], "clicks": f["positives"],
                          "domains": f["values"]} for stem, f in files.items()},
+        "dropped_scenarios": dropped,
         "caveats": [
             "Domain d = field 301 value d; Scenario-Wise-Rec numbers the same domains from 0 "
             "(its domain 0/1/2 = our domain 1/2/3). In the full data domain 2 is under 1% of the rows.",

@@ -3,7 +3,8 @@
 Writes a synthetic fixture in the exact raw format of a source, scaled up (`--source taobao`:
 the four Tianchi tables, N behaviour rows; `aliexpress`: AliExpress_<country>/train.csv and
 test.csv; `aliccp`: ali_ccp_{train,val,test}.csv; N rows), then runs, each in a fresh process so
-that its peak RSS (VmHWM) is its own:
+that its peak RSS (VmHWM) is its own (`movielens`: ML-1M's ratings.dat/users.dat/movies.dat with N
+ratings, loaded into memory in three fresh processes; nothing is cached, so there is no build):
   1. the out-of-core cache build (stream, check / join, write parquet);
   2. a load from the cache into tensors in memory (train-only fit + encoding; `mapped=False`);
   3. the first mapped load: the same encoding into the .npy store, then memory-mapped;
@@ -28,11 +29,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from saml_core.data import aliccp, aliexpress, taobao_raw
+from saml_core.data import aliccp, aliexpress, movielens, taobao_raw
 
 D0 = taobao_raw.DAY0 - taobao_raw.TZ_OFFSET  # 2017-05-06 00:00 Beijing time
 CHUNK = 1_000_000
-SOURCES = ("taobao", "aliexpress", "aliccp")
+SOURCES = ("taobao", "aliexpress", "aliccp", "movielens")
 
 
 def _write_csv(path: Path, columns: dict, header: str | None = None, append: bool = False) -> None:
@@ -202,7 +203,7 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
            steps: int = 300) -> None:
     """Runs in a fresh process; prints its timing and its own peak RSS as JSON."""
     imports_mb = _peak_rss_mb()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if phase != "train":
         mem = _Memory()
     if phase == "train":
@@ -217,6 +218,10 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
     elif source == "taobao":
         data = taobao_raw.load_raw(directory, cache_dir=cache, mapped=phase == "load")  # "load-memory": in RAM
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}
+    elif source == "movielens":
+        data = movielens.load_movielens(directory)
+        extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test),
+                 "tensor_mb": _tensor_mb(data)}
     elif phase == "build":
         folder, manifest = FLAT[source]["build"](directory, cache)
         extra = {"rows": sum(f["rows"] for f in manifest["files"].values()),
@@ -224,16 +229,18 @@ def _child(phase: str, directory: str, cache: str, n_buckets: int, source: str =
                  "cache_mb": sum(p.stat().st_size for p in folder.iterdir()) / 2**20}
     else:
         data = FLAT[source]["load"](directory, cache_dir=cache, mapped=phase == "load")
-        splits = (data.train, data.valid, data.test)
         extra = {"train": len(data.train), "valid": len(data.valid), "test": len(data.test),
-                 "tensor_mb": sum(getattr(sp, f).numel() * getattr(sp, f).element_size()
-                                  for sp in splits for f in ("scenario", "label", "cat", "num", "seq",
-                                                             "seq_mask")) / 2**20}
-    seconds = time.perf_counter() - t0
+                 "tensor_mb": _tensor_mb(data)}
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     peak_mb = _peak_rss_mb()
     split = mem.phase()
     mem.close()
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "imports_rss_mb": imports_mb, **split, **extra}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, "imports_rss_mb": imports_mb, **split, **extra}))
+
+
+def _tensor_mb(data) -> float:
+    return sum(getattr(sp, f).numel() * getattr(sp, f).element_size() for sp in (data.train, data.valid, data.test)
+               for f in ("scenario", "label", "cat", "num", "seq", "seq_mask")) / 2**20
 
 
 def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int, source: str = "taobao",
@@ -409,6 +416,74 @@ def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None, t
             "load_mapped_first_peak_file_mb": mapped["peak_file_mb"],
             "encoded_train_valid_test": [load["train"], load["valid"], load["test"]],
             **({"train_on_mapped": train} if train else {}),
+        }
+    finally:
+        if not workdir:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- MovieLens: ML-1M's own files ----------------------------------------------------------------
+def _write_dat(path: Path, columns: dict) -> None:
+    """'::'-separated lines without a header (pyarrow writes tabs; none occurs in the values)."""
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(pa.table(columns), buf, write_options=pacsv.WriteOptions(
+        include_header=False, delimiter="\t", quoting_style="none"))
+    path.write_bytes(buf.getvalue().to_pybytes().replace(b"\t", b"::"))
+
+
+def write_movielens_fixture(folder: str | Path, rows: int, seed: int = 0) -> dict:
+    """Random ratings.dat / users.dat / movies.dat ('::', ML-1M's sizes: 6,040 users, 3,952 movies,
+    age and occupation codes, 1-3 genres a movie), `rows` ratings with whole-second timestamps
+    over ML-1M's time span, a tenth of them sharing a second with the user's previous rating."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_users, n_movies = 6040, 3952
+    genres = movielens.GENRES[1:]
+    titles = [f"{i}::Movie {i}: a title ({rng.integers(1919, 2001)})::"
+              + "|".join(genres[g] for g in sorted(rng.choice(len(genres), rng.integers(1, 4), replace=False)))
+              for i in range(1, n_movies + 1)]  # 3,952 lines, not rows
+    (folder / "movies.dat").write_text("\n".join(titles) + "\n", encoding="latin-1")
+    ages = np.array((1, 18, 25, 35, 45, 50, 56))
+    users = pd.DataFrame({"u": np.arange(1, n_users + 1), "g": rng.choice(["F", "M"], n_users),
+                          "a": ages[rng.integers(0, 7, n_users)], "o": rng.integers(0, 21, n_users),
+                          "z": rng.integers(10000, 99999, n_users)})
+    _write_dat(folder / "users.dat", {c: users[c].to_numpy() for c in users})
+    user = np.sort(rng.integers(1, n_users + 1, rows))
+    ts = rng.integers(956_703_932, 1_046_454_590, rows)
+    same = np.r_[False, (rng.random(rows - 1) < 0.1) & (user[1:] == user[:-1])]
+    ts[same] = ts[np.flatnonzero(same) - 1]
+    _write_dat(folder / "ratings.dat", {"u": user, "i": rng.integers(1, n_movies + 1, rows),
+                                        "r": rng.integers(1, 6, rows), "t": ts})
+    return {"rows": rows, "bytes": sum(p.stat().st_size for p in folder.iterdir())}
+
+
+def bench_movielens(rows: int = 1_000_209, workdir: str | None = None, rounds: int = 3) -> dict:
+    """Load time and peak RSS of movielens:DIR on an ML-1M-sized fixture, each round in a fresh
+    process (the spread of the rounds says how much a busy machine moved the figures)."""
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="saml_bench_movielens_"))
+    try:
+        t0 = time.perf_counter()
+        fixture = write_movielens_fixture(tmp / "ml-1m", rows)
+        write_s = time.perf_counter() - t0
+        runs = [_run_child("load-memory", tmp / "ml-1m", tmp / "unused", 0, "movielens") for _ in range(rounds)]
+        seconds = sorted(r["seconds"] for r in runs)
+        cpu = sorted(r["cpu_seconds"] for r in runs)  # CPU time: what a busy shared machine moves least
+        peak = sorted(r["peak_rss_mb"] for r in runs)
+        return {
+            "source": "movielens (ML-1M format)",
+            "rows": rows,
+            "files_mb": round(fixture["bytes"] / 2**20, 1),
+            "fixture_write_s": round(write_s, 1),
+            "rounds": rounds,
+            "load_s_min_median_max": [round(seconds[0], 2), round(seconds[len(seconds) // 2], 2),
+                                      round(seconds[-1], 2)],
+            "load_cpu_s_min_median_max": [round(cpu[0], 2), round(cpu[len(cpu) // 2], 2), round(cpu[-1], 2)],
+            "load_rows_per_s_median": round(rows / seconds[len(seconds) // 2]),
+            "imports_rss_mb": round(runs[0]["imports_rss_mb"]),
+            "load_peak_rss_mb_min_max": [round(peak[0]), round(peak[-1])],
+            "encoded_tensors_mb": round(runs[0]["tensor_mb"]),
+            "encoded_train_valid_test": [runs[0]["train"], runs[0]["valid"], runs[0]["test"]],
         }
     finally:
         if not workdir:

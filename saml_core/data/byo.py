@@ -4,6 +4,9 @@ by a YAML/JSON schema.
 The schema format is documented in docs/DATA.md; datasets/byo_example/ ships a working example.
 Every mismatch raises a one-line DataError naming the file, the column and the offending value;
 "row N" is the 0-based data row (the CSV header is not counted), "line N" the line of the file.
+Input that is legal but probably a mistake (label leakage, scenario names differing only by case
+or spacing, ids written two ways) is said in `info["warnings"]`, which `data describe`, the
+experiment's log and the dashboard show.
 """
 from __future__ import annotations
 
@@ -21,14 +24,16 @@ import pyarrow.compute as pc
 import yaml
 
 from saml_core.data.build import encode_splits
+from saml_core.data.checks import id_format_warnings, leakage_warnings, scenario_spelling_warnings
+from saml_core.evaluate import MIN_CLASS
 from saml_core.data.schema import RawTable, Schema, SeqColumn
-from saml_core.data.types import DataError, MultiScenarioData
+from saml_core.data.types import MAX_SCENARIOS, DataError, MultiScenarioData, check_seq_len
 
 TOP_KEYS = {"data", "scenario", "scenarios", "label", "categorical", "numeric", "sequences",
             "split", "seq_len", "title", "description", "category_field", "min_positives",
             "drop_scenarios", "scenario_noun"}
 SEQ_KEYS = {"column", "item_field", "sep", "order"}
-SPLIT_KEYS = {"method", "column", "test", "valid"}
+SPLIT_KEYS = {"method", "column", "test", "valid", "format"}
 SPLIT_METHODS = ("time", "random", "group")
 DATA_KEYS = ("train", "valid", "test")
 OTHER_SEPARATORS = (",", ";", "|", "^", "\t", "#")  # any occurrence is an error
@@ -41,11 +46,19 @@ PANDAS_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan
 MAX_ABS_NUMERIC = 1e150  # beyond this, x*x overflows float64 when the train std is computed
 TRAIN, VALID, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VALID: "validation", TEST: "test"}
+MAX_SCHEMA_BYTES = 1 << 20  # a schema is a few dozen lines; more is not a schema
+MAX_TEXT = {"title": 300, "description": 10_000}  # characters, for the dashboard's header and help
+MAX_MESSAGE = 800  # an error is one line to read, whatever the file holds
+SHOWN_COLUMNS = 30  # header names listed in a "missing column" error
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # a line break, tab, NUL, ... in a name
 
 
 # ---- schema file ------------------------------------------------------------------------
 def _fail(path, msg: str) -> DataError:
-    return DataError(f"{path}: {msg}")
+    text = f"{path}: {msg}"
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}... ({len(text):,} characters in all)"
+    return DataError(text)
 
 
 class _Int(int):
@@ -60,7 +73,17 @@ class _Float(float):
 
 class _SchemaLoader(yaml.SafeLoader):
     """YAML without its surprises in a schema: yes/no/on/off (and NO, Norway's code) and dates
-    stay text, and numbers remember their spelling so an unquoted `301` can name a column."""
+    stay text, and numbers remember their spelling so an unquoted `301` can name a column.
+    Anchors and aliases are refused where they occur: a few lines of aliases expand into
+    billions of values (and as many characters in an error that shows one)."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors (&name) and aliases (*name) are not allowed in a schema file; write "
+                "the values out", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 _SchemaLoader.yaml_implicit_resolvers = {
@@ -127,6 +150,8 @@ def _parse_text(path: Path, text: str):
         if path.suffix.lower() == ".json":
             return json.loads(text)
         return yaml.load(text, Loader=_SchemaLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise _fail(path, "cannot parse the schema file: it is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise _fail(path, f"cannot parse the schema file at line {exc.lineno}, column {exc.colno}: "
                     f"{exc.msg}") from None
@@ -152,7 +177,10 @@ def _data_parts(spec: dict, path: Path) -> tuple[list[tuple[Path, int | None]], 
     """-> ([(file, TRAIN/VALID/TEST or None = split by the rule)], separate files?, valid file?)"""
     data = spec["data"]
     if not isinstance(data, dict):
-        return [(path.parent / f, None) for f in _files(data, "data", path)], False, False
+        files = _files(data, "data", path)
+        for f in files:
+            _inside(path, f)
+        return [(path.parent / f, None) for f in files], False, False
     bad = sorted(set(data) - set(DATA_KEYS))
     if bad:
         raise _fail(path, f"data: unknown key(s) {', '.join(map(str, bad))}; valid: train, test, valid")
@@ -163,12 +191,24 @@ def _data_parts(spec: dict, path: Path) -> tuple[list[tuple[Path, int | None]], 
     parts, seen = [], {}
     for key, code in (("train", TRAIN), ("valid", VALID), ("test", TEST)):
         for f in (_files(data[key], f"data.{key}", path) if data.get(key) else []):
-            full = (path.parent / f).resolve()
+            full = _inside(path, f)
             if full in seen:  # the same rows in two splits would be measured on what was learned
                 raise _fail(path, f"data.{key} names {f!r}, which is already in data.{seen[full]}")
             seen[full] = key
             parts.append((path.parent / f, code))
     return parts, True, bool(data.get("valid"))
+
+
+def _inside(path: Path, name: str) -> Path:
+    """The data file `name` of schema `path`, resolved; it must lie in the schema file's folder or
+    below it (links followed), and is refused unread otherwise: a schema that a server reads must
+    not make it open, and echo the header of, a file elsewhere on the machine."""
+    folder = path.parent.resolve()
+    full = (path.parent / name).resolve()
+    if folder not in full.parents:
+        raise _fail(path, f"data file {name!r} is outside the schema file's folder ({folder}); put the data in "
+                    "that folder or below it")
+    return full
 
 
 def _fraction(value, where: str, path) -> float:
@@ -205,6 +245,10 @@ def _parse_split(split, path, separate: bool, valid_file: bool) -> dict:
     if separate and "test" in split:
         raise _fail(path, "split.test: the test rows come from data.test; remove split.test")
     column = split.get("column")
+    fmt = split.get("format")
+    if fmt is not None and (method != "time" or not isinstance(fmt, str) or "%" not in fmt):
+        raise _fail(path, f"split.format: {_plain(fmt)!r} is not a date format of a time split; use one such as "
+                    "'%d/%m/%Y' (day/month/year) with split: {column: day, format: ...}")
     if method == "random" and column is not None:
         raise _fail(path, "split.column is not used by method random (rows are drawn at random); "
                     "use method: group to keep each value of a column in one split")
@@ -218,7 +262,7 @@ def _parse_split(split, path, separate: bool, valid_file: bool) -> dict:
         if test is not None:
             _check_rule(test, "test", path, allow_fraction=False)
         _check_rule(valid, "valid", path, allow_fraction=True)
-        return {"method": method, "column": column, "test": test, "valid": valid}
+        return {"method": method, "column": column, "test": test, "valid": valid, "format": fmt}
     for key in ("valid",) if separate else ("test", "valid"):
         if key not in split:
             raise _fail(path, f"split.{key} (a fraction of the {'train ' if separate else ''}rows) is "
@@ -275,12 +319,49 @@ def _check_leaks(cfg: dict, path) -> None:
                         f"{why[cfg['split']['method']]}; remove it from {kind} or split on another column")
 
 
+def _read_schema_text(path: Path) -> str:
+    if not path.is_file():  # a FIFO or a device is never opened: reading one could wait forever
+        raise _fail(path, "not a regular file; not read" if path.exists() else "schema file not found")
+    size = path.stat().st_size
+    if size > MAX_SCHEMA_BYTES:
+        raise _fail(path, f"the schema file is larger than 1 MiB ({size:,} bytes); a schema is a few dozen lines")
+    with open(path, "rb") as f:
+        return f.read(MAX_SCHEMA_BYTES + 1)[:MAX_SCHEMA_BYTES].decode("utf-8", errors="replace")
+
+
+def _optional_text(spec: dict, key: str, path) -> str | None:
+    """title / description: text (a number counts as written), at most MAX_TEXT characters."""
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (_Int, _Float)):
+        value = value.text
+    if not isinstance(value, str):
+        raise _fail(path, f"'{key}' must be text, got {type(_plain(value)).__name__} {_plain(value)!r}")
+    if len(value) > MAX_TEXT[key]:
+        raise _fail(path, f"'{key}' has {len(value):,} characters; at most {MAX_TEXT[key]:,}")
+    return value
+
+
+def _check_listed_once(categorical: list, numeric: list, sequences: list, path) -> None:
+    """A column is one kind of feature, listed once: two encodings of one column would be two
+    features the model cannot tell apart (and pandas reads it once)."""
+    seen: dict[str, str] = {}
+    for kind, cols in (("categorical", categorical), ("numeric", numeric),
+                       ("sequences", [s["column"] for s in sequences])):
+        for c in cols:
+            if seen.get(c) == kind:
+                raise _fail(path, f"{kind} lists {c!r} twice")
+            if c in seen:
+                raise _fail(path, f"column {c!r} is listed under both {seen[c]} and {kind}; a column is one kind "
+                            "of feature")
+            seen[c] = kind
+
+
 def read_schema_file(path: str | Path) -> dict:
     """Parse and validate the schema file; returns a normalised dict."""
     path = Path(path)
-    if not path.is_file():
-        raise _fail(path, "schema file not found")
-    spec = _parse_text(path, path.read_text(encoding="utf-8", errors="replace"))
+    spec = _parse_text(path, _read_schema_text(path))
     if not isinstance(spec, dict):
         raise _fail(path, f"the schema must be a mapping of keys, got {type(spec).__name__}")
     unknown = sorted(map(str, set(spec) - TOP_KEYS))
@@ -314,6 +395,7 @@ def read_schema_file(path: str | Path) -> dict:
         if not isinstance(sep, str) or not sep:
             raise _fail(path, f"sequences[{i}]: 'sep' must be a non-empty string, got {_plain(sep)!r}")
         sequences.append({"column": column, "item_field": item_field, "sep": sep, "order": order})
+    _check_listed_once(categorical, numeric, sequences, path)
 
     split = _parse_split(spec.get("split"), path, separate, valid_file)
 
@@ -321,6 +403,9 @@ def read_schema_file(path: str | Path) -> dict:
     if scenarios is not None:
         if not isinstance(scenarios, list) or not scenarios:
             raise _fail(path, f"'scenarios' must be a non-empty list, got {_plain(scenarios)!r}")
+        if len(scenarios) > MAX_SCENARIOS:
+            raise _fail(path, f"'scenarios' lists {len(scenarios)} scenarios; at most {MAX_SCENARIOS} are supported "
+                        "(SAML trains a branch per scenario)")
         raw = [_text(v, "scenarios", path, "scenario value") for v in scenarios]
         scenarios = canonical_scenarios(pd.Series(raw, dtype=object)).tolist()
         twice = sorted({s for s in scenarios if scenarios.count(s) > 1})
@@ -331,7 +416,7 @@ def read_schema_file(path: str | Path) -> dict:
     drop = drop if isinstance(drop, list) else [drop]
     drop = canonical_scenarios(pd.Series([_text(v, "drop_scenarios", path, "scenario value") for v in drop],
                                          dtype=object)).tolist()
-    min_positives = spec.get("min_positives", 1)
+    min_positives = spec.get("min_positives", MIN_CLASS)  # the one rule's default (build.judge_scenarios)
     if not isinstance(min_positives, int) or isinstance(min_positives, bool) or min_positives < 1:
         raise _fail(path, f"'min_positives' must be a positive integer, got {_plain(min_positives)!r}")
     noun = spec.get("scenario_noun", ["scenario", "scenarios"])
@@ -342,9 +427,11 @@ def read_schema_file(path: str | Path) -> dict:
                     f"or [country, countries]; got {_plain(noun)!r}")
     noun = (noun[0].strip(), noun[1].strip() if len(noun) == 2 else noun[0].strip() + "s")
 
-    seq_len = spec.get("seq_len", DEFAULT_SEQ_LEN)
-    if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
-        raise _fail(path, f"'seq_len' must be a positive integer, got {_plain(seq_len)!r}")
+    try:
+        seq_len = check_seq_len(spec.get("seq_len", DEFAULT_SEQ_LEN), "'seq_len'",
+                                zero_hint="leave 'sequences' out to use no behaviour sequences")
+    except DataError as exc:
+        raise _fail(path, str(exc)) from None
     category_field = spec.get("category_field")
     if category_field is not None:
         category_field = _text(category_field, "category_field", path)
@@ -362,8 +449,8 @@ def read_schema_file(path: str | Path) -> dict:
         "sequences": sequences,
         "split": split,
         "seq_len": int(seq_len),
-        "title": spec.get("title"),
-        "description": spec.get("description"),
+        "title": _optional_text(spec, "title", path),
+        "description": _optional_text(spec, "description", path),
         "category_field": category_field,
         "min_positives": int(min_positives),
         "drop_scenarios": drop,
@@ -449,22 +536,63 @@ def _check_field_counts(path: Path, sep: str) -> None:
                 f"{text[:80]!r}; a value that contains the separator {sep!r} must be quoted{hint}")
 
 
+def _csv_header(path: Path, sep: str) -> list[str] | None:
+    """The header's names as written (pandas renames a second 'x' to 'x.1' silently), or None
+    when the csv module cannot read it (pandas then has the last word)."""
+    try:
+        with _open_text(path) as f:
+            names = next(csv.reader(f, delimiter=sep), [])
+    except (csv.Error, OSError, EOFError):
+        return None
+    if names and names[0].startswith("\ufeff"):  # a byte order mark, as pandas drops it
+        names[0] = names[0][1:]
+    return names
+
+
+def _check_header(path: Path, have: list[str], columns: list[str]) -> None:
+    """Every column the schema uses is in the header, once; the error shows the names as repr,
+    so a name with a space at the end is visible, and points at a near miss."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(have):
+        if name in first:
+            raise _fail(path, f"the header names the column {name!r} twice (columns {first[name] + 1} and {i + 1}); "
+                        "rename one")
+        first[name] = i
+    missing = [c for c in columns if c not in first]
+    if not missing:
+        return
+    loose = {}
+    for name in have:
+        loose.setdefault("".join(name.split()).casefold(), []).append(name)
+    hints = [f"the file has {h!r} ({_how_differs(h, m)})" for m in missing
+             for h in loose.get("".join(m.split()).casefold(), [])[:2]]
+    shown = ", ".join(map(repr, have[:SHOWN_COLUMNS])) + (
+        f", ... ({len(have) - SHOWN_COLUMNS} more)" if len(have) > SHOWN_COLUMNS else "")
+    near = f"; {'; '.join(hints)}: write the name as the header does, or fix the header" if hints else ""
+    raise _fail(path, f"missing column(s) {', '.join(map(repr, missing))}{near}; the file has: {shown}")
+
+
+def _how_differs(have: str, want: str) -> str:
+    if have.strip() == want.strip():
+        ends = [where for where, differs in (("start", have[:1].isspace() != want[:1].isspace()),
+                                             ("end", have[-1:].isspace() != want[-1:].isspace())) if differs]
+        space = "a space" if " " in (have + want) else "whitespace"
+        return f"with {space} at the {' and the '.join(ends)}" if ends else "with other spacing"
+    return "in other upper/lower case" if have.casefold() == want.casefold() else "with other spacing"
+
+
 def _read_file(path: Path, columns: list[str], text_cols: set[str], scenario: str, scenario_na: list[str],
                list_seps: dict[str, str] | None = None) -> pd.DataFrame:
     """list_seps: sequence column -> separator; a Parquet list column is joined with it.
     Text columns come back as pandas strings with missing values as NA."""
-    if not path.is_file():
-        raise _fail(path, "data file not found")
+    if not path.is_file():  # a FIFO or a device is never opened: reading one could wait forever
+        raise _fail(path, "not a regular file; not read" if path.exists() else "data file not found")
     kind = _file_kind(path)
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            have = pq.read_schema(path).names
-            missing = [c for c in columns if c not in have]
-            if missing:
-                raise _fail(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; "
-                            f"the file has: {', '.join(have)}")
+            _check_header(path, pq.read_schema(path).names, columns)
             table = pq.read_table(path, columns=columns)
             for c, sep in (list_seps or {}).items():
                 typ = table.schema.field(c).type
@@ -475,11 +603,9 @@ def _read_file(path: Path, columns: list[str], text_cols: set[str], scenario: st
             for c in text_cols:
                 df[c] = df[c].astype("string")
             return df
-        have = list(pd.read_csv(path, nrows=0, sep=kind).columns)
-        missing = [c for c in columns if c not in have]
-        if missing:
-            raise _fail(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; "
-                        f"the file has: {', '.join(have)}")
+        have = _csv_header(path, kind)
+        _check_header(path, have if have is not None else list(pd.read_csv(path, nrows=0, sep=kind).columns),
+                      columns)
         _check_field_counts(path, kind)
         # The scenario column has its own missing markers ("NA" may be Namibia when declared).
         na = {c: list(PANDAS_NA) for c in columns}
@@ -572,6 +698,11 @@ def canonical_scenarios(values: pd.Series) -> pd.Series:
 
 def _scenario_column(df: pd.DataFrame, col: str, path: Path, declared: list[str] | None) -> pd.Series:
     values = canonical_scenarios(df[col])
+    odd = [v for v in pd.unique(values.dropna()) if CONTROL.search(v)]  # distinct values only
+    if odd:
+        row = int(np.flatnonzero(values.isin(odd).to_numpy())[0])
+        raise _fail(path, f"scenario column '{col}' has the value {values.iloc[row]!r} at row {row}, which holds a "
+                    "line break or another control character; a scenario name is one line of text")
     na_words = set(PANDAS_NA) - set(declared or ())
     blank = (values.isna() | values.isin(na_words)).to_numpy()
     if blank.any():
@@ -671,7 +802,7 @@ def _read_all(cfg: dict, seq_len: int) -> tuple[RawTable, np.ndarray]:
     cat_cols = set(cfg["categorical"]) | ({split_col} if split["method"] == "group" else set())
     text_cols = cat_cols | {cfg["scenario"], *seq_cols}
     scenario_na = [v for v in PANDAS_NA if v not in set(cfg["scenarios"] or ())]
-    frames, seqs, lengths, parts = [], {c: [] for c in seq_cols}, [], []
+    frames, seqs, lengths, parts, kinds = [], {c: [] for c in seq_cols}, [], [], []
     for path, part in cfg["parts"]:
         df = _read_file(path, columns, text_cols, cfg["scenario"], scenario_na,
                         {s["column"]: s["sep"] for s in cfg["sequences"]})
@@ -680,6 +811,9 @@ def _read_all(cfg: dict, seq_len: int) -> tuple[RawTable, np.ndarray]:
             df[c] = _check_numeric(df, c, path)
         if split_col and df[split_col].isna().any():
             raise _fail(path, f"split column '{split_col}' is empty at {_rows(df[split_col].isna().to_numpy())}")
+        if split["method"] == "time":
+            df[split_col] = time_values(df[split_col], split["format"], path, split_col)
+            kinds.append((path, "dates" if isinstance(df[split_col].dtype, pd.DatetimeTZDtype) else "numbers"))
         df[cfg["scenario"]] = _scenario_column(df, cfg["scenario"], path, cfg["scenarios"])
         for c in cat_cols:  # numbers and text alike -> text, so ids compare equal across columns
             df[c] = df[c].astype("string").fillna(NA_TOKEN).astype(object)
@@ -697,6 +831,9 @@ def _read_all(cfg: dict, seq_len: int) -> tuple[RawTable, np.ndarray]:
             lengths.append(file_len[1])
         frames.append(df.drop(columns=seq_cols))
         parts.append(np.full(len(df), -1 if part is None else part, dtype=np.int8))
+    if len({k for _, k in kinds}) > 1:
+        (a, ka), (b, kb) = kinds[0], next(x for x in kinds if x[1] != kinds[0][1])
+        raise _fail(b, f"split column '{split_col}' holds {kb}, but in {a.name} it holds {ka}; write one kind")
     frame = pd.concat(frames, ignore_index=True)
     seq_arrays = {}
     for c, pieces in seqs.items():
@@ -709,14 +846,67 @@ def _read_all(cfg: dict, seq_len: int) -> tuple[RawTable, np.ndarray]:
 
 
 # ---- splits -----------------------------------------------------------------------------
-def _rule_mask(values: pd.Series, rule, rng: np.random.Generator) -> np.ndarray:
+ISO_EXAMPLE = "2024-01-31, optionally with a time: 2024-01-31 14:05"
+
+
+def time_values(values: pd.Series, fmt: str | None, path, col: str) -> pd.Series:
+    """A time split's column as numbers (float) or as dates (UTC), parsed explicitly, never
+    compared as text ('02/01/2024' < '31/12/2023' as text). Without `fmt`, text must be numbers
+    or ISO 8601 dates: day/month and month/day orders cannot be told apart, so other spellings
+    need their format declared. A value that does not parse is an error naming row and value."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+        return pd.to_datetime(values, utc=True)  # Parquet timestamps
+    if fmt is None and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype(np.float64)
+    text = values.astype("string").str.strip()
+    if fmt is None:
+        num = pd.to_numeric(text, errors="coerce")
+        ok = num.notna().to_numpy()
+        if ok.all():
+            return num.astype(np.float64)
+        if 2 * ok.sum() > len(ok):  # mostly numbers: the rest are typos, not dates
+            row = int(np.flatnonzero(~ok)[0])
+            raise _fail(path, f"split column '{col}' has the value {text.iloc[row]!r} at row {row}, which is not a "
+                        f"number like the other values ({_rows(~ok)})")
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        why = (f"is not a number or an ISO date ({ISO_EXAMPLE}); dates written otherwise need their format, "
+               f"e.g. split: {{column: {col}, format: '%d/%m/%Y'}}")
+    else:
+        parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        why = f"does not match the declared format {fmt!r}"
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise _fail(path, f"split column '{col}' has the value {text.iloc[row]!r} at row {row}, which {why} "
+                    f"({_rows(bad)})")
+    return parsed
+
+
+def _rule_value(v, values: pd.Series, sp: dict, path):
+    """A rule's value (`from`, `values`) parsed like the column's values."""
+    dates = isinstance(values.dtype, pd.DatetimeTZDtype)
+    try:
+        if dates:
+            got = pd.to_datetime(str(_plain(v)), format=sp["format"] or "ISO8601", utc=True)
+        else:
+            got = float(_plain(v))
+    except (TypeError, ValueError, OverflowError):
+        got = None
+    if got is None or pd.isna(got):
+        kind = (f"a date in the format {sp['format']!r}" if sp["format"] else "an ISO date") if dates else "a number"
+        raise _fail(path, f"split column '{sp['column']}': the rule cannot compare its values ({_plain(v)!r} is not "
+                    f"{kind}, as the column's values are)")
+    return got
+
+
+def _rule_mask(values: pd.Series, rule, rng: np.random.Generator, sp: dict, path) -> np.ndarray:
     if rule == "last":
         return (values == values.max()).to_numpy()
     (key, v), = rule.items()
     if key == "values":
-        return values.isin(v).to_numpy()
+        return values.isin([_rule_value(x, values, sp, path) for x in v]).to_numpy()
     if key == "from":
-        return (values >= v).to_numpy()
+        return (values >= _rule_value(v, values, sp, path)).to_numpy()
     return rng.random(len(values)) < v  # fraction
 
 
@@ -756,13 +946,10 @@ def assign_splits(cfg: dict, frame: pd.DataFrame, part: np.ndarray, seed: int) -
         out[pool] = _group_split(frame[sp["column"]].to_numpy()[pool], sp["test"] or 0.0, sp["valid"], rng)
     else:
         values = frame[sp["column"]].iloc[pool].reset_index(drop=True)
-        try:
-            is_test = (_rule_mask(values, sp["test"], rng) if sp["test"] is not None
-                       else np.zeros(len(pool), dtype=bool))
-            rest = np.flatnonzero(~is_test)
-            is_valid = _rule_mask(values.iloc[rest].reset_index(drop=True), sp["valid"], rng)
-        except TypeError as exc:
-            raise _fail(path, f"split column '{sp['column']}': the rule cannot compare its values ({exc})") from None
+        is_test = (_rule_mask(values, sp["test"], rng, sp, path) if sp["test"] is not None
+                   else np.zeros(len(pool), dtype=bool))
+        rest = np.flatnonzero(~is_test)
+        is_valid = _rule_mask(values.iloc[rest].reset_index(drop=True), sp["valid"], rng, sp, path)
         out[pool[is_test]] = TEST
         out[pool[rest[is_valid]]] = VALID
     return out
@@ -781,8 +968,11 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
     split)."""
     cfg = read_schema_file(schema_file)
     path = cfg["path"]
-    seq_len = seq_len or cfg["seq_len"]
+    seq_len = cfg["seq_len"] if seq_len is None else check_seq_len(seq_len, f"{path}: seq_len")
     table, part = _read_all(cfg, seq_len)
+    _check_whole_log(cfg, table.frame)
+    warnings = [*scenario_spelling_warnings(table.frame[cfg["scenario"]], cfg["scenario_noun"]),
+                *id_format_warnings(table, cfg["categorical"], {s["column"]: s["item_field"] for s in cfg["sequences"]})]
     split = assign_splits(cfg, table.frame, part, seed)
     files = ", ".join(str(f.name) for f in cfg["files"])
     for code, split_name in SPLIT_NAMES.items():
@@ -816,7 +1006,7 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
     }
     category_field = cfg["category_field"] or next(
         (c for c in cfg["categorical"] if "cat" in c.lower()), None)
-    return encode_splits(
+    data = encode_splits(
         name=name or f"csv:{schema_file}",
         kind="byo",
         schema=schema,
@@ -831,3 +1021,20 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
         min_positives=cfg["min_positives"],
         drop_scenarios=cfg["drop_scenarios"],
     )
+    data.info["warnings"] = warnings + leakage_warnings(data)
+    return data
+
+
+def _check_whole_log(cfg: dict, frame: pd.DataFrame) -> None:
+    """What the whole log must have before any split: both label values (one alone gives nothing
+    to learn or to measure, and the logistic regression baseline a traceback) and a number of
+    scenarios a model can have a branch for."""
+    where = ", ".join(str(f) for f in cfg["files"])
+    label = frame[cfg["label"]].to_numpy()
+    if len(label) and label.min() == label.max():
+        raise _fail(where, f"label column '{cfg['label']}' is {int(label[0])} in all {len(label):,} rows: a click "
+                    "model needs clicks (1) and non-clicks (0)")
+    n = frame[cfg["scenario"]].nunique()
+    if n > MAX_SCENARIOS:
+        raise _fail(where, f"column '{cfg['scenario']}' has {n:,} distinct scenarios; at most {MAX_SCENARIOS} are "
+                    "supported (SAML trains a branch per scenario): is it the scenario column?")

@@ -14,12 +14,15 @@ def add_commands(subparsers) -> None:
         "describe",
         help="per-scenario samples, positives, CTR, traffic share (and oracle AUC when simulated)",
     )
-    d.add_argument("dataset", help="synthetic-countries | taobao-sample | taobao-raw:DIR | csv:SCHEMA_FILE")
+    d.add_argument("dataset", help="synthetic-countries | taobao-sample | taobao-raw:DIR | csv:SCHEMA_FILE | "
+                                   "movielens:DIR | ...")
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
     d.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     d.add_argument("--size", default=None, help="simulator size: small | default | large")
     d.add_argument("--seq-len", type=int, default=None, help="behaviour sequence length")
     d.add_argument("--cache-dir", default=None, help="cache folder for taobao-raw")
+    d.add_argument("--dataset-option", action="append", default=[], metavar="OPTION=VALUE",
+                   help="a dataset's own load option, e.g. scenario=occupation for movielens:DIR (repeatable)")
     d.set_defaults(func=_describe)
 
     b = sub.add_parser(
@@ -27,15 +30,17 @@ def add_commands(subparsers) -> None:
         help="time and peak memory of an out-of-core pipeline (raw Taobao, AliExpress, Ali-CCP) "
              "on a scaled-up synthetic fixture in the source's exact raw format",
     )
-    b.add_argument("--source", choices=("taobao", "aliexpress", "aliccp"), default="taobao",
-                   help="which pipeline (default taobao)")
+    b.add_argument("--source", choices=("taobao", "aliexpress", "aliccp", "movielens"), default="taobao",
+                   help="which pipeline (default taobao; movielens: the in-memory load of ML-1M's files)")
     b.add_argument("--behaviours", type=int, default=None,
                    help="taobao: behaviour rows (default 3,000,000)")
     b.add_argument("--impressions", type=int, default=None, help="taobao: impression rows (default behaviours / 10)")
     b.add_argument("--bucket-rows", type=int, default=None,
                    help="taobao: behaviour rows per user bucket (bounds the join's memory; default: the "
                         "pipeline's own choice, about 2,000,000)")
-    b.add_argument("--rows", type=int, default=None, help="aliexpress / aliccp: rows in all files (default 1,000,000)")
+    b.add_argument("--rows", type=int, default=None,
+                   help="aliexpress / aliccp: rows in all files (default 1,000,000); movielens: ratings "
+                        "(default 1,000,209, ML-1M's)")
     b.add_argument("--train-steps", type=int, default=0,
                    help="then train SAML this many steps on the memory-mapped data and report anonymous and "
                         "file-backed memory (default 0: no training)")
@@ -92,21 +97,25 @@ def format_table(desc: dict) -> str:
                      f"(positives: train {d['train_positives']:,}, test {d['test_positives']:,})")
     for c in desc["info"].get("caveats", []):
         lines.append(f"caveat: {c}")
+    for w in desc["info"].get("warnings", []):
+        lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
 def _describe(args: argparse.Namespace) -> int:
     from saml_core.data import describe_dataset
 
-    desc = describe_dataset(
-        args.dataset, seed=args.seed, size=args.size, seq_len=args.seq_len, cache_dir=args.cache_dir
-    )
+    from saml_core.commands import parse_dataset_options
+
+    options = parse_dataset_options(args.dataset_option, {"size": args.size, "seq_len": args.seq_len,
+                                                          "cache_dir": args.cache_dir})
+    desc = describe_dataset(args.dataset, seed=args.seed, **options)
     print(json.dumps(desc, indent=2) if args.json else format_table(desc))
     return 0
 
 
 def _bench_raw(args: argparse.Namespace) -> int:
-    from saml_core.data.bench import bench_flat, bench_raw
+    from saml_core.data.bench import bench_flat, bench_movielens, bench_raw
     from saml_core.data.types import DataError
 
     taobao_only = {"--behaviours": args.behaviours, "--impressions": args.impressions,
@@ -120,7 +129,8 @@ def _bench_raw(args: argparse.Namespace) -> int:
         given = [k for k, v in taobao_only.items() if v is not None]
         if given:
             raise DataError(f"bench-raw: {', '.join(given)} applies to --source taobao; {args.source} uses --rows")
-        result = bench_flat(args.source, args.rows or 1_000_000, workdir=args.workdir, train_steps=args.train_steps)
+        result = (bench_movielens(args.rows or 1_000_209, workdir=args.workdir) if args.source == "movielens" else
+                  bench_flat(args.source, args.rows or 1_000_000, workdir=args.workdir, train_steps=args.train_steps))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

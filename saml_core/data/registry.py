@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from saml_core.data.types import DataError, MultiScenarioData
+from saml_core.data.types import DataError, MultiScenarioData, check_seq_len
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ def get(name: str) -> DatasetEntry:
     return parse(name)[0]
 
 
+def check_options(name: str, options: dict) -> None:
+    """The sizes among a dataset's options, bounded before anything loads (DataError)."""
+    if options.get("seq_len") is not None:
+        check_seq_len(options["seq_len"], f"{name}: seq_len (--seq-len)")
+
+
 def load(name: str, *, seed: int = 0, **options) -> MultiScenarioData:
     entry, path = parse(name)
     given = {k: v for k, v in options.items() if v is not None}
@@ -76,6 +82,7 @@ def load(name: str, *, seed: int = 0, **options) -> MultiScenarioData:
         valid = ", ".join(entry.options) or "none"
         raise DataError(f"{name}: option(s) {', '.join(f'{k}={given[k]!r}' for k in unknown)} do not apply "
                         f"(options of {entry.name}: {valid})")
+    check_options(name, given)
     kwargs = {**entry.options, **given}
     data = entry.load(path, name=name, seed=seed, **kwargs) if entry.takes_path else \
         entry.load(name=name, seed=seed, **kwargs)

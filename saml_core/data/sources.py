@@ -41,6 +41,14 @@ def _aliccp(path, *, name, seed, seq_len, cache_dir):
     return aliccp.load_aliccp(path, name=name, seq_len=seq_len, cache_dir=cache_dir, seed=seed)
 
 
+def _movielens(path, *, name, seed, scenario, split, features, seq_len, min_count, exclude, min_positives):
+    from saml_core.data import movielens
+
+    return movielens.load_movielens(path, name=name, seed=seed, scenario=scenario, split=split, features=features,
+                                    seq_len=seq_len, min_count=min_count, exclude=exclude,
+                                    min_positives=min_positives)
+
+
 register(DatasetEntry(
     name="synthetic-countries", kind="synthetic", preset="industrial", load=_synthetic,
     title="Simulated countries (built in): a cross-border shop with 10 countries and known truth",
@@ -68,3 +76,11 @@ register(DatasetEntry(
     path_hint="folder with ali_ccp_train/val/test.csv (datasets/PUBLIC.md)",
     title="Ali-CCP clicks (public, traffic domains of field 301 as scenarios)",
     options={"seq_len": None, "cache_dir": None}, scenario_noun=("domain", "domains")))
+register(DatasetEntry(
+    name="movielens", kind="movielens", preset="public", load=_movielens, takes_path=True,
+    path_hint="folder with MovieLens ML-100k, ML-1M or RecBole atomic files (docs/DATA.md)",
+    title="MovieLens ratings (public; rating > 3 = click, age groups as scenarios)",
+    # min_positives 10 = saml_core.evaluate.MIN_CLASS: a scenario the evaluation could not score is left out
+    options={"scenario": "age", "split": "random", "features": "all", "seq_len": None, "min_count": 1,
+             "exclude": (), "min_positives": 10},
+    scenario_noun=("age group", "age groups")))

@@ -324,6 +324,7 @@ def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None =
         true_similarity=true_similarity(),
         category_field="category",
         scenario_noun=("country", "countries"),
+        min_positives=None,  # the scenario set is the design: every one stays
         min_count=min_count,
         exclude=tuple(exclude),
     )

@@ -18,9 +18,26 @@ import torch
 PAD_INDEX = 0
 OOV_INDEX = 1
 
+# Sizes a user or a file sets, bounded before anything is allocated. A longer history costs
+# memory (rows x channels x length ids) and attention time (length squared) beyond any use (the
+# paper's longest is 50); SAML trains one branch per scenario, so thousands of "scenarios" mean
+# a wrong scenario column, not a model to train.
+MAX_SEQ_LEN = 1000
+MAX_SCENARIOS = 200
+NO_SEQUENCES = "use --no-sequences to train without behaviour sequences"
+
 
 class DataError(ValueError):
     """Bad input data. The message names the file, column and offending value."""
+
+
+def check_seq_len(value, where: str, zero_hint: str = NO_SEQUENCES) -> int:
+    """A sequence length from 1 to MAX_SEQ_LEN; 0 (no history) gets `zero_hint`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SEQ_LEN:
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(value))}-digit number"
+        hint = f"; {zero_hint}" if value == 0 and not isinstance(value, bool) else ""
+        raise DataError(f"{where} must be a whole number from 1 to {MAX_SEQ_LEN}, got {shown}{hint}")
+    return int(value)
 
 
 @dataclass(frozen=True)
