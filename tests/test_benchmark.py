@@ -202,6 +202,25 @@ def test_markers_are_replaced_in_place_and_broken_markers_write_nothing(tmp_path
     assert (tmp_path / "README.md").read_text() == f"a\n{end}\nb\n{begin}\nc\n"
 
 
+def test_the_protocols_and_variants_are_options_movielens_loads(ml100k_dir):
+    """What the benchmark asks of `movielens:DIR`, on the real ML-100k: each protocol's split, the
+    behaviour sequences left out by name, Scenario-Wise-Rec's feature set; and the log's size names
+    the experiments."""
+    from saml_core.data import load_dataset
+
+    name = f"movielens:{ml100k_dir}"
+    full = load_dataset(name, seed=0, **benchmark.PROTOCOLS["random"][0])
+    sequences = [q.name for q in full.spec.seq_fields]
+    assert sequences and benchmark.size_tag(len(full.train) + len(full.valid) + len(full.test)) == "ml100k"
+    noseq = load_dataset(name, seed=0, **benchmark.PROTOCOLS["user-time"][0],
+                         **benchmark.variant_options("noseq", sequences))
+    assert noseq.spec.seq_fields == ()
+    assert [f.name for f in noseq.spec.cat_fields] == [f.name for f in full.spec.cat_fields]
+    assert noseq.info["split"] != full.info["split"] and len(noseq.test) != len(full.test)
+    swr = load_dataset(name, seed=0, **benchmark.variant_options("swr", sequences))
+    assert {f.name for f in swr.spec.cat_fields} != {f.name for f in full.spec.cat_fields}
+
+
 @pytest.mark.parametrize("args,needle", [
     (("benchmark", "synthetic-countries", "--seeds", "2"), "--seeds"),
     (("benchmark", "synthetic-countries", "--models", "bst"), "every registered model"),

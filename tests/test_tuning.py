@@ -4,10 +4,7 @@ BST-Individual's sub-models share it, trials resume after an interruption and ar
 finished, and the experiment's identity check treats the choice correctly."""
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +13,6 @@ from saml_core import tuning
 from saml_core.config import ConfigError
 from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
 
-REPO = Path(__file__).resolve().parents[1]
 # Two settings of each grid keep these tests fast; the full grids are tested on their own below.
 SMALL_GRID = {"train_config": {"lr": (1e-3, 1e-4), "embedding_decay": (0.0,)}}
 SMALL_LR_GRID = {"model_options": {"smoothing": (5.0, 80.0), "C": (0.01,)}}
@@ -194,8 +190,10 @@ def test_every_model_gets_the_same_budget(monkeypatch):
         tuning.check_grid("toy", {"model_options": {"depth": (1, 2, 3), "width": (1, 2, 3)}}, {"width": 1})
 
 
-def test_tune_is_refused_with_a_sweep():
-    out = subprocess.run([sys.executable, "-m", "saml_core", "experiment", "--dataset", "synthetic-countries",
-                          "--name", "x", "--tune", "--sweep", "emb"], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 2 and out.stderr.startswith("error:") and "--sweep" in out.stderr
+def test_tune_is_refused_with_a_sweep(tmp_path, capsys):
+    from saml_core.cli import main
+
+    rc = main(["experiment", "--dataset", "synthetic-countries", "--name", "x", "--tune", "--sweep", "emb",
+               "--artifacts", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "--sweep" in err and not any(tmp_path.iterdir())
