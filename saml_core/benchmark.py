@@ -168,8 +168,8 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
     needed = {k for p in protocols for k in PROTOCOLS[p][0]} | {k for v in VARIANTS for k in variant_options(v, [])}
     missing = sorted(needed - set(datasets.get(dataset).options))
     if missing:
-        raise ConfigError(f"the benchmark runs on movielens:DIR: it needs the dataset option(s) {', '.join(sorted(needed))}, "
-                          f"and {dataset} has no {', '.join(missing)}")
+        raise ConfigError(f"the benchmark runs on movielens:DIR: it needs the dataset option(s) "
+                          f"{', '.join(sorted(needed))}, and {dataset} has no {', '.join(missing)}")
     s = settings_for(dataset, preset, train={"device": device, "num_threads": threads})
     base_options = dict(s.pop("dataset_options"))
     # the log's size names the experiments; its behaviour sequences are what "noseq" leaves out

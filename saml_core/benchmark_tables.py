@@ -85,7 +85,8 @@ def paired(a: dict, b: dict, model_a: str, model_b: str | None = None) -> dict |
 def diff_text(p: dict | None) -> str:
     if p is None:
         return "—"
-    return f"{p['mean']:+.4f}" + (f" ± {p['std']:.4f}" if p["n"] > 1 else "") + f" (higher in {p['ahead_in']} of {p['n']})"
+    spread = f" ± {p['std']:.4f}" if p["n"] > 1 else ""
+    return f"{p['mean']:+.4f}{spread} (higher in {p['ahead_in']} of {p['n']})"
 
 
 def _verdict(v: dict | None) -> str:
@@ -319,7 +320,8 @@ def render(root: Path, prefix: str, steps: list, *, seeds: int, command: str) ->
     """The whole section: one part per protocol, then the published figures."""
     from saml_core.registry import report
 
-    docs = {s.name: report(root, s.name) for s in steps if s.runs and (Path(root) / s.name / "experiment.json").exists()}
+    docs = {s.name: report(root, s.name) for s in steps
+            if s.runs and (Path(root) / s.name / "experiment.json").exists()}
     within = {name: run_within(doc) for name, doc in docs.items()}
     first = docs[steps[0].name]
     noun, nouns = first["scenario_noun"]
