@@ -493,9 +493,8 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
     With `dist` (saml_core.distributed; this process is rank 0 of a torchrun launch) everything
     here (lock, status, artifacts) stays in this process; the other ranks load each data seed's
     data when told and train the data-parallel runs with it."""
-    from saml_core.train import Cancelled, TrainingFailed, train_run
-
     from saml_core import tuning
+    from saml_core.train import Cancelled, TrainingFailed, train_run
 
     if cfg.tuned and dist is not None:
         raise ConfigError("--tune trains its trials in one process: run it without torchrun (or with one process)")
@@ -624,7 +623,7 @@ def _tune(cfg: ExperimentConfig, models: list[str], n_grid: dict, data, exp_dir:
             status.write(force=True, phase="tuning", run_id=None, epoch=0, step=0, submodel=None,
                          message=f"tuning {label}: setting {i + 1}/{n} ({tuning.describe(point)})")
 
-        def on_progress(e: dict, label=label):
+        def on_progress(e: dict):
             fraction, eta = progress.update(e)
             status.write(force=bool(e.get("epoch_finished")), progress=fraction, eta_seconds=eta,
                          submodel=e.get("submodel"), **{k: e.get(k) for k in ("epoch", "epochs", "step", "steps",
