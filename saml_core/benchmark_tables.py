@@ -284,7 +284,8 @@ def anchors(doc: dict) -> list[str]:
 
     rows = published_anchors(doc["dataset"])
     if not rows:
-        return []
+        return ["Scenario-Wise-Rec's published per-domain figures (ML-1M, their protocol) are not shown: "
+                "`datasets/anchors/` holds none for MovieLens (docs/DATA.md, `movielens:DIR`, says why).", ""]
     lines = ["### Published figures (Scenario-Wise-Rec, **ML-1M**, their protocol)", "",
              "Per-domain numbers as published, on ML-1M with Scenario-Wise-Rec's split, features and settings: "
              "context for the size of the numbers above, not a comparison on the same data "
