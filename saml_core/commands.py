@@ -1,4 +1,4 @@
-"""Engine sub-commands: train, experiment, report, demo, bench (JSON shapes: docs/ENGINE.md).
+"""Engine sub-commands: train, experiment, report, demo, bench, benchmark (JSON shapes: docs/ENGINE.md).
 
 Every choice list (models, datasets, presets) comes from the registries and `config.PRESETS`."""
 from __future__ import annotations
@@ -61,7 +61,13 @@ def add_commands(subparsers) -> None:
     _dist_option(d)
     d.set_defaults(func=cmd_demo)
 
-    from saml_core import bench
+    from saml_core import bench, benchmark
+
+    m = subparsers.add_parser("benchmark", help="the accuracy benchmark on MovieLens: every model tuned, 5 seeds, "
+                                                "two protocols, sequence and feature ablations; tables for "
+                                                "README/BENCHMARKS (resumes when re-run)")
+    benchmark.add_arguments(m)
+    m.set_defaults(func=benchmark.cmd)
 
     b = subparsers.add_parser("bench", help="samples/s, counted GFLOP and share of the measured peak of BST and "
                                             "SAML (interleaved rounds, same process)")
@@ -90,6 +96,10 @@ def _common(p) -> None:
                    help="learning rate of the embedding tables relative to --lr")
     p.add_argument("--embedding-decay", type=float, default=None,
                    help="decoupled weight decay of the embedding rows each step touches")
+    p.add_argument("--tune", action="store_true",
+                   help="fair training: each model's learning rate and embedding decay (LR: smoothing and C) "
+                        "chosen from a 3x3 grid on validation AUC (first data and model seed), then every seed "
+                        "trained with that setting (docs/ENGINE.md, Tuning)")
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--d-g", type=int, default=None)
     p.add_argument("--d-s", type=int, default=None)
@@ -205,7 +215,8 @@ def settings_from_args(args) -> dict:
                             probes=probes, dataset_options=parse_dataset_options(args.dataset_option, {
                                 "size": args.size, "seq_len": args.seq_len, "min_count": args.min_count,
                                 "exclude": _excluded(args)}))
-    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
+    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option),
+            "tuned": args.tune}
 
 
 class _CancelFlag:

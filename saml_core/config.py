@@ -209,6 +209,18 @@ PRESETS = {
 }
 
 
+# Fair training (`experiment --tune`, saml_core/tuning.py): the grid every model is trained over
+# on the first data seed and model seed before its seeds are trained with the setting of the best
+# validation AUC. Learning rate x the decoupled decay of the embedding rows a step touches
+# (optim.py): the two settings FuxiCTR's tuner configurations vary most (learning_rate,
+# embedding_regularizer) and the two that act on the id embeddings, where these models overfit
+# (docs/ENGINE.md). Decay 10 (1 % of a row per touch at lr 1e-3) never helped where measured (the
+# simulator; ML-100k, where it cost SAML 0.023 validation AUC), so the grid stops at 1. A model
+# whose own hyper-parameters are something else declares a grid of the same size in its registry
+# entry (`ModelEntry.tune_grid`).
+TUNE_GRID = {"train_config": {"lr": (1e-3, 3e-4, 1e-4), "embedding_decay": (0.0, 0.1, 1.0)}}
+
+
 def preset(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
@@ -233,6 +245,9 @@ class RunConfig:
     probe_hidden_all: int = 300  # subsample with every branch's hidden states
     # False (demo storage): no model.pt, and probes without hidden states (alpha, gates, predictions kept)
     keep_weights: bool = True
+    # a tuned run: how its tuned settings were chosen (saml_core.tuning: grid, valid_auc, chosen,
+    # trials_run_on_seed, ...); None = trained with the settings as given
+    tuning: dict | None = None
 
     def __post_init__(self):
         from saml_core.models import registry

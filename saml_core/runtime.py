@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import platform
 
 import torch
 
@@ -42,3 +44,16 @@ def resolve_device(device: str) -> torch.device:
 
         raise ConfigError("--device cuda requested but no CUDA device is available (use auto or cpu)")
     return torch.device(device)
+
+
+def machine(device: torch.device) -> str:
+    """What trained a run, for the absolute times beside it: "AMD EPYC (2 cores)", or the GPU."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
