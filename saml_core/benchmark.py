@@ -10,6 +10,8 @@ What it trains, as experiments under fixed names in the artifacts root (PREFIX =
 - `PREFIX-<protocol>-noseq` and `PREFIX-<protocol>-swr` (`VARIANTS`): BST, SAML and the other
   baseline with the best within-scenario AUC on that protocol, without the behaviour sequences,
   and with Scenario-Wise-Rec's feature set only: what the sequence and the other features add.
+  They train at the settings their protocol's main experiment chose (`--tuning-from`): the
+  difference then measures the features, not another round of selection (and costs no trials).
 Each experiment skips what is finished and resumes what is not, so an interrupted benchmark (it is
 hours of CPU) goes on where it stopped when the same command is run again; it prints every
 training and the progress of the whole benchmark with an ETA. Then the tables
@@ -101,7 +103,8 @@ class Eta:
             # not known yet: the ablated models and a baseline (None) that the main experiment will choose
             runs = step.runs if step.runs is not None else [*(m for m in ABLATED if m in self.models), None]
             for m in runs:
-                grid = len(tuning.grid_points(m)) if m else tuning.grid_size(config.TUNE_GRID)
+                # the ablations train at their main experiment's choices: no trials of their own
+                grid = 0 if step.variant else len(tuning.grid_points(m)) if m else tuning.grid_size(config.TUNE_GRID)
                 for i in range(grid):
                     trial = tuning.read_trial(tuning.trial_dir(self.root / step.name, m, i)) if m else None
                     out.append(((step.name, m, f"t{i}"), trial is not None, (trial or {}).get("seconds")))
@@ -181,12 +184,14 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
     steps += [Step(f"{prefix}-{p}-{v}", p, v, None) for p in protocols for v in VARIANTS]
     eta = Eta(root, steps, models, seeds, log)
 
-    def train(step: Step) -> None:
+    def train(step: Step, tuned_in: str | None = None) -> None:
         options = {**base_options, **PROTOCOLS[step.protocol][0],
                    **(variant_options(step.variant, sequences) if step.variant else {})}
         cfg = ExperimentConfig(name=step.name, dataset=dataset, dataset_options=options, runs=step.runs, seeds=seeds,
-                               data_seeds=[DATA_SEED], tuned=True, keep_weights="first-run", **s)
-        log(f"[benchmark] {step.name}: {len(step.runs)} models x {seeds} seeds, tuned")
+                               data_seeds=[DATA_SEED], tuned=True, tuning_from=tuned_in, keep_weights="first-run",
+                               **s)
+        log(f"[benchmark] {step.name}: {len(step.runs)} models x {seeds} seeds, "
+            + (f"at the settings tuned in {tuned_in}" if tuned_in else "tuned"))
         eta.tick()
         run_experiment(cfg, root, should_stop=should_stop, command=command, log=log, on_unit_done=eta.tick)
 
@@ -196,8 +201,8 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
         ablated = ablated_models(report(root, main.name), models)
         for step in (x for x in steps if x.protocol == p and x.variant is not None):
             step.runs = ablated
-            if ablated:
-                train(step)
+            if ablated:  # at the full-feature experiment's choices: the ablation measures the features alone
+                train(step, tuned_in=main.name)
     return prefix, steps
 
 

@@ -100,6 +100,9 @@ def _common(p) -> None:
                    help="fair training: each model's learning rate and embedding decay (LR: smoothing and C) "
                         "chosen from a 3x3 grid on validation AUC (first data and model seed), then every seed "
                         "trained with that setting (docs/ENGINE.md, Tuning)")
+    p.add_argument("--tuning-from", default=None, metavar="EXPERIMENT",
+                   help="with --tune: reuse the settings another tuned experiment of the same artifacts root "
+                        "chose, without trials (e.g. a feature ablation of the same log)")
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--d-g", type=int, default=None)
     p.add_argument("--d-s", type=int, default=None)
@@ -216,7 +219,7 @@ def settings_from_args(args) -> dict:
                                 "size": args.size, "seq_len": args.seq_len, "min_count": args.min_count,
                                 "exclude": _excluded(args)}))
     return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option),
-            "tuned": args.tune}
+            "tuned": args.tune or args.tuning_from is not None, "tuning_from": args.tuning_from}
 
 
 class _CancelFlag:

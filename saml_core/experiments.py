@@ -117,6 +117,9 @@ class ExperimentConfig:
     # fair training (saml_core.tuning): each model's learning rate and embedding decay (its own
     # grid for models that declare one) chosen on validation before its seeds are trained
     tuned: bool = False
+    # reuse the choices of another tuned experiment of the same artifacts root (no trials here):
+    # the benchmark's feature ablations train at their full-feature experiment's settings
+    tuning_from: str | None = None
 
     def __post_init__(self):
         from saml_core.data import registry as datasets
@@ -144,6 +147,12 @@ class ExperimentConfig:
             raise ConfigError(f"--sweep must be one of {', '.join(SWEEPS)}, got {self.sweep!r}")
         if not isinstance(self.tuned, bool):
             raise ConfigError(f"tuned must be true or false, got {self.tuned!r}")
+        if self.tuning_from is not None:
+            check_name(self.tuning_from, "--tuning-from experiment")
+            if not self.tuned:
+                raise ConfigError("--tuning-from reuses another experiment's tuning: it needs --tune")
+            if self.tuning_from == self.name:
+                raise ConfigError("--tuning-from names this experiment itself; tune it with --tune alone")
         if self.tuned and self.sweep is not None:
             raise ConfigError("--tune compares models at their best settings; a --sweep varies one size at fixed "
                               "settings: run them as two experiments")
@@ -513,7 +522,9 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             exp_file = exp_dir / "experiment.json"
             previous = art.read_json(exp_file) if exp_file.exists() else None
             records: dict = {}  # model -> tuning record (tuned experiments)
-            if cfg.tuned:
+            if cfg.tuned and cfg.tuning_from:
+                records = tuning.borrowed_records(Path(root), cfg.tuning_from, cfg.runs)
+            elif cfg.tuned:
                 for model in cfg.runs:
                     tuning.check_trials(exp_dir, cfg.tuning_base(model), overwrite, log)
                     record = tuning.stored_record(exp_dir, cfg.tuning_base(model))

@@ -233,5 +233,24 @@ def tune(base: RunConfig, data, exp_dir: Path, *, should_stop=None, log: Callabl
     return record
 
 
+def borrowed_records(root: Path, source: str, models: list[str]) -> dict:
+    """model -> the tuning record of experiment `source` (in the same artifacts root), reused without
+    trials: an ablation of the same log (fewer features) trained at the setting its full-feature
+    experiment chose, so the ablation measures the features and not another selection. The record
+    says where the choice came from (`"from_experiment"`)."""
+    config.check_name(source, "--tuning-from experiment")
+    path = Path(root) / source / "experiment.json"
+    try:
+        doc = art.read_json(path)
+    except art.ArtifactError as exc:
+        raise ConfigError(f"--tuning-from {source}: {exc}") from None
+    tuned = doc.get("tuning") if isinstance(doc.get("tuning"), dict) else {}
+    missing = [m for m in models if not isinstance(tuned.get(m), dict) or not isinstance(tuned[m].get("chosen"), dict)]
+    if missing:
+        raise ConfigError(f"--tuning-from {source}: that experiment holds no finished tuning of "
+                          f"{', '.join(missing)}; tune them there first (or tune here with --tune alone)")
+    return {m: {**tuned[m], "from_experiment": source} for m in models}
+
+
 def finished_trials(exp_dir: Path, model: str) -> int:
     return sum(read_trial(trial_dir(exp_dir, model, i)) is not None for i in range(len(grid_points(model))))

@@ -198,3 +198,25 @@ def test_tune_is_refused_with_a_sweep(tmp_path, capsys):
                "--artifacts", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and "--sweep" in err and not any(tmp_path.iterdir())
+
+
+def test_tuning_from_reuses_another_experiments_choice_without_trials(tuned_root):
+    """--tuning-from: an ablation of the same log trains at the full-feature experiment's choice (no
+    trials of its own), its runs record where the choice came from; a model the source did not tune
+    is refused before anything trains."""
+    source = json.loads((tuned_root / "tuned/experiment.json").read_text())["tuning"]
+    s = settings_for("synthetic-countries", "quick", train={"num_threads": 1},
+                     dataset_options={"exclude": ["hist_item"]})
+    cfg = ExperimentConfig(name="ablation", runs="bst", seeds=1, tuned=True, tuning_from="tuned", **s)
+    run_experiment(cfg, tuned_root, log=_quiet)
+    assert not (tuned_root / "ablation" / "tuning").exists()
+    record = json.loads((tuned_root / "ablation/bst-d0-s0/config.json").read_text())["tuning"]
+    assert record["from_experiment"] == "tuned" and record["chosen"] == source["bst"]["chosen"]
+    run_cfg = json.loads((tuned_root / "ablation/bst-d0-s0/config.json").read_text())
+    for key, value in source["bst"]["chosen"]["train_config"].items():
+        assert run_cfg["train_config"][key] == value
+    with pytest.raises(ConfigError, match="no finished tuning of star"):
+        run_experiment(ExperimentConfig(name="ablation2", runs="star", seeds=1, tuned=True, tuning_from="tuned", **s),
+                       tuned_root, log=_quiet)
+    with pytest.raises(ConfigError, match="needs --tune"):
+        ExperimentConfig(name="ablation3", runs="bst", tuning_from="tuned", **s)
