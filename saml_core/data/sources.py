@@ -94,7 +94,7 @@ register(DatasetEntry(
     title="Ali-CCP clicks (public, traffic domains of field 301 as scenarios)",
     options={"seq_len": None, "cache_dir": None}, scenario_noun=("domain", "domains")))
 register(DatasetEntry(
-    name="movielens", kind="movielens", preset="public", load=_movielens, takes_path=True,
+    name="movielens", kind="movielens", preset="movielens-published", load=_movielens, takes_path=True,
     path_hint="folder with MovieLens ML-100k, ML-1M or RecBole atomic files (docs/DATA.md)",
     title="MovieLens ratings (public; rating > 3 = click, age groups as scenarios)",
     # min_positives 10 = saml_core.evaluate.MIN_CLASS: a scenario the evaluation could not score is left out
