@@ -123,7 +123,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     if ck is not None:
         try:
             model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
+            opt.load_state_dict(ck["optimizer"], model_keys=list(ck["model"]))
             history, start_epoch = list(ck["history"]), int(ck["epoch"])
             best_auc, best_epoch, bad = float(ck["best_auc"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
             best_state = ck["best_state"]

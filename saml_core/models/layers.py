@@ -6,51 +6,52 @@ item), D token size, K scenarios, H hidden size of an MLP layer.
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from saml_core.data.types import FeatureSpec
+from saml_core.models.table_rows import lookup
 
 EMB_INIT_STD = 0.05
-
-
-class CategoricalFeature(nn.Module):
-    """One categorical field: a global table G_f [V, d_g] and, for SAML, one scenario-specific
-    table S_f of K row blocks [K*V, d_s] looked up at s*V + id."""
-
-    def __init__(self, name: str, vocab_size: int, d_g: int, d_s: int, num_scenarios: int, sparse: bool = True):
-        super().__init__()
-        self.name, self.vocab_size = name, vocab_size
-        # sparse=True: gradients (and the optimizer's work) touch only the rows in the batch,
-        # which matters for K*V-row scenario tables
-        self.global_table = nn.Embedding(vocab_size, d_g, sparse=sparse)
-        nn.init.normal_(self.global_table.weight, std=EMB_INIT_STD)
-        self.scenario_table = None
-        if d_s > 0:
-            self.scenario_table = nn.Embedding(num_scenarios * vocab_size, d_s, sparse=sparse)
-            nn.init.normal_(self.scenario_table.weight, std=EMB_INIT_STD)
-
-    def forward_global(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.global_table(ids)
-
-    def forward_scenario(self, ids: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
-        return self.scenario_table(scenario * self.vocab_size + ids)
 
 
 class ScenarioAwareEmbedding(nn.Module):
     """Embeds a batch into e_glob [B, F*d_g], e_scen [B, F*d_s] (SAML only) and the token
     sequence [B, T, D] = behaviour sequence + target item (global embeddings, plus positions).
 
-    A behaviour channel shares its item field's global table; D = (#channels) * d_g."""
+    Every categorical field f has a global table G_f [V_f, d_g] and, for SAML, a scenario table
+    S_f of K row blocks [K*V_f, d_s] looked up at s*V_f + id. A behaviour channel shares its item
+    field's global table; D = (#channels) * d_g. All fields' tables are stored as one table per
+    kind, `global_table` [sum V_f, d_g] (G_f at rows offset_f..) and `scenario_table`
+    [K * sum V_f, d_s] (S_f at K * offset_f..), so that a batch is one lookup and one gradient
+    per kind (table_rows.lookup). Files that hold one table per field (`features.<f>.global_table`,
+    `features.<f>.scenario_table`: the layout before) are merged on loading."""
 
     def __init__(self, spec: FeatureSpec, d_g: int, d_s: int, sparse: bool = True):
         super().__init__()
         k = spec.num_scenarios
-        self.features = nn.ModuleList(
-            CategoricalFeature(f.name, f.vocab_size, d_g, d_s, k, sparse) for f in spec.cat_fields
-        )
+        vocab = [f.vocab_size for f in spec.cat_fields]
+        self.k, self.d_g, self.d_s = k, d_g, d_s
+        offsets = [sum(vocab[:f]) for f in range(len(vocab))]  # first row of field f
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int64), persistent=False)  # [F]
+        self.register_buffer("vocab", torch.tensor(vocab, dtype=torch.int64), persistent=False)
+        total = sum(vocab)
+        # the draws of one table per field, in their order (each nn.Embedding drew its default
+        # init, then ours): same seed, same initial weights as that layout
+        self.global_table = nn.Embedding(total, d_g, sparse=sparse, _weight=torch.empty(total, d_g))
+        self.scenario_table = None
+        if d_s > 0:
+            self.scenario_table = nn.Embedding(k * total, d_s, sparse=sparse, _weight=torch.empty(k * total, d_s))
+        with torch.no_grad():
+            for o, v in zip(offsets, vocab):
+                torch.empty(v, d_g).normal_()
+                nn.init.normal_(self.global_table.weight[o:o + v], std=EMB_INIT_STD)
+                if self.scenario_table is not None:
+                    torch.empty(k * v, d_s).normal_()
+                    nn.init.normal_(self.scenario_table.weight[k * o:k * (o + v)], std=EMB_INIT_STD)
         self.seq_item_index = [spec.cat_index(s.item_field) for s in spec.seq_fields]
         self.token_dim = d_g * len(spec.seq_fields)
         self.positions = nn.Parameter(torch.randn(spec.seq_len + 1, max(self.token_dim, 1)) * EMB_INIT_STD)
@@ -58,22 +59,48 @@ class ScenarioAwareEmbedding(nn.Module):
         self.scenario_dim = d_s * len(spec.cat_fields)
 
     def forward(self, cat, scenario, seq, with_scenario: bool):
-        e_glob = torch.cat([f.forward_global(cat[:, i]) for i, f in enumerate(self.features)], dim=1)
-        e_scen = None
-        if with_scenario:
-            e_scen = torch.cat(
-                [f.forward_scenario(cat[:, i], scenario) for i, f in enumerate(self.features)], dim=1
-            )
-        tokens = None
+        b = cat.shape[0]
+        rows = cat + self.offsets  # [B, F] rows of the global table
+        e_scen, tokens = None, None
         if self.seq_item_index:
-            chans = []
-            for c, fi in enumerate(self.seq_item_index):
-                table = self.features[fi]
-                # [B, L] history ids + [B, 1] target id -> [B, T, d_g]
-                ids = torch.cat([seq[:, c, :], cat[:, fi : fi + 1]], dim=1)
-                chans.append(table.forward_global(ids))
-            tokens = torch.cat(chans, dim=2) + self.positions  # [B, T, D]
-        return e_glob, e_scen, tokens
+            item = torch.tensor(self.seq_item_index, device=cat.device)
+            # [B, T, C]: per position the C channels' rows (history, then the target item), so
+            # that the looked-up [B, T, C, d_g] is the token sequence [B, T, D] as it is
+            hist = (seq + self.offsets[item].view(1, -1, 1)).transpose(1, 2)  # [B, L, C]
+            token_rows = torch.cat([hist, rows[:, item].unsqueeze(1)], dim=1)  # [B, T, C]
+            e_glob, tok = lookup(self.global_table, rows, token_rows)
+            tokens = tok.view(b, token_rows.shape[1], self.token_dim) + self.positions  # [B, T, D]
+        else:
+            (e_glob,) = lookup(self.global_table, rows)
+        if with_scenario:
+            # field f, scenario s, id i -> row K * offset_f + s * V_f + i
+            (e_scen,) = lookup(self.scenario_table, self.offsets * self.k + scenario.unsqueeze(1) * self.vocab + cat)
+            e_scen = e_scen.reshape(b, self.scenario_dim)
+        return e_glob.reshape(b, self.global_dim), e_scen, tokens
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        merge_field_tables(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def merge_field_tables(state: dict, prefix: str | None = None) -> dict:
+    """In place: one table per field (`<prefix>features.<f>.global_table.weight` and
+    `...scenario_table.weight`, f = 0, 1, ...) -> `<prefix>global_table.weight` and
+    `<prefix>scenario_table.weight`, the fields' tables one after another; every prefix found
+    when `prefix` is None. A state without them is left alone. Returns `state`."""
+    if prefix is None:
+        found = {m.group(1) for k in state if (m := re.match(r"(.*)features\.0\.global_table\.weight$", k))}
+        for p in found:
+            merge_field_tables(state, p)
+        return state
+    for kind in ("global_table", "scenario_table"):
+        parts, f = [], 0
+        while f"{prefix}features.{f}.{kind}.weight" in state:
+            parts.append(state.pop(f"{prefix}features.{f}.{kind}.weight"))
+            f += 1
+        if parts:
+            state[f"{prefix}{kind}.weight"] = torch.cat(parts)
+    return state
 
 
 class SequenceAttention(nn.Module):
@@ -142,7 +169,10 @@ class SequenceAttention(nn.Module):
             q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
             wk = self.qk.weight[inner:].view(h, dh, d)
             r = (q.view(b, h, dh, 1) * wk).sum(2)  # [B, h, D]
-        scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)  # [B, h, T]
+        # tokens times r, not r times tokens^T: the gradient for tokens then comes out contiguous
+        # [B, T, D] like the pooling's, and adding the two stays a plain vector add (a transposed
+        # one cost ~7 ms per step at sequence length 50, more than all matmuls of the attention)
+        scores = torch.bmm(tokens, r.transpose(1, 2)).transpose(1, 2) * (dh ** -0.5)  # [B, h, T]
         p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
         dropped = self.training and self.dropout > 0
         if dropped:
