@@ -8,6 +8,9 @@ Views: "own" = each probe sample through its own scenario's branch (hidden_own_<
 """
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+
 import numpy as np
 
 VIEWS = ("own", "all")
@@ -88,6 +91,22 @@ def _umap_module():
     return _UMAP
 
 
+@contextmanager
+def _torch_threads_kept():
+    """numba's OpenMP threading layer launches UMAP's parallel code after setting the calling
+    thread's OpenMP thread count to numba's (all cores), and torch reads its own count from the same
+    OpenMP runtime: every later torch op in the process (a training job's next run, a DDP rank 0)
+    would run with numba's count instead of the thread policy's. Put torch's count back. (torch not
+    imported yet: nothing to keep; it sets its count when a job starts training.)"""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     import warnings
 
@@ -103,7 +122,8 @@ def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=0.1, random_state=seed, low_memory=True,
                         n_jobs=1, n_epochs=200,  # UMAP's default 500 epochs below 10k points triples the cost
                         force_approximation_algorithm=len(x) > EXACT_NEIGHBOURS_MAX, **options)
-    with warnings.catch_warnings():  # no search index with given neighbours: maps never transform new points
+    with warnings.catch_warnings(), _torch_threads_kept():
+        # no search index with given neighbours: maps never transform new points
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
         return reducer.fit_transform(x).astype(np.float32)
 
