@@ -23,7 +23,7 @@ from saml_core.config import ConfigError, RunConfig, TrainConfig, resolve_for_da
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 from saml_core.models import build_model, registry
 from saml_core.optim import ModelAdam
-from saml_core.runtime import resolve_device, setup_cpu
+from saml_core.runtime import resolve_device, setup_cpu, thread_policy, tick_threads
 
 ProgressFn = Callable[[dict], None]
 
@@ -75,6 +75,7 @@ def predict(model, split: EncodedSplit, device: torch.device, batch_size: int = 
     lo, hi = rows if rows is not None else (0, len(split))
     out = []
     for start in range(lo, hi, batch_size):
+        tick_threads()
         idx = torch.arange(start, min(start + batch_size, hi), device=split.label.device)
         b = split.take(idx).to(device)
         with _autocast(device):
@@ -171,6 +172,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
         bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", leave=False,
                    disable=None if main else True)
         for step in bar:
+            tick_threads()
             if dist is None:
                 if should_stop is not None and should_stop():
                     bar.close()
@@ -374,6 +376,7 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         res.settings["distributed"] = dist.describe()
     metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
                     "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                    "thread_policy": thread_policy().describe() if device.type == "cpu" and thread_policy() else None,
                     "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
                     "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
     if cfg.keep_weights:  # what model.pt must hold: listings check it without importing torch

@@ -103,6 +103,57 @@ def merge_field_tables(state: dict, prefix: str | None = None) -> dict:
     return state
 
 
+class _LayerNormFn(torch.autograd.Function):
+    """F.layer_norm whose weight and bias gradients are plain sums over the rows: torch's own
+    backward reduces them in per-thread partial sums, so they (and every gradient upstream)
+    changed with the thread count; with this one a training step gives the same numbers on
+    1 or 2 threads (tested), and the thread policy can change the count without changing results."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        y, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), weight, bias, eps)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, rstd = ctx.saved_tensors
+        dx = torch.ops.aten.native_layer_norm_backward(dy, x, (x.shape[-1],), mean, rstd, weight, None,
+                                              [True, False, False])[0]
+        flat = dy.reshape(-1, dy.shape[-1])
+        dw = (flat * ((x - mean) * rstd).reshape(flat.shape)).sum(0) if ctx.needs_input_grad[1] else None
+        db = flat.sum(0) if ctx.needs_input_grad[2] else None
+        return dx, dw, db, None
+
+
+class _SoftmaxFn(torch.autograd.Function):
+    """torch.softmax over the last dim with the backward p * (g - sum(g * p)) written out:
+    torch's own backward kernel gave other roundings on 2 threads than on 1."""
+
+    @staticmethod
+    def forward(ctx, x):
+        p = torch.softmax(x, dim=-1)
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        return p * (g - (g * p).sum(-1, keepdim=True))
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim whose gradient does not depend on the thread count."""
+    return _SoftmaxFn.apply(x)
+
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (same parameters and outputs) with a thread-count-independent backward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _LayerNormFn.apply(x, self.weight, self.bias, self.eps)
+
+
 class SequenceAttention(nn.Module):
     """One transformer layer (multi-head self-attention + feed-forward, post-norm as in BST)
     over behaviour sequence + target item, read out at the target item (and optionally the
@@ -130,9 +181,9 @@ class SequenceAttention(nn.Module):
         self.value = nn.Linear(dim, inner) if shared_value is None else None
         self._shared_value = [shared_value]  # list: not registered twice as a submodule
         self.out = nn.Linear(inner, dim)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Linear(ff_dim, dim))
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
         self.output_dim = dim * (2 if readout == "target_mean" else 1)
         self.use_sdpa = False  # True: always the fused all-positions kernel (reference in tests)
 
@@ -173,7 +224,7 @@ class SequenceAttention(nn.Module):
         # [B, T, D] like the pooling's, and adding the two stays a plain vector add (a transposed
         # one cost ~7 ms per step at sequence length 50, more than all matmuls of the attention)
         scores = torch.bmm(tokens, r.transpose(1, 2)).transpose(1, 2) * (dh ** -0.5)  # [B, h, T]
-        p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
+        p = softmax(scores.masked_fill(~mask[:, None, :], float("-inf")))
         dropped = self.training and self.dropout > 0
         if dropped:
             p = F.dropout(p, self.dropout)
