@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from saml_core.data.types import FeatureSpec
+from saml_core.models.segments import ScenarioOrder, SegmentLinear
 from saml_core.models.table_rows import lookup
 
 EMB_INIT_STD = 0.05
@@ -368,6 +369,14 @@ class BranchLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, branch: torch.Tensor | None = None) -> torch.Tensor:
         """branch: None, or a one-hot [C, K] float matrix choosing each group's branch."""
+        if branch is None and x.dim() == 2:
+            # rows shared by all branches: one [N, in] x [in, K*out] matmul, returned as a
+            # [K, N, out] view of its [N, K, out] result (torch.matmul broadcasts to the same
+            # products but copies them into [K, N, out] and back again in backward)
+            k, i, o = self.weight.shape
+            w = self.weight.permute(1, 0, 2).reshape(i, k * o)
+            y = x @ w if self.bias is None else torch.addmm(self.bias.reshape(1, k * o), x, w)
+            return y.view(x.shape[0], k, o).transpose(0, 1)
         w = self.weight if branch is None else select_branches(self.weight, branch)
         y = torch.matmul(x, w)  # [K or C, N, out]
         if self.bias is None:
@@ -479,3 +488,14 @@ class StackedMLP(nn.Module):
         if self.head is None:
             return x
         return self.head(x, branch).squeeze(-1)
+
+    def own(self, x: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+        """Row b of x [B, in] through MLP choice[b] only -> [B, H_last] ([B] with `logit`): the
+        rows sorted by choice, each layer one matmul per MLP on exactly its rows (SegmentLinear)."""
+        order = ScenarioOrder(choice, self.layers[0].weight.shape[0])
+        h = x.index_select(0, order.order)
+        for layer in self.layers:
+            h = self.dropout(SegmentLinear.apply(h, layer.weight, layer.bias, order, True, None))
+        if self.head is not None:
+            h = SegmentLinear.apply(h, self.head.weight, self.head.bias, order, False, None).squeeze(-1)
+        return order.unsort(h)
