@@ -111,7 +111,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     model.to(device)
     if hasattr(model, "context_dtype"):  # forward-only all-branch pass of SAML: bf16 on GPU
         model.context_dtype = torch.bfloat16 if device.type == "cuda" else None
-    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay, fused=device.type == "cuda",
+    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay,
                     embedding_lr_scale=tcfg.embedding_lr_scale, embedding_decay=tcfg.embedding_decay)
     history: list[dict] = []
     best_auc, best_epoch, bad, start_epoch = -1.0, 0, 0, 0

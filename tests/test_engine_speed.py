@@ -261,7 +261,7 @@ def test_lazy_adam_equals_sparse_adam_bit_for_bit():
         opt_a.step()
         opt_b.step()
         assert torch.equal(a, b), step
-    assert torch.equal(opt_a.state[a]["exp_avg_sq"], opt_b.state[b]["exp_avg_sq"])
+    assert torch.equal(opt_a.state[0]["exp_avg_sq"], opt_b.state[b]["exp_avg_sq"])
     opt_c = LazyAdam([torch.nn.Parameter(b.detach().clone())], lr=0.01)
     opt_c.load_state_dict(opt_b.state_dict())  # the same state layout as SparseAdam's
 
@@ -291,3 +291,49 @@ def test_files_with_one_table_per_field_load_into_the_merged_tables(data, model_
     b = data.train.take(torch.arange(64))
     with torch.no_grad():
         torch.testing.assert_close(fresh(b)["logit"], model(b)["logit"], rtol=0, atol=0)
+
+
+def test_fused_adam_equals_torch_fused_adam_and_shares_its_state_layout():
+    """optim.FusedAdam: torch.optim.Adam(fused=True)'s weights bit for bit (weight decay on, one
+    parameter without a gradient in one step), and each loads the other's state_dict."""
+    from saml_core.optim import FusedAdam
+
+    torch.manual_seed(0)
+    mine = [torch.nn.Parameter(torch.randn(7, 3)), torch.nn.Parameter(torch.randn(5))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    opt_mine, opt_ref = FusedAdam(mine, lr=0.01, weight_decay=0.1), torch.optim.Adam(ref, lr=0.01, weight_decay=0.1,
+                                                                                       fused=True)
+    for step in range(5):
+        for i, (a, b) in enumerate(zip(mine, ref)):
+            g = None if (step == 2 and i == 1) else torch.randn(a.shape)
+            a.grad, b.grad = g, None if g is None else g.clone()
+        opt_mine.step()
+        opt_ref.step()
+        for a, b in zip(mine, ref):
+            assert torch.equal(a, b), step
+    other = FusedAdam([torch.nn.Parameter(p.detach().clone()) for p in mine], lr=0.01, weight_decay=0.1)
+    other.load_state_dict(opt_ref.state_dict())
+    back = torch.optim.Adam([torch.nn.Parameter(p.detach().clone()) for p in ref], lr=0.01, weight_decay=0.1,
+                            fused=True)
+    back.load_state_dict(opt_mine.state_dict())
+    for st_a, st_b in zip(other.state.values(), opt_ref.state.values()):
+        assert float(st_a["step"]) == float(st_b["step"]) and torch.equal(st_a["exp_avg_sq"], st_b["exp_avg_sq"])
+
+
+def test_a_training_step_imports_no_torch_dynamo():
+    """torch.optim imports torch._dynamo on its first step (seconds of every training process);
+    the engine's training loop does not."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from saml_core.bench import random_data\nfrom saml_core.config import ModelConfig\n"
+            "from saml_core.models import build_model\nfrom saml_core.optim import ModelAdam\n"
+            "d = random_data(n_train=200, k=3, seq_len=4, vocab=20)\n"
+            "m = build_model('saml', d.spec, ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(8, 4)))\n"
+            "opt = ModelAdam(m, 1e-3)\nb = d.train.take(torch.arange(64))\n"
+            "loss = m.loss(m(b), b.label); opt.zero_grad(); loss.backward(); opt.step()\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -156,12 +156,12 @@ def test_adaptive_policy_steps_aside_for_busy_processes():
 
     import torch
 
-    from saml_core import bench, runtime
+    from saml_core import bench_process, runtime
 
     cores = runtime._usable_cores()
     if runtime._machine_busy_seconds() is None or cores < 2:
         pytest.fail("needs Linux /proc/stat and 2 cores")
-    procs = [mp.get_context("spawn").Process(target=bench._busy_loop, daemon=True) for _ in range(cores)]
+    procs = [mp.get_context("spawn").Process(target=bench_process._busy_loop, daemon=True) for _ in range(cores)]
     before = torch.get_num_threads()
     for p in procs:
         p.start()
