@@ -390,9 +390,9 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
             art.save_npz(run_dir / "probes.npz", probes)
         metrics.update(probe_summaries(model, probes, data))  # relations may come from the weights
         if "hidden" in entry.probes and cfg.keep_weights:  # the dashboard draws these at once
-            from saml_core.maps import compute_maps
+            from saml_core import maps
 
-            art.save_npz(run_dir / "maps.npz", compute_maps(probes))
+            maps.store(run_dir, probes)
     art.write_json(run_dir / "metrics.json", metrics)
     # finished: model.pt + metrics.json are the run; resume state is no longer needed
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -179,3 +179,41 @@ def test_adaptive_policy_steps_aside_for_busy_processes():
             p.terminate()
             p.join()
         torch.set_num_threads(before)
+
+
+def test_maps_in_the_background_process_equal_maps_in_place(tmp_path):
+    """Within an experiment the maps come from a background process: the same arrays as computed
+    in place (PCA exactly, UMAP's shape), written when the experiment waits for it; a run whose
+    probes cannot be read is named in the log and does not stop the others."""
+    import numpy as np
+
+    from saml_core import artifacts as art
+    from saml_core import maps
+
+    rng = np.random.default_rng(0)
+    probes = {"scenario": rng.integers(0, 3, 120).astype(np.int16),
+              "hidden_own_0": rng.normal(size=(120, 8)).astype(np.float16),
+              "hidden_all_0": rng.normal(size=(20, 3, 8)).astype(np.float16),
+              "hidden_all_index": np.arange(20, dtype=np.int32)}
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    art.save_npz(good / "probes.npz", probes)
+    (bad / "probes.npz").write_bytes(b"not an npz")
+    logged = []
+    maps.begin_background()
+    try:
+        maps.store(good, probes)
+        maps.store(bad, probes)
+        assert maps._WORKER is not None and maps._WORKER.jobs == 2
+    finally:
+        maps.end_background(logged.append)
+    stored = art.load_npz(good / "maps.npz")
+    inline = maps.compute_maps(art.load_npz(good / "probes.npz"))
+    assert sorted(stored) == sorted(inline)
+    for key in inline:
+        assert stored[key].shape == inline[key].shape
+        if key.startswith("pca"):
+            np.testing.assert_array_equal(stored[key], inline[key])
+    assert not (bad / "maps.npz").exists()
+    assert len(logged) == 1 and "bad" in logged[0]
