@@ -75,6 +75,10 @@ class FusedAdam(_Adam):
     defaults = {"weight_decay": 0.0, "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
                 "differentiable": False, "fused": True, "decoupled_weight_decay": False}
 
+    def __init__(self, params, lr: float, **kwargs):
+        super().__init__(params, lr, **kwargs)
+        self._counts: dict[int, float] = {}  # the step counts as Python numbers (no per-step .item())
+
     @torch.no_grad()
     def step(self) -> None:
         g = self.group
@@ -87,16 +91,22 @@ class FusedAdam(_Adam):
             if st is None:
                 st = self.state[i] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
                                       "exp_avg_sq": torch.zeros_like(p)}
-            by_step.setdefault(float(st["step"]), []).append(i)
+                self._counts[i] = 0.0
+            by_step.setdefault(self._counts[i], []).append(i)
         for count, idx in by_step.items():
-            step = torch.tensor(count + 1.0, device=self.params[idx[0]].device)
+            step = torch.tensor(count + 1.0)  # shared by the group's states (a new one: saved states keep theirs)
             torch._fused_adam_([self.params[i] for i in idx], [self.params[i].grad for i in idx],
                                [self.state[i]["exp_avg"] for i in idx], [self.state[i]["exp_avg_sq"] for i in idx],
-                               [], [step] * len(idx), lr=float(g["lr"]), beta1=beta1, beta2=beta2,
-                               weight_decay=g["weight_decay"], eps=g["eps"], amsgrad=False, maximize=g["maximize"])
-            cpu_step = torch.tensor(count + 1.0)
+                               [], [step.to(self.params[idx[0]].device)] * len(idx), lr=float(g["lr"]), beta1=beta1,
+                               beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"], amsgrad=False,
+                               maximize=g["maximize"])
             for i in idx:
-                self.state[i]["step"] = cpu_step
+                self.state[i]["step"] = step
+                self._counts[i] = count + 1.0
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._counts = {i: float(st["step"]) for i, st in self.state.items()}
 
 
 class LazyAdam(_Adam):

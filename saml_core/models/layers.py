@@ -54,6 +54,9 @@ class ScenarioAwareEmbedding(nn.Module):
                     torch.empty(k * v, d_s).normal_()
                     nn.init.normal_(self.scenario_table.weight[k * o:k * (o + v)], std=EMB_INIT_STD)
         self.seq_item_index = [spec.cat_index(s.item_field) for s in spec.seq_fields]
+        self.register_buffer("item_fields", torch.tensor(self.seq_item_index, dtype=torch.int64), persistent=False)
+        self.register_buffer("item_offsets", torch.tensor([offsets[i] for i in self.seq_item_index], dtype=torch.int64),
+                             persistent=False)  # [C]: first row of each channel's item field
         self.token_dim = d_g * len(spec.seq_fields)
         self.positions = nn.Parameter(torch.randn(spec.seq_len + 1, max(self.token_dim, 1)) * EMB_INIT_STD)
         self.global_dim = d_g * len(spec.cat_fields)
@@ -64,11 +67,10 @@ class ScenarioAwareEmbedding(nn.Module):
         rows = cat + self.offsets  # [B, F] rows of the global table
         e_scen, tokens = None, None
         if self.seq_item_index:
-            item = torch.tensor(self.seq_item_index, device=cat.device)
             # [B, T, C]: per position the C channels' rows (history, then the target item), so
             # that the looked-up [B, T, C, d_g] is the token sequence [B, T, D] as it is
-            hist = (seq + self.offsets[item].view(1, -1, 1)).transpose(1, 2)  # [B, L, C]
-            token_rows = torch.cat([hist, rows[:, item].unsqueeze(1)], dim=1)  # [B, T, C]
+            hist = (seq + self.item_offsets.view(1, -1, 1)).transpose(1, 2)  # [B, L, C]
+            token_rows = torch.cat([hist, rows.index_select(1, self.item_fields).unsqueeze(1)], dim=1)  # [B, T, C]
             e_glob, tok = lookup(self.global_table, rows, token_rows)
             tokens = tok.view(b, token_rows.shape[1], self.token_dim) + self.positions  # [B, T, D]
         else:
@@ -188,6 +190,12 @@ class SequenceAttention(nn.Module):
         self.output_dim = dim * (2 if readout == "target_mean" else 1)
         self.use_sdpa = False  # True: always the fused all-positions kernel (reference in tests)
 
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """self.ff (Linear, ReLU, Linear) called layer by layer: nn.Sequential's own call costs
+        more per step than the three ops at small batches."""
+        first, last = self.ff[0], self.ff[2]
+        return F.linear(F.relu(F.linear(x, first.weight, first.bias)), last.weight, last.bias)
+
     def value_proj(self) -> nn.Linear:
         return self.value if self._own_value else self._shared_value[0]
 
@@ -240,7 +248,7 @@ class SequenceAttention(nn.Module):
         attn = torch.baddbmm(bias, pooled, wv.weight.view(h, dh, d).transpose(1, 2))  # [h, B, dh]
         attn = attn.transpose(0, 1).reshape(b, inner)  # [B, I]
         x = self.norm1(xt + self.out(attn))
-        return self.norm2(x + self.ff(x))  # [B, D]
+        return self.norm2(x + self.feed_forward(x))  # [B, D]
 
     def _self_attention(self, tokens, mask, scenario):
         """Plain multi-head self-attention (fused kernel); all positions for "target_mean"."""
@@ -266,7 +274,7 @@ class SequenceAttention(nn.Module):
         )  # [B, h, Tq, dh]
         attn = attn.transpose(1, 2).reshape(b, -1, h * dh)
         x = self.norm1(q_tokens + self.out(attn))
-        x = self.norm2(x + self.ff(x))  # [B, Tq, D]
+        x = self.norm2(x + self.feed_forward(x))  # [B, Tq, D]
         target = x[:, -1, :]
         if self.readout == "target":
             return target
