@@ -24,6 +24,7 @@ import numpy as np
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
+from saml_core import maps
 from saml_core import liveness
 from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, RunConfig, TrainConfig,
                               build_dataclass, check_int, check_name, resolve_for_data, run_id_for)
@@ -541,6 +542,7 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                                           + sum(tuning.finished_trials(exp_dir, m) for m in untuned), on_unit_done)
             failed: list[str] = []
             t_exp = time.perf_counter()
+            maps.begin_background()  # UMAP maps of the finished runs while the next ones train
             for data_seed in cfg.data_seeds:
                 todo = [r for r in plan if r.data_seed == data_seed]
                 key = str(data_seed)
@@ -588,6 +590,7 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                         failed.append(rcfg.run_id)
                         progress.run_finished()
                         log(f"    {rcfg.run_id}: FAILED: {exc}")
+            maps.end_background(log)
             doc["updated"], doc["wall_seconds_last_invocation"] = now_iso(), time.perf_counter() - t_exp
             art.write_json(exp_file, doc)
             if failed:
@@ -615,6 +618,8 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             status.final(state="failed", message=f"{type(exc).__name__}: {exc}")
             _remove_if_never_started(exp_dir)
             raise
+        finally:  # stopped early: the maps of the runs finished so far, unless cancelled
+            maps.end_background(log, wait=status.base.get("state") not in ("cancelled", "interrupted"))
 
 
 def _tune(cfg: ExperimentConfig, models: list[str], n_grid: dict, data, exp_dir: Path, status, progress,

@@ -23,7 +23,7 @@ from saml_core.config import ConfigError, RunConfig, TrainConfig, resolve_for_da
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 from saml_core.models import build_model, registry
 from saml_core.optim import ModelAdam
-from saml_core.runtime import machine, resolve_device, setup_cpu
+from saml_core.runtime import machine, resolve_device, setup_cpu, thread_policy, tick_threads
 
 ProgressFn = Callable[[dict], None]
 
@@ -75,6 +75,7 @@ def predict(model, split: EncodedSplit, device: torch.device, batch_size: int = 
     lo, hi = rows if rows is not None else (0, len(split))
     out = []
     for start in range(lo, hi, batch_size):
+        tick_threads()
         idx = torch.arange(start, min(start + batch_size, hi), device=split.label.device)
         b = split.take(idx).to(device)
         with _autocast(device):
@@ -110,7 +111,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     model.to(device)
     if hasattr(model, "context_dtype"):  # forward-only all-branch pass of SAML: bf16 on GPU
         model.context_dtype = torch.bfloat16 if device.type == "cuda" else None
-    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay, fused=device.type == "cuda",
+    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay,
                     embedding_lr_scale=tcfg.embedding_lr_scale, embedding_decay=tcfg.embedding_decay)
     history: list[dict] = []
     best_auc, best_epoch, bad, start_epoch = -1.0, 0, 0, 0
@@ -123,7 +124,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     if ck is not None:
         try:
             model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
+            opt.load_state_dict(ck["optimizer"], model_keys=list(ck["model"]))
             history, start_epoch = list(ck["history"]), int(ck["epoch"])
             best_auc, best_epoch, bad = float(ck["best_auc"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
             best_state = ck["best_state"]
@@ -171,6 +172,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
         bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", leave=False,
                    disable=None if main else True)
         for step in bar:
+            tick_threads()
             if dist is None:
                 if should_stop is not None and should_stop():
                     bar.close()
@@ -375,6 +377,7 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
     metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
                     "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
                     "machine": machine(device),
+                    "thread_policy": thread_policy().describe() if device.type == "cpu" and thread_policy() else None,
                     "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
                     "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
     if cfg.keep_weights:  # what model.pt must hold: listings check it without importing torch
@@ -388,9 +391,9 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
             art.save_npz(run_dir / "probes.npz", probes)
         metrics.update(probe_summaries(model, probes, data))  # relations may come from the weights
         if "hidden" in entry.probes and cfg.keep_weights:  # the dashboard draws these at once
-            from saml_core.maps import compute_maps
+            from saml_core import maps
 
-            art.save_npz(run_dir / "maps.npz", compute_maps(probes))
+            maps.store(run_dir, probes)
     art.write_json(run_dir / "metrics.json", metrics)
     # finished: model.pt + metrics.json are the run; resume state is no longer needed
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
