@@ -116,7 +116,7 @@ def _compute(exp, todo: dict, dev, status, log) -> dict:
     from saml_core.data import load_dataset
     from saml_core.experiments import ExperimentLock
     from saml_core.models import registry as models
-    from saml_core.run_analyses import write_run_analyses
+    from saml_core.run_analyses import scoring_batch, write_run_analyses
     from saml_core.train import load_run_model, predict
 
     done: dict[str, list[str]] = {}
@@ -139,7 +139,7 @@ def _compute(exp, todo: dict, dev, status, log) -> dict:
                 log(f"[{i}/{len(todo)}] {run.run_id}: {', '.join(todo[run.run_id])}")
                 _, model = load_run_model(run.path, spec=data.spec)
                 model.to(dev)
-                batch = int((run.config.get("train_config") or {}).get("eval_batch_size") or 8192)
+                batch = scoring_batch(dev, int((run.config.get("train_config") or {}).get("eval_batch_size") or 8192))
                 done[run.run_id] = write_run_analyses(
                     models.get(run.model), data, run.path, lambda split, m=model: predict(m, split, dev, batch),
                     train_seconds=run.metrics.get("train_seconds"), keep_weights=True,

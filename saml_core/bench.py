@@ -430,9 +430,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thread-settings", action="store_true",
                    help="also: 1/2 threads x passive/active OpenMP waiting, each in a fresh process")
     p.add_argument("--busy", type=int, default=0, help="busy processes during --thread-settings (artificial load)")
+    from saml_core import bench_analyses
+
+    bench_analyses.add_arguments(p)
 
 
 def cmd(args) -> int:
+    if args.analyses_cost:  # the cost of a run's analyses against its training (bench_analyses)
+        from saml_core import bench_analyses
+
+        return bench_analyses.cmd(args)
     res = run_bench(steps=args.steps, rounds=args.rounds, threads=args.threads, eval_n=args.eval_samples,
                     rechub=not args.no_rechub, peak=not args.no_peak, clock=args.clock,
                     compile_dense=args.compile, bf16_context=args.bf16_context)

@@ -20,7 +20,7 @@ from saml_core.config import ConfigError, RunConfig
 from saml_core.data.types import CatField, EncodedSplit, FeatureSpec, MultiScenarioData, SeqField
 from saml_core.experiments import settings_for
 from saml_core.models import registry as models
-from saml_core.registry import load_experiment, load_run
+from saml_core.registry import load_experiment, load_run, report, report_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -285,7 +285,7 @@ def test_report_json_and_markdown_carry_transfer_importance_and_relations(quick_
     assert len(with_truth) == len(rel["signals"]) - 1
     assert all(0 < p <= 1 for x in rel["pairs"] for p in x["p_values"])
     assert "planted similarity" in rel["sentence"]
-    md = _cli("report", "q", root=quick_root).stdout
+    md = report_markdown(doc)
     for heading in ("## Transfer", "## Input importance per country", "## Which countries are alike"):
         assert heading in md
 
@@ -297,9 +297,8 @@ def test_the_report_of_an_experiment_without_the_new_artifacts(tmp_path):
         f.unlink()
     exp = load_experiment(tmp_path, "demo")
     assert set(analyses.missing(exp)) == {r.run_id for r in exp.runs if (r.path / "model.pt").exists()}
-    out = _cli("report", "demo", "--format", "json", root=tmp_path)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
+    doc = report(tmp_path, "demo")
+    assert "## Transfer" not in report_markdown(doc)
     assert doc["transfer"]["models"] == [] and doc["importance"]["models"] == []
     rel = doc["relations"]
     assert {s["kind"] for s in rel["signals"]} >= {"alpha", "planted", "data"} and rel["runs"] == 6
