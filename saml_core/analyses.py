@@ -245,7 +245,8 @@ def _transfer_sentence(m: dict, names, cells, noun, nouns) -> str:
     worse, better = int((m["worse_in_every_run"] & cells).sum()), int((m["better_in_every_run"] & cells).sum())
     pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names)) if cells[a, b] and cells[b, a]]
     pairs.sort(key=lambda p: -sim[p])
-    out = (f"{m['label']} ({runs}{', mean over runs' if m['n_runs'] > 1 else ''}): a {noun}'s test rows scored by another {noun}'s part instead of "
+    over = ", mean over runs" if m["n_runs"] > 1 else ""
+    out = (f"{m['label']} ({runs}{over}): a {noun}'s test rows scored by another {noun}'s part instead of "
            f"their own lose {np.mean(vals):+.3f} AUC on average (from {vals.min():+.3f} to {vals.max():+.3f} by pair; "
            f"negative: the other part scores them better); the other part is worse in every run in {worse} of "
            f"{int(cells.sum())} cells" + (f" and better in every run in {better}" if better else "") + ".")

@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("analyses cost (instead of the speed bench)")
     g.add_argument("--analyses-cost", action="store_true",
                    help="train one run of each --analyses-models on the default simulator per round and print the "
-                        f"cost of its input importance (target <= {100 * TARGET:.0f} %% of its training time) and transfer matrix")
+                        f"cost of its input importance (target <= {100 * TARGET:.0f} %% of its training time) and "
+                        "transfer matrix")
     g.add_argument("--analyses-models", default="saml,bst,bst_individual,lr_te", metavar="MODEL,...")
     g.add_argument("--analyses-size", default="default", help="simulator size (default: the target's size)")
     g.add_argument("--analyses-rounds", type=int, default=1, help="rounds (model seeds 0..N-1)")
@@ -87,7 +88,8 @@ def run_cost(models: list[str], size: str = "default", rounds: int = 1, threads:
                    "train_cpu_seconds": train_cpu, "importance_seconds": imp_wall, "importance_cpu_seconds": imp_cpu,
                    "importance_share": imp_wall / train_wall, "importance_cpu_share": imp_cpu / train_cpu,
                    "inputs": len(imp["inputs"]), "n_repeats": imp["n_repeats"], "rows_cap": imp["rows_cap"],
-                   "scored_rows": sum(c["n"] for c in imp["base"].values()) * (1 + len(imp["inputs"]) * imp["n_repeats"])}
+                   "scored_rows": sum(c["n"] for c in imp["base"].values())
+                   * (1 + len(imp["inputs"]) * imp["n_repeats"])}
             if "transfer" in entry.probes:
                 tr, tr_wall, tr_cpu = _timed(lambda: transfer_matrix(score, data.test, list(data.spec.scenario_names),
                                                                      entry.transfer_how, model_id))
@@ -106,10 +108,10 @@ def run_cost(models: list[str], size: str = "default", rounds: int = 1, threads:
 
 def format_cost(res: dict) -> str:
     m, d = res["machine"], res["data"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); load average "
-             f"{res['load_average']['before'][0]:.2f} -> {res['load_average']['after'][0]:.2f}",
-             f"data: {d['dataset']} size {d['size']} ({d['train_rows']:,} train / {d['test_rows']:,} test rows), preset "
-             f"{d['preset']}, batch {d['batch_size']}",
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); "
+             f"load average {res['load_average']['before'][0]:.2f} -> {res['load_average']['after'][0]:.2f}",
+             f"data: {d['dataset']} size {d['size']} ({d['train_rows']:,} train / {d['test_rows']:,} test rows), "
+             f"preset {d['preset']}, batch {d['batch_size']}",
              f"{'model':16s}{'round':>6s}{'epochs':>7s}{'train s':>9s}{'importance s':>13s}{'share':>7s}"
              f"{'CPU-time share':>15s}{'transfer s':>11s}{'share':>7s}"]
     for r in res["rows"]:

@@ -27,12 +27,14 @@ from saml_core.analyses import VERSION
 from saml_core.data.types import EncodedSplit, FeatureSpec
 from saml_core.transfer import Score, capped_rows, class_weights
 
-# Defaults chosen for the cost bound (docs/ENGINE.md, Analyses: costs): 13 inputs x 3 repeats x
-# at most 400 rows per scenario is ~160k predictions on the default simulator; SAML, whose
-# evaluation is the slowest per row, is the tightest model (500 rows measured 21 % of its
-# training time on a loaded machine).
+# Defaults chosen for the cost bound (docs/ENGINE.md, Run analyses): 13 inputs x 2 repeats x at
+# most 400 rows per scenario is ~108k scored rows on the default simulator. SAML, whose evaluation
+# is the slowest per row, is the tightest model: 3 repeats (160k rows) measured 16 % of its training
+# time on a lightly loaded machine and 22 % on a busy one; the CIs of 2 repeats on 400 rows were 12 %
+# wider than those of 3 (the test rows' sampling dominates the shuffles' spread), those of 3
+# repeats on 300 rows (the same cost) 21 % wider.
 ROWS_CAP = 400
-N_REPEATS = 3
+N_REPEATS = 2
 RANDOM_STATE = 0
 CHUNK_ROWS = 32768  # rows per scoring call: every input and repeat of several scenarios at once
 KINDS = ("categorical", "numeric", "sequence")

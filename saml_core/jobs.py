@@ -241,8 +241,8 @@ class Job:
         return float(eta) if isinstance(eta, (int, float)) and not isinstance(eta, bool) else None
 
 
-_STORED_FIELDS = {"job_id": str, "title": str, "state": str, "kind": str, "experiment": str, "dataset": str, "created": str,
-                  "started": str, "ended": str, "pid": int, "pid_start": str, "returncode": int, "error": str}
+_STORED_FIELDS = {"job_id": str, "title": str, "state": str, "kind": str, "experiment": str, "dataset": str,
+                  "created": str, "started": str, "ended": str, "pid": int, "pid_start": str, "returncode": int, "error": str}
 
 
 def _record(job: Job) -> dict:

@@ -768,7 +768,8 @@ def _analyses_markdown(doc: dict, noun: str, nouns: str) -> list[str]:
                 vals = []
                 for s in names:
                     c = cell[s, d["input"]]
-                    vals.append("—" if c["mean"] is None else f"{c['mean']:+.3f}{'*' if c['holds_in_every_seed'] else ''}")
+                    mark = "*" if c["holds_in_every_seed"] else ""
+                    vals.append("—" if c["mean"] is None else f"{c['mean']:+.3f}{mark}")
                 lines.append(f"| {d['input']} |" + "".join(f" {v} |" for v in vals) + f" {_fmt(d['p_holm'], '.2g')} |")
             share = m.get("cost_share") or {}
             if share.get("mean") is not None:

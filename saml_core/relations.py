@@ -275,6 +275,7 @@ def _sentence(doc: dict, by_id: dict, noun: str, nouns: str) -> str:
     out += f" {held} of {len(pairs)} pairs of signals agree significantly in every run they share."
     for key, word, side in (("alike_everywhere", "alike", "above"), ("unlike_everywhere", "unlike", "below")):
         got = doc[key]
-        out += (f" Every signal calls {', '.join('–'.join(p) for p in got)} {word} ({side} its median pair) in every run."
+        listed = ", ".join("–".join(p) for p in got)
+        out += (f" Every signal calls {listed} {word} ({side} its median pair) in every run."
                 if got else f" No {noun} pair is called {word} by every signal in every run.")
     return out

@@ -49,7 +49,8 @@ def capped_rows(scenario: np.ndarray, label: np.ndarray, k: int, cap: int, seed:
             pos, neg = idx[label[idx]], idx[~label[idx]]
             n_pos = min(len(pos), max(cap // 2, cap - len(neg)))
             n_neg = min(len(neg), cap - n_pos)
-            idx = np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]))
+            idx = np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False),
+                                          rng.choice(neg, n_neg, replace=False)]))
         out.append(idx)
     return out
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from saml_core import analyses, importance, jobs, relations
+from saml_core import analyses, importance, jobs
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
 from saml_core.analyses_job import AnalysesSpec, submit
@@ -188,7 +188,8 @@ def quick_root(tmp_path_factory):
     out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "q", "--quick", "--threads", "1",
                "--runs", RUNS, root=root)
     assert out.returncode == 0, out.stderr
-    assert "importance: 13 inputs x 3 repeats on at most 400 test rows per country" in out.stderr
+    assert (f"importance: 13 inputs x {importance.N_REPEATS} repeats on at most {importance.ROWS_CAP} test rows per "
+            "country") in out.stderr
     return root
 
 
