@@ -86,6 +86,32 @@ def test_target_query_parameter_gradients_equal_full_self_attention(per_scenario
         torch.testing.assert_close(g1, g2, msg=name)
 
 
+@pytest.mark.parametrize("per_scenario", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_target_attention_equals_autograd(per_scenario, training):
+    """`_TargetAttention` (one autograd node, hand-written backward) against the same layer by
+    autograd (`fused = False`): outputs bit for bit (the same forward ops), every gradient within
+    float64 rounding (assert_close: 1e-7 relative), with random biases and layer-norm weights so
+    that no term vanishes; the key bias gets a zero gradient either way."""
+    att, tokens, mask, s = _attention_case(per_scenario, 0.0)
+    for p in att.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    att.train(training)
+    res = {}
+    for fused in (True, False):
+        att.fused = fused
+        out = att(tokens, mask, s)
+        res[fused] = out, _grads(out, att, tokens)
+    assert torch.equal(res[True][0], res[False][0])
+    names = ["tokens"] + [n for n, _ in att.named_parameters()]
+    for name, g1, g2 in zip(names, res[True][1], res[False][1]):
+        torch.testing.assert_close(g1, g2, msg=name)
+    assert res[True][1][0].abs().sum() > 0
+    with torch.no_grad():
+        att.fused = True
+        torch.testing.assert_close(att(tokens, mask, s), res[False][0])
+
+
 # --- SAML evaluation through the all-branch training layout -----------------------------------
 
 CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")

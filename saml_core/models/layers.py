@@ -157,6 +157,98 @@ class LayerNorm(nn.LayerNorm):
         return _LayerNormFn.apply(x, self.weight, self.bias, self.eps)
 
 
+class _TargetAttention(torch.autograd.Function):
+    """`SequenceAttention._target_query_autograd` without dropout as one autograd node: the
+    target query (q, r = W_k^T q per head, unless the per-scenario `r` [B, h, D] is given),
+    masked softmax over the tokens, pooling, value and output projections, both layer norms and
+    the feed-forward. Autograd made ~35 nodes of it, and ~90 operators in backward (transposes,
+    slices of the q/k weight whose backward zero-fills the whole weight, views, detaches);
+    this backward is ~40 operators, each gradient computed as autograd's chain rule does, the
+    layer norms' weight and bias gradients as plain sums (thread-count independent, as
+    `_LayerNormFn`). The same values within float rounding (tested against autograd).
+
+    tokens [B, T, D], mask [B, T] bool (True = real token); weights as the module's (Linear's
+    [out, in]); the key bias gets a zero gradient (softmax ignores it). Returns [B, D]."""
+
+    @staticmethod
+    def forward(ctx, tokens, mask, r, heads, eps1, eps2, wqk, bqk, wv, bv, wo, bo, g1, beta1, w1, c1, w2, c2, g2,
+                beta2):
+        b, _, d = tokens.shape
+        inner = wv.shape[0]
+        h, dh = heads, inner // heads
+        xt = tokens[:, -1, :]  # [B, D]
+        q = None
+        if r is None:  # shared projections: q [B, I], r [B, h, D] one matmul per head
+            q = torch.addmm(bqk[:inner], xt, wqk[:inner].t())
+            r = torch.bmm(q.view(b, h, dh).transpose(0, 1), wqk[inner:].view(h, dh, d)).transpose(0, 1)
+        scale = dh ** -0.5
+        scores = torch.bmm(tokens, r.transpose(1, 2)).transpose(1, 2) * scale  # [B, h, T]
+        p = torch.softmax(scores.masked_fill_(~mask[:, None, :], float("-inf")), dim=-1)
+        pooled = torch.bmm(p, tokens).transpose(0, 1)  # [h, B, D]
+        attn = torch.baddbmm(bv.view(h, 1, dh), pooled, wv.view(h, dh, d).transpose(1, 2))  # [h, B, dh]
+        attn = attn.transpose(0, 1).reshape(b, inner)  # [B, I]
+        z1 = xt + torch.addmm(bo, attn, wo.t())
+        x1, mean1, rstd1 = torch.native_layer_norm(z1, (d,), g1, beta1, eps1)
+        hidden = torch.addmm(c1, x1, w1.t()).relu_()  # [B, F]
+        z2 = x1 + torch.addmm(c2, hidden, w2.t())
+        y, mean2, rstd2 = torch.native_layer_norm(z2, (d,), g2, beta2, eps2)
+        ctx.save_for_backward(tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2,
+                              wqk, wv, wo, g1, w1, w2, g2)
+        ctx.heads, ctx.scale = heads, scale
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2,
+         wqk, wv, wo, g1, w1, w2, g2) = ctx.saved_tensors
+        b, _, d = tokens.shape
+        inner = wv.shape[0]
+        h = ctx.heads
+        dh = inner // h
+        dy = dy.contiguous()
+        # second layer norm and the feed-forward
+        dz2, dg2, dbeta2 = _layer_norm_backward(dy, z2, mean2, rstd2, g2)
+        dw2, dc2 = dz2.t().mm(hidden), dz2.sum(0)
+        dhidden = dz2.mm(w2).masked_fill_(hidden <= 0, 0.0)  # relu
+        dw1, dc1 = dhidden.t().mm(x1), dhidden.sum(0)
+        dx1 = torch.addmm(dz2, dhidden, w1)
+        # first layer norm, the output and value projections
+        dz1, dg1, dbeta1 = _layer_norm_backward(dx1, z1, mean1, rstd1, g1)
+        dwo, dbo = dz1.t().mm(attn), dz1.sum(0)
+        dattn = dz1.mm(wo)  # [B, I]
+        dbv = dattn.sum(0)
+        da = dattn.view(b, h, dh).transpose(0, 1)  # [h, B, dh]
+        dwv = torch.bmm(da.transpose(1, 2), pooled).view(inner, d)
+        dpooled = torch.bmm(da, wv.view(h, dh, d)).transpose(0, 1)  # [B, h, D]
+        # pooling and the softmax (0 where masked: p is 0 there)
+        dtokens = torch.bmm(p.transpose(1, 2), dpooled)  # [B, T, D]
+        dp = torch.bmm(dpooled, tokens.transpose(1, 2))  # [B, h, T]
+        ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+        ds = ds * ctx.scale
+        dr = torch.bmm(ds, tokens)  # [B, h, D]
+        dtokens.baddbmm_(ds.transpose(1, 2), r)
+        dxt, dwqk, dbqk = dz1, None, None
+        if q is not None:  # through r = W_k^T q and q = W_q x_t + b_q
+            drh = dr.transpose(0, 1)  # [h, B, D]
+            dq = torch.bmm(drh, wqk[inner:].view(h, dh, d).transpose(1, 2)).transpose(0, 1).reshape(b, inner)
+            dwk = torch.bmm(q.view(b, h, dh).transpose(0, 1).transpose(1, 2), drh).reshape(inner, d)
+            dwqk = torch.cat([dq.t().mm(tokens[:, -1, :]), dwk])
+            dbqk = torch.cat([dq.sum(0), dq.new_zeros(inner)])
+            dxt = torch.addmm(dz1, dq, wqk[:inner])
+            dr = None
+        dtokens[:, -1, :] += dxt
+        return (dtokens, None, dr, None, None, None, dwqk, dbqk, dwv, dbv, dwo, dbo, dg1, dbeta1, dw1, dc1, dw2, dc2,
+                dg2, dbeta2)
+
+
+def _layer_norm_backward(dy, x, mean, rstd, weight):
+    """Layer norm over the last dim of x [N, D]: (input, weight, bias) gradients, the latter two
+    as plain sums over the rows (`_LayerNormFn`)."""
+    dx = torch.ops.aten.native_layer_norm_backward(dy, x, (x.shape[-1],), mean, rstd, weight, None,
+                                                   [True, False, False])[0]
+    return dx, (dy * ((x - mean) * rstd)).sum(0), dy.sum(0)
+
+
 class SequenceAttention(nn.Module):
     """One transformer layer (multi-head self-attention + feed-forward, post-norm as in BST)
     over behaviour sequence + target item, read out at the target item (and optionally the
@@ -189,6 +281,7 @@ class SequenceAttention(nn.Module):
         self.norm2 = LayerNorm(dim)
         self.output_dim = dim * (2 if readout == "target_mean" else 1)
         self.use_sdpa = False  # True: always the fused all-positions kernel (reference in tests)
+        self.fused = True  # False: the target query by autograd (`_target_query_autograd`; reference in tests)
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """self.ff (Linear, ReLU, Linear) called layer by layer: nn.Sequential's own call costs
@@ -206,6 +299,40 @@ class SequenceAttention(nn.Module):
         return self._self_attention(tokens, mask, scenario)
 
     def _target_query(self, tokens, mask, scenario):
+        """The self-attention output at the target position only (`_target_query_autograd`), as
+        one autograd node with a hand-written backward (`_TargetAttention`) where nothing asks
+        for autograd's: the same values (tested, outputs and gradients); with dropout in
+        training, and under autocast (whose casts the hand-written backward does not mirror),
+        autograd's."""
+        if (self.fused and not (self.training and self.dropout > 0)
+                and not torch.is_autocast_enabled(tokens.device.type)):
+            r = self._scenario_keys(tokens, scenario) if self.per_scenario else None
+            qk = (None, None) if self.per_scenario else (self.qk.weight, self.qk.bias)
+            wv, first, last = self.value_proj(), self.ff[0], self.ff[2]
+            return _TargetAttention.apply(
+                tokens, mask, r, self.heads, self.norm1.eps, self.norm2.eps, *qk, wv.weight, wv.bias,
+                self.out.weight, self.out.bias, self.norm1.weight, self.norm1.bias, first.weight, first.bias,
+                last.weight, last.bias, self.norm2.weight, self.norm2.bias)
+        return self._target_query_autograd(tokens, mask, scenario)
+
+    def _scenario_keys(self, tokens, scenario):
+        """Per-scenario projections: r [B, h, D] = W_k(s)^T q(s), q(s) = W_q(s) x_t + b_q(s), each
+        sample with its scenario's pair. All K scenarios' projections as plain matmuls, then each
+        sample picks its own (gathering per-sample weight copies instead makes a slow scatter in
+        backward)."""
+        b, _, d = tokens.shape
+        h, dh = self.heads, self.head_dim
+        inner = h * dh
+        xt = tokens[:, -1, :]  # [B, D]
+        k = self.qk_weight.shape[0]
+        wq, wk = self.qk_weight[..., :inner], self.qk_weight[..., inner:]  # [K, D, I]
+        q_all = (xt @ wq.permute(1, 0, 2).reshape(d, k * inner)).view(b, k, inner) + self.qk_bias[:, :inner]
+        q = q_all.gather(1, scenario.view(b, 1, 1).expand(b, 1, inner)).squeeze(1)  # [B, I]
+        wk_h = wk.reshape(k, d, h, dh).permute(2, 3, 0, 1).reshape(h, dh, k * d)  # [h, dh, K*D]
+        r_all = torch.bmm(q.view(b, h, dh).transpose(0, 1), wk_h).view(h, b, k, d)
+        return r_all.gather(2, scenario.view(1, b, 1, 1).expand(h, b, 1, d)).squeeze(2).transpose(0, 1)
+
+    def _target_query_autograd(self, tokens, mask, scenario):
         """The self-attention output at the target position only, computed without key
         projections: q . (W_k x_t + b_k) = (W_k^T q) . x_t + q . b_k, and the last term is the same
         for every position, so softmax ignores it; the value projection is applied once to the
@@ -216,15 +343,7 @@ class SequenceAttention(nn.Module):
         xt = tokens[:, -1, :]  # [B, D]
         # small inner dimensions: broadcast products, which (unlike bmm with K=1) stay fast backward
         if self.per_scenario:
-            # all K scenarios' projections as plain matmuls, then each sample picks its own
-            # (gathering per-sample weight copies instead makes a slow scatter in backward)
-            k = self.qk_weight.shape[0]
-            wq, wk = self.qk_weight[..., :inner], self.qk_weight[..., inner:]  # [K, D, I]
-            q_all = (xt @ wq.permute(1, 0, 2).reshape(d, k * inner)).view(b, k, inner) + self.qk_bias[:, :inner]
-            q = q_all.gather(1, scenario.view(b, 1, 1).expand(b, 1, inner)).squeeze(1)  # [B, I]
-            wk_h = wk.reshape(k, d, h, dh).permute(2, 3, 0, 1).reshape(h, dh, k * d)  # [h, dh, K*D]
-            r_all = torch.bmm(q.view(b, h, dh).transpose(0, 1), wk_h).view(h, b, k, d)
-            r = r_all.gather(2, scenario.view(1, b, 1, 1).expand(h, b, 1, d)).squeeze(2).transpose(0, 1)  # [B, h, D]
+            r = self._scenario_keys(tokens, scenario)  # [B, h, D]
         else:
             q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
             wk = self.qk.weight[inner:].view(h, dh, d)
