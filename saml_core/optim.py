@@ -24,7 +24,7 @@ import re
 import torch
 from torch import nn
 
-from saml_core.models.table_rows import coalesced
+from saml_core.models.table_rows import add_rows, coalesced
 
 
 class _Adam:
@@ -140,14 +140,14 @@ class LazyAdam(_Adam):
             # old <- old + (1 - b) * (new - old), on the rows of the batch (each row once)
             old_avg = exp_avg.index_select(0, rows)
             avg_update = values.sub(old_avg).mul_(1 - beta1)
-            exp_avg.index_add_(0, rows, avg_update)
+            add_rows(exp_avg, [(rows, avg_update)])
             old_sq = exp_avg_sq.index_select(0, rows)
             sq_update = values.pow(2).sub_(old_sq).mul_(1 - beta2)
-            exp_avg_sq.index_add_(0, rows, sq_update)
+            add_rows(exp_avg_sq, [(rows, sq_update)])
             numer = avg_update.add_(old_avg)
             denom = sq_update.add_(old_sq).sqrt_().add_(eps)
             step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-            p.index_add_(0, rows, numer.div_(denom).mul_(-step_size))
+            add_rows(p, [(rows, numer.div_(denom).mul_(-step_size))])
 
 
 def _sparse_params(model: nn.Module) -> set[int]:

@@ -112,6 +112,57 @@ def test_fused_target_attention_equals_autograd(per_scenario, training):
         torch.testing.assert_close(att(tokens, mask, s), res[False][0])
 
 
+@pytest.mark.parametrize("use", ["logit", "every layer"])
+def test_fused_relu_layers_equal_autograd(use):
+    """`_ReluLayers` (the MLP as one node) against the MLP layer by layer through autograd: the
+    same outputs, every gradient within float64 rounding, whether only the logit or also the
+    hidden layers are used downstream (as SAML's branches use the auxiliary network's)."""
+    from saml_core.models.layers import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(13, (16, 8)).double()
+    x = torch.randn(50, 13, dtype=torch.double, requires_grad=True)
+    w = [torch.randn(50, 16, dtype=torch.double), torch.randn(50, 8, dtype=torch.double),
+         torch.randn(50, dtype=torch.double)]
+    res = {}
+    for fused in (True, False):
+        mlp.fused = fused
+        hidden, logit = mlp(x)
+        outs = hidden + [logit] if use == "every layer" else [logit]
+        loss = sum((o * wi).sum() for o, wi in zip(outs, w if use == "every layer" else w[2:]))
+        res[fused] = [t.detach() for t in hidden + [logit]], torch.autograd.grad(loss, [x] + list(mlp.parameters()))
+    for a, b in zip(res[True][0], res[False][0]):
+        assert torch.equal(a, b)
+    names = ["x"] + [n for n, _ in mlp.named_parameters()]
+    for name, g1, g2 in zip(names, res[True][1], res[False][1]):
+        torch.testing.assert_close(g1, g2, msg=name)
+        assert g1.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("model_id", ["bst", "shared_bottom"])
+def test_models_with_fused_layers_equal_autograd_layers(data, model_id):
+    """BST and SharedBottom (the input block every single-network baseline shares) with the
+    fused attention and ReLU layers against the same model through autograd layer by layer:
+    logits and every parameter gradient within float64 rounding."""
+    from saml_core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_id, data.spec, CFG).double()
+    b = data.train.take(torch.arange(96))
+    b.num = b.num.double()
+    res = {}
+    for fused in (True, False):
+        for m in model.modules():
+            if hasattr(m, "fused"):
+                m.fused = fused
+        out = model(b)
+        params = [p for p in model.parameters()]
+        res[fused] = out["logit"], torch.autograd.grad(model.loss(out, b.label.double()), params)
+    torch.testing.assert_close(res[True][0], res[False][0])
+    for (name, _), g1, g2 in zip(model.named_parameters(), res[True][1], res[False][1]):
+        torch.testing.assert_close(g1.to_dense(), g2.to_dense(), msg=name)
+
+
 # --- SAML evaluation through the all-branch training layout -----------------------------------
 
 CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")

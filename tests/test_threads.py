@@ -117,6 +117,23 @@ def test_fused_attention_gradients_do_not_depend_on_the_thread_count(per_scenari
         assert torch.equal(a, b)
 
 
+def test_fused_relu_layers_gradients_do_not_depend_on_the_thread_count():
+    """The MLP as one node (`_ReluLayers`) at the bench's sizes (89 -> 256 -> 128 -> 1, 4096 rows):
+    the same bits on 1 and 2 threads, hidden layers used downstream as well."""
+    import torch
+
+    from saml_core.models.layers import MLP
+
+    x = torch.randn(4096, 89, generator=torch.Generator().manual_seed(9))
+
+    def run():
+        mlp = MLP(89, (256, 128))
+        return _grads(lambda t: torch.cat([mlp(t)[0][0][:, :4], mlp(t)[1].unsqueeze(1)], 1), x, *mlp.parameters())
+
+    for a, b in zip(*_on_one_and_two_threads(run)):
+        assert torch.equal(a, b)
+
+
 def test_star_statistics_do_not_depend_on_the_thread_count():
     """STAR's per-scenario batch mean and variance as scatter-adds: the same bits on 1 and 2
     threads (a [K, B] x [B, D] matmul summed in another order on 2 threads), forward and backward."""

@@ -192,41 +192,39 @@ class _TargetAttention(torch.autograd.Function):
         hidden = torch.addmm(c1, x1, w1.t()).relu_()  # [B, F]
         z2 = x1 + torch.addmm(c2, hidden, w2.t())
         y, mean2, rstd2 = torch.native_layer_norm(z2, (d,), g2, beta2, eps2)
-        ctx.save_for_backward(tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2,
-                              wqk, wv, wo, g1, w1, w2, g2)
+        ctx.save_for_backward(tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2)
+        # the weights (leaves the optimizer changes only after backward) as plain attributes:
+        # each saved tensor costs a version check when unpacked
+        ctx.weights = (wqk, wv, wo, g1, w1, w2, g2)
         ctx.heads, ctx.scale = heads, scale
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        (tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2,
-         wqk, wv, wo, g1, w1, w2, g2) = ctx.saved_tensors
+        tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2 = ctx.saved_tensors
+        wqk, wv, wo, g1, w1, w2, g2 = ctx.weights
         b, _, d = tokens.shape
         inner = wv.shape[0]
         h = ctx.heads
         dh = inner // h
-        dy = dy.contiguous()
         # second layer norm and the feed-forward
         dz2, dg2, dbeta2 = _layer_norm_backward(dy, z2, mean2, rstd2, g2)
-        dw2, dc2 = dz2.t().mm(hidden), dz2.sum(0)
         dhidden = dz2.mm(w2).masked_fill_(hidden <= 0, 0.0)  # relu
-        dw1, dc1 = dhidden.t().mm(x1), dhidden.sum(0)
         dx1 = torch.addmm(dz2, dhidden, w1)
         # first layer norm, the output and value projections
         dz1, dg1, dbeta1 = _layer_norm_backward(dx1, z1, mean1, rstd1, g1)
-        dwo, dbo = dz1.t().mm(attn), dz1.sum(0)
         dattn = dz1.mm(wo)  # [B, I]
-        dbv = dattn.sum(0)
         da = dattn.view(b, h, dh).transpose(0, 1)  # [h, B, dh]
-        dwv = torch.bmm(da.transpose(1, 2), pooled).view(inner, d)
         dpooled = torch.bmm(da, wv.view(h, dh, d)).transpose(0, 1)  # [B, h, D]
         # pooling and the softmax (0 where masked: p is 0 there)
         dtokens = torch.bmm(p.transpose(1, 2), dpooled)  # [B, T, D]
         dp = torch.bmm(dpooled, tokens.transpose(1, 2))  # [B, h, T]
-        ds = p * (dp - (dp * p).sum(-1, keepdim=True))
-        ds = ds * ctx.scale
+        ds = (dp - (dp * p).sum(-1, keepdim=True)).mul_(p).mul_(ctx.scale)
         dr = torch.bmm(ds, tokens)  # [B, h, D]
         dtokens.baddbmm_(ds.transpose(1, 2), r)
+        grads = [dz2.t().mm(hidden), dz2.sum(0), dhidden.t().mm(x1), dhidden.sum(0),  # w2, c2, w1, c1
+                 dz1.t().mm(attn), dz1.sum(0), torch.bmm(da.transpose(1, 2), pooled).view(inner, d),
+                 dattn.sum(0)]  # wo, bo, wv, bv
         dxt, dwqk, dbqk = dz1, None, None
         if q is not None:  # through r = W_k^T q and q = W_q x_t + b_q
             drh = dr.transpose(0, 1)  # [h, B, D]
@@ -237,6 +235,7 @@ class _TargetAttention(torch.autograd.Function):
             dxt = torch.addmm(dz1, dq, wqk[:inner])
             dr = None
         dtokens[:, -1, :] += dxt
+        dw2, dc2, dw1, dc1, dwo, dbo, dwv, dbv = grads
         return (dtokens, None, dr, None, None, None, dwqk, dbqk, dwv, dbv, dwo, dbo, dg1, dbeta1, dw1, dc1, dw2, dc2,
                 dg2, dbeta2)
 
@@ -464,6 +463,67 @@ class ScenarioGroups:
 VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
 
 
+class _ReluLayers(torch.autograd.Function):
+    """x [B, in] -> h_1 = relu(x W_1^T + b_1) -> ... -> h_n [B, H_n] (weights as nn.Linear's
+    [out, in]), and with `head` the logit h_n w^T + c [B]: a ReLU MLP as one autograd node.
+    Autograd made an addmm, a transpose and a relu node per layer, and each weight gradient
+    came out transposed and was copied into the weight's layout before accumulation; here each
+    layer's backward is a masked copy, two matmuls and a sum. Returns (h_1, ..., h_n[, logit]);
+    a hidden layer that is not used downstream gets no gradient work. The same values within
+    float rounding (tested against autograd)."""
+
+    @staticmethod
+    def forward(ctx, x, head, *params):
+        ctx.set_materialize_grads(False)  # unused hidden outputs: None, not zero tensors
+        n = len(params) // 2 - (1 if head else 0)
+        hidden, h = [], x
+        for i in range(n):
+            h = torch.addmm(params[2 * i + 1], h, params[2 * i].t()).relu_()
+            hidden.append(h)
+        outs = list(hidden)
+        if head:
+            outs.append(torch.addmm(params[-1], h, params[-2].t()).squeeze(-1))
+        ctx.save_for_backward(x, *hidden)
+        ctx.params, ctx.head = params, head  # weights as attributes (`_TargetAttention`)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        x, *hidden = ctx.saved_tensors
+        params = ctx.params
+        dparams = [None] * len(params)
+        dh = None
+        if ctx.head and grads[-1] is not None:
+            d = grads[-1].unsqueeze(1)  # [B, 1]
+            dparams[-2], dparams[-1] = d.t().mm(hidden[-1]), d.sum(0)
+            dh = d.mm(params[-2])
+        for i in range(len(hidden) - 1, -1, -1):
+            if grads[i] is not None:  # the hidden layer's own use downstream
+                dh = grads[i] if dh is None else dh + grads[i]
+            if dh is None:
+                continue
+            dh = dh.masked_fill(hidden[i] <= 0, 0.0)  # relu
+            dparams[2 * i], dparams[2 * i + 1] = dh.t().mm(x if i == 0 else hidden[i - 1]), dh.sum(0)
+            dh = dh.mm(params[2 * i]) if i > 0 or ctx.needs_input_grad[0] else None
+        return (dh, None, *dparams)
+
+
+def relu_layers(x: torch.Tensor, linears, head: nn.Linear | None = None) -> tuple[torch.Tensor, ...]:
+    """The ReLU layers `linears` (nn.Linear) on x, then `head` if given: (h_1, ..., h_n[, logit
+    [B]]) through `_ReluLayers`, or through autograd under autocast (whose casts its
+    backward does not mirror)."""
+    if torch.is_autocast_enabled(x.device.type):
+        outs, h = [], x
+        for layer in linears:
+            h = F.relu(layer(h))
+            outs.append(h)
+        if head is not None:
+            outs.append(head(h).squeeze(-1))
+        return tuple(outs)
+    params = [t for layer in list(linears) + ([head] if head is not None else []) for t in (layer.weight, layer.bias)]
+    return _ReluLayers.apply(x, head is not None, *params)
+
+
 class MLP(nn.Module):
     """ReLU MLP that returns every hidden layer (the auxiliary network feeds them to the branches)
     and a logit."""
@@ -474,8 +534,12 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.head = nn.Linear(dims[-1], 1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fused = True  # False: layer by layer through autograd (reference in tests)
 
     def forward(self, x: torch.Tensor):
+        if self.fused and not (self.training and isinstance(self.dropout, nn.Dropout)):
+            *hidden, logit = relu_layers(x, self.layers, self.head)
+            return hidden, logit
         hidden = []
         for layer in self.layers:
             x = self.dropout(F.relu(layer(x)))
