@@ -182,7 +182,7 @@ def test_evaluation_logits_equal_all_branch_reference(data, variant, mutual_laye
     float64 to assert_close's 1e-7, float32 to 1e-5."""
     torch.manual_seed(0)
     model = SAML(data.spec, replace(CFG, mutual_layers=mutual_layers), variant).to(dtype).eval()
-    b = data.train.take(torch.arange(200))  # several 64-sample blocks of the mixing pass
+    b = data.train.take(torch.arange(200))
     b.num = b.num.to(dtype)
     tol = {} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-5}
     with torch.no_grad():
@@ -192,6 +192,49 @@ def test_evaluation_logits_equal_all_branch_reference(data, variant, mutual_laye
     torch.testing.assert_close(fast, ref, **tol)
     torch.testing.assert_close(fast, probed, **tol)
     assert fast.std() > 0
+
+
+def test_mixing_pass_in_blocks_equals_the_mutual_unit_formula():
+    """`MutualUnit.mix_context` (forward only, blocks of samples, softmax as exp / sum) equals
+    `forward_all` (the eq. 6-8 formula by autograd's ops) whatever the block size, a last block
+    shorter than the others included."""
+    from saml_core.models.layers import MutualUnit
+
+    torch.manual_seed(0)
+    unit = MutualUnit(5, 12).double()
+    torch.nn.init.normal_(unit.gate_bias)
+    h = torch.relu(torch.randn(5, 300, 12, dtype=torch.double))  # [K, B, H]
+    ref = unit.forward_all(h)[0].transpose(0, 1)  # [B, K, H]
+    z = h.transpose(0, 1).contiguous()
+    norm = z.norm(dim=-1).clamp_min(1e-8)
+    for block in (None, 7, 64, 300, 1000):
+        torch.testing.assert_close(unit.mix_context(z, norm, block), ref)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_own_output_layer_equals_a_matmul_per_scenario_segment(bias):
+    """`OwnOutput` (each row's output weights gathered, product and sum) against `SegmentLinear`
+    with one output unit (one matrix-vector product per scenario segment): the same logits and
+    gradients within float64 rounding, an absent scenario included."""
+    from saml_core.models.segments import OwnOutput, ScenarioOrder, SegmentLinear
+
+    torch.manual_seed(0)
+    k, n, hdim = 5, 60, 7
+    scenario = torch.randint(0, k, (n,))
+    scenario[scenario == 3] = 4  # scenario 3 absent: its weights get zero gradients
+    order = ScenarioOrder(scenario, k)
+    h = torch.randn(n, hdim, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(k, hdim, 1, dtype=torch.double, requires_grad=True)
+    b = torch.randn(k, 1, 1, dtype=torch.double, requires_grad=True) if bias else None
+    params = [h, weight] + ([b] if bias else [])
+    w = torch.randn(n, dtype=torch.double)
+    fast = OwnOutput.apply(h, weight, b, order.scenario)
+    ref = SegmentLinear.apply(h, weight, b, order, False, None).squeeze(-1)
+    torch.testing.assert_close(fast, ref)
+    grads = torch.autograd.grad((fast * w).sum(), params)
+    for g1, g2 in zip(grads, torch.autograd.grad((ref * w).sum(), params)):
+        torch.testing.assert_close(g1, g2)
+    assert grads[1][3].abs().sum() == 0 and grads[1].abs().sum() > 0
 
 
 # --- optional torch.compile of the dense parts; bf16 all-branch pass ------------------------------

@@ -29,7 +29,7 @@ from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, scenario_mean
 from saml_core.models.layers import BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention
-from saml_core.models.segments import ScenarioOrder, SegmentLinear
+from saml_core.models.segments import OwnOutput, ScenarioOrder, SegmentLinear
 
 
 class _OwnMutual(torch.autograd.Function):
@@ -221,7 +221,7 @@ class SAML(ScenarioModel):
             if str(l) in self.mutual:
                 st, unit = states[l], self.mutual[str(l)]
                 h = _OwnMutual.apply(h, unit.gate_weight, unit.gate_bias, st["h"], st["norm"], order.scenario)
-        return SegmentLinear.apply(h, self.branch_out.weight, self.branch_out.bias, order, False, None).squeeze(-1)
+        return OwnOutput.apply(h, self.branch_out.weight, self.branch_out.bias, order.scenario)
 
     # forward ------------------------------------------------------------------------------
     def _branch_inputs(self, batch):
