@@ -636,11 +636,10 @@ class MutualUnit(nn.Module):
         """Only the own branch, with gradient. h [B, H] (branch `branch[b]` on sample b);
         h_all [B, K, H] every branch's state on the same samples and norm_all [B, K] its norms
         (forward-only pass, detached). Returns h~ [B, H], alpha [B, K], g [B]."""
-        k = h_all.shape[1]
         unit = F.normalize(h, dim=-1, eps=1e-8)
         # a product and a sum, not bmm: B matrix-vector products of [K, H] are ~3x slower both ways
         c = (h_all * unit.unsqueeze(1)).sum(-1) / norm_all  # cos [B, K]
-        alpha = torch.softmax(c.masked_fill(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
+        alpha = torch.softmax(c.scatter(1, branch.unsqueeze(1), float("-inf")), dim=-1)
         g_all = h @ self.gate_weight.t() + self.gate_bias  # [B, K]: every branch's gate on h
         g = torch.sigmoid(g_all.gather(1, branch.unsqueeze(1)).squeeze(1))
         mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
