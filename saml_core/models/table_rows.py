@@ -39,6 +39,15 @@ def add_rows(table: torch.Tensor, parts) -> torch.Tensor:
     return table
 
 
+def copy_rows(table: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """In place: table[rows] = values (rows [N] distinct, values [N, d]), as float pairs where
+    the rows have an even width (`_as_pairs`)."""
+    if table.shape[1] % 2 == 0 and table.dtype in (torch.float32, torch.float64) and table.is_contiguous():
+        _as_pairs(table).index_copy_(0, rows, _as_pairs(values))
+    else:
+        table.index_copy_(0, rows, values)
+
+
 def summed_rows(parts, num_rows: int, sparse: bool) -> torch.Tensor:
     """parts: (ids [N_i] int64, values [N_i, d]) pairs -> the gradient of a [num_rows, d] table:
     each row the sum of its values (coalesced sparse, or dense)."""
