@@ -90,6 +90,7 @@ MODELS = ("bst", "saml")  # registry ids; SAML = the full model
 TARGETS = [
     ("saml_train_share_of_peak", ">=", 0.35, "SAML training, share of the measured fp32 peak"),
     ("saml_ops_per_step", "<", 2000, "SAML training step, aten operators dispatched"),
+    ("saml_profiler_events_per_step", "<", 2000, "SAML training step, torch.profiler events"),
     ("bst_seq50_to_seq10_step_time", "<=", 2.0, "BST step time, sequence length 50 / 10"),
     ("bst_batch256_to_1024_throughput", ">=", 0.8, "BST samples/s, batch 256 / 1024"),
     ("threads.saml_adaptive_to_one_thread_quiet", ">=", 1.6, "adaptive threads / 1 thread, free machine (SAML)"),
@@ -99,6 +100,7 @@ TARGETS = [
     ("ddp.training_speedup", ">=", 1.7, "DDP 2 CPU ranks / 1 process, training loops"),
     ("ddp.experiment_speedup", ">=", 1.5, "DDP 2 CPU ranks / 1 process, whole experiment"),
     ("experiment.outside_training_share", "<=", 0.25, "quick experiment, share of wall time outside training"),
+    ("experiment.outside_training_share_cpu", "<=", 0.25, "quick experiment, share of its CPU time outside training"),
     ("peers.bst / rechub bst", ">=", 6.0, "BST / torch-rechub BST"),
 ] + [(f"peers.{a} / {b}", ">=", 2.5, f"{a} / {b}") for a, b in [
     ("mmoe", "rechub mmoe"), ("mmoe", "swr mmoe"), ("ple", "rechub ple"), ("ple", "swr ple"), ("star", "swr star"),
@@ -491,7 +493,8 @@ def format_bench(r: dict) -> str:
     for n in MODELS:
         if f"{n}_ops_per_step" in r:
             lines.append(f"{n.upper()} training step: {r[f'{n}_ops_per_step']:,} aten operators dispatched, "
-                         f"{r[f'{n}_profiler_events_per_step']:,} torch.profiler events (nested calls included)")
+                         f"{r[f'{n}_profiler_events_per_step']:,} torch.profiler events (these count nested "
+                         "calls, autograd's nodes and the Python functions again)")
     if "bst_shapes" in r:
         sh = r["bst_shapes"]
         lines.append(f"BST step time L=50 / L=10: {sh['bst_seq50_to_seq10']['median']:.2f} "
@@ -517,7 +520,12 @@ def format_bench(r: dict) -> str:
     e = r.get("experiment")
     if e:
         phases = ", ".join(f"{k} {v} s" for k, v in e["phases_s"].items())
-        lines.append(f"{e['command']}: {e['wall_s']} s wall (load {e['load_average']:.2f}): {phases}")
+        cpu = ", ".join(f"{k} {v} s" for k, v in e["cpu_phases_s"].items())
+        lines.append(f"{e['command']} (load {e['load_average']:.2f}): {e['wall_s']} s wall: {phases}; "
+                     f"{e['outside_training_share']:.0%} outside training")
+        lines.append(f"  CPU time of its process {e['cpu_s']} s: {cpu}; {e['outside_training_share_cpu']:.0%} "
+                     f"outside training; its background UMAP maps another {e['background_maps_cpu_s']} s of CPU "
+                     f"({e['outside_training_share_cpu_with_maps']:.0%} outside training with them)")
     pe = r.get("peers")
     if pe:
         lines.append(f"ours / reference implementation, training samples/s (1 thread, CPU time, paired per round; "

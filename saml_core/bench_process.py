@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -142,52 +143,82 @@ def ddp(dataset: str = "synthetic-countries", runs: str = "saml,bst", epochs: in
 
 
 # Run in a fresh interpreter: times the phases of `python -m saml_core experiment ...` by wrapping
-# the engine's own functions (this process only; the code is not modified).
+# the engine's own functions (this process only; the code is not modified), by the wall clock and
+# by this process's CPU time; prints them as one JSON line before the interpreter exits.
 _SPLIT_CHILD = r"""
-import json, sys, time
-t_start = float(sys.argv[1])
-t_main = time.perf_counter()
+import json, resource, sys, time
+t_main, c_main = time.perf_counter(), time.process_time()
 from saml_core import cli
-phase = {"imports": 0.0, "data load": 0.0, "training loops (fit)": 0.0, "maps (UMAP, PCA)": 0.0}
-t_imported = time.perf_counter()
 from saml_core import data, maps, train, experiments
-def timed(module, name, label):
-    fn = getattr(module, name)
+from saml_core.models import base, saml
+wall, cpu, depth = {}, {}, [0]
+def timed(owner, name, label):
+    fn = getattr(owner, name)
     def wrapper(*a, **k):
-        t0 = time.perf_counter()
+        depth[0] += 1
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
-            phase[label] += time.perf_counter() - t0
-    setattr(module, name, wrapper)
-timed(experiments, "_data_for", "data load")
-timed(train, "fit", "training loops (fit)")
-timed(maps, "compute_maps", "maps (UMAP, PCA)")
-phase["imports"] = time.perf_counter() - t_main
-rc = cli.main(sys.argv[2:])
-t_end = time.perf_counter()
-print(json.dumps({"rc": rc, "phase": phase, "wall_in_process": t_end - t_main}))
+            depth[0] -= 1
+            if depth[0] == 0:  # nested phases count once, in the outer one
+                wall[label] = wall.get(label, 0.0) + time.perf_counter() - t0
+                cpu[label] = cpu.get(label, 0.0) + time.process_time() - c0
+    setattr(owner, name, wrapper)
+for owner, name, label in SPLIT_PHASES:
+    timed(eval(owner), name, label)
+wall["imports"], cpu["imports"] = time.perf_counter() - t_main, time.process_time() - c_main
+rc = cli.exit_quietly(cli.main(sys.argv[1:]))  # as `python -m saml_core` does
+t_end, c_end = time.perf_counter(), time.process_time()
+wall["other (status, artifacts, run set-up)"] = t_end - t_main - sum(wall.values())
+cpu["other (status, artifacts, run set-up)"] = c_end - c_main - sum(cpu.values())
+print(json.dumps({"rc": rc, "wall": wall, "cpu": cpu, "t_main": t_main, "t_end": t_end, "cpu_start": c_main,
+                  "cpu_end": c_end, "cpu_children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+                  + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime}), flush=True)
 """
+# (object in the child, function, phase); the training loops are `fit`
+SPLIT_PHASES = [("experiments", "_data_for", "data load"), ("train", "fit", "training loops (fit)"),
+                ("train", "evaluate_model", "test predictions and metrics"),
+                ("base.ScenarioModel", "collect_probes", "probes"), ("saml.SAML", "collect_probes", "probes"),
+                ("train", "probe_summaries", "probes"), ("maps", "compute_maps", "maps in this process"),
+                ("maps", "end_background", "waiting for the background maps")]
+TRAINING = "training loops (fit)"
 
 
 def experiment_split(args: tuple[str, ...] = ("--dataset", "synthetic-countries", "--quick")) -> dict:
-    """One quick experiment in a fresh process (its own artifacts folder, removed after): wall time
-    from the command's start, and its phases. "outside training" = wall - the training loops."""
+    """One quick experiment in a fresh process (its own artifacts folder, removed after): its phases
+    by the wall clock from the command's start to the process's end, and by CPU time. Wall:
+    interpreter start (to the first line of the child), imports, the wrapped phases (SPLIT_PHASES),
+    the rest of the command, interpreter exit (the child's last line to its end). CPU: the same
+    phases of the experiment's own process; its UMAP maps run in a background process, whose CPU
+    time is given apart (on 2 free cores it runs beside the training, on a busy machine it
+    competes with it). "outside training" = 1 - the training loops' share: of the wall time (the
+    target), of the experiment process's CPU time, and of all CPU time including the maps'."""
     tmp = Path(tempfile.mkdtemp(prefix="saml-bench-exp-"))
+    code = f"SPLIT_PHASES = {SPLIT_PHASES!r}\n" + _SPLIT_CHILD
     try:
         l0 = os.getloadavg()[0]
-        t0 = time.time()
-        out = subprocess.run([sys.executable, "-c", _SPLIT_CHILD, repr(time.perf_counter()),
-                              "experiment", *args, "--name", "split", "--artifacts", str(tmp)],
-                             capture_output=True, text=True, check=True)
-        wall = time.time() - t0
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code, "experiment", *args, "--name", "split", "--artifacts",
+                              str(tmp)], capture_output=True, text=True, check=True)
+        t1 = time.perf_counter()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    phase = {k: round(v, 2) for k, v in r["phase"].items()}
-    phase["interpreter start"] = round(wall - r["wall_in_process"], 2)
-    phase["other (evaluation, probes, artifacts)"] = round(wall - sum(phase.values()), 2)
-    training = phase["training loops (fit)"]
-    return {"command": "python -m saml_core experiment " + " ".join(args), "wall_s": round(wall, 2),
-            "phases_s": phase, "outside_training_share": round(1 - training / wall, 3),
+    tree_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall = {"interpreter start": r["t_main"] - t0, **r["wall"], "interpreter exit": t1 - r["t_end"]}
+    maps_cpu = r["cpu_children"]  # the background map process (the experiment waited for it)
+    own_cpu = tree_cpu - maps_cpu
+    cpu = {"interpreter start": r["cpu_start"], **r["cpu"],
+           "interpreter exit": max(own_cpu - r["cpu_end"], 0.0)}
+    total_wall = t1 - t0
+    return {"command": "python -m saml_core experiment " + " ".join(args), "wall_s": round(total_wall, 2),
+            "phases_s": {k: round(v, 2) for k, v in wall.items()},
+            "cpu_s": round(own_cpu, 2), "cpu_phases_s": {k: round(v, 2) for k, v in cpu.items()},
+            "background_maps_cpu_s": round(maps_cpu, 2),
+            "outside_training_share": round(1 - wall[TRAINING] / total_wall, 3),
+            "outside_training_share_cpu": round(1 - cpu[TRAINING] / own_cpu, 3),
+            "outside_training_share_cpu_with_maps": round(1 - cpu[TRAINING] / tree_cpu, 3),
             "load_average": round(l0, 2)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 
@@ -90,6 +91,10 @@ def exit_quietly(rc: int) -> int:
     if late and rc == 0:
         print(f"{signal.Signals(late[0]).name} received after the command had finished; its results are complete",
               file=sys.stderr)
+    # What is alive now lives until the process ends: the shutdown's garbage collections need not
+    # walk it (torch's objects among them). Measured: the interpreter's exit after a quick
+    # experiment 0.5-0.6 -> ~0.2 s of CPU (bench --experiment).
+    gc.freeze()
     return rc
 
 

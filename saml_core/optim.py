@@ -24,7 +24,7 @@ import re
 import torch
 from torch import nn
 
-from saml_core.models.table_rows import coalesced
+from saml_core.models.table_rows import coalesced, copy_rows
 
 
 class _Adam:
@@ -110,9 +110,15 @@ class FusedAdam(_Adam):
 
 
 class LazyAdam(_Adam):
-    """torch's SparseAdam (same state, same formulas, the same weights bit for bit: tested), run
-    with row index ops on the coalesced gradient instead of sparse-tensor arithmetic: ~12 ops
-    per table where SparseAdam makes ~30 with sparse masks and temporary sparse tensors."""
+    """torch's SparseAdam (same state, same update, the same weights within float rounding:
+    tested) on the rows of the coalesced gradient: the rows of the weight and of both moments
+    gathered, torch's fused Adam kernel on them, the three written back. SparseAdam makes ~30 ops
+    per table with sparse masks and temporary sparse tensors, the same update as row index ops and
+    element-wise ones ~16; this ~8 (~0.3 -> 0.2 ms per step of BST at batch 256).
+
+    The fused kernel's denominator is sqrt(v) / sqrt(1 - beta2^t) + eps where SparseAdam's step is
+    lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps): the same update with the kernel's
+    eps set to eps / sqrt(1 - beta2^t)."""
 
     defaults = {"maximize": False}
 
@@ -131,23 +137,18 @@ class LazyAdam(_Adam):
                                          "exp_avg_sq": torch.zeros_like(p)}
             state["step"] += 1
             grad = coalesced(p.grad)
-            if self.group.get("maximize", False):
-                grad = -grad
             rows, values = grad._indices()[0], grad._values()
             if values.numel() == 0:
                 continue
-            exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
-            # old <- old + (1 - b) * (new - old), on the rows of the batch (each row once)
-            old_avg = exp_avg.index_select(0, rows)
-            avg_update = values.sub(old_avg).mul_(1 - beta1)
-            exp_avg.index_add_(0, rows, avg_update)
-            old_sq = exp_avg_sq.index_select(0, rows)
-            sq_update = values.pow(2).sub_(old_sq).mul_(1 - beta2)
-            exp_avg_sq.index_add_(0, rows, sq_update)
-            numer = avg_update.add_(old_avg)
-            denom = sq_update.add_(old_sq).sqrt_().add_(eps)
-            step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-            p.index_add_(0, rows, numer.div_(denom).mul_(-step_size))
+            step = state["step"]
+            targets = (p, state["exp_avg"], state["exp_avg_sq"])
+            weight, exp_avg, exp_avg_sq = (t.index_select(0, rows) for t in targets)
+            torch._fused_adam_([weight], [values.contiguous()], [exp_avg], [exp_avg_sq], [],
+                               [torch.tensor(float(step), device=p.device)], lr=lr, beta1=beta1, beta2=beta2,
+                               weight_decay=0.0, eps=eps / math.sqrt(1 - beta2 ** step), amsgrad=False,
+                               maximize=bool(self.group.get("maximize", False)))
+            for target, new in zip(targets, (weight, exp_avg, exp_avg_sq)):
+                copy_rows(target, rows, new)
 
 
 def _sparse_params(model: nn.Module) -> set[int]:

@@ -86,6 +86,83 @@ def test_target_query_parameter_gradients_equal_full_self_attention(per_scenario
         torch.testing.assert_close(g1, g2, msg=name)
 
 
+@pytest.mark.parametrize("per_scenario", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_target_attention_equals_autograd(per_scenario, training):
+    """`_TargetAttention` (one autograd node, hand-written backward) against the same layer by
+    autograd (`fused = False`): outputs bit for bit (the same forward ops), every gradient within
+    float64 rounding (assert_close: 1e-7 relative), with random biases and layer-norm weights so
+    that no term vanishes; the key bias gets a zero gradient either way."""
+    att, tokens, mask, s = _attention_case(per_scenario, 0.0)
+    for p in att.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    att.train(training)
+    res = {}
+    for fused in (True, False):
+        att.fused = fused
+        out = att(tokens, mask, s)
+        res[fused] = out, _grads(out, att, tokens)
+    assert torch.equal(res[True][0], res[False][0])
+    names = ["tokens"] + [n for n, _ in att.named_parameters()]
+    for name, g1, g2 in zip(names, res[True][1], res[False][1]):
+        torch.testing.assert_close(g1, g2, msg=name)
+    assert res[True][1][0].abs().sum() > 0
+    with torch.no_grad():
+        att.fused = True
+        torch.testing.assert_close(att(tokens, mask, s), res[False][0])
+
+
+@pytest.mark.parametrize("use", ["logit", "every layer"])
+def test_fused_relu_layers_equal_autograd(use):
+    """`_ReluLayers` (the MLP as one node) against the MLP layer by layer through autograd: the
+    same outputs, every gradient within float64 rounding, whether only the logit or also the
+    hidden layers are used downstream (as SAML's branches use the auxiliary network's)."""
+    from saml_core.models.layers import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(13, (16, 8)).double()
+    x = torch.randn(50, 13, dtype=torch.double, requires_grad=True)
+    w = [torch.randn(50, 16, dtype=torch.double), torch.randn(50, 8, dtype=torch.double),
+         torch.randn(50, dtype=torch.double)]
+    res = {}
+    for fused in (True, False):
+        mlp.fused = fused
+        hidden, logit = mlp(x)
+        outs = hidden + [logit] if use == "every layer" else [logit]
+        loss = sum((o * wi).sum() for o, wi in zip(outs, w if use == "every layer" else w[2:]))
+        res[fused] = [t.detach() for t in hidden + [logit]], torch.autograd.grad(loss, [x] + list(mlp.parameters()))
+    for a, b in zip(res[True][0], res[False][0]):
+        assert torch.equal(a, b)
+    names = ["x"] + [n for n, _ in mlp.named_parameters()]
+    for name, g1, g2 in zip(names, res[True][1], res[False][1]):
+        torch.testing.assert_close(g1, g2, msg=name)
+        assert g1.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("model_id", ["bst", "shared_bottom"])
+def test_models_with_fused_layers_equal_autograd_layers(data, model_id):
+    """BST and SharedBottom (the input block every single-network baseline shares) with the
+    fused attention and ReLU layers against the same model through autograd layer by layer:
+    logits and every parameter gradient within float64 rounding."""
+    from saml_core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_id, data.spec, CFG).double()
+    b = data.train.take(torch.arange(96))
+    b.num = b.num.double()
+    res = {}
+    for fused in (True, False):
+        for m in model.modules():
+            if hasattr(m, "fused"):
+                m.fused = fused
+        out = model(b)
+        params = [p for p in model.parameters()]
+        res[fused] = out["logit"], torch.autograd.grad(model.loss(out, b.label.double()), params)
+    torch.testing.assert_close(res[True][0], res[False][0])
+    for (name, _), g1, g2 in zip(model.named_parameters(), res[True][1], res[False][1]):
+        torch.testing.assert_close(g1.to_dense(), g2.to_dense(), msg=name)
+
+
 # --- SAML evaluation through the all-branch training layout -----------------------------------
 
 CFG = ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(16, 8), branch_init="independent")
@@ -105,7 +182,7 @@ def test_evaluation_logits_equal_all_branch_reference(data, variant, mutual_laye
     float64 to assert_close's 1e-7, float32 to 1e-5."""
     torch.manual_seed(0)
     model = SAML(data.spec, replace(CFG, mutual_layers=mutual_layers), variant).to(dtype).eval()
-    b = data.train.take(torch.arange(200))  # several 64-sample blocks of the mixing pass
+    b = data.train.take(torch.arange(200))
     b.num = b.num.to(dtype)
     tol = {} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-5}
     with torch.no_grad():
@@ -115,6 +192,49 @@ def test_evaluation_logits_equal_all_branch_reference(data, variant, mutual_laye
     torch.testing.assert_close(fast, ref, **tol)
     torch.testing.assert_close(fast, probed, **tol)
     assert fast.std() > 0
+
+
+def test_mixing_pass_in_blocks_equals_the_mutual_unit_formula():
+    """`MutualUnit.mix_context` (forward only, blocks of samples, softmax as exp / sum) equals
+    `forward_all` (the eq. 6-8 formula by autograd's ops) whatever the block size, a last block
+    shorter than the others included."""
+    from saml_core.models.layers import MutualUnit
+
+    torch.manual_seed(0)
+    unit = MutualUnit(5, 12).double()
+    torch.nn.init.normal_(unit.gate_bias)
+    h = torch.relu(torch.randn(5, 300, 12, dtype=torch.double))  # [K, B, H]
+    ref = unit.forward_all(h)[0].transpose(0, 1)  # [B, K, H]
+    z = h.transpose(0, 1).contiguous()
+    norm = z.norm(dim=-1).clamp_min(1e-8)
+    for block in (None, 7, 64, 300, 1000):
+        torch.testing.assert_close(unit.mix_context(z, norm, block), ref)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_own_output_layer_equals_a_matmul_per_scenario_segment(bias):
+    """`OwnOutput` (each row's output weights gathered, product and sum) against `SegmentLinear`
+    with one output unit (one matrix-vector product per scenario segment): the same logits and
+    gradients within float64 rounding, an absent scenario included."""
+    from saml_core.models.segments import OwnOutput, ScenarioOrder, SegmentLinear
+
+    torch.manual_seed(0)
+    k, n, hdim = 5, 60, 7
+    scenario = torch.randint(0, k, (n,))
+    scenario[scenario == 3] = 4  # scenario 3 absent: its weights get zero gradients
+    order = ScenarioOrder(scenario, k)
+    h = torch.randn(n, hdim, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(k, hdim, 1, dtype=torch.double, requires_grad=True)
+    b = torch.randn(k, 1, 1, dtype=torch.double, requires_grad=True) if bias else None
+    params = [h, weight] + ([b] if bias else [])
+    w = torch.randn(n, dtype=torch.double)
+    fast = OwnOutput.apply(h, weight, b, order.scenario)
+    ref = SegmentLinear.apply(h, weight, b, order, False, None).squeeze(-1)
+    torch.testing.assert_close(fast, ref)
+    grads = torch.autograd.grad((fast * w).sum(), params)
+    for g1, g2 in zip(grads, torch.autograd.grad((ref * w).sum(), params)):
+        torch.testing.assert_close(g1, g2)
+    assert grads[1][3].abs().sum() == 0 and grads[1].abs().sum() > 0
 
 
 # --- optional torch.compile of the dense parts; bf16 all-branch pass ------------------------------
@@ -247,21 +367,29 @@ def test_table_lookup_gradient_equals_nn_embedding(num_rows, n_ids, sparse):
         torch.testing.assert_close(mine.weight.grad, ref.weight.grad)
 
 
-def test_lazy_adam_equals_sparse_adam_bit_for_bit():
+@pytest.mark.parametrize("width", [4, 3])  # float pairs, and the plain row copies of an odd width
+def test_lazy_adam_equals_sparse_adam(width):
+    """LazyAdam (torch's fused Adam kernel on the gradient's rows) against torch's SparseAdam over
+    50 steps with rows seen in some steps only: weights and moments within float32 rounding
+    (1e-6), rows never seen untouched bit for bit, and the same state layout."""
     from saml_core.optim import LazyAdam
 
     torch.manual_seed(0)
-    a = torch.nn.Parameter(torch.randn(30, 4))
+    a = torch.nn.Parameter(torch.randn(30, width))
     b = torch.nn.Parameter(a.detach().clone())
+    start = a.detach().clone()
     opt_a, opt_b = LazyAdam([a], lr=0.01), torch.optim.SparseAdam([b], lr=0.01)
-    for step in range(5):
-        rows = torch.randint(0, 30, (12,))
-        g = torch.sparse_coo_tensor(rows.unsqueeze(0), torch.randn(12, 4), (30, 4))
+    for step in range(50):
+        rows = torch.randint(0, 25, (12,))  # rows 25-29 never: lazy, they keep their values
+        g = torch.sparse_coo_tensor(rows.unsqueeze(0), torch.randn(12, width), (30, width))
         a.grad, b.grad = g.clone(), g.clone()
         opt_a.step()
         opt_b.step()
-        assert torch.equal(a, b), step
-    assert torch.equal(opt_a.state[0]["exp_avg_sq"], opt_b.state[b]["exp_avg_sq"])
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert torch.equal(a[25:], start[25:]) and not torch.equal(a[:25], start[:25])
+    for key in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(opt_a.state[0][key], opt_b.state[b][key], rtol=1e-6, atol=1e-7)
+    assert opt_a.state[0]["step"] == opt_b.state[b]["step"] == 50
     opt_c = LazyAdam([torch.nn.Parameter(b.detach().clone())], lr=0.01)
     opt_c.load_state_dict(opt_b.state_dict())  # the same state layout as SparseAdam's
 
@@ -337,3 +465,23 @@ def test_a_training_step_imports_no_torch_dynamo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_bench_counts_both_kinds_of_operator_calls_and_states_each_target(data):
+    """The bench's operator counts of a SAML training step (dispatched aten operators, and
+    torch.profiler's events, which count nested calls again) and its target lines: each count
+    printed, each against its own target, met or not by what was measured."""
+    from saml_core import bench
+
+    torch.manual_seed(0)
+    runner = bench._ours("saml", data.spec, CFG, data.train, 64, 64, 64)
+    counts = bench.count_ops(runner)
+    assert 0 < counts["dispatched"] < counts["profiler_events"]
+    result = {"saml_ops_per_step": counts["dispatched"], "saml_profiler_events_per_step": 1999,
+              "experiment": {"outside_training_share": 0.3, "outside_training_share_cpu": 0.2}}
+    status = {v["key"]: (v["measured"], v["status"]) for v in bench.verdicts(result)}
+    assert status["saml_ops_per_step"] == (counts["dispatched"], "met")
+    assert status["saml_profiler_events_per_step"] == (1999, "met")
+    assert status["experiment.outside_training_share"] == (0.3, "NOT met")
+    assert status["experiment.outside_training_share_cpu"] == (0.2, "met")
+    assert status["bst_batch256_to_1024_throughput"] == (None, "not measured")

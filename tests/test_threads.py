@@ -93,6 +93,47 @@ def test_layer_norm_and_softmax_gradients_do_not_depend_on_the_thread_count():
     torch.testing.assert_close(sm1[0], _grads(lambda t: torch.softmax(t, -1), scores)[0])
 
 
+@pytest.mark.parametrize("per_scenario", [False, True])
+def test_fused_attention_gradients_do_not_depend_on_the_thread_count(per_scenario):
+    """The attention layer's hand-written backward (`_TargetAttention`: weight gradients as
+    matmuls over the batch, biases and layer norms as plain sums) at the bench's sizes: the
+    same bits on 1 and 2 threads, outputs and every gradient."""
+    import torch
+
+    from saml_core.models.layers import SequenceAttention
+
+    tokens = torch.randn(4096, 31, 24, generator=torch.Generator().manual_seed(6))
+    mask = torch.rand(4096, 31, generator=torch.Generator().manual_seed(7)) > 0.3
+    mask[:, -1] = True
+    scenario = torch.randint(0, 10, (4096,), generator=torch.Generator().manual_seed(8))
+
+    def run():
+        att = SequenceAttention(24, 4, 8, 64, "target", num_scenarios=10 if per_scenario else 0)
+        for p in att.parameters():
+            torch.nn.init.normal_(p, std=0.3)
+        return _grads(lambda t: att(t, mask, scenario), tokens, *att.parameters())
+
+    for a, b in zip(*_on_one_and_two_threads(run)):
+        assert torch.equal(a, b)
+
+
+def test_fused_relu_layers_gradients_do_not_depend_on_the_thread_count():
+    """The MLP as one node (`_ReluLayers`) at the bench's sizes (89 -> 256 -> 128 -> 1, 4096 rows):
+    the same bits on 1 and 2 threads, hidden layers used downstream as well."""
+    import torch
+
+    from saml_core.models.layers import MLP
+
+    x = torch.randn(4096, 89, generator=torch.Generator().manual_seed(9))
+
+    def run():
+        mlp = MLP(89, (256, 128))
+        return _grads(lambda t: torch.cat([mlp(t)[0][0][:, :4], mlp(t)[1].unsqueeze(1)], 1), x, *mlp.parameters())
+
+    for a, b in zip(*_on_one_and_two_threads(run)):
+        assert torch.equal(a, b)
+
+
 def test_star_statistics_do_not_depend_on_the_thread_count():
     """STAR's per-scenario batch mean and variance as scatter-adds: the same bits on 1 and 2
     threads (a [K, B] x [B, D] matmul summed in another order on 2 threads), forward and backward."""

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from saml_core.data.types import FeatureSpec
-from saml_core.models.segments import ScenarioOrder, SegmentLinear
+from saml_core.models.segments import OwnOutput, ScenarioOrder, SegmentLinear
 from saml_core.models.table_rows import lookup
 
 EMB_INIT_STD = 0.05
@@ -157,6 +157,97 @@ class LayerNorm(nn.LayerNorm):
         return _LayerNormFn.apply(x, self.weight, self.bias, self.eps)
 
 
+class _TargetAttention(torch.autograd.Function):
+    """`SequenceAttention._target_query_autograd` without dropout as one autograd node: the
+    target query (q, r = W_k^T q per head, unless the per-scenario `r` [B, h, D] is given),
+    masked softmax over the tokens, pooling, value and output projections, both layer norms and
+    the feed-forward. Autograd made ~35 nodes of it, and ~90 operators in backward (transposes,
+    slices of the q/k weight whose backward zero-fills the whole weight, views, detaches);
+    this backward is ~40 operators, each gradient computed as autograd's chain rule does, the
+    layer norms' weight and bias gradients as plain sums (thread-count independent, as
+    `_LayerNormFn`). The same values within float rounding (tested against autograd).
+
+    tokens [B, T, D], mask [B, T] bool (True = real token); weights as the module's (Linear's
+    [out, in]); the key bias gets a zero gradient (softmax ignores it). Returns [B, D]."""
+
+    @staticmethod
+    def forward(ctx, tokens, mask, r, heads, eps1, eps2, wqk, bqk, wv, bv, wo, bo, g1, beta1, w1, c1, w2, c2, g2,
+                beta2):
+        b, _, d = tokens.shape
+        inner = wv.shape[0]
+        h, dh = heads, inner // heads
+        xt = tokens[:, -1, :]  # [B, D]
+        q = None
+        if r is None:  # shared projections: q [B, I], r [B, h, D] one matmul per head
+            q = torch.addmm(bqk[:inner], xt, wqk[:inner].t())
+            r = torch.bmm(q.view(b, h, dh).transpose(0, 1), wqk[inner:].view(h, dh, d)).transpose(0, 1)
+        scale = dh ** -0.5
+        scores = torch.bmm(tokens, r.transpose(1, 2)).transpose(1, 2) * scale  # [B, h, T]
+        p = torch.softmax(scores.masked_fill_(~mask[:, None, :], float("-inf")), dim=-1)
+        pooled = torch.bmm(p, tokens).transpose(0, 1)  # [h, B, D]
+        attn = torch.baddbmm(bv.view(h, 1, dh), pooled, wv.view(h, dh, d).transpose(1, 2))  # [h, B, dh]
+        attn = attn.transpose(0, 1).reshape(b, inner)  # [B, I]
+        z1 = xt + torch.addmm(bo, attn, wo.t())
+        x1, mean1, rstd1 = torch.native_layer_norm(z1, (d,), g1, beta1, eps1)
+        hidden = torch.addmm(c1, x1, w1.t()).relu_()  # [B, F]
+        z2 = x1 + torch.addmm(c2, hidden, w2.t())
+        y, mean2, rstd2 = torch.native_layer_norm(z2, (d,), g2, beta2, eps2)
+        ctx.save_for_backward(tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2)
+        # the weights (leaves the optimizer changes only after backward) as plain attributes:
+        # each saved tensor costs a version check when unpacked
+        ctx.weights = (wqk, wv, wo, g1, w1, w2, g2)
+        ctx.heads, ctx.scale = heads, scale
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        tokens, r, q, p, pooled, attn, z1, x1, mean1, rstd1, hidden, z2, mean2, rstd2 = ctx.saved_tensors
+        wqk, wv, wo, g1, w1, w2, g2 = ctx.weights
+        b, _, d = tokens.shape
+        inner = wv.shape[0]
+        h = ctx.heads
+        dh = inner // h
+        # second layer norm and the feed-forward
+        dz2, dg2, dbeta2 = _layer_norm_backward(dy, z2, mean2, rstd2, g2)
+        dhidden = dz2.mm(w2).masked_fill_(hidden <= 0, 0.0)  # relu
+        dx1 = torch.addmm(dz2, dhidden, w1)
+        # first layer norm, the output and value projections
+        dz1, dg1, dbeta1 = _layer_norm_backward(dx1, z1, mean1, rstd1, g1)
+        dattn = dz1.mm(wo)  # [B, I]
+        da = dattn.view(b, h, dh).transpose(0, 1)  # [h, B, dh]
+        dpooled = torch.bmm(da, wv.view(h, dh, d)).transpose(0, 1)  # [B, h, D]
+        # pooling and the softmax (0 where masked: p is 0 there)
+        dtokens = torch.bmm(p.transpose(1, 2), dpooled)  # [B, T, D]
+        dp = torch.bmm(dpooled, tokens.transpose(1, 2))  # [B, h, T]
+        ds = (dp - (dp * p).sum(-1, keepdim=True)).mul_(p).mul_(ctx.scale)
+        dr = torch.bmm(ds, tokens)  # [B, h, D]
+        dtokens.baddbmm_(ds.transpose(1, 2), r)
+        grads = [dz2.t().mm(hidden), dz2.sum(0), dhidden.t().mm(x1), dhidden.sum(0),  # w2, c2, w1, c1
+                 dz1.t().mm(attn), dz1.sum(0), torch.bmm(da.transpose(1, 2), pooled).view(inner, d),
+                 dattn.sum(0)]  # wo, bo, wv, bv
+        dxt, dwqk, dbqk = dz1, None, None
+        if q is not None:  # through r = W_k^T q and q = W_q x_t + b_q
+            drh = dr.transpose(0, 1)  # [h, B, D]
+            dq = torch.bmm(drh, wqk[inner:].view(h, dh, d).transpose(1, 2)).transpose(0, 1).reshape(b, inner)
+            dwk = torch.bmm(q.view(b, h, dh).transpose(0, 1).transpose(1, 2), drh).reshape(inner, d)
+            dwqk = torch.cat([dq.t().mm(tokens[:, -1, :]), dwk])
+            dbqk = torch.cat([dq.sum(0), dq.new_zeros(inner)])
+            dxt = torch.addmm(dz1, dq, wqk[:inner])
+            dr = None
+        dtokens[:, -1, :] += dxt
+        dw2, dc2, dw1, dc1, dwo, dbo, dwv, dbv = grads
+        return (dtokens, None, dr, None, None, None, dwqk, dbqk, dwv, dbv, dwo, dbo, dg1, dbeta1, dw1, dc1, dw2, dc2,
+                dg2, dbeta2)
+
+
+def _layer_norm_backward(dy, x, mean, rstd, weight):
+    """Layer norm over the last dim of x [N, D]: (input, weight, bias) gradients, the latter two
+    as plain sums over the rows (`_LayerNormFn`)."""
+    dx = torch.ops.aten.native_layer_norm_backward(dy, x, (x.shape[-1],), mean, rstd, weight, None,
+                                                   [True, False, False])[0]
+    return dx, (dy * ((x - mean) * rstd)).sum(0), dy.sum(0)
+
+
 class SequenceAttention(nn.Module):
     """One transformer layer (multi-head self-attention + feed-forward, post-norm as in BST)
     over behaviour sequence + target item, read out at the target item (and optionally the
@@ -189,6 +280,7 @@ class SequenceAttention(nn.Module):
         self.norm2 = LayerNorm(dim)
         self.output_dim = dim * (2 if readout == "target_mean" else 1)
         self.use_sdpa = False  # True: always the fused all-positions kernel (reference in tests)
+        self.fused = True  # False: the target query by autograd (`_target_query_autograd`; reference in tests)
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """self.ff (Linear, ReLU, Linear) called layer by layer: nn.Sequential's own call costs
@@ -206,6 +298,40 @@ class SequenceAttention(nn.Module):
         return self._self_attention(tokens, mask, scenario)
 
     def _target_query(self, tokens, mask, scenario):
+        """The self-attention output at the target position only (`_target_query_autograd`), as
+        one autograd node with a hand-written backward (`_TargetAttention`) where nothing asks
+        for autograd's: the same values (tested, outputs and gradients); with dropout in
+        training, and under autocast (whose casts the hand-written backward does not mirror),
+        autograd's."""
+        if (self.fused and not (self.training and self.dropout > 0)
+                and not torch.is_autocast_enabled(tokens.device.type)):
+            r = self._scenario_keys(tokens, scenario) if self.per_scenario else None
+            qk = (None, None) if self.per_scenario else (self.qk.weight, self.qk.bias)
+            wv, first, last = self.value_proj(), self.ff[0], self.ff[2]
+            return _TargetAttention.apply(
+                tokens, mask, r, self.heads, self.norm1.eps, self.norm2.eps, *qk, wv.weight, wv.bias,
+                self.out.weight, self.out.bias, self.norm1.weight, self.norm1.bias, first.weight, first.bias,
+                last.weight, last.bias, self.norm2.weight, self.norm2.bias)
+        return self._target_query_autograd(tokens, mask, scenario)
+
+    def _scenario_keys(self, tokens, scenario):
+        """Per-scenario projections: r [B, h, D] = W_k(s)^T q(s), q(s) = W_q(s) x_t + b_q(s), each
+        sample with its scenario's pair. All K scenarios' projections as plain matmuls, then each
+        sample picks its own (gathering per-sample weight copies instead makes a slow scatter in
+        backward)."""
+        b, _, d = tokens.shape
+        h, dh = self.heads, self.head_dim
+        inner = h * dh
+        xt = tokens[:, -1, :]  # [B, D]
+        k = self.qk_weight.shape[0]
+        wq, wk = self.qk_weight[..., :inner], self.qk_weight[..., inner:]  # [K, D, I]
+        q_all = (xt @ wq.permute(1, 0, 2).reshape(d, k * inner)).view(b, k, inner) + self.qk_bias[:, :inner]
+        q = q_all.gather(1, scenario.view(b, 1, 1).expand(b, 1, inner)).squeeze(1)  # [B, I]
+        wk_h = wk.reshape(k, d, h, dh).permute(2, 3, 0, 1).reshape(h, dh, k * d)  # [h, dh, K*D]
+        r_all = torch.bmm(q.view(b, h, dh).transpose(0, 1), wk_h).view(h, b, k, d)
+        return r_all.gather(2, scenario.view(1, b, 1, 1).expand(h, b, 1, d)).squeeze(2).transpose(0, 1)
+
+    def _target_query_autograd(self, tokens, mask, scenario):
         """The self-attention output at the target position only, computed without key
         projections: q . (W_k x_t + b_k) = (W_k^T q) . x_t + q . b_k, and the last term is the same
         for every position, so softmax ignores it; the value projection is applied once to the
@@ -216,15 +342,7 @@ class SequenceAttention(nn.Module):
         xt = tokens[:, -1, :]  # [B, D]
         # small inner dimensions: broadcast products, which (unlike bmm with K=1) stay fast backward
         if self.per_scenario:
-            # all K scenarios' projections as plain matmuls, then each sample picks its own
-            # (gathering per-sample weight copies instead makes a slow scatter in backward)
-            k = self.qk_weight.shape[0]
-            wq, wk = self.qk_weight[..., :inner], self.qk_weight[..., inner:]  # [K, D, I]
-            q_all = (xt @ wq.permute(1, 0, 2).reshape(d, k * inner)).view(b, k, inner) + self.qk_bias[:, :inner]
-            q = q_all.gather(1, scenario.view(b, 1, 1).expand(b, 1, inner)).squeeze(1)  # [B, I]
-            wk_h = wk.reshape(k, d, h, dh).permute(2, 3, 0, 1).reshape(h, dh, k * d)  # [h, dh, K*D]
-            r_all = torch.bmm(q.view(b, h, dh).transpose(0, 1), wk_h).view(h, b, k, d)
-            r = r_all.gather(2, scenario.view(1, b, 1, 1).expand(h, b, 1, d)).squeeze(2).transpose(0, 1)  # [B, h, D]
+            r = self._scenario_keys(tokens, scenario)  # [B, h, D]
         else:
             q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
             wk = self.qk.weight[inner:].view(h, dh, d)
@@ -345,6 +463,67 @@ class ScenarioGroups:
 VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
 
 
+class _ReluLayers(torch.autograd.Function):
+    """x [B, in] -> h_1 = relu(x W_1^T + b_1) -> ... -> h_n [B, H_n] (weights as nn.Linear's
+    [out, in]), and with `head` the logit h_n w^T + c [B]: a ReLU MLP as one autograd node.
+    Autograd made an addmm, a transpose and a relu node per layer, and each weight gradient
+    came out transposed and was copied into the weight's layout before accumulation; here each
+    layer's backward is a masked copy, two matmuls and a sum. Returns (h_1, ..., h_n[, logit]);
+    a hidden layer that is not used downstream gets no gradient work. The same values within
+    float rounding (tested against autograd)."""
+
+    @staticmethod
+    def forward(ctx, x, head, *params):
+        ctx.set_materialize_grads(False)  # unused hidden outputs: None, not zero tensors
+        n = len(params) // 2 - (1 if head else 0)
+        hidden, h = [], x
+        for i in range(n):
+            h = torch.addmm(params[2 * i + 1], h, params[2 * i].t()).relu_()
+            hidden.append(h)
+        outs = list(hidden)
+        if head:
+            outs.append(torch.addmm(params[-1], h, params[-2].t()).squeeze(-1))
+        ctx.save_for_backward(x, *hidden)
+        ctx.params, ctx.head = params, head  # weights as attributes (`_TargetAttention`)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        x, *hidden = ctx.saved_tensors
+        params = ctx.params
+        dparams = [None] * len(params)
+        dh = None
+        if ctx.head and grads[-1] is not None:
+            d = grads[-1].unsqueeze(1)  # [B, 1]
+            dparams[-2], dparams[-1] = d.t().mm(hidden[-1]), d.sum(0)
+            dh = d.mm(params[-2])
+        for i in range(len(hidden) - 1, -1, -1):
+            if grads[i] is not None:  # the hidden layer's own use downstream
+                dh = grads[i] if dh is None else dh + grads[i]
+            if dh is None:
+                continue
+            dh = dh.masked_fill(hidden[i] <= 0, 0.0)  # relu
+            dparams[2 * i], dparams[2 * i + 1] = dh.t().mm(x if i == 0 else hidden[i - 1]), dh.sum(0)
+            dh = dh.mm(params[2 * i]) if i > 0 or ctx.needs_input_grad[0] else None
+        return (dh, None, *dparams)
+
+
+def relu_layers(x: torch.Tensor, linears, head: nn.Linear | None = None) -> tuple[torch.Tensor, ...]:
+    """The ReLU layers `linears` (nn.Linear) on x, then `head` if given: (h_1, ..., h_n[, logit
+    [B]]) through `_ReluLayers`, or through autograd under autocast (whose casts its
+    backward does not mirror)."""
+    if torch.is_autocast_enabled(x.device.type):
+        outs, h = [], x
+        for layer in linears:
+            h = F.relu(layer(h))
+            outs.append(h)
+        if head is not None:
+            outs.append(head(h).squeeze(-1))
+        return tuple(outs)
+    params = [t for layer in list(linears) + ([head] if head is not None else []) for t in (layer.weight, layer.bias)]
+    return _ReluLayers.apply(x, head is not None, *params)
+
+
 class MLP(nn.Module):
     """ReLU MLP that returns every hidden layer (the auxiliary network feeds them to the branches)
     and a logit."""
@@ -355,8 +534,12 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.head = nn.Linear(dims[-1], 1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fused = True  # False: layer by layer through autograd (reference in tests)
 
     def forward(self, x: torch.Tensor):
+        if self.fused and not (self.training and isinstance(self.dropout, nn.Dropout)):
+            *hidden, logit = relu_layers(x, self.layers, self.head)
+            return hidden, logit
         hidden = []
         for layer in self.layers:
             x = self.dropout(F.relu(layer(x)))
@@ -433,29 +616,30 @@ class MutualUnit(nn.Module):
         - the gate w_k . h_k as a product and a sum (einsum makes it a slow [K, B, H] x [K, H, 1] bmm);
         - blocks of `block` samples, so the two per-sample [K, K] / [K, H] products read z from
           cache (on CPU; on a GPU one block: kernel launches, not caches, are the cost there);
-          h~ = z + (g * alpha) @ z in one baddbmm per block."""
+          h~ = z + (g * alpha) @ z in one baddbmm per block. Blocks of 64 to 256 samples (0.65 to
+          2.6 MB of z at K = 10, H = 256) ran equally fast on the bench's CPU; 256 makes a quarter
+          of the ops of 64 (each block ~16), and the norms' products are one op for all blocks."""
         if block is None:
-            block = 64 if z.device.type == "cpu" else max(z.shape[0], 1)
+            block = 256 if z.device.type == "cpu" else max(z.shape[0], 1)
         k = z.shape[1]
         off = 1.0 - torch.eye(k, dtype=z.dtype, device=z.device)
+        norms = norm.unsqueeze(2) * norm.unsqueeze(1)  # [B, K, K]
         out = torch.empty_like(z)
-        for s in range(0, z.shape[0], block):
-            zb, nb = z[s:s + block], norm[s:s + block]
-            e = torch.bmm(zb, zb.transpose(1, 2)).div_(nb[:, :, None] * nb[:, None, :]).exp_().mul_(off)
+        for zb, nb, ob in zip(z.split(block), norms.split(block), out.split(block)):
+            e = torch.bmm(zb, zb.transpose(1, 2)).div_(nb).exp_().mul_(off)
             g = torch.sigmoid_((zb * self.gate_weight).sum(-1).add_(self.gate_bias))  # [b, K]
             w = e.mul_((g / e.sum(-1)).unsqueeze(-1))  # g_k * alpha_kj
-            torch.baddbmm(zb, w, zb, out=out[s:s + block])
+            torch.baddbmm(zb, w, zb, out=ob)
         return out
 
     def forward_own(self, h: torch.Tensor, h_all: torch.Tensor, norm_all: torch.Tensor, branch: torch.Tensor):
         """Only the own branch, with gradient. h [B, H] (branch `branch[b]` on sample b);
         h_all [B, K, H] every branch's state on the same samples and norm_all [B, K] its norms
         (forward-only pass, detached). Returns h~ [B, H], alpha [B, K], g [B]."""
-        k = h_all.shape[1]
         unit = F.normalize(h, dim=-1, eps=1e-8)
         # a product and a sum, not bmm: B matrix-vector products of [K, H] are ~3x slower both ways
         c = (h_all * unit.unsqueeze(1)).sum(-1) / norm_all  # cos [B, K]
-        alpha = torch.softmax(c.masked_fill(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
+        alpha = torch.softmax(c.scatter(1, branch.unsqueeze(1), float("-inf")), dim=-1)
         g_all = h @ self.gate_weight.t() + self.gate_bias  # [B, K]: every branch's gate on h
         g = torch.sigmoid(g_all.gather(1, branch.unsqueeze(1)).squeeze(1))
         mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
@@ -499,11 +683,12 @@ class StackedMLP(nn.Module):
 
     def own(self, x: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
         """Row b of x [B, in] through MLP choice[b] only -> [B, H_last] ([B] with `logit`): the
-        rows sorted by choice, each layer one matmul per MLP on exactly its rows (SegmentLinear)."""
+        rows sorted by choice, each layer one matmul per MLP on exactly its rows (SegmentLinear),
+        the logit a product-sum with each row's output weights (OwnOutput)."""
         order = ScenarioOrder(choice, self.layers[0].weight.shape[0])
         h = x.index_select(0, order.order)
         for layer in self.layers:
             h = self.dropout(SegmentLinear.apply(h, layer.weight, layer.bias, order, True, None))
         if self.head is not None:
-            h = SegmentLinear.apply(h, self.head.weight, self.head.bias, order, False, None).squeeze(-1)
+            h = OwnOutput.apply(h, self.head.weight, self.head.bias, order.scenario)
         return order.unsort(h)

@@ -84,7 +84,9 @@ class PLE(ScenarioModel):
             gate_logits = self.gates[l](task_in).float()  # [K, B, G]
             ws = torch.softmax(self.shared_gates[l](shared_in).float(), dim=-1)  # [B, K*m + m_sh]
             experts = torch.cat([specific, shared], dim=0)  # [K*m + m_sh, B, H]
-            shared_in = (ws.t().unsqueeze(-1).to(experts.dtype) * experts).sum(0)  # [B, H]
+            # weighted sums over the experts as batched matmuls: a broadcast product and a sum
+            # made [E, B, H] temporaries, forward and backward
+            shared_in = torch.einsum("be,ebh->bh", ws.to(experts.dtype), experts)  # [B, H]
             shared_gates.append(ws)
             if l < self.n_levels - 2:  # the next level is a lower one too: every scenario's path
                 w = torch.softmax(gate_logits, dim=-1).to(experts.dtype)  # [K, B, G]
@@ -97,16 +99,18 @@ class PLE(ScenarioModel):
                 # [B, K*m, H] (its backward a scatter within each row, not a scatter over [K*m, B, H])
                 pick = (s.view(-1, 1) * m + torch.arange(m, device=s.device)).view(-1, m, 1).expand(-1, m, hdim)
                 own_specific = specific.transpose(0, 1).gather(1, pick)  # [B, m, H]
-                own = torch.cat([own_specific, shared.transpose(0, 1)], dim=1)  # [B, G, H]
-                task_in = (w.unsqueeze(-1).to(own.dtype) * own).sum(1)  # [B, H]
+                wt = w.to(own_specific.dtype)
+                task_in = (torch.einsum("bi,bih->bh", wt[:, :m], own_specific)
+                           + torch.einsum("bj,jbh->bh", wt[:, m:], shared))  # [B, H]
                 own_gates.append(w)
 
         # last level: the own scenario only; expert i of scenario s is expert s*m + i, run on exactly
         # the rows that use it (StackedMLP.own)
         specific = torch.stack([self.specific[-1].own(task_in, s * m + i) for i in range(m)], dim=1)  # [B, m, H]
-        own = torch.cat([specific, self.shared[-1](shared_in).transpose(0, 1)], dim=1)  # [B, G, H]
+        shared = self.shared[-1](shared_in)  # [m_sh, B, H]
         w = torch.softmax(self.gates[-1](task_in)[s, rows].float(), dim=-1)  # [B, G]
-        mixed = (w.unsqueeze(-1).to(own.dtype) * own).sum(1)  # [B, H]
+        wt = w.to(specific.dtype)
+        mixed = torch.einsum("bi,bih->bh", wt[:, :m], specific) + torch.einsum("bj,jbh->bh", wt[:, m:], shared)
         own_gates.append(w)
         out = {"logit": self.towers.own(mixed, s)}
         if probes:

@@ -29,7 +29,7 @@ from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, scenario_mean
 from saml_core.models.layers import BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention
-from saml_core.models.segments import ScenarioOrder, SegmentLinear
+from saml_core.models.segments import OwnOutput, ScenarioOrder, SegmentLinear
 
 
 class _OwnMutual(torch.autograd.Function):
@@ -42,10 +42,10 @@ class _OwnMutual(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, gate_weight, gate_bias, h_all, norm_all, branch):
-        k = h_all.shape[1]
         n = h.norm(dim=-1, keepdim=True).clamp_min_(1e-8)  # F.normalize's max(|h|, eps)
         c = torch.bmm(h_all, (h / n).unsqueeze(2)).squeeze(2).div_(norm_all)  # cos [B, K]
-        alpha = torch.softmax(c.masked_fill_(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
+        # the own branch masked by a scatter (a one-hot mask checks its indices on the host)
+        alpha = torch.softmax(c.scatter_(1, branch.unsqueeze(1), float("-inf")), dim=-1)
         w_own, b_own = gate_weight.index_select(0, branch), gate_bias.index_select(0, branch)
         g = torch.sigmoid_((h * w_own).sum(-1).add_(b_own))  # [B]
         mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
@@ -221,7 +221,7 @@ class SAML(ScenarioModel):
             if str(l) in self.mutual:
                 st, unit = states[l], self.mutual[str(l)]
                 h = _OwnMutual.apply(h, unit.gate_weight, unit.gate_bias, st["h"], st["norm"], order.scenario)
-        return SegmentLinear.apply(h, self.branch_out.weight, self.branch_out.bias, order, False, None).squeeze(-1)
+        return OwnOutput.apply(h, self.branch_out.weight, self.branch_out.bias, order.scenario)
 
     # forward ------------------------------------------------------------------------------
     def _branch_inputs(self, batch):

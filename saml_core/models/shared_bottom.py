@@ -18,7 +18,7 @@ from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel
 from saml_core.models.bst import global_features
-from saml_core.models.layers import StackedMLP, split_bottom_tower
+from saml_core.models.layers import StackedMLP, relu_layers, split_bottom_tower
 
 
 class SharedBottom(ScenarioModel):
@@ -34,8 +34,13 @@ class SharedBottom(ScenarioModel):
             layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(cfg.dropout)] if cfg.dropout > 0 else [])
         self.bottom = nn.Sequential(*layers)
         self.towers = StackedMLP(self.k, bottom[-1], tower, cfg.dropout, logit=True)
+        self.fused = True  # False: the bottom through nn.Sequential (reference in tests)
 
     def forward(self, batch, probes: bool = False) -> dict:
-        h = self.bottom(self.features(batch))  # [B, H]
+        x = self.features(batch)
+        if self.fused and not (self.training and self.cfg.dropout > 0):  # the bottom as one autograd node
+            h = relu_layers(x, [m for m in self.bottom if isinstance(m, nn.Linear)])[-1]  # [B, H]
+        else:
+            h = self.bottom(x)
         logit = self.towers.own(h, batch.scenario)  # [B]: each row through its scenario's tower
         return {"logit": logit}

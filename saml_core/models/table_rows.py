@@ -21,21 +21,53 @@ import torch
 DENSE_ROWS_PER_ID = 4
 
 
-def summed_rows(ids: torch.Tensor, values: torch.Tensor, num_rows: int, sparse: bool) -> torch.Tensor:
-    """ids [N] int64, values [N, d] -> the gradient of a [num_rows, d] table: each row the sum of
-    its values (coalesced sparse, or dense)."""
-    d = values.shape[1]
+def _as_pairs(x: torch.Tensor) -> torch.Tensor:
+    """[N, d] float rows, d even -> a complex [N, d / 2] view: a scatter-add then moves two
+    floats per element, ~2x faster on CPU, with the same float additions (a complex sum adds the
+    real and the imaginary parts separately)."""
+    return torch.view_as_complex(x.view(x.shape[0], -1, 2))
+
+
+def add_rows(table: torch.Tensor, parts) -> torch.Tensor:
+    """In place: table [V, d] += each part's values [N_i, d] at its ids [N_i], in order (the same
+    float additions as one index_add_ of the parts concatenated, without the concatenation).
+    Returns `table`."""
+    pairs = table.shape[1] % 2 == 0 and table.dtype in (torch.float32, torch.float64) and table.is_contiguous()
+    target = _as_pairs(table) if pairs else table
+    for ids, values in parts:
+        target.index_add_(0, ids, _as_pairs(values.contiguous()) if pairs else values)
+    return table
+
+
+def copy_rows(table: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """In place: table[rows] = values (rows [N] distinct, values [N, d]), as float pairs where
+    the rows have an even width (`_as_pairs`)."""
+    if table.shape[1] % 2 == 0 and table.dtype in (torch.float32, torch.float64) and table.is_contiguous():
+        _as_pairs(table).index_copy_(0, rows, _as_pairs(values))
+    else:
+        table.index_copy_(0, rows, values)
+
+
+def summed_rows(parts, num_rows: int, sparse: bool) -> torch.Tensor:
+    """parts: (ids [N_i] int64, values [N_i, d]) pairs -> the gradient of a [num_rows, d] table:
+    each row the sum of its values (coalesced sparse, or dense)."""
+    values0 = parts[0][1]
+    d = values0.shape[1]
     if not sparse:
-        return values.new_zeros(num_rows, d).index_add_(0, ids, values)
-    if num_rows <= DENSE_ROWS_PER_ID * ids.numel():
-        acc = values.new_zeros(num_rows, d).index_add_(0, ids, values)
-        touched = torch.zeros(num_rows, dtype=torch.bool, device=ids.device)
-        touched[ids] = True
+        return add_rows(values0.new_zeros(num_rows, d), parts)
+    n_ids = sum(ids.numel() for ids, _ in parts)
+    if num_rows <= DENSE_ROWS_PER_ID * n_ids:
+        acc = add_rows(values0.new_zeros(num_rows, d), parts)
+        touched = torch.zeros(num_rows, dtype=torch.bool, device=values0.device)
+        for ids, _ in parts:
+            touched.index_fill_(0, ids, True)
         rows = touched.nonzero().squeeze(1)
         vals = acc.index_select(0, rows)
     else:
+        ids = parts[0][0] if len(parts) == 1 else torch.cat([i for i, _ in parts])
+        values = values0 if len(parts) == 1 else torch.cat([v for _, v in parts])
         rows, inverse = torch.unique(ids, sorted=True, return_inverse=True)
-        vals = values.new_zeros(rows.numel(), d).index_add_(0, inverse, values)
+        vals = add_rows(values.new_zeros(rows.numel(), d), [(inverse, values)])
     return torch.sparse_coo_tensor(rows.unsqueeze(0), vals, (num_rows, d), is_coalesced=True,
                                    check_invariants=False)
 
@@ -67,9 +99,7 @@ class _Lookup(torch.autograd.Function):
         parts = [(i.reshape(-1), g.reshape(i.numel(), -1)) for i, g in zip(ids, grads) if g is not None]
         if not parts:
             return (None, None) + (None,) * len(ids)
-        flat_ids = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
-        flat_values = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
-        grad = summed_rows(flat_ids, flat_values, ctx.num_rows, ctx.sparse)
+        grad = summed_rows(parts, ctx.num_rows, ctx.sparse)
         return (grad, None) + (None,) * len(ids)
 
 
