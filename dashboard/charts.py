@@ -144,6 +144,31 @@ def per_scenario_auc(long_df: pd.DataFrame, names: list[str], noun_one: str, sho
                    height=470, legend_title="Model")
 
 
+def within_auc_chart(frame: pd.DataFrame, noun_one: str, noun_many: str) -> go.Figure:
+    """The headline chart: each model's within-scenario AUC (best on top) with its whisker, and
+    the 0.5 that knowing only each scenario's click rate earns (the reference rows)."""
+    multi = bool((frame["runs"] > 1).any()) if not frame.empty else False
+    fig = go.Figure()
+    for _, r in frame.iloc[::-1].iterrows():  # Plotly draws the first category at the bottom
+        fig.add_trace(go.Scatter(
+            x=[r["within_auc"]], y=[r["label"]], mode="markers", name=r["label"], meta=r["group"], showlegend=False,
+            marker=dict(color=model_color(r["model"]), size=11),
+            error_x=dict(type="data", symmetric=False, array=[r["err_high"]], arrayminus=[r["err_low"]],
+                         thickness=1.5, width=4, color=model_color(r["model"])),
+            hovertemplate=f"<b>{r['label']}</b><br>within-{noun_one} AUC %{{x:.4f}}<br>runs {r['runs']}"
+                          "<extra></extra>"))
+    fig.add_vline(x=0.5, line_dash="dash", line_color="#555", line_width=1.5,
+                  annotation_text=f"0.5: {noun_one} click rate only", annotation_position="top right",
+                  annotation_font=dict(size=11, color="#555"))
+    lo = float(np.nanmin(frame["within_auc"] - frame["err_low"].fillna(0))) if not frame.empty else 0.5
+    hi = float(np.nanmax(frame["within_auc"] + frame["err_high"].fillna(0))) if not frame.empty else 0.6
+    pad = max((max(hi, 0.5) - min(lo, 0.5)) * 0.08, 0.005)
+    fig.update_xaxes(range=[min(lo, 0.5) - pad, max(hi, 0.5) + pad])
+    err = "± std over runs" if multi else "95 % confidence interval"
+    return _layout(fig, f"Within-{noun_one} AUC per model ({err})", f"AUC within each {noun_one}, weighted by test "
+                   f"samples (higher is better)", "", height=90 + 30 * max(len(frame), 1), legend=False)
+
+
 def relaimpr_axis(values, cap: float = RELAIMPR_CAP) -> tuple[list[float], list[float]]:
     """Y range of the RelaImpr chart and the values it cuts off. The range is scaled to the values
     and always shows 0; a value beyond ±cap (a model far from guessing when BST is barely above it)

@@ -80,6 +80,14 @@ def within_auc(n: Noun) -> str:
             f"the pooled AUC (all {n.many} ranked together) already credits that knowledge, so it comes second.")
 
 
+def headline_chart(n: Noun, multi: bool) -> str:
+    spread = ("whiskers: ± one standard deviation over runs (model and data seeds)" if multi else
+              "whiskers: 95 % confidence interval")
+    return (f"Each model's AUC within each {n.one}, averaged with weights by test samples ({spread}). The dashed "
+            f"line is what scoring every sample by its {n.one}'s click rate earns (0.5): a model at it has learned "
+            f"nothing beyond which {n.one} clicks more. The sentence above says which differences are significant.")
+
+
 def pooled_auc(n: Noun) -> str:
     return (f"AUC over all {n.many} ranked together: it also rewards knowing which {n.one} clicks more (see the "
             f"{n.one}-click-rate reference row).")
@@ -93,15 +101,21 @@ TRAINING_CURVES = {
 }
 
 
-def per_scenario_bars(n: Noun, multi_seed: bool) -> str:
+def per_scenario_bars(n: Noun, multi_seed: bool, focus: str, reference: str, marked: bool) -> str:
+    """The caption under the per-scenario chart; `marked`: the chart carries ★/▼ verdict marks."""
     bars = ("the whiskers show the spread over seeds (± one standard deviation)" if multi_seed else
             "the whiskers are 95 % confidence intervals")
-    return (f"For every {n.one}, how well each model ranks clicks; higher is better, {bars}. ★ marks the "
-            f"{n.many} where the paired test says SAML beats BST, ▼ where it is worse (p < 0.05 after "
-            f"correcting for testing {n.many} one by one); elsewhere the difference may be luck.")
+    marks = (f" ★ marks the {n.many} where the paired test says {focus} beats {reference}, ▼ where it is worse "
+             f"(p < 0.05 after correcting for testing {n.many} one by one); elsewhere the difference may be luck."
+             if marked else f" In no {n.one} does the paired test find {focus} significantly better or worse than "
+                            f"{reference} (p < 0.05 after correcting for testing {n.many} one by one).")
+    return f"For every {n.one}, how well each model ranks clicks; higher is better, {bars}.{marks}"
 
 
-ORACLE = " The black dash is the best accuracy any model could reach on this simulated data (the oracle)."
+def oracle(drawn: bool) -> str:
+    """Said only under a chart that draws the oracle dashes (simulated data knows them)."""
+    return (" The black dash is the best accuracy any model could reach on this simulated data (the oracle)."
+            if drawn else "")
 
 
 def relaimpr(n: Noun) -> str:

@@ -7,8 +7,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.spatial.distance import squareform
 
 from dashboard.colors import model_sort_key
 
@@ -71,6 +69,28 @@ def overall_table(report: dict, noun_one: str = "scenario") -> pd.DataFrame:
         if col in df and df[col].isna().all():
             df = df.drop(columns=col)
     return df
+
+
+def within_frame(report: dict) -> pd.DataFrame:
+    """The headline chart's data: one row per model (and sweep setting) with its within-scenario
+    AUC over runs and the whisker (± std over runs with several, else the 95 % CI), best first;
+    the reference predictors apart (their within-scenario AUC is 0.5 by construction)."""
+    cols = ["model", "group", "label", "within_auc", "err_low", "err_high", "runs"]
+    rows = []
+    for s in report.get("summary") or []:
+        w = s.get("within_auc") or {}
+        if w.get("mean") is None:
+            continue
+        multi = s["n_runs"] > 1 and w.get("std") is not None
+        lo, hi = s.get("within_ci_low"), s.get("within_ci_high")
+        sweep = f" ({s['sweep']['name']} {s['sweep']['value']})" if s.get("sweep") else ""
+        rows.append({"model": s["model"], "group": s["group"], "label": s["label"] + sweep,
+                     "within_auc": w["mean"],
+                     "err_low": w["std"] if multi else (w["mean"] - lo if lo is not None else None),
+                     "err_high": w["std"] if multi else (hi - w["mean"] if hi is not None else None),
+                     "runs": s["n_runs"]})
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values("within_auc", ascending=False, kind="stable").reset_index(drop=True)
 
 
 FLAG_WORDS = {"auc_below_chance": "AUC below chance (95 % CI entirely under 0.5)",
@@ -267,6 +287,9 @@ def cluster_order(mat: np.ndarray) -> list[int]:
     sim = (sym - lo) / (hi - lo) if hi > lo else np.zeros_like(sym)
     dist = 1.0 - sim
     np.fill_diagonal(dist, 0.0)
+    from scipy.cluster.hierarchy import leaves_list, linkage  # imported here: only the heatmaps need it
+    from scipy.spatial.distance import squareform
+
     return [int(i) for i in leaves_list(linkage(squareform(dist, checks=False), method="average"))]
 
 

@@ -1,6 +1,8 @@
 """Pieces every page shares: the experiment picker, the dataset badge, messages for broken runs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from dashboard import data_access as da
@@ -11,13 +13,34 @@ from saml_core.experiments import demo_specs
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
-# The page links in the sidebar (Streamlit's own list would call the entry page "app"); "{Many}"
-# and "{one}" become the chosen experiment's scenario noun.
-NAV = (("app.py", "Overview", ":material/home:"), ("pages/per_scenario.py", "AUC per {one}", ":material/bar_chart:"),
-       ("pages/correlations.py", "Which {many} are alike", ":material/grid_on:"),
-       ("pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
-       ("pages/sweeps.py", "Sensitivity sweeps", ":material/tune:"),
-       ("pages/retrain.py", "Retrain", ":material/model_training:"))
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the navigation. `title` may hold "{one}"/"{many}": the chosen experiment's
+    scenario noun. `shown`: when the page is listed (always, "writes": not in read-only demo mode,
+    "sweeps": only when some experiment is a sensitivity sweep, "experiments": only when there is
+    an experiment to show)."""
+
+    path: str
+    title: str
+    icon: str
+    shown: str = "experiments"
+
+
+PAGES = (PageSpec("app_pages/overview.py", "Overview", ":material/home:", "always"),
+         PageSpec("app_pages/per_scenario.py", "AUC per {one}", ":material/bar_chart:"),
+         PageSpec("app_pages/correlations.py", "Which {many} are alike", ":material/grid_on:"),
+         PageSpec("app_pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
+         PageSpec("app_pages/sweeps.py", "Sensitivity sweeps", ":material/tune:", "sweeps"),
+         PageSpec("app_pages/retrain.py", "Retrain", ":material/model_training:", "writes"))
+
+
+def visible_pages(n: Noun, *, demo: bool, experiments: bool, sweeps: bool) -> list[PageSpec]:
+    """The pages listed for this state, titles in the data's own words (the first is the default)."""
+    allowed = {"always": True, "writes": not demo, "experiments": experiments, "sweeps": experiments and sweeps}
+    return [PageSpec(p.path, p.title.format(one=n.one, many=n.many), p.icon, p.shown) for p in PAGES
+            if allowed[p.shown]]
 
 
 def is_demo_mode() -> bool:
@@ -33,20 +56,28 @@ _PAGE_CSS = """<style>
 </style>"""
 
 
-def page_setup(title: str) -> None:
-    """First call of every page: page config, navigation links, experiment picker, dataset badge."""
-    st.set_page_config(page_title=f"{title} · SAML dashboard", page_icon=":material/public:", layout="wide")
+def navigation():
+    """The entry script's work on every rerun: page config, the experiment chosen (its noun names
+    the pages), the navigation (st.navigation: the sidebar lists the pages), the experiment picker
+    and dataset badge under it. Returns the page to run."""
+    st.set_page_config(page_title="SAML dashboard", page_icon=":material/public:", layout="wide")
     st.html(_PAGE_CSS)
-    nav = st.sidebar.container()  # filled after the picker: the links name the chosen data's scenarios
-    st.sidebar.divider()
-    sidebar()
-    n = current_noun()
-    with nav:
-        demo = is_demo_mode()
-        for path, label, icon in NAV:
-            if demo and path.endswith("retrain.py"):
-                continue
-            st.page_link(path, label=label.format(one=n.one, many=n.many), icon=icon)
+    summaries = da.experiments()
+    _choose_experiment(summaries)
+    specs = visible_pages(current_noun(), demo=is_demo_mode(), experiments=bool(summaries),
+                          sweeps=any(s.sweep for s in summaries))
+    page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(specs)])
+    sidebar(summaries)
+    return page
+
+
+def _choose_experiment(summaries) -> None:
+    """The experiment in session state: the one picked, else "demo" when there, else the first."""
+    names = [s.name for s in summaries]
+    if not names:
+        st.session_state.pop(EXPERIMENT_KEY, None)
+    elif st.session_state.get(EXPERIMENT_KEY) not in names:
+        st.session_state[EXPERIMENT_KEY] = next((n for n in ("demo",) if n in names), names[0])
 
 
 def row(key: str, weights: tuple[float, ...] = (1, 1), min_widths: tuple[int, ...] | int = 440) -> list:
@@ -82,18 +113,13 @@ def _remember_pick() -> None:
     st.session_state[EXPERIMENT_KEY] = st.session_state[PICKER_KEY]
 
 
-def sidebar() -> None:
+def sidebar(summaries) -> None:
     """Experiment picker + dataset badge + job indicator."""
-    summaries = da.experiments()
     with st.sidebar:
         if not summaries:
             st.info("No experiments yet in the artifacts folder.")
-            st.session_state.pop(EXPERIMENT_KEY, None)
             return
         names = [s.name for s in summaries]
-        if st.session_state.get(EXPERIMENT_KEY) not in names:
-            default = next((n for n in ("demo",) if n in names), names[0])
-            st.session_state[EXPERIMENT_KEY] = default
 
         def describe(name: str) -> str:
             s = next(x for x in summaries if x.name == name)
@@ -171,12 +197,12 @@ def dataset_badge(exp) -> None:
     text = explain.DATASET_BADGES.get(kind, f"Dataset: {exp.dataset}")
     icon = {"synthetic": ":material/science:", "taobao": ":material/shopping_cart:"}.get(kind, ":material/description:")
     (st.warning if kind == "synthetic" else st.info)(text, icon=icon)
-    n_test = sum(int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
     details = [str(info["title"])] if info.get("title") else [f"`{exp.dataset}`"]
     if isinstance(info.get("samples"), (int, float)):
         details.append(f"{int(info['samples']):,} samples")
-    if n_test:
-        details.append(f"{n_test:,} test samples")
+    test = test_samples_line(exp)
+    if test:
+        details.append(test)
     details.append(f"{len(exp.scenario_names)} {noun(exp).many}")
     st.caption(" · ".join(details))
     caveats = info.get("caveats") or []
@@ -194,6 +220,29 @@ def dataset_badge(exp) -> None:
         with st.expander("More about this data"):
             for c in caveats[1:]:
                 st.caption(c)
+
+
+def test_samples_line(exp) -> str | None:
+    """How many test samples the results stand on: per data seed when there are several (each
+    data seed is its own simulated log or split; their sum would count no one test set)."""
+    per_seed = {}
+    for d in exp.data_seeds:
+        counts = ((exp.raw.get("splits") or {}).get(str(d)) or {}).get("test_counts") or {}
+        try:
+            per_seed[d] = sum(int(counts[s]["n"]) for s in exp.scenario_names)
+        except (KeyError, TypeError, ValueError):
+            per_seed = {}
+            break
+    if len(per_seed) > 1:
+        if len(set(per_seed.values())) == 1:
+            return f"{len(per_seed)} data seeds of {next(iter(per_seed.values())):,} test samples each"
+        return "test samples per data seed: " + " / ".join(f"{per_seed[d]:,}" for d in sorted(per_seed))
+    n_test = next(iter(per_seed.values()), None) or sum(
+        int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
+    if not n_test:
+        return None
+    return f"{n_test:,} test samples" + (f" (summed over {len(exp.data_seeds)} data seeds)"
+                                         if len(exp.data_seeds) > 1 and not per_seed else "")
 
 
 def current_experiment():

@@ -2,11 +2,21 @@
 DeLong CIs and paired tests, verdicts against the baseline over seeds (Holm-adjusted), RelaImpr
 (guarded), multi-seed summaries, similarity recovery with permutation tests and null scores, the
 decomposition of alpha, CKA between branches and the data-derived similarity. The report and
-every page call these; nothing else re-implements them."""
+every page call these; nothing else re-implements them.
+
+scipy.stats is imported where a function needs it, not with this module: importing it costs
+0.5-0.8 s, which every dashboard page and the report paid before showing anything, while the
+report's statistics need only ranks and the normal distribution (numpy and the standard library).
+"""
 from __future__ import annotations
 
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 
 def logloss(label: np.ndarray, pred: np.ndarray) -> float:
@@ -16,8 +26,30 @@ def logloss(label: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank, O(n log n)."""
-    return stats.rankdata(x, method="average")
+    """1-based ranks along the last axis, ties given their average rank (scipy's
+    rankdata(method="average")), O(n log n), every row of a 2-D array in one sort. Written here
+    rather than calling scipy.stats.rankdata: its import (above) and its per-call array-API
+    wrapping cost more than the sort on the report's thousands of short vectors."""
+    x = np.asarray(x, dtype=np.float64)
+    flat = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+    m, n = flat.shape
+    if n == 0:
+        return np.zeros(x.shape)
+    order = np.argsort(flat, axis=1)  # ties get one average rank: their order does not matter
+    xs = np.take_along_axis(flat, order, axis=1)
+    new = np.ones((m, n), dtype=bool)  # where a run of equal values starts (every row starts one)
+    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    starts = np.flatnonzero(new.ravel())
+    ends = np.append(starts[1:], m * n)  # runs never cross rows: each row's first value starts one
+    mid = starts % n + (ends - starts + 1) / 2.0  # average of the 1-based ranks start+1 .. end
+    ranks = np.empty((m, n))
+    np.put_along_axis(ranks, order, mid[np.cumsum(new.ravel()) - 1].reshape(m, n), axis=1)
+    return ranks.reshape(x.shape)
+
+
+def _two_sided_p(z: float) -> float:
+    """2 * P(Z > |z|) for a standard normal Z."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def delong(label: np.ndarray, preds: np.ndarray):
@@ -29,16 +61,56 @@ def delong(label: np.ndarray, preds: np.ndarray):
     k = preds.shape[0]
     if m_pos == 0 or n_neg == 0:
         return np.full(k, np.nan), np.full((k, k), np.nan)
-    pos, neg = preds[:, y], preds[:, ~y]
-    tx = np.stack([_midranks(p) for p in pos])  # ranks among positives
-    ty = np.stack([_midranks(q) for q in neg])  # ranks among negatives
-    tz = np.stack([_midranks(np.concatenate([p, q])) for p, q in zip(pos, neg)])  # among all
-    auc = (tz[:, :m_pos].sum(1) / m_pos - (m_pos + 1) / 2) / n_neg
-    v01 = (tz[:, :m_pos] - tx) / n_neg  # per positive: share of negatives scored below
-    v10 = 1.0 - (tz[:, m_pos:] - ty) / m_pos  # per negative: share of positives scored above
+    auc, v01, v10 = _placements(y, preds)
     s01 = np.atleast_2d(np.cov(v01)) if m_pos > 1 else np.zeros((k, k))
     s10 = np.atleast_2d(np.cov(v10)) if n_neg > 1 else np.zeros((k, k))
     return auc, s01 / m_pos + s10 / n_neg
+
+
+def _placement_rows(y: np.ndarray, preds: np.ndarray):
+    """AUC [M] and DeLong's placement values of every score vector: v01 [M, positives] (per
+    positive, the share of negatives scored below it) and v10 [M, negatives]."""
+    m_pos, n_neg = int(y.sum()), int((~y).sum())
+    pos, neg = preds[:, y], preds[:, ~y]
+    tx = _midranks(pos)  # [M, m_pos] ranks among positives
+    ty = _midranks(neg)  # [M, n_neg] ranks among negatives
+    tz = _midranks(np.concatenate([pos, neg], axis=1))  # [M, N] ranks among all
+    auc = (tz[:, :m_pos].sum(1) / m_pos - (m_pos + 1) / 2) / n_neg
+    return auc, (tz[:, :m_pos] - tx) / n_neg, 1.0 - (tz[:, m_pos:] - ty) / m_pos
+
+
+# A report compares each run's predictions on each scenario's rows with several others (the
+# reference, over seeds, the runner-up, the references): the same vector was ranked up to ten
+# times, ~80 % of a report's time. One vector's placements depend on that vector and the labels
+# only, so they are kept, keyed by the bytes of both, within a memory bound.
+_PLACEMENTS: OrderedDict = OrderedDict()
+_PLACEMENT_LIMIT = 64 << 20  # bytes of placement values kept
+_placement_bytes = 0
+_placement_lock = threading.Lock()
+
+
+def _placements(y: np.ndarray, preds: np.ndarray):
+    global _placement_bytes
+    y_key = y.tobytes()
+    keys = [hashlib.blake2b(y_key + row.tobytes(), digest_size=16).digest() for row in preds]
+    with _placement_lock:
+        got = [_PLACEMENTS.get(key) for key in keys]
+        for key, hit in zip(keys, got):
+            if hit is not None:
+                _PLACEMENTS.move_to_end(key)
+    miss = [i for i, hit in enumerate(got) if hit is None]
+    if miss:
+        auc, v01, v10 = _placement_rows(y, preds[miss])
+        with _placement_lock:
+            for j, i in enumerate(miss):
+                got[i] = (float(auc[j]), v01[j], v10[j])
+                if keys[i] not in _PLACEMENTS:
+                    _PLACEMENTS[keys[i]] = got[i]
+                    _placement_bytes += v01[j].nbytes + v10[j].nbytes
+            while _placement_bytes > _PLACEMENT_LIMIT and _PLACEMENTS:
+                _, (_, a, b) = _PLACEMENTS.popitem(last=False)
+                _placement_bytes -= a.nbytes + b.nbytes
+    return (np.array([g[0] for g in got]), np.stack([g[1] for g in got]), np.stack([g[2] for g in got]))
 
 
 def auc(label: np.ndarray, pred: np.ndarray) -> float:
@@ -55,7 +127,7 @@ def _ci(a: float, var: float, level: float = 0.95) -> tuple[float, float, float]
     """(AUC, low, high): the normal interval of an AUC and its variance, clipped to [0, 1]."""
     if not np.isfinite(a):
         return a, float("nan"), float("nan")
-    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(max(var, 0.0))
+    half = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(max(var, 0.0))
     return a, max(0.0, a - half), min(1.0, a + half)
 
 
@@ -118,7 +190,7 @@ def paired_delong(label, pred_a, pred_b) -> dict:
     if var <= 1e-18:
         return {"auc_diff": diff, "z": None, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0}
     z = diff / np.sqrt(var)
-    return {"auc_diff": diff, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
+    return {"auc_diff": diff, "z": float(z), "p_value": _two_sided_p(float(z))}
 
 
 def relaimpr(auc_model: float | None, auc_base: float | None) -> float | None:
@@ -223,7 +295,7 @@ def combine(tests: list[dict]) -> dict:
     w = np.array([1.0 / t["var"] for t in ok])
     diff = float(np.sum(w * [t["auc_diff"] for t in ok]) / w.sum())
     z = diff * np.sqrt(w.sum())
-    return {"auc_diff": diff, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
+    return {"auc_diff": diff, "z": float(z), "p_value": _two_sided_p(float(z))}
 
 
 def seed_mean_test(tests: list[dict]) -> dict:
@@ -366,7 +438,7 @@ def _p_value(t: dict) -> float | None:
         return None
     if t["var"] <= 1e-18:
         return 1.0 if abs(t["auc_diff"]) < 1e-12 else 0.0
-    return float(2 * stats.norm.sf(abs(t["auc_diff"]) / np.sqrt(t["var"])))
+    return _two_sided_p(float(t["auc_diff"] / np.sqrt(t["var"])))
 
 
 def scenario_metrics(label, pred, scenario, scenario_names, with_ci: bool = True) -> dict:
@@ -428,6 +500,8 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return None
+    from scipy import stats
+
     return float(stats.spearmanr(x[ok], y[ok]).statistic)
 
 
@@ -476,9 +550,9 @@ def _permutation_hits(learned: np.ndarray, y: np.ndarray, perms: np.ndarray, rho
     if not (np.isfinite(xs).all() and np.isfinite(y).all()):
         rs = [_spearman(row, y) for row in xs]
         return sum(r is not None and r >= rho - 1e-12 for r in rs)
-    rx = stats.rankdata(xs, axis=1)
+    rx = _midranks(xs)
     rx -= rx.mean(axis=1, keepdims=True)
-    ry = stats.rankdata(y)
+    ry = _midranks(y)
     ry -= ry.mean()
     norm = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum())
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -607,6 +681,8 @@ def spearman_test(x, y) -> dict:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return {"rho": None, "p_value": None, "n": int(ok.sum())}
+    from scipy import stats
+
     r = stats.spearmanr(x[ok], y[ok])
     return {"rho": float(r.statistic), "p_value": float(r.pvalue), "n": int(ok.sum())}
 
@@ -618,11 +694,17 @@ def pair_stability(matrices: list[np.ndarray]) -> dict:
     sym = np.stack([(m + m.T) / 2 for m in mats])  # [R, K, K]
     k = sym.shape[1]
     off = ~np.eye(k, dtype=bool)
-    med = np.array([np.nanmedian(s[off]) for s in sym])[:, None, None]
-    above = np.where(np.isfinite(sym), sym > med, np.nan)
-    mean = np.nanmean(sym, axis=0)
-    std = np.nanstd(sym, axis=0, ddof=1) if len(mats) > 1 else np.zeros((k, k))
-    share = np.nanmean(above, axis=0)
+    ok = np.isfinite(sym)  # the diagonal (and pairs a run could not measure) are NaN
+    med = np.array([np.median(s[off & f]) if (off & f).any() else np.nan for s, f in zip(sym, ok)])[:, None, None]
+    # Sums over the finite runs of each pair: nanmean/nanstd would warn on the all-NaN diagonal.
+    cnt = ok.sum(axis=0)
+    val = np.where(ok, sym, 0.0)
+    mean = np.divide(val.sum(axis=0), cnt, out=np.full((k, k), np.nan), where=cnt > 0)
+    sq = np.where(ok, (sym - mean) ** 2, 0.0).sum(axis=0)
+    std = (np.sqrt(np.divide(sq, cnt - 1, out=np.full((k, k), np.nan), where=cnt > 1)) if len(mats) > 1
+           else np.zeros((k, k)))
+    hits = (ok & (np.where(ok, sym, -np.inf) > med)).sum(axis=0)
+    share = np.divide(hits, cnt, out=np.full((k, k), np.nan), where=cnt > 0)
     for a in (mean, std, share):
         np.fill_diagonal(a, np.nan)
     return {"mean": mean, "std": std, "share_above_median": share, "runs": len(mats)}

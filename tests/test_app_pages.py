@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard_support import EXPERIMENT, REPO, build_quick_artifacts, copy_artifacts, figures, page_text, values
+from dashboard_support import EXPERIMENT, REPO, build_quick_artifacts, copy_artifacts, figures, nav, page_text, values
 from dashboard import ui
 from saml_core import jobs as jobs_mod
 from saml_core.jobs import JobQueue
@@ -41,7 +41,7 @@ def open_page(root: Path, monkeypatch, page: str | None = None, demo: bool = Fal
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -104,8 +104,16 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
         assert any("Flags" in w.value for w in at.warning)
     assert "Download this table" in at.download_button[0].label
     assert "learning rate" in text and "batch size" in text  # how every model was trained
-    links = [e.proto.label for e in at.sidebar.get("page_link")]
-    assert "AUC per country" in links and "Which countries are alike" in links
+    links = list(nav(at).values())
+    assert links[0] == "Overview" and "AUC per country" in links and "Which countries are alike" in links
+    assert "Sensitivity sweeps" not in links  # no experiment here is a sweep
+    # the first screen: the sentence, then its chart (every model's within-country AUC), explanations folded
+    fig = figures(at)["headline_chart"]
+    assert {t["name"] for t in fig["data"]} == {s["label"] for s in doc["summary"]}
+    best = max(doc["summary"], key=lambda s: s["within_auc"]["mean"])
+    assert values(fig["data"][-1]["x"]) == [best["within_auc"]["mean"]]  # best on top
+    assert not any(e.proto.expanded for e in at.expander)
+    assert at.download_button(key="summary_html").label.startswith("Download a summary")
     fig = figures(at)["curves"]
     assert fig["layout"]["yaxis"]["title"]["text"] == "Validation AUC"
     at.radio(key="curve_metric").set_value("train_loss").run()
@@ -260,7 +268,7 @@ def test_correlations_missing_probes_gives_clear_message(root, monkeypatch):
     assert not at.exception
 
 
-@pytest.mark.parametrize("page", ["per_scenario", "correlations", "hidden_states", "sweeps"])
+@pytest.mark.parametrize("page", ["per_scenario", "correlations", "hidden_states"])
 def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
     (root / EXPERIMENT / saml_run_id(root) / "probes.npz").unlink()  # SAML's probes are gone
     bsti = run_of(root, "bst_individual")
@@ -272,8 +280,6 @@ def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
         assert bsti in text and "metrics.json" in text
         metas = [t["meta"] for t in figures(at)["auc_chart"]["data"]]
         assert "bst_individual" not in metas and "saml" in metas  # the others still show
-    elif page == "sweeps":
-        assert "not a sensitivity sweep" in text
     else:  # no SAML run with probes left: the missing file is named, then a plain explanation
         assert "probes.npz is missing" in text and "no finished SAML run" in text
 
@@ -390,13 +396,26 @@ def test_retrain_form_takes_dataset_paths_only_from_the_data_folder(tmp_path, mo
 
 def test_demo_mode_hides_retraining(root, monkeypatch):
     at = open_page(root, monkeypatch, demo=True)
-    links = [e.proto.label for e in at.sidebar.get("page_link")]
+    links = list(nav(at).values())
     assert "Overview" in links and "Retrain" not in links
-    at.switch_page("pages/retrain.py").run()  # a direct link still cannot launch anything
-    assert "Read-only demo mode" in page_text(at)
-    assert not at.text_input and not at.button
+    with pytest.raises(ValueError, match="navigation page"):  # not even a direct link reaches it
+        at.switch_page("app_pages/retrain.py")
+    assert "Read-only demo mode" in " ".join(c.value for c in at.sidebar.caption)
     normal = open_page(root, monkeypatch, demo=False)
-    assert "Retrain" in [e.proto.label for e in normal.sidebar.get("page_link")]
+    assert "Retrain" in nav(normal).values()
+
+
+def test_sweeps_page_is_listed_only_when_an_experiment_is_a_sweep(root, monkeypatch):
+    at = open_page(root, monkeypatch)
+    assert "app_pages/sweeps.py" not in nav(at)
+    doc = experiment_json(root)
+    shutil.copytree(root / EXPERIMENT, root / "sized")
+    doc["name"], doc["config"]["sweep"] = "sized", "emb"
+    (root / "sized" / "experiment.json").write_text(json.dumps(doc))
+    at = open_page(root, monkeypatch)
+    assert nav(at)["app_pages/sweeps.py"] == "Sensitivity sweeps"
+    at.switch_page("app_pages/sweeps.py").run()  # the experiment shown (not this sweep) says how to make one
+    assert not at.exception and "not a sensitivity sweep" in page_text(at)
 
 
 def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
@@ -433,11 +452,13 @@ def test_city_levels_are_never_called_countries(tmp_path, monkeypatch):
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     at = open_page(root, monkeypatch)
-    for page in (None, "per_scenario", "correlations", "hidden_states", "sweeps", "retrain"):
-        if page:
-            at.switch_page(f"pages/{page}.py").run()
+    assert set(nav(at)) == {f"app_pages/{p}.py" for p in ("overview", "per_scenario", "correlations",
+                                                         "hidden_states", "retrain")}
+    for page in nav(at):
+        at.switch_page(page).run()
+        page = page.removeprefix("app_pages/").removesuffix(".py")
         assert not at.exception, [e.value for e in at.exception]
-        text = page_text(at) + " ".join(e.proto.label for e in at.sidebar.get("page_link"))
+        text = page_text(at) + " ".join(nav(at).values())
         text += json.dumps(figures(at))
         for df in at.dataframe:
             text += " ".join(map(str, df.value.columns))
@@ -456,10 +477,10 @@ def test_shipped_demo_experiments_render(monkeypatch):
     for name in names:
         at.selectbox(key="experiment_picker").set_value(name).run()
         for page in ("per_scenario", "correlations", "hidden_states"):
-            at.switch_page(f"pages/{page}.py").run()
+            at.switch_page(f"app_pages/{page}.py").run()
             assert not at.exception, [e.value for e in at.exception]
             assert not at.warning or all("Simulated" in w.value or "Real data" in w.value for w in at.warning)
-        at.switch_page("app.py").run()
+        at.switch_page("app_pages/overview.py").run()
         assert at.session_state["experiment"] == name
 
 

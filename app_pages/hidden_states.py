@@ -4,7 +4,6 @@ import streamlit as st
 
 from dashboard import charts, data_access as da, embedding, explain, ui
 
-ui.page_setup("Hidden states")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 names = list(exp.scenario_names)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data_access as da, explain, tables, ui
 from saml_core import evaluate as ev
+from saml_core.models import registry as models
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -24,7 +25,6 @@ def fmt_mean_std(m: dict) -> str:
     return "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1 else "")
 
 
-ui.page_setup("Which scenarios are alike")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 names = list(exp.scenario_names)
@@ -243,8 +243,8 @@ else:
                f"{t['n']} {n.many}, this run, mutual unit {layer + 1}): {verdict}.")
 
 # 6 -- what the other models say -------------------------------------------------------
-others = [r for r in exp.runs if r.finished and r.metrics.get("relations") and r.model not in ("saml", "saml_no_aux")
-          and r.seed == run.seed and r.data_seed == run.data_seed]
+others = [r for r in exp.runs if r.finished and r.metrics.get("relations") and r.seed == run.seed
+          and r.data_seed == run.data_seed and "alpha" not in getattr(models.find(r.model), "probes", ())]
 square = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) for r in others
           for name, m in r.metrics["relations"].items() if np.shape(m) == (k, k)}
 if square:
