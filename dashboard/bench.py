@@ -1,4 +1,5 @@
-"""Page timings of the dashboard: `python -m dashboard.bench [--artifacts DIR] [--experiment NAME] [--json]`.
+"""Page timings of the dashboard: `python -m dashboard.bench [--artifacts DIR] [--experiment NAME] [--json]`;
+with `--browser [--rounds N]`: cold start and page switches in a real browser (dashboard/bench_browser.py).
 
 For every page it measures, with Streamlit's AppTest in this process:
   cold  the first render (empty Streamlit caches; Python modules already imported),
@@ -27,9 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-PAGES = {"Overview": "app.py", "AUC per scenario": "pages/per_scenario.py",
-         "Scenario correlations": "pages/correlations.py", "Hidden states": "pages/hidden_states.py",
-         "Sensitivity sweeps": "pages/sweeps.py", "Retrain": "pages/retrain.py"}
 HEAVY_MODULES = ("umap", "numba", "pynndescent", "torch")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +43,13 @@ def _render(at, page: str | None) -> float:
     return dt
 
 
+def listed_pages(at) -> dict[str, str]:
+    """{page file: title} of the pages the app's navigation lists (AppTest keeps st.navigation's
+    registry after a run)."""
+    return {Path(i["script_path"]).resolve().relative_to(REPO).as_posix(): i["page_name"]
+            for i in at._registered_pages.values() if i.get("script_path")}
+
+
 def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[dict]:
     from streamlit.testing.v1 import AppTest
 
@@ -55,7 +60,7 @@ def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[
         at.session_state["experiment"] = experiment
     boot = _render(at, None)
     rows = []
-    for page, path in PAGES.items():
+    for path, page in listed_pages(at).items():
         cold = _render(at, path)
         warm = [_render(at, path) for _ in range(repeats)]
         rows.append({"page": page, "cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3),
@@ -80,10 +85,10 @@ def hidden_timings(artifacts: Path, experiment: str | None, after_overview: bool
         at.session_state["experiment"] = experiment
     overview = _render(at, None) if after_overview else None
     if not after_overview:
-        at.switch_page("pages/hidden_states.py")
+        at.switch_page("app_pages/hidden_states.py")
         first = _render(at, None)
     else:
-        first = _render(at, "pages/hidden_states.py")
+        first = _render(at, "app_pages/hidden_states.py")
     name = at.session_state["experiment"]
     run_id = at.selectbox(key="hs_run").value
     stored = registry.load_experiment(artifacts, name).run(run_id).load_maps() or {}
@@ -177,11 +182,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--umap-points", type=int, default=5000)
     ap.add_argument("--no-umap", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--browser", action="store_true",
+                    help="time cold start and page switches in headless Chromium instead (dashboard/bench_browser.py)")
+    ap.add_argument("--rounds", type=int, default=3, help="--browser: fresh server + browser context per round")
+    ap.add_argument("--chromium", default=os.environ.get("SAML_CHROMIUM", "/usr/bin/chromium"),
+                    help="--browser: the Chromium executable (default $SAML_CHROMIUM, else /usr/bin/chromium)")
     ap.add_argument("--child", choices=["pages", "umap", "hidden-first", "hidden-after-overview"],
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from dashboard.settings import artifacts_root
 
+    if args.browser:
+        from dashboard import bench_browser
+
+        return bench_browser.main(args)
     artifacts = (args.artifacts or artifacts_root()).resolve()
     if args.child:
         import warnings

@@ -50,6 +50,7 @@ def is_demo_mode() -> bool:
 # Narrow windows (a 1024 px laptop or projector, sidebar open): Streamlit's wide layout keeps 5 rem
 # of padding each side, which leaves charts and tables ~560 px; 1.5 rem gives them ~680 px.
 _PAGE_CSS = """<style>
+.st-key-browser-warmup { display: none; }
 @media (max-width: 1200px) {
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }

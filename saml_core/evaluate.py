@@ -91,8 +91,12 @@ _placement_lock = threading.Lock()
 
 def _placements(y: np.ndarray, preds: np.ndarray):
     global _placement_bytes
-    y_key = y.tobytes()
-    keys = [hashlib.blake2b(y_key + row.tobytes(), digest_size=16).digest() for row in preds]
+    base = hashlib.blake2b(np.ascontiguousarray(y), digest_size=16)
+    keys = []
+    for row in preds:
+        h = base.copy()
+        h.update(np.ascontiguousarray(row))
+        keys.append(h.digest())
     with _placement_lock:
         got = [_PLACEMENTS.get(key) for key in keys]
         for key, hit in zip(keys, got):
