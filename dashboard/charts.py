@@ -381,40 +381,78 @@ def gate_vs_traffic_scatter(df: pd.DataFrame, colors: dict, noun_one: str, y: st
                    height=400, legend=False)
 
 
+MAP_CATEGORIES = 15  # colours on a map; a field with more values shows its most common, the rest as "other"
+
+
+def map_categories(values: pd.Series, colors: dict | None = None, limit: int = MAP_CATEGORIES) -> pd.Series:
+    """The colour group of each point: its value, or "other (N values)" beyond the `limit` most
+    common (a legend of 800 user ids helps nobody); values with a fixed colour are kept."""
+    counts = values.value_counts()
+    keep = set(counts.index[:limit]) | set(colors or {})
+    if len(counts) <= len(keep & set(counts.index)):
+        return values.astype(str)
+    other = f"other ({len(counts) - len(keep & set(counts.index))} values)"
+    return values.where(values.isin(keep), other).astype(str)
+
+
 def umap_scatter(df: pd.DataFrame, color_by: str, title: str, colors: dict | None = None,
-                 color_title: str = "", x_title: str = "UMAP dimension 1", y_title: str = "UMAP dimension 2"
+                 color_title: str = "", x_title: str = "UMAP dimension 1", y_title: str = "UMAP dimension 2",
+                 numeric: bool | None = None, chosen: int | None = None, neighbours: list[int] | None = None
                  ) -> go.Figure:
-    """2-D embedding; categorical colouring gets one trace per value (legend), numeric a colour
-    scale (colour bar only, no legend)."""
+    """2-D map of the points; categorical colouring gets one trace per value (legend, the most
+    common values first), numeric a colour scale (colour bar only, no legend). customdata[0] of
+    every point is its number in `df` (what a box or lasso selection returns); the hover shows
+    df["hover"]. `chosen` and its `neighbours` (in the hidden space) are ringed on top."""
     fig = go.Figure()
-    hover = ("%{customdata[0]}<br>label: %{customdata[1]}<br>predicted click probability %{customdata[2]:.3f}"
-             "<extra></extra>")
-    custom_cols = ["hover", "label", "pred"]
+    hover = "%{customdata[1]}<extra></extra>"
+    custom_cols = ["point", "hover"]
     # SVG draws a map of the stored size (1,000 points) faster than WebGL starts up (0.5 s less to
     # the first picture); WebGL only for the large on-demand maps.
     scatter = go.Scattergl if len(df) > WEBGL_FROM_POINTS else go.Scatter
-    numeric = pd.api.types.is_numeric_dtype(df[color_by]) and color_by != "label"
+    if numeric is None:
+        numeric = pd.api.types.is_numeric_dtype(df[color_by]) and color_by != "label"
     if numeric:
         fig.add_trace(scatter(
             x=df["x"], y=df["y"], mode="markers", name=color_title or color_by, showlegend=False,
-            marker=dict(size=4, color=df[color_by], colorscale="Viridis", opacity=0.75,
-                        colorbar=dict(title=dict(text=color_title or color_by))),
+            marker=dict(size=5, color=df[color_by], colorscale="Viridis", opacity=0.8,
+                        colorbar=dict(title=dict(text=color_title or color_by, side="right"), thickness=14)),
             customdata=df[custom_cols].to_numpy(), hovertemplate=hover,
         ))
     else:
-        values = list(dict.fromkeys(df[color_by].tolist()))
+        group = map_categories(df[color_by], colors)
+        values = list(group.value_counts().index)
         if colors:
             values = [v for v in colors if v in set(values)] + [v for v in values if v not in colors]
+        values = [v for v in values if not v.startswith("other (")] + [v for v in values if v.startswith("other (")]
+        palette = _category_palette(values, colors)
         for v in values:
-            sub = df[df[color_by] == v]
+            sub = df[group == v]
             fig.add_trace(scatter(
                 x=sub["x"], y=sub["y"], mode="markers", name=str(v),
-                marker=dict(size=4, opacity=0.75, color=(colors or {}).get(v)),
+                marker=dict(size=5, opacity=0.8, color=palette.get(v)),
                 customdata=sub[custom_cols].to_numpy(), hovertemplate=hover,
             ))
-    fig = _layout(fig, title, x_title, y_title, height=560, legend_title=color_title or color_by, legend=not numeric)
+    if chosen is not None:
+        near = df.iloc[list(neighbours or [])]
+        fig.add_trace(go.Scatter(x=near["x"], y=near["y"], mode="markers", name="nearest in the hidden space",
+                                 marker=dict(size=13, symbol="circle-open", color="#111", line=dict(width=2)),
+                                 customdata=near[custom_cols].to_numpy(), hovertemplate=hover, meta="neighbours"))
+        me = df.iloc[[chosen]]
+        fig.add_trace(go.Scatter(x=me["x"], y=me["y"], mode="markers", name=f"point {chosen}",
+                                 marker=dict(size=17, symbol="star", color="#111", line=dict(width=1, color="white")),
+                                 customdata=me[custom_cols].to_numpy(), hovertemplate=hover, meta="chosen"))
+    fig = _layout(fig, title, x_title, y_title, height=560, legend_title=color_title or color_by,
+                  legend=not numeric or chosen is not None)
     fig.update_layout(legend=dict(itemsizing="constant"))
     return fig
+
+
+def _category_palette(values: list[str], colors: dict | None) -> dict:
+    from dashboard.colors import category_colors
+
+    fixed = dict(colors or {})
+    rest = category_colors([v for v in values if v not in fixed and not v.startswith("other (")])
+    return fixed | rest | {v: "#BBBBBB" for v in values if v.startswith("other (")}
 
 
 def sweep_lines(sub: pd.DataFrame, dim: str) -> go.Figure:

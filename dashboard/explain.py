@@ -176,8 +176,20 @@ def hidden_map(n: Noun, view: str, color_by: str, method: str) -> str:
         "label": "Colour: whether the sample was clicked. Clicks gathered in one region mean the representation "
                  "separates what gets clicked.",
         "pred": "Colour: the model's predicted click probability for the sample.",
-    }.get(color_by, "")
+        "error": "Colour: how far the prediction was from what happened, |click − predicted probability| (0 = right "
+                 "and sure, near 1 = sure and wrong). A region of high error is a kind of sample the model gets wrong.",
+    }.get(color_by) or (f"Colour: the sample's {color_by.split(': ', 1)[-1]} (the most common values; the others "
+                        "grey). Values gathered in one region mean the representation keeps them apart."
+                        if color_by.startswith("field: ") else "")
     return f"{dot}{place} {colour}".strip()
+
+
+def explorer(n: Noun) -> str:
+    return (f"Select points with the box or lasso tool (top right of the map) to see what they are made of: their "
+            f"{n.many}, click rate and most common field values against all points shown (lift 2 = twice as common "
+            "in the selection). Click one point, or type its number, for its nearest neighbours in the hidden space "
+            "itself: the map squeezes many dimensions into two, so points close on it need not be close to the "
+            "model, and the other way round.")
 
 
 def planted(n: Noun) -> str:

@@ -329,3 +329,26 @@ def gate_vs_traffic(gate_df: pd.DataFrame, traffic_share: dict, names: list[str]
 
 def fmt_share(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
+
+
+def test_samples_line(exp) -> str | None:
+    """How many test samples the results stand on: per data seed when there are several (each
+    data seed is its own simulated log or split; their sum would count no one test set)."""
+    per_seed = {}
+    for d in exp.data_seeds:
+        try:  # experiment.json is shared input: any shape it has, the sidebar still renders
+            counts = exp.raw["splits"][str(d)]["test_counts"]
+            per_seed[d] = sum(int(counts[s]["n"]) for s in exp.scenario_names)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            per_seed = {}
+            break
+    if len(per_seed) > 1:
+        if len(set(per_seed.values())) == 1:
+            return f"{len(per_seed)} data seeds of {next(iter(per_seed.values())):,} test samples each"
+        return "test samples per data seed: " + " / ".join(f"{per_seed[d]:,}" for d in sorted(per_seed))
+    n_test = next(iter(per_seed.values()), None) or sum(
+        int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
+    if not n_test:
+        return None
+    return f"{n_test:,} test samples" + (f" (summed over {len(exp.data_seeds)} data seeds)"
+                                         if len(exp.data_seeds) > 1 and not per_seed else "")

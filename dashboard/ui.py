@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard import data_access as da
-from dashboard import explain, settings
+from dashboard import explain, settings, tables
 from dashboard.colors import scenario_colors
 from dashboard.explain import Noun
 from saml_core.experiments import demo_specs
@@ -201,7 +201,7 @@ def dataset_badge(exp) -> None:
     details = [str(info["title"])] if info.get("title") else [f"`{exp.dataset}`"]
     if isinstance(info.get("samples"), (int, float)):
         details.append(f"{int(info['samples']):,} samples")
-    test = test_samples_line(exp)
+    test = tables.test_samples_line(exp)
     if test:
         details.append(test)
     details.append(f"{len(exp.scenario_names)} {noun(exp).many}")
@@ -221,29 +221,6 @@ def dataset_badge(exp) -> None:
         with st.expander("More about this data"):
             for c in caveats[1:]:
                 st.caption(c)
-
-
-def test_samples_line(exp) -> str | None:
-    """How many test samples the results stand on: per data seed when there are several (each
-    data seed is its own simulated log or split; their sum would count no one test set)."""
-    per_seed = {}
-    for d in exp.data_seeds:
-        counts = ((exp.raw.get("splits") or {}).get(str(d)) or {}).get("test_counts") or {}
-        try:
-            per_seed[d] = sum(int(counts[s]["n"]) for s in exp.scenario_names)
-        except (KeyError, TypeError, ValueError):
-            per_seed = {}
-            break
-    if len(per_seed) > 1:
-        if len(set(per_seed.values())) == 1:
-            return f"{len(per_seed)} data seeds of {next(iter(per_seed.values())):,} test samples each"
-        return "test samples per data seed: " + " / ".join(f"{per_seed[d]:,}" for d in sorted(per_seed))
-    n_test = next(iter(per_seed.values()), None) or sum(
-        int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
-    if not n_test:
-        return None
-    return f"{n_test:,} test samples" + (f" (summed over {len(exp.data_seeds)} data seeds)"
-                                         if len(exp.data_seeds) > 1 and not per_seed else "")
 
 
 def current_experiment():
