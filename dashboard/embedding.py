@@ -197,5 +197,6 @@ def projector_files(x: np.ndarray, facts: pd.DataFrame) -> tuple[str, str]:
 def csv_file(x: np.ndarray, facts: pd.DataFrame) -> str:
     """Every point shown in one CSV: its facts, its map coordinates and its hidden state (h1..hH)."""
     hidden_cols = pd.DataFrame(np.asarray(x, dtype=np.float64), columns=[f"h{i + 1}" for i in range(x.shape[1])])
-    out = pd.concat([facts[metadata_columns(facts) + ["x", "y"]].reset_index(drop=True), hidden_cols], axis=1)
+    coords = [c for c in ("x", "y") if c in facts]
+    out = pd.concat([facts[metadata_columns(facts) + coords].reset_index(drop=True), hidden_cols], axis=1)
     return out.to_csv(index=False, float_format="%.6g")

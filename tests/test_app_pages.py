@@ -286,6 +286,10 @@ def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
 
 # ---- hidden states -------------------------------------------------------------------------
 
+def files_under(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
 def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, monkeypatch):
     from saml_core import maps
 
@@ -294,6 +298,7 @@ def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, m
 
     monkeypatch.setattr(maps, "fit_umap", no_fit)
     monkeypatch.setattr(maps, "fit_pca", no_fit)
+    before = files_under(root)
     at = open_page(root, monkeypatch, "hidden_states")
     names = experiment_json(root)["scenario_names"]
     n_own = int(np.load(root / EXPERIMENT / saml_run_id(root) / "maps.npz")["umap_own_0"].shape[0])
@@ -325,12 +330,65 @@ def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, m
     text = page_text(at)
     assert "Colour: the branch." not in text and "not the branch" in text  # the caption follows the colouring
 
-    monkeypatch.undo()  # another size is computed now (PCA: instant), then kept on disk
+    monkeypatch.undo()  # another size is computed now (PCA: instant), kept in memory only
     monkeypatch.setenv("SAML_ARTIFACTS", str(root))
     smaller = min(int(v) for v in at.select_slider(key="hs_size").options)
     at.select_slider(key="hs_size").set_value(smaller).run()
     assert sum(len(values(t["x"])) for t in figures(at)["umap"]["data"]) <= smaller
     assert "computed just now" in page_text(at)
+    assert files_under(root) == before  # the page wrote nothing, anywhere under the artifacts root
+
+
+def test_hidden_states_explorer_colours_by_fields_and_finds_neighbours_in_the_hidden_space(root, monkeypatch):
+    from saml_core import artifacts as art
+
+    at = open_page(root, monkeypatch, "hidden_states")
+    probes = art.load_npz(root / EXPERIMENT / saml_run_id(root) / "probes.npz")
+    fields = [str(f) for f in probes["field_names"]]
+    assert {"user_id", "category", "country"} & set(fields)  # the simulator's fields, decoded by training
+    options = at.selectbox(key="hs_color_own").options
+    assert {f"Field: {f}" for f in fields} <= set(options) and "Error: |click − prediction|" in options
+    j = fields.index("category")
+    at.selectbox(key="hs_color_own").set_value("field: category").run()
+    fig = figures(at)["umap"]
+    decoded = probes[f"field_values_{j}"][probes[f"field_codes_{j}"]]
+    shown = {t["name"] for t in fig["data"]}
+    assert shown - {n for n in shown if n.startswith("other (")} <= set(decoded)  # real values, not ids
+    assert "category: " in fig["data"][0]["customdata"][0][1]  # hover carries the fields
+    assert "Colour: the sample's category" in page_text(at)
+    at.selectbox(key="hs_color_own").set_value("error").run()
+    (trace,) = figures(at)["umap"]["data"]
+    assert "colorscale" in trace["marker"] and max(values(trace["marker"]["color"])) <= 1
+
+    at.number_input(key="hs_point").set_value(7)
+    at.button(key="hs_show_neighbours").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "distance" in d.value.columns)
+    from saml_core import maps
+
+    h, _, _ = maps.points(probes, "own", 0, maps.stored_size(probes, "own", 0))  # the states of the points shown
+    h = h.astype(np.float64)
+    d = np.linalg.norm(h - h[7], axis=1)
+    d[7] = np.inf
+    assert list(table["point"]) == list(np.argsort(d, kind="stable")[:10])  # hidden space, not the 2-D map
+    assert np.allclose(table["distance"], np.sort(d)[:10], atol=1e-4)
+    metas = [t.get("meta") for t in figures(at)["umap"]["data"]]
+    assert metas[-2:] == ["neighbours", "chosen"]
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Vectors for TensorBoard Projector (TSV)", "Metadata for TensorBoard Projector (TSV)",
+            "Points, map and hidden states (CSV)"} <= set(labels)
+
+
+def test_hidden_states_of_a_run_without_fields_say_what_is_missing(root, monkeypatch):
+    from saml_core import artifacts as art
+
+    path = root / EXPERIMENT / saml_run_id(root) / "probes.npz"
+    art.save_npz(path, {k: v for k, v in art.load_npz(path).items()
+                        if not k.startswith("field") and k != "schema_version"})
+    at = open_page(root, monkeypatch, "hidden_states")
+    assert not any(o.startswith("field: ") for o in at.selectbox(key="hs_color_own").options)
+    assert "No field values: this run stored no field values" in page_text(at)
+    assert "umap" in figures(at)  # what the run has still shows
 
 
 # ---- retrain and jobs ----------------------------------------------------------------------
