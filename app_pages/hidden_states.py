@@ -128,25 +128,18 @@ if len(picked) > 1:
                    delta_color="off")
     cols[2].metric("Mean predicted probability", f"{summary['pred_mean']:.3f}",
                    f"{summary['pred_mean'] - summary['pred_mean_all']:+.3f} vs all shown", delta_color="off")
-    share_cfg = {"share of selection (%)": st.column_config.NumberColumn(format="%.1f"),
-                 "share of all points (%)": st.column_config.NumberColumn(format="%.1f"),
+    share_cfg = {"% of selection": st.column_config.NumberColumn(format="%.1f"),
+                 "% of all shown": st.column_config.NumberColumn(format="%.1f"),
                  "lift": st.column_config.NumberColumn(format="%.2f", help="Share in the selection / share among "
                                                                           "all points shown")}
-    left, right = ui.row("selection", (1, 1), 360)
-    with left:
-        st.dataframe(summary["scenario"].rename(columns={"value": n.One}), hide_index=True, width="stretch",
-                     column_config=share_cfg, key="sel_scenarios")
-    with right:
-        if view == "all":
-            st.dataframe(summary["branch"].rename(columns={"value": "Branch"}), hide_index=True, width="stretch",
-                         column_config=share_cfg, key="sel_branches")
-        elif len(summary["fields"]):
-            st.dataframe(summary["fields"], hide_index=True, width="stretch", column_config=share_cfg,
-                         key="sel_fields")
-        else:
-            st.caption("No field values stored for this run (see above).")
-    if view == "all" and len(summary["fields"]):
+    by = "branch" if view == "all" else "scenario"
+    st.dataframe(summary[by].rename(columns={"value": "Branch" if view == "all" else n.One}), hide_index=True,
+                 width="stretch", column_config=share_cfg, key="sel_groups")
+    if len(summary["fields"]):
+        st.caption("The most common values of each field in the selection:")
         st.dataframe(summary["fields"], hide_index=True, width="stretch", column_config=share_cfg, key="sel_fields")
+    else:
+        st.caption("No field values stored for this run (see above).")
 elif not picked:
     st.caption("No points selected yet.")
 

@@ -33,8 +33,11 @@ if table.empty:
 # The verdict table fits a 1024 px window; how each model trained is one click away.
 within = tables.within_col(n.one)
 config = {
-    "Model": st.column_config.TextColumn(pinned=True),
-    within: st.column_config.NumberColumn(format="%.4f", help=explain.within_auc(n)),
+    # Widths that fit the verdict columns in a 1024 px window (the reference rows' long names are cut
+    # there; the CSV and a wider window show them whole).
+    "Model": st.column_config.TextColumn(pinned=True, width=170),
+    "Runs": st.column_config.NumberColumn(width=50),
+    within: st.column_config.NumberColumn(format="%.4f", help=explain.within_auc(n), width=120),
     f"{within} std": st.column_config.NumberColumn("std", format="%.4f", help="Across runs (model and data seeds)"),
     "Pooled AUC": st.column_config.NumberColumn(format="%.4f", help=explain.pooled_auc(n)),
     "Logloss": st.column_config.NumberColumn(format="%.4f", help="Lower is better"),
@@ -49,7 +52,7 @@ config = {
     "Train time (s)": st.column_config.NumberColumn(format="%.0f", help="All runs together"),
 }
 verdict_cols = [c for c in ("Model", "Runs", within, f"{within} std", "Verdict vs BST", "p (vs BST)",
-                            "RelaImpr vs BST (%)", "Pooled AUC", "Logloss") if c in table]
+                            "RelaImpr vs BST (%)", "Pooled AUC") if c in table]
 st.dataframe(table, hide_index=True, width="stretch", column_order=verdict_cols, column_config=config,
              placeholder="—", key="overall_table")
 st.caption(explain.within_auc(n))
@@ -78,11 +81,11 @@ c2.download_button("Download a summary to share (one HTML file, opens offline)",
                         "opens in any browser without this app or a network. Also `python -m saml_core report "
                         f"{exp.name} --html FILE`.")
 trained = table[~is_ref]
-with st.expander("How each model trained: epochs, early stopping, training time"):
-    st.dataframe(trained, hide_index=True, width="stretch", column_config=config, placeholder="—",
+with st.expander("More columns: logloss, and how each model trained (epochs, early stopping, training time)"):
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, placeholder="—",
                  key="training_table",
-                 column_order=["Model", "Runs", "Epochs", "Stopped at the cap while improving", "Train time (s)"])
-st.caption(explain.OVERALL_TABLE)
+                 column_order=["Model", "Logloss", "Epochs", "Stopped at the cap while improving", "Train time (s)"])
+st.caption(explain.OVERALL_TABLE + " " + explain.OVERALL_TABLE_MORE)
 for line in tables.settings_lines(report, n.one):
     st.caption(line)
 capped = trained[trained["Stopped at the cap while improving"] != "no"]

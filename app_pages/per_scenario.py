@@ -39,8 +39,8 @@ added = c1.multiselect("Also show", extra, default=[], format_func=labels.get, k
                        disabled=not extra, help="SAML's ablations and other baselines of this experiment.")
 shown = main + list(added)
 has_oracle = any(v is not None for v in (exp.oracle_auc or {}).values())  # real data stores none
-show_oracle = c2.toggle("Show oracle AUC", value=has_oracle, key="show_oracle", disabled=not has_oracle,
-                        help="Best accuracy any model can reach (known only for simulated data).")
+show_oracle = has_oracle and c2.toggle("Show oracle AUC", value=True, key="show_oracle",
+                                       help="Best accuracy any model can reach (known only for simulated data).")
 method = [m for m in present if (e := models.find(m)) is not None and e.role == "method"]
 focus = (method or [m for m in present if m != report["reference"]["model"]] or present)[0]
 

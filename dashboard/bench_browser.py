@@ -99,7 +99,9 @@ def _nav_links(pg) -> list[tuple[str, str]]:
 
 
 def _run_finished(pg, timeout_ms: float = 120_000) -> None:
-    pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    """Until the script's run has ended (Streamlit marks it on its app root)."""
+    pg.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
+                         "?.getAttribute('data-test-script-state') === 'notRunning'", timeout=timeout_ms)
 
 
 def _switch(pg, title: str, form_button: str | None) -> float:

@@ -143,10 +143,10 @@ def composition(facts: pd.DataFrame, chosen: np.ndarray, by: str) -> pd.DataFram
     the ratio of the two ("lift": 2 = twice as common in the selection); most chosen first."""
     sel = facts[by].iloc[chosen].value_counts()
     allv = facts[by].value_counts()
-    df = pd.DataFrame({"value": sel.index, "in selection": sel.to_numpy()})
-    df["share of selection (%)"] = 100 * df["in selection"] / max(len(chosen), 1)
-    df["share of all points (%)"] = 100 * df["value"].map(allv).to_numpy() / max(len(facts), 1)
-    df["lift"] = df["share of selection (%)"] / df["share of all points (%)"]
+    df = pd.DataFrame({"value": sel.index, "selected": sel.to_numpy()})
+    df["% of selection"] = 100 * df["selected"] / max(len(chosen), 1)
+    df["% of all shown"] = 100 * df["value"].map(allv).to_numpy() / max(len(facts), 1)
+    df["lift"] = df["% of selection"] / df["% of all shown"]
     return df
 
 
@@ -160,16 +160,16 @@ def selection_summary(facts: pd.DataFrame, chosen: np.ndarray, top: int = 3) -> 
     for col in field_columns(facts):
         comp = composition(facts, chosen, col).head(top)
         for r in comp.itertuples(index=False):
-            rows.append({"field": col[len(FIELD_PREFIX):], "value": r[0], "in selection": r[1],
-                         "share of selection (%)": r[2], "share of all points (%)": r[3], "lift": r[4]})
+            rows.append({"field": col[len(FIELD_PREFIX):], "value": r[0], "selected": r[1],
+                         "% of selection": r[2], "% of all shown": r[3], "lift": r[4]})
     return {"n": len(chosen), "of": len(facts),
             "click_rate": float(clicked[chosen].mean()) if len(chosen) else None,
             "click_rate_all": float(clicked.mean()) if len(facts) else None,
             "pred_mean": float(sub["pred"].mean()) if len(chosen) else None,
             "pred_mean_all": float(facts["pred"].mean()) if len(facts) else None,
             "scenario": composition(facts, chosen, "scenario"), "branch": composition(facts, chosen, "branch"),
-            "fields": pd.DataFrame(rows, columns=["field", "value", "in selection", "share of selection (%)",
-                                                  "share of all points (%)", "lift"])}
+            "fields": pd.DataFrame(rows, columns=["field", "value", "selected", "% of selection",
+                                                  "% of all shown", "lift"])}
 
 
 def metadata_columns(facts: pd.DataFrame) -> list[str]:

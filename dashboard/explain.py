@@ -70,8 +70,9 @@ def glossary(n: Noun) -> str:
 
 OVERALL_TABLE = ("Each row is one model; with several seeds, the mean over its runs (± std). Verdict: "
                  "the paired test against BST on the same test samples with every seed, not one lucky "
-                 "run. The last rows are the references, computed without training. How each model trained "
-                 "(epochs, early stopping, time) is in the box above; the settings every model shared are below.")
+                 "run. The last rows are the references, computed without training.")
+OVERALL_TABLE_MORE = ("Logloss and how each model trained (epochs, early stopping, time) are in the box above; the "
+                      "settings every model shared are below.")
 
 
 def within_auc(n: Noun) -> str:

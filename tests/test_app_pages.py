@@ -84,8 +84,9 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
     assert {"BST", "SAML", "BST-Individual", "LR (target encoding)", "MMoE"} <= set(table.index)
     shown = list(at.dataframe[0].proto.column_order)
     # within-scenario AUC first, pooled second (one run each: no std; BST too close to chance: no RelaImpr)
-    assert shown == ["Model", "Runs", "Within-country AUC", "Verdict vs BST", "p (vs BST)", "Pooled AUC", "Logloss"]
-    assert "Epochs" in at.dataframe[1].proto.column_order  # how each model trained: in the expander
+    assert shown == ["Model", "Runs", "Within-country AUC", "Verdict vs BST", "p (vs BST)", "Pooled AUC"]
+    more = list(at.dataframe[1].proto.column_order)  # logloss and how each model trained: in the expander
+    assert "Logloss" in more and "Epochs" in more
     assert "Country click rate only (reference)" not in set(at.dataframe[1].value["Model"])
     assert table.at["BST", "Verdict vs BST"] == "reference"
     assert table.at["SAML", "Verdict vs BST"].split(" ")[0] in ("better", "worse", "no")

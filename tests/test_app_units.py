@@ -301,10 +301,10 @@ def test_explorer_selection_summary_against_all_points():
     s = embedding.selection_summary(facts, chosen)
     assert (s["n"], s["of"], s["click_rate"]) == (6, 30, 1.0) and s["click_rate_all"] == pytest.approx(8 / 30)
     scen = s["scenario"].set_index("value")
-    assert scen["in selection"].sum() == 6 and scen.loc[NAMES[0], "in selection"] == 2
-    assert scen.loc[NAMES[0], "share of all points (%)"] == pytest.approx(100 * 10 / 30)
+    assert scen["selected"].sum() == 6 and scen.loc[NAMES[0], "selected"] == 2
+    assert scen.loc[NAMES[0], "% of all shown"] == pytest.approx(100 * 10 / 30)
     colour = s["fields"][s["fields"]["field"] == "colour"].set_index("value")
-    assert colour.loc["red", "share of selection (%)"] == 100 and colour.loc["red", "lift"] == pytest.approx(2.0)
+    assert colour.loc["red", "% of selection"] == 100 and colour.loc["red", "lift"] == pytest.approx(2.0)
 
 
 def test_explorer_exports_load_as_tensorboard_projector_and_csv():
