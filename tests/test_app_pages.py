@@ -532,15 +532,43 @@ def test_shipped_demo_experiments_render(monkeypatch):
     names = sorted(p.parent.name for p in shipped.glob("*/experiment.json")) if shipped.is_dir() else []
     if not names:
         pytest.skip("no shipped demo experiments in artifacts/ yet")
+    import warnings
+
     at = open_page(shipped, monkeypatch, demo=True)
-    for name in names:
-        at.selectbox(key="experiment_picker").set_value(name).run()
-        for page in ("per_scenario", "correlations", "hidden_states"):
-            at.switch_page(f"app_pages/{page}.py").run()
-            assert not at.exception, [e.value for e in at.exception]
-            assert not at.warning or all("Simulated" in w.value or "Real data" in w.value for w in at.warning)
-        at.switch_page("app_pages/overview.py").run()
-        assert at.session_state["experiment"] == name
+    with warnings.catch_warnings(record=True) as caught:  # the pages run in AppTest's thread: caught too
+        warnings.simplefilter("always")
+        for name in names:
+            at.selectbox(key="experiment_picker").set_value(name).run()
+            for page in nav(at):
+                at.switch_page(page).run()
+                assert not at.exception, [e.value for e in at.exception]
+                allowed = ("Simulated", "Real data", "**Flags**", "Stopped at the epoch cap")  # the Overview's
+                assert all(any(a in w.value for a in allowed) for w in at.warning), [w.value for w in at.warning]
+            assert at.session_state["experiment"] == name
+    runtime = [(str(w.message), w.filename, w.lineno) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not runtime, runtime  # e.g. a mean of an empty slice on the correlations page
+
+
+def test_pages_that_only_read_import_no_torch(quick_root):
+    """A fresh process, as a new server: the pages that only read never import PyTorch (nor UMAP's
+    compiler or scikit-learn), whose imports alone cost seconds."""
+    import subprocess
+    import sys
+
+    script = (f"import json, sys\nfrom streamlit.testing.v1 import AppTest\n"
+              f"at = AppTest.from_file({str(REPO / 'app.py')!r}, default_timeout=300)\nat.run()\nseen = {{}}\n"
+              "for page in ['app_pages/overview.py', 'app_pages/per_scenario.py', 'app_pages/correlations.py',"
+              " 'app_pages/hidden_states.py']:\n"
+              "    at.switch_page(page).run()\n"
+              "    assert not at.exception, [e.value for e in at.exception]\n"
+              "    seen[page] = sorted(m for m in ('torch', 'numba', 'umap', 'sklearn') if m in sys.modules)\n"
+              "print(json.dumps(seen))\n")
+    env = {**__import__("os").environ, "SAML_ARTIFACTS": str(quick_root), "SAML_DEMO_MODE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(seen) == 4 and not any(seen.values()), seen
 
 
 def test_an_unfinished_experiment_resumes_from_the_app(root, monkeypatch):
