@@ -10,10 +10,13 @@ round (its own start is not counted). Times, in seconds:
   page switch  from the click on a page's link in the sidebar to that page drawn: its title, and
                its first new chart (pages that draw one) or its main control (Retrain)
 
-every page of the navigation in order, then back to the Overview (a revisit). Medians over the
-rounds with min and max, the machine (CPU model, cores, load average) and the targets: cold start
-<= 2 s, every page switch <= 1 s. Rounds are interleaved with nothing: on a shared machine read
-the spread and the load average printed with each round.
+every page of the navigation in order, then back to the Overview (a revisit). Each round is two
+server starts: the first with an empty dashboard cache (a server's first start ever: the report
+of the experiment is computed), then a restart, which finds that report kept
+(dashboard/report_cache.py); `--compare-warmup` adds both again without the browser warm-up
+(dashboard/warmup.py), interleaved. Medians over the rounds with min and max, the machine (CPU
+model, cores, load average at each round) and the targets: cold start <= 2 s, every page switch
+<= 1 s. On a shared machine read the spread and the load average.
 """
 from __future__ import annotations
 
@@ -56,9 +59,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(artifacts: Path, port: int, log) -> tuple[subprocess.Popen, float]:
+def _start_server(artifacts: Path, port: int, log, warmup: bool = True,
+                  cache: Path | None = None) -> tuple[subprocess.Popen, float]:
     """The server process and the perf_counter time its health check first answered."""
-    env = {**os.environ, "SAML_ARTIFACTS": str(artifacts), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SAML_ARTIFACTS": str(artifacts), "PYTHONUNBUFFERED": "1",
+           "SAML_BROWSER_WARMUP": "1" if warmup else "0"}
+    if cache is not None:
+        env["SAML_DASHBOARD_CACHE"] = str(cache)
     env.pop("SAML_DEMO_MODE", None)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -122,10 +129,11 @@ def _switch(pg, title: str, form_button: str | None) -> float:
     return time.perf_counter() - t0
 
 
-def one_round(browser, artifacts: Path, log) -> dict:
+def one_round(browser, artifacts: Path, log, warmup: bool = True, cache: Path | None = None,
+              variant: str = "") -> dict:
     port = _free_port()
     load = os.getloadavg()[0]
-    proc, listening = _start_server(artifacts, port, log)
+    proc, listening = _start_server(artifacts, port, log, warmup, cache)
     try:
         ctx = browser.new_context(viewport={"width": 1400, "height": 900})
         pg = ctx.new_page()
@@ -147,11 +155,15 @@ def one_round(browser, artifacts: Path, log) -> dict:
         ctx.close()
     finally:
         _stop(proc)
-    return {"load_avg_1min": round(load, 2), "cold_title_s": round(t_title, 3), "cold_first_chart_s": round(t_chart, 3),
-            "cold_run_finished_s": round(t_done, 3), "switches": switches}
+    return {"variant": variant, "warmup": warmup, "load_avg_1min": round(load, 2), "cold_title_s": round(t_title, 3),
+            "cold_first_chart_s": round(t_chart, 3), "cold_run_finished_s": round(t_done, 3), "switches": switches}
 
 
-def run(artifacts: Path, rounds: int, chromium: Path) -> dict:
+FIRST = "first start (no report kept by an earlier server)"
+RESTART = "restart (the report kept by the server before, dashboard/report_cache.py)"
+
+
+def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,7 +172,15 @@ def run(artifacts: Path, rounds: int, chromium: Path) -> dict:
         with sync_playwright() as p, open(Path(tmp) / "streamlit.log", "w") as log:
             browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
             try:
-                results = [one_round(browser, copy, log) for _ in range(rounds)]
+                # Interleaved: each round starts a server with an empty dashboard cache, then
+                # restarts it on the cache the first one filled (with --compare-warmup, the same
+                # again without the browser warm-up).
+                results = []
+                for i in range(rounds):
+                    for warmup in ((True, False) if compare_warmup else (True,)):
+                        cache = Path(tmp) / f"cache-{i}-{int(warmup)}"
+                        for variant in (FIRST, RESTART):
+                            results.append(one_round(browser, copy, log, warmup, cache, variant))
                 version = browser.version
             finally:
                 browser.close()
@@ -179,10 +199,26 @@ def _stats(values: list[float]) -> str:
 
 def report(result: dict) -> str:
     m = result["machine"]
-    rounds = result["rounds"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, Streamlit {m['streamlit']}, "
-             f"Chromium {m['chromium']} (headless)",
-             f"artifacts: {result['artifacts']}; {len(rounds)} rounds, each a fresh server and browser context; "
+    parts = [f"machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, Streamlit {m['streamlit']}, "
+             f"Chromium {m['chromium']} (headless)"]
+    groups = list(dict.fromkeys((r["warmup"], r["variant"]) for r in result["rounds"]))
+    for warmup, variant in groups:
+        rounds = [r for r in result["rounds"] if (r["warmup"], r["variant"]) == (warmup, variant)]
+        parts.append(f"\n=== {variant}" + ("" if warmup else ", WITHOUT the browser warm-up") + " ===")
+        parts.append(_report_rounds(result, rounds))
+    if any(not w for w, _ in groups):
+        for variant in (FIRST, RESTART):
+            on = [r["cold_first_chart_s"] for r in result["rounds"] if r["warmup"] and r["variant"] == variant]
+            off = [r["cold_first_chart_s"] for r in result["rounds"] if not r["warmup"] and r["variant"] == variant]
+            ratios = [b / a for a, b in zip(on, off)]
+            parts.append(f"\n{variant.split(' (')[0]}: cold start to the first chart without / with the warm-up, "
+                         "rounds in pairs: " + ", ".join(f"{x:.2f}" for x in ratios)
+                         + f" (median {statistics.median(ratios):.2f})")
+    return "\n".join(parts)
+
+
+def _report_rounds(result: dict, rounds: list[dict]) -> str:
+    lines = [f"artifacts: {result['artifacts']}; {len(rounds)} rounds, each a fresh server and browser context; "
              "load average (1 min) at each round's start: " + ", ".join(f"{r['load_avg_1min']:.1f}" for r in rounds),
              "", "cold start, from the server listening (s):"]
     cold = [r["cold_first_chart_s"] for r in rounds]
@@ -212,6 +248,6 @@ def main(args) -> int:
         print(f"error: Chromium not found at {chromium} (apt-get install chromium, or --chromium PATH)",
               file=sys.stderr)
         return 2
-    result = run((args.artifacts or artifacts_root()).resolve(), args.rounds, chromium)
+    result = run((args.artifacts or artifacts_root()).resolve(), args.rounds, chromium, args.compare_warmup)
     print(json.dumps(result, indent=1) if args.json else report(result))
     return 0

@@ -5,12 +5,16 @@ server's whole first run. The entry script sends this first, so the browser load
 while the server is still importing and computing. Imports nothing but Streamlit."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import streamlit as st
 
+from dashboard.settings import parse_flag
+
 KEY = "browser-warmup"  # the container holding the script; hidden by the page CSS (dashboard/ui.py)
+ENV_VAR = "SAML_BROWSER_WARMUP"  # "0" (or another "no") turns it off, e.g. to measure what it gains
 
 
 @lru_cache(maxsize=1)
@@ -37,6 +41,8 @@ def script(chunk: str) -> str:
 
 def start() -> None:
     """Send the warm-up script (once per page load; nothing when this Streamlit has no such file)."""
+    if parse_flag(os.environ.get(ENV_VAR, "1")) is False:
+        return
     chunk = _plotly_chunk()
     if chunk:
         st.container(key=KEY).html(script(chunk), unsafe_allow_javascript=True)

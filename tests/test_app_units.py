@@ -484,3 +484,34 @@ print(json.dumps({k: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses
     # the compile-heavy ones (tiny random-number helpers are compiled inside their callers)
     for name in ("smooth_knn_dist", "compute_membership_strengths", "_nb_optimize_layout_euclidean_single_epoch"):
         assert second[name] == [1, 0], (name, second)
+
+
+def test_report_cache_is_used_only_while_nothing_it_depends_on_changed(tmp_path, monkeypatch):
+    import json
+
+    from dashboard import report_cache
+
+    monkeypatch.setenv("SAML_DASHBOARD_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "art"
+    (root / "e" / "run-1").mkdir(parents=True)
+    (root / "e" / "experiment.json").write_text("{}")
+    metrics = root / "e" / "run-1" / "metrics.json"
+    metrics.write_text('{"auc": 0.6}')
+    doc = {"experiment": "e", "headline": "h", "x": [0.5, None]}
+    assert report_cache.load(root, "e") is None
+    report_cache.save(root, "e", doc)
+    assert report_cache.load(root, "e") == doc and not list(root.rglob("*.json.tmp"))
+    assert not (root / ".cache").exists()  # never under the artifacts root
+    metrics.write_text('{"auc": 0.61}')  # a run changed: the old entry is not used
+    assert report_cache.load(root, "e") is None
+    report_cache.save(root, "e", dict(doc, headline="h2"))
+    assert report_cache.load(root, "e")["headline"] == "h2"
+    assert len(list((tmp_path / "cache" / "reports").glob("*.json"))) == 1  # the stale entry is gone
+    (entry,) = (tmp_path / "cache" / "reports").glob("*.json")
+    entry.write_text("{ broken")
+    assert report_cache.load(root, "e") is None
+    entry.write_text(json.dumps({"experiment": "another"}))
+    assert report_cache.load(root, "e") is None
+    monkeypatch.setenv("SAML_DASHBOARD_CACHE", "/proc/no-such-folder")  # cannot be written: no error
+    report_cache.save(root, "e", doc)
+    assert report_cache.load(root, "e") is None
