@@ -87,7 +87,8 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
     assert shown == ["Model", "Runs", "Within-country AUC", "Verdict vs BST", "p (vs BST)", "Pooled AUC"]
     more = list(at.dataframe[1].proto.column_order)  # logloss and how each model trained: in the expander
     assert "Logloss" in more and "Epochs" in more
-    assert "Country click rate only (reference)" not in set(at.dataframe[1].value["Model"])
+    refs = at.dataframe[1].value.set_index("Model").loc["Constant (train click rate) (reference)"]
+    assert refs["Logloss"] > 0 and np.isnan(refs["Epochs"])  # the constant's logloss beside the models', no training
     assert table.at["BST", "Verdict vs BST"] == "reference"
     assert table.at["SAML", "Verdict vs BST"].split(" ")[0] in ("better", "worse", "no")
     # the page opens with the report's one sentence; the references are rows of the table
