@@ -14,7 +14,8 @@ every page of the navigation in order, then back to the Overview (a revisit). Ea
 server starts: the first with an empty dashboard cache (a server's first start ever: the report
 of the experiment is computed), then a restart, which finds that report kept
 (dashboard/report_cache.py); `--compare-warmup` adds both again without the browser warm-up
-(dashboard/warmup.py), interleaved. Medians over the rounds with min and max, the machine (CPU
+(dashboard/warmup.py), and `--against DIR` a first start of another checkout of the project (e.g.
+an older commit, `git archive COMMIT | tar -x -C DIR`) on the same artifacts, interleaved. Medians over the rounds with min and max, the machine (CPU
 model, cores, load average at each round) and the targets: cold start <= 2 s, every page switch
 <= 1 s. On a shared machine read the spread and the load average.
 """
@@ -60,7 +61,7 @@ def _free_port() -> int:
 
 
 def _start_server(artifacts: Path, port: int, log, warmup: bool = True,
-                  cache: Path | None = None) -> tuple[subprocess.Popen, float]:
+                  cache: Path | None = None, repo: Path = REPO) -> tuple[subprocess.Popen, float]:
     """The server process and the perf_counter time its health check first answered."""
     env = {**os.environ, "SAML_ARTIFACTS": str(artifacts), "PYTHONUNBUFFERED": "1",
            "SAML_BROWSER_WARMUP": "1" if warmup else "0"}
@@ -70,7 +71,7 @@ def _start_server(artifacts: Path, port: int, log, warmup: bool = True,
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.perf_counter() + 120
     while True:
         try:
@@ -130,10 +131,12 @@ def _switch(pg, title: str, form_button: str | None) -> float:
 
 
 def one_round(browser, artifacts: Path, log, warmup: bool = True, cache: Path | None = None,
-              variant: str = "") -> dict:
+              variant: str = "", repo: Path = REPO) -> dict:
+    """One server start; page switches too unless `repo` is another checkout (whose pages this
+    script may not know): there, the cold start only."""
     port = _free_port()
     load = os.getloadavg()[0]
-    proc, listening = _start_server(artifacts, port, log, warmup, cache)
+    proc, listening = _start_server(artifacts, port, log, warmup, cache, repo)
     try:
         ctx = browser.new_context(viewport={"width": 1400, "height": 900})
         pg = ctx.new_page()
@@ -145,7 +148,7 @@ def one_round(browser, artifacts: Path, log, warmup: bool = True, cache: Path | 
         t_chart = time.perf_counter() - listening
         _run_finished(pg)
         t_done = time.perf_counter() - listening
-        links = _nav_links(pg)
+        links = _nav_links(pg) if repo == REPO else []
         switches = []
         for href, title in links[1:] + links[:1]:  # every other page, then back to the Overview
             path = next((p for p in FORM_PAGES if href.rstrip("/").endswith(Path(p).stem)), None)
@@ -163,7 +166,10 @@ FIRST = "first start (no report kept by an earlier server)"
 RESTART = "restart (the report kept by the server before, dashboard/report_cache.py)"
 
 
-def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = False) -> dict:
+AGAINST = "another checkout (--against), same artifacts, first start"
+
+
+def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = False, against: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,6 +183,9 @@ def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = Fal
                 # again without the browser warm-up).
                 results = []
                 for i in range(rounds):
+                    if against is not None:
+                        results.append(one_round(browser, copy, log, True, Path(tmp) / f"other-{i}", AGAINST,
+                                                 against.resolve()))
                     for warmup in ((True, False) if compare_warmup else (True,)):
                         cache = Path(tmp) / f"cache-{i}-{int(warmup)}"
                         for variant in (FIRST, RESTART):
@@ -189,7 +198,7 @@ def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = Fal
     return {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                         "streamlit": streamlit.__version__, "chromium": version,
                         "load_avg_1min_end": round(os.getloadavg()[0], 2)},
-            "artifacts": str(artifacts), "rounds": results,
+            "artifacts": str(artifacts), "against": str(against) if against else None, "rounds": results,
             "targets": {"cold_first_chart_s": COLD_TARGET_S, "page_switch_s": SWITCH_TARGET_S}}
 
 
@@ -206,6 +215,14 @@ def report(result: dict) -> str:
         rounds = [r for r in result["rounds"] if (r["warmup"], r["variant"]) == (warmup, variant)]
         parts.append(f"\n=== {variant}" + ("" if warmup else ", WITHOUT the browser warm-up") + " ===")
         parts.append(_report_rounds(result, rounds))
+    if any(v == AGAINST for _, v in groups):
+        other = [r["cold_first_chart_s"] for r in result["rounds"] if r["variant"] == AGAINST]
+        for variant in (FIRST, RESTART):
+            mine = [r["cold_first_chart_s"] for r in result["rounds"] if r["warmup"] and r["variant"] == variant]
+            ratios = [a / b for a, b in zip(other, mine)]
+            parts.append(f"\n{variant.split(' (')[0]}: cold start to the first chart, the other checkout / this one, "
+                         "rounds in pairs: " + ", ".join(f"{x:.2f}" for x in ratios)
+                         + f" (median {statistics.median(ratios):.2f})")
     if any(not w for w, _ in groups):
         for variant in (FIRST, RESTART):
             on = [r["cold_first_chart_s"] for r in result["rounds"] if r["warmup"] and r["variant"] == variant]
@@ -227,6 +244,8 @@ def _report_rounds(result: dict, rounds: list[dict]) -> str:
         lines.append(f"  {what:30s} {_stats([r[key] for r in rounds])}")
     ok = statistics.median(cold) <= COLD_TARGET_S
     lines.append(f"  target: first chart <= {COLD_TARGET_S:.0f} s: {'met' if ok else 'NOT met'} (median)")
+    if not rounds[0]["switches"]:
+        return "\n".join(lines)
     lines += ["", "page switch, from the click to the page drawn (s):"]
     pages = [s["page"] for s in rounds[0]["switches"]]
     worst = 0.0
@@ -248,6 +267,7 @@ def main(args) -> int:
         print(f"error: Chromium not found at {chromium} (apt-get install chromium, or --chromium PATH)",
               file=sys.stderr)
         return 2
-    result = run((args.artifacts or artifacts_root()).resolve(), args.rounds, chromium, args.compare_warmup)
+    result = run((args.artifacts or artifacts_root()).resolve(), args.rounds, chromium, args.compare_warmup,
+                 args.against)
     print(json.dumps(result, indent=1) if args.json else report(result))
     return 0
