@@ -115,12 +115,14 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
 
     from dashboard import embedding
     from saml_core import maps, registry
+    from saml_core.models import registry as models
 
     names = [s.name for s in registry.list_experiments(artifacts) if s.error is None]
     name = experiment or (names[0] if names else None)
     exp = registry.load_experiment(artifacts, name)
     def states(r):  # probes with hidden states (runs whose weights were not kept store none)
-        if r.model != "saml" or r.error is not None or not r.has_probes:
+        entry = models.find(r.model)
+        if entry is None or "hidden" not in entry.probes or r.error is not None or not r.has_probes:
             return None
         p = r.load_probes()
         return p if embedding.hidden_layers(p, "own") else None

@@ -591,3 +591,32 @@ def test_an_unfinished_experiment_resumes_from_the_app(root, monkeypatch):
     assert job.experiment == EXPERIMENT and spec == json.loads(json.dumps(stored))
     q.cancel(job.job_id)
     assert jobs_mod.wait(q, job.job_id, timeout=60).state == "cancelled"
+
+
+def test_report_html_writes_one_self_contained_summary_atomically(quick_root, tmp_path, capsys):
+    """`report NAME --html FILE`: the findings in one file that needs nothing else (Plotly inside,
+    no script or style fetched from anywhere); an impossible path is one clear error, nothing left."""
+    import re
+    import subprocess
+    import sys
+
+    from saml_core import registry
+    from saml_core.cli import main
+
+    out = tmp_path / "summary.html"
+    assert main(["report", EXPERIMENT, "--html", str(out), "--artifacts", str(quick_root)]) == 0
+    assert "opens offline" in capsys.readouterr().out
+    text = out.read_text()
+    doc = registry.report(quick_root, EXPERIMENT)
+    assert text.startswith("<!DOCTYPE html>") and doc["headline"].split(" (")[0] in text
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", text)  # nothing to fetch: opens offline
+    assert text.count('class="plotly-graph-div"') >= 4 and "Plotly.newPlot" in text and len(text) > 3_000_000
+    assert "Country click rate only (reference)" in text and "Within-country AUC per model" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.html"]  # written atomically: no temporary file
+    bad = tmp_path / "no-such-folder" / "x.html"
+    assert main(["report", EXPERIMENT, "--html", str(bad), "--artifacts", str(quick_root)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not bad.parent.exists()
+    # the CLI's path imports no Streamlit (saml_core never does; dashboard/summary.py is plain Plotly)
+    probe = subprocess.run([sys.executable, "-c", "import sys, dashboard.summary, saml_core.commands; "
+                            "print('streamlit' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
+    assert probe.stdout.strip() == "False", probe.stderr
