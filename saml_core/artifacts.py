@@ -296,6 +296,9 @@ def check_model_file(path, config: dict, recorded_shapes: dict | None = None) ->
     weights = state.get("state_dict")
     if not isinstance(weights, dict):
         raise ArtifactError(path, "no state_dict")
+    from saml_core.models.layers import merge_field_tables
+
+    weights = merge_field_tables(dict(weights))  # files of the one-table-per-field layout load merged
     try:
         expected = _expected_shapes(json.dumps({k: config.get(k) for k in (
             "model", "model_options", "model_config", "feature_spec")}, sort_keys=True))

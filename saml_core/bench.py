@@ -1,22 +1,27 @@
-"""`python -m saml_core bench`: training and evaluation speed of BST and SAML, measured in the
-same process on random data at the paper's industrial sizes (K=10, d_g=8, d_s=2, MLP 256-128,
-4 heads, sequence length 30, batch 1024).
+"""`python -m saml_core bench`: the engine's speed figures, each printed with its target, measured
+in one process on random data at the paper's industrial sizes (K=10, d_g=8, d_s=2, MLP 256-128,
+4 heads, sequence length 30, batch 1024), with the machine (CPU model, cores) and the fp32 matmul
+peak measured in the same run.
 
-Per model: samples/s (median of interleaved rounds, with the spread), GFLOP per sample counted
-with torch's FlopCounterMode (training step = forward + backward, evaluation = forward), the
-achieved GFLOP/s and their share of this machine's single-core fp32 matmul peak (measured here:
-a 2048 x 2048 sgemm on one thread). Optional: torch-rechub's BST at equal sizes (when
-`torch_rechub` is importable) and a table of thread settings (1 or 2 threads, passive or active
-OpenMP waiting, optionally with busy processes as artificial load), each in a fresh process.
+- BST and SAML: samples/s (median of interleaved rounds, with the spread), GFLOP per sample
+  counted with torch's FlopCounterMode (training step = forward + backward, evaluation =
+  forward), the achieved GFLOP/s and their share of the peak (a 2048 x 2048 sgemm on one thread,
+  one per round).
+- Operator calls per training step: the aten operators dispatched (forward, backward, optimizer;
+  a TorchDispatchMode counter) and the events torch.profiler records (nested calls included).
+- BST: step time at sequence length 50 against 10, throughput at batch 256 against 1024.
+- Optional, in fresh processes (bench_process): thread settings quiet and next to busy
+  processes, DDP on 2 CPU ranks, where a quick experiment's wall time goes; and our models
+  against their reference implementations (bench_peers, from folders given with --peers).
 
 Importing this module has no side effects (the tests use `random_data`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -80,7 +85,45 @@ def random_data(n_train=4000, n_valid=1000, n_test=2000, k=4, seq_len=8, vocab=5
 
 BENCH_CFG = dict(d_g=8, d_s=2, heads=4, mlp=(256, 128))
 MODELS = ("bst", "saml")  # registry ids; SAML = the full model
-TARGETS = {"saml_train_share_of_peak": 0.30, "bst_to_rechub_ratio": 2.5}
+
+# every figure's target: (result key, comparison, value, what it says)
+TARGETS = [
+    ("saml_train_share_of_peak", ">=", 0.35, "SAML training, share of the measured fp32 peak"),
+    ("saml_ops_per_step", "<", 2000, "SAML training step, aten operators dispatched"),
+    ("bst_seq50_to_seq10_step_time", "<=", 2.0, "BST step time, sequence length 50 / 10"),
+    ("bst_batch256_to_1024_throughput", ">=", 0.8, "BST samples/s, batch 256 / 1024"),
+    ("threads.saml_adaptive_to_one_thread_quiet", ">=", 1.6, "adaptive threads / 1 thread, free machine (SAML)"),
+    ("threads.bst_adaptive_to_one_thread_quiet", ">=", 1.6, "adaptive threads / 1 thread, free machine (BST)"),
+    ("threads.saml_adaptive_to_best_fixed_loaded", ">=", 0.95, "adaptive / best fixed, next to busy processes (SAML)"),
+    ("threads.bst_adaptive_to_best_fixed_loaded", ">=", 0.95, "adaptive / best fixed, next to busy processes (BST)"),
+    ("ddp.training_speedup", ">=", 1.7, "DDP 2 CPU ranks / 1 process, training loops"),
+    ("ddp.experiment_speedup", ">=", 1.5, "DDP 2 CPU ranks / 1 process, whole experiment"),
+    ("experiment.outside_training_share", "<=", 0.25, "quick experiment, share of wall time outside training"),
+    ("peers.bst / rechub bst", ">=", 6.0, "BST / torch-rechub BST"),
+] + [(f"peers.{a} / {b}", ">=", 2.5, f"{a} / {b}") for a, b in [
+    ("mmoe", "rechub mmoe"), ("mmoe", "swr mmoe"), ("ple", "rechub ple"), ("ple", "swr ple"), ("star", "swr star"),
+    ("shared_bottom", "rechub shared_bottom"), ("shared_bottom", "swr shared_bottom")]]
+
+
+def machine() -> dict:
+    """CPU model, usable cores and the vector extensions that matter for the peak (Linux /proc)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and model in (platform.processor(), platform.machine(), ""):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count()
+    return {"cpu": model, "cores": cores, "vector": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+                                                     if f in flags],
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": "cpu",
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)")}
 
 
 def _median_spread(values) -> tuple[float, float]:
@@ -160,9 +203,12 @@ class _Runner:
 
     def train(self, steps: int, clock: _Clock) -> float:
         """`steps` training steps -> seconds."""
+        from saml_core.runtime import tick_threads
+
         self.model.train()
         t0 = clock.now()
         for _ in range(steps):
+            tick_threads()  # the adaptive thread policy (--threads 0), as the trainer's loop does
             self.step(self.train_batches[self.i % len(self.train_batches)])
             self.i += 1
         return clock.now() - t0
@@ -196,14 +242,6 @@ def _ours(model_id: str, spec, cfg, split, batch_size, eval_n, eval_batch, compi
         return m.loss(out, b.label) if loss else out["logit"]
 
     return _Runner(model, train, evals, ModelAdam(model, lr=1e-4), forward_loss)
-
-
-def rechub_available() -> bool:
-    try:
-        import torch_rechub.models.ranking  # noqa: F401
-    except Exception:  # not installed, or broken against this torch
-        return False
-    return True
 
 
 def _rechub_bst(spec: FeatureSpec, cfg: ModelConfig, split, batch_size, eval_n, eval_batch) -> _Runner:
@@ -248,17 +286,94 @@ def _rechub_bst(spec: FeatureSpec, cfg: ModelConfig, split, batch_size, eval_n, 
     return _Runner(model, train, evals, torch.optim.Adam(model.parameters(), lr=1e-4), forward_loss)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """The profiler's native library announces its start and stop on file descriptor 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def count_ops(runner: _Runner) -> dict:
+    """Operator calls of one training step (forward, loss, backward, optimizer step): the aten
+    operators dispatched (what reaches a kernel, views included) and the events torch.profiler
+    records for the same step (nested calls such as a view's as_strided counted again)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    runner.model.train()
+    batch = runner.train_batches[0]
+    with Count():
+        runner.step(batch)
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        runner.step(batch)
+    events = sum(e.count for e in prof.key_averages())
+    return {"dispatched": Count.n, "profiler_events": int(events)}
+
+
+def _paired(runners: dict, work, rounds: int, clock: _Clock) -> dict:
+    """`work(name, runner, clock)` -> a rate, for every runner in each of `rounds` interleaved
+    rounds (order reversed every other round) -> {name: [rate per round]}."""
+    names, rates = list(runners), {n: [] for n in runners}
+    for rnd in range(rounds):
+        for n in (names if rnd % 2 == 0 else names[::-1]):
+            rates[n].append(work(n, runners[n], clock))
+    return rates
+
+
+def _ratio(a, b) -> dict:
+    rr = np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+    return {"median": round(float(np.median(rr)), 3), "min": round(float(rr.min()), 3),
+            "max": round(float(rr.max()), 3)}
+
+
+def bst_shapes(rounds: int, clock: _Clock, samples: int = 8192) -> dict:
+    """BST training at sequence length 10 and 50 (batch 1024) and at batch 256 and 1024 (length
+    30), interleaved; per round the same number of samples for every setting. Paired per-round
+    ratios: step time at 50 / at 10, samples/s at 256 / at 1024."""
+    cfg = ModelConfig(**BENCH_CFG)
+    runners = {}
+    for length, batch in ((10, 1024), (50, 1024), (30, 256), (30, 1024)):
+        spec = random_spec(10, length, vocab=1000)
+        split = random_split(spec, 16384, seed=0)
+        runners[(length, batch)] = _ours("bst", spec, cfg, split, batch, batch, batch)
+    for r in runners.values():
+        r.train(3, clock)
+
+    def rate(key, r, clk):
+        steps = max(2, samples // r.batch_size)
+        return steps * r.batch_size / r.train(steps, clk)
+
+    rates = _paired(runners, rate, rounds, clock)
+    step_time = {k: [r.batch_size / x for x in v] for (k, v), r in zip(rates.items(), runners.values())}
+    return {"bst_seq50_to_seq10": _ratio(step_time[(50, 1024)], step_time[(10, 1024)]),
+            "bst_batch256_to_1024": _ratio(rates[(30, 256)], rates[(30, 1024)]),
+            "bst_samples_per_s": {f"L={k[0]} batch={k[1]}": round(float(np.median(v))) for k, v in rates.items()}}
+
+
 def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: int = 32768,
-              eval_batch: int = 8192, rounds: int = 5, threads: int = 1, rechub: bool = True,
-              peak: bool = True, clock: str = "wall", compile_dense: bool = False,
-              bf16_context: bool = False) -> dict:
+              eval_batch: int = 8192, rounds: int = 5, threads: int = 1, peak: bool = True, clock: str = "wall",
+              compile_dense: bool = False, bf16_context: bool = False, extras: bool = True) -> dict:
     """Training and evaluation of every model in `rounds` interleaved rounds (one round: `steps`
     training steps of each model, one evaluation pass of `eval_n` samples of each, one sgemm of
     the peak measurement), so that a burst of other work hits all of them alike; medians and
-    spreads of the rounds."""
+    spreads of the rounds. `extras`: operator counts and the BST shape ratios too."""
     from saml_core.runtime import setup_cpu
 
-    setup_cpu(threads)
+    policy = setup_cpu(threads)
     clk = _Clock(clock)
     load_before = os.getloadavg()
     spec = random_spec(10, 30, vocab=1000)
@@ -266,18 +381,13 @@ def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: 
     cfg = ModelConfig(**BENCH_CFG)
     runners = {m: _ours(m, spec, cfg, split, batch_size, eval_n, eval_batch, compile_dense, bf16_context)
                for m in MODELS}
-    with_rechub = rechub and rechub_available()
-    if with_rechub:
-        runners["rechub_bst"] = _rechub_bst(spec, cfg, split, batch_size, eval_n, eval_batch)
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu",
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)")},
+        "machine": machine(),
         "settings": {"scenarios": 10, "d_g": cfg.d_g, "d_s": cfg.d_s, "mlp": list(cfg.mlp), "heads": cfg.heads,
                      "head_dim": cfg.head_dim, "ff_dim": cfg.ff_dim, "seq_len": 30, "batch_size": batch_size,
                      "steps_per_round": steps, "rounds": rounds, "eval_samples_per_round": eval_n,
                      "eval_batch_size": eval_batch, "clock": clock, "compile_dense": compile_dense,
-                     "bf16_context": bf16_context},
+                     "bf16_context": bf16_context, "threads": policy.describe()},
     }
     for name, r in runners.items():
         result[f"{name}_train_gflop_per_sample"], result[f"{name}_eval_gflop_per_sample"] = r.gflop_per_sample()
@@ -298,7 +408,9 @@ def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: 
     if peaks:
         med, spread = _median_spread(peaks)
         result.update({"matmul_peak_gflops": round(med, 1), "matmul_peak_spread": round(spread, 3),
+                       "matmul_peak_best_gflops": round(max(peaks), 1),
                        "matmul_peak_rounds": [round(p, 1) for p in peaks]})
+    threads_used = torch.get_num_threads()
     for key, rr in rates.items():
         med, spread = _median_spread(rr)
         result[f"{key}_samples_per_s"] = round(med)
@@ -307,75 +419,56 @@ def run_bench(steps: int = 20, warmup: int = 3, batch_size: int = 1024, eval_n: 
         gflops = med * result[f"{key}_gflop_per_sample"]
         result[f"{key}_gflops"] = round(gflops, 2)
         if peaks:  # against one core's peak per thread in use
-            result[f"{key}_share_of_peak"] = round(gflops / (result["matmul_peak_gflops"] * torch.get_num_threads()), 3)
+            result[f"{key}_share_of_peak"] = round(gflops / (result["matmul_peak_gflops"] * threads_used), 3)
     for key in list(result):
         if key.endswith("_gflop_per_sample"):
             result[key] = round(result[key], 6)
     result["saml_to_bst_ratio"] = round(result["saml_train_samples_per_s"] / result["bst_train_samples_per_s"], 3)
     result["saml_to_bst_eval_ratio"] = round(result["saml_eval_samples_per_s"] / result["bst_eval_samples_per_s"], 3)
     result["flop_bound_ratio"] = round(result["bst_train_gflop_per_sample"] / result["saml_train_gflop_per_sample"], 3)
-    if with_rechub:
-        result["bst_to_rechub_ratio"] = round(result["bst_train_samples_per_s"] / result["rechub_bst_train_samples_per_s"], 3)
-        result["bst_to_rechub_eval_ratio"] = round(result["bst_eval_samples_per_s"] / result["rechub_bst_eval_samples_per_s"], 3)
-    else:
-        result["rechub_bst"] = "torch_rechub not importable: not measured"
+    if extras:
+        for name, r in runners.items():
+            ops = count_ops(r)
+            result[f"{name}_ops_per_step"] = ops["dispatched"]
+            result[f"{name}_profiler_events_per_step"] = ops["profiler_events"]
+        shapes = bst_shapes(rounds, clk)
+        result["bst_seq50_to_seq10_step_time"] = shapes["bst_seq50_to_seq10"]["median"]
+        result["bst_batch256_to_1024_throughput"] = shapes["bst_batch256_to_1024"]["median"]
+        result["bst_shapes"] = shapes
     result["load_average"] = {"before": [round(x, 2) for x in load_before],
                               "after": [round(x, 2) for x in os.getloadavg()]}
-    result["targets"] = dict(TARGETS)
     return result
 
 
-# --- thread settings, each in a fresh process (OpenMP reads its settings at start) -----------------
+def _lookup(r: dict, key: str):
+    """A result value by a dotted key ("threads.saml_..."; the peers' keys hold '/' and spaces)."""
+    head, _, rest = key.partition(".")
+    if rest and head in ("threads", "ddp", "experiment", "peers"):
+        part = r.get(head)
+        if head == "peers":
+            part = (part or {}).get("ratios", {}).get(rest)
+            return None if part is None else part["median"]
+        return None if part is None else part.get(rest)
+    return r.get(key)
 
-# (threads, OMP_WAIT_POLICY); "default": unset when torch loads (libgomp spins a while, then sleeps)
-THREAD_SETTINGS = [(1, "PASSIVE"), (1, "ACTIVE"), (2, "PASSIVE"), (2, "ACTIVE"), (2, "default")]
 
-
-def _busy_loop() -> None:
-    while True:
-        pass
-
-
-def run_thread_settings(busy: int = 0, rounds: int = 3, steps: int = 5, clock: str = "wall") -> list[dict]:
-    """Training samples/s of BST and SAML for each (threads, OMP_WAIT_POLICY) setting, each in a
-    fresh process, the settings in turn; with `busy` > 0 that many busy-looping processes run
-    meanwhile (artificial load: another job on the machine)."""
-    import multiprocessing as mp
-
-    procs = [mp.get_context("spawn").Process(target=_busy_loop, daemon=True) for _ in range(busy)]
-    for p in procs:
-        p.start()
-    rows = []
-    try:
-        for threads, policy in THREAD_SETTINGS:
-            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-            args = ["--json", "--threads", str(threads), "--rounds", str(rounds), "--steps", str(steps),
-                    "--eval-samples", "8192", "--no-rechub", "--no-peak", "--clock", clock]
-            if policy == "default":  # torch (and its OpenMP) loaded before saml_core could set a policy
-                code = "import torch, sys; from saml_core.bench import main; sys.exit(main(sys.argv[1:]))"
-                cmd = [sys.executable, "-c", code] + args
-            else:
-                env["OMP_WAIT_POLICY"] = policy
-                cmd = [sys.executable, "-m", "saml_core.bench"] + args
-            t0 = time.perf_counter()
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-            r = json.loads(out)
-            rows.append({"threads": threads, "omp_wait_policy": policy, "busy_processes": busy,
-                         "seconds": round(time.perf_counter() - t0, 1),
-                         **{k: r[k] for k in ("bst_train_samples_per_s", "bst_train_spread",
-                                              "saml_train_samples_per_s", "saml_train_spread",
-                                              "saml_eval_samples_per_s", "load_average")}})
-    finally:
-        for p in procs:
-            p.terminate()
-            p.join()
-    return rows
+def verdicts(r: dict) -> list[dict]:
+    """Each target with what this run measured: met, NOT met, or not measured."""
+    out = []
+    for key, op, value, what in TARGETS:
+        got = _lookup(r, key)
+        ok = None if got is None else (got >= value if op == ">=" else got <= value if op == "<=" else got < value)
+        out.append({"key": key, "target": f"{op} {value}", "measured": got, "what": what,
+                    "status": "not measured" if ok is None else ("met" if ok else "NOT met")})
+    return out
 
 
 def format_bench(r: dict) -> str:
     m, s = r["machine"], r["settings"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads, "
-             f"OMP_WAIT_POLICY={m['omp_wait_policy']}), {m['device']}; load average "
+    th = s["threads"]
+    threads = f"{th['threads']} thread(s)" if th["mode"] == "fixed" else "adaptive threads"
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['vector']) or 'no AVX2'}), torch {m['torch']} "
+             f"({threads}, OMP_WAIT_POLICY={m['omp_wait_policy']}), {m['device']}; load average "
              f"{r['load_average']['before'][0]:.2f} -> {r['load_average']['after'][0]:.2f}",
              f"settings: K={s['scenarios']} d_g={s['d_g']} d_s={s['d_s']} MLP {s['mlp']} heads {s['heads']} "
              f"L={s['seq_len']} batch {s['batch_size']}; {s['rounds']} interleaved rounds by the {s['clock']} clock "
@@ -383,39 +476,68 @@ def format_bench(r: dict) -> str:
              + ("; dense parts compiled" if s.get("compile_dense") else "")
              + ("; bf16 all-branch pass" if s.get("bf16_context") else "")]
     if "matmul_peak_gflops" in r:
-        lines.append(f"fp32 matmul peak, one core (2048^3 sgemm): {r['matmul_peak_gflops']:.1f} GFLOP/s "
-                     f"(spread {r['matmul_peak_spread']:.0%})")
+        lines.append(f"fp32 matmul peak, one core (2048^3 sgemm, one per round): median {r['matmul_peak_gflops']:.1f} "
+                     f"GFLOP/s (best {r['matmul_peak_best_gflops']:.1f}, spread {r['matmul_peak_spread']:.0%})")
     lines.append(f"{'':18s}{'samples/s':>11s} {'spread':>7s} {'GFLOP/sample':>13s} {'GFLOP/s':>8s} {'of peak':>8s}")
-    names = [n for n in ("bst", "saml", "rechub_bst") if f"{n}_train_samples_per_s" in r]
     for phase in ("train", "eval"):
-        for n in names:
+        for n in MODELS:
             k = f"{n}_{phase}"
             share = f"{r[k + '_share_of_peak']:.0%}" if k + "_share_of_peak" in r else "-"
-            lines.append(f"{n.upper().replace('_', ' '):11s}{phase:7s}{r[k + '_samples_per_s']:>11,} "
+            lines.append(f"{n.upper():11s}{phase:7s}{r[k + '_samples_per_s']:>11,} "
                          f"{r[k + '_spread']:>7.0%} {r[k + '_gflop_per_sample']:>13.5f} {r[k + '_gflops']:>8.1f} "
                          f"{share:>8s}")
     lines.append(f"SAML/BST training {r['saml_to_bst_ratio']:.3f} (FLOP-bound ratio {r['flop_bound_ratio']:.3f}); "
                  f"evaluation {r['saml_to_bst_eval_ratio']:.3f}")
-    if "saml_train_share_of_peak" in r:
-        lines.append(f"target SAML training >= {TARGETS['saml_train_share_of_peak']:.0%} of peak: "
-                     f"{'met' if r['saml_train_share_of_peak'] >= TARGETS['saml_train_share_of_peak'] else 'NOT met'}")
-    if "bst_to_rechub_ratio" in r:
-        lines.append(f"BST / torch-rechub BST training {r['bst_to_rechub_ratio']:.2f}x (target >= "
-                     f"{TARGETS['bst_to_rechub_ratio']}x: {'met' if r['bst_to_rechub_ratio'] >= TARGETS['bst_to_rechub_ratio'] else 'NOT met'}), "
-                     f"evaluation {r['bst_to_rechub_eval_ratio']:.2f}x")
-    else:
-        lines.append(f"torch-rechub BST: {r.get('rechub_bst', 'not measured')}")
-    for row in r.get("thread_settings", []):
-        lines.append(f"threads {row['threads']} {row['omp_wait_policy']:8s} busy {row['busy_processes']}: "
-                     f"BST {row['bst_train_samples_per_s']:>8,}/s  SAML {row['saml_train_samples_per_s']:>7,}/s  "
-                     f"SAML eval {row['saml_eval_samples_per_s']:>7,}/s  ({row['seconds']} s, load "
-                     f"{row['load_average']['before'][0]:.2f})")
+    for n in MODELS:
+        if f"{n}_ops_per_step" in r:
+            lines.append(f"{n.upper()} training step: {r[f'{n}_ops_per_step']:,} aten operators dispatched, "
+                         f"{r[f'{n}_profiler_events_per_step']:,} torch.profiler events (nested calls included)")
+    if "bst_shapes" in r:
+        sh = r["bst_shapes"]
+        lines.append(f"BST step time L=50 / L=10: {sh['bst_seq50_to_seq10']['median']:.2f} "
+                     f"({sh['bst_seq50_to_seq10']['min']:.2f}-{sh['bst_seq50_to_seq10']['max']:.2f} per round); "
+                     f"samples/s batch 256 / 1024: {sh['bst_batch256_to_1024']['median']:.2f} "
+                     f"({sh['bst_batch256_to_1024']['min']:.2f}-{sh['bst_batch256_to_1024']['max']:.2f})")
+    t = r.get("threads")
+    if t:
+        lines.append(f"threads (fresh processes, {t['busy_processes']} busy processes when loaded; samples/s "
+                     "SAML / BST training, wall clock):")
+        for row in t["rows"]:
+            lines.append(f"  {row['setting']:10s} {row['load']:6s} repeat {row['repeat']}: SAML {row['saml']:>7,} "
+                         f"BST {row['bst']:>7,}  (load average {row['load_average']:.2f})")
+    d = r.get("ddp")
+    if d:
+        lines.append(f"DDP, 2 CPU ranks vs 1 process with 1 thread ({d['dataset']}, runs {d['runs']}, "
+                     f"{d['epochs']} epochs):")
+        for row in d["rows"]:
+            lines.append(f"  round {row['round']}: training {row['single_train_s']} s / {row['ddp_train_s']} s = "
+                         f"{row['training_speedup']:.2f}x, experiment {row['single_wall_s']} s / {row['ddp_wall_s']} s "
+                         f"= {row['experiment_speedup']:.2f}x, largest test-AUC difference {row['max_auc_difference']:.1e} "
+                         f"(load {row['load_average']})")
+    e = r.get("experiment")
+    if e:
+        phases = ", ".join(f"{k} {v} s" for k, v in e["phases_s"].items())
+        lines.append(f"{e['command']}: {e['wall_s']} s wall (load {e['load_average']:.2f}): {phases}")
+    pe = r.get("peers")
+    if pe:
+        lines.append(f"ours / reference implementation, training samples/s (1 thread, CPU time, paired per round; "
+                     f"load {pe['load_average'][0]:.2f} -> {pe['load_average'][1]:.2f}):")
+        for pair, v in pe["ratios"].items():
+            lines.append(f"  {pair:42s} {v['median']:.2f} ({v['min']:.2f}-{v['max']:.2f})")
+        for name, why in pe["notes"].items():
+            lines.append(f"  {name}: {why}")
+    lines.append("targets:")
+    for v in r["targets"]:
+        got = "-" if v["measured"] is None else (f"{v['measured']:,}" if isinstance(v["measured"], int)
+                                                 else f"{v['measured']:.3g}")
+        lines.append(f"  {v['what']:58s} {v['target']:>8s}  measured {got:>8s}  {v['status']}")
     return "\n".join(lines)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable on a shared machine)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: stable on a shared machine; 0 = the adaptive policy)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians and spreads over them)")
     p.add_argument("--steps", type=int, default=20, help="training steps per model per round")
     p.add_argument("--eval-samples", type=int, default=32768, help="evaluation samples per model per round")
@@ -425,19 +547,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the dense parts of BST and SAML (compile_dense; opt-in, slow to start)")
     p.add_argument("--bf16-context", action="store_true",
                    help="SAML's forward-only all-branch pass in bfloat16 (the CUDA default; opt-in on CPU)")
-    p.add_argument("--no-rechub", action="store_true", help="skip torch-rechub's BST even if importable")
     p.add_argument("--no-peak", action="store_true", help="skip the matmul peak measurement")
-    p.add_argument("--thread-settings", action="store_true",
-                   help="also: 1/2 threads x passive/active OpenMP waiting, each in a fresh process")
-    p.add_argument("--busy", type=int, default=0, help="busy processes during --thread-settings (artificial load)")
+    p.add_argument("--no-extras", action="store_true", help="skip the operator counts and the BST shape ratios")
+    p.add_argument("--thread-table", action="store_true",
+                   help="also: 1 thread, 2 threads and the adaptive policy, each in fresh processes, quiet and "
+                        "next to --busy busy processes")
+    p.add_argument("--busy", type=int, default=2, help="busy processes for the loaded half of --thread-table")
+    p.add_argument("--ddp", action="store_true",
+                   help="also: an experiment by torchrun with 2 CPU ranks against one process with one thread")
+    p.add_argument("--ddp-runs", default="saml,bst", help="runs of the --ddp experiment")
+    p.add_argument("--experiment", action="store_true",
+                   help="also: where a quick experiment's wall time goes (fresh process)")
+    p.add_argument("--peers", action="append", default=[], metavar="DIR",
+                   help="a folder holding torch_rechub and/or scenario_wise_rec (repeatable): our models "
+                        "against theirs at equal sizes (bench_peers)")
+    p.add_argument("--all", action="store_true", help="--thread-table --ddp --experiment")
 
 
 def cmd(args) -> int:
     res = run_bench(steps=args.steps, rounds=args.rounds, threads=args.threads, eval_n=args.eval_samples,
-                    rechub=not args.no_rechub, peak=not args.no_peak, clock=args.clock,
-                    compile_dense=args.compile, bf16_context=args.bf16_context)
-    if args.thread_settings:
-        res["thread_settings"] = run_thread_settings(args.busy, clock=args.clock)
+                    peak=not args.no_peak, clock=args.clock, compile_dense=args.compile,
+                    bf16_context=args.bf16_context, extras=not args.no_extras)
+    if args.peers:
+        from saml_core import bench_peers
+
+        res["peers"] = bench_peers.compare(args.peers)
+    if args.thread_table or args.all:
+        from saml_core import bench_process
+
+        res["threads"] = bench_process.thread_table(busy=args.busy)
+    if args.ddp or args.all:
+        from saml_core import bench_process
+
+        res["ddp"] = bench_process.ddp(runs=args.ddp_runs)
+    if args.experiment or args.all:
+        from saml_core import bench_process
+
+        res["experiment"] = bench_process.experiment_split()
+    res["targets"] = verdicts(res)
     print(json.dumps(res, indent=1) if args.json else format_bench(res))
     return 0
 

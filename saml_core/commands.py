@@ -1,4 +1,4 @@
-"""Engine sub-commands: train, experiment, report, demo, bench (JSON shapes: docs/ENGINE.md).
+"""Engine sub-commands: train, experiment, report, demo, bench, benchmark (JSON shapes: docs/ENGINE.md).
 
 Every choice list (models, datasets, presets) comes from the registries and `config.PRESETS`."""
 from __future__ import annotations
@@ -64,7 +64,13 @@ def add_commands(subparsers) -> None:
     _dist_option(d)
     d.set_defaults(func=cmd_demo)
 
-    from saml_core import bench
+    from saml_core import bench, benchmark
+
+    m = subparsers.add_parser("benchmark", help="the accuracy benchmark on MovieLens: every model tuned, 5 seeds, "
+                                                "two protocols, sequence and feature ablations; tables for "
+                                                "README/BENCHMARKS (resumes when re-run)")
+    benchmark.add_arguments(m)
+    m.set_defaults(func=benchmark.cmd)
 
     b = subparsers.add_parser("bench", help="samples/s, counted GFLOP and share of the measured peak of BST and "
                                             "SAML (interleaved rounds, same process)")
@@ -93,6 +99,13 @@ def _common(p) -> None:
                    help="learning rate of the embedding tables relative to --lr")
     p.add_argument("--embedding-decay", type=float, default=None,
                    help="decoupled weight decay of the embedding rows each step touches")
+    p.add_argument("--tune", action="store_true",
+                   help="fair training: each model's learning rate and embedding decay (LR: smoothing and C) "
+                        "chosen from a 3x3 grid on validation AUC (first data and model seed), then every seed "
+                        "trained with that setting (docs/ENGINE.md, Tuning)")
+    p.add_argument("--tuning-from", default=None, metavar="EXPERIMENT",
+                   help="with --tune: reuse the settings another tuned experiment of the same artifacts root "
+                        "chose, without trials (e.g. a feature ablation of the same log)")
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--d-g", type=int, default=None)
     p.add_argument("--d-s", type=int, default=None)
@@ -106,7 +119,10 @@ def _common(p) -> None:
     p.add_argument("--data-seed", type=int, default=0, help="(first) data seed: simulated log, random split")
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--exclude-fields", default=None, metavar="FIELD,...",
-                   help="leave these categorical fields (and the sequences sharing them) out: a feature ablation")
+                   help="leave these categorical fields (and the sequences sharing them) or behaviour sequences "
+                        "out: a feature ablation")
+    p.add_argument("--no-sequences", action="store_true",
+                   help="leave every behaviour sequence out (= --exclude-fields with all the sequence names)")
     p.add_argument("--min-count", type=int, default=None,
                    help="categorical values seen fewer times in train share the out-of-vocabulary row")
     p.add_argument("--dataset-option", action="append", default=[], metavar="OPTION=VALUE",
@@ -160,6 +176,17 @@ def parse_dataset_options(items: list[str], given: dict | None = None) -> dict:
     return out
 
 
+def _excluded(args) -> list[str] | None:
+    """--exclude-fields plus, with --no-sequences, every behaviour sequence of the dataset: one
+    dataset option `exclude`, so the run records exactly what was left out."""
+    fields = _fields(args.exclude_fields) or []
+    if getattr(args, "no_sequences", False):
+        from saml_core.data.registry import sequence_names
+
+        fields += [q for q in sequence_names(args.dataset) if q not in fields]
+    return fields or None
+
+
 def _parse_model_options(items: list[str]) -> dict:
     out: dict = {}
     for item in items:
@@ -193,8 +220,9 @@ def settings_from_args(args) -> dict:
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
                             probes=probes, dataset_options=parse_dataset_options(args.dataset_option, {
                                 "size": args.size, "seq_len": args.seq_len, "min_count": args.min_count,
-                                "exclude": _fields(args.exclude_fields)}))
-    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option)}
+                                "exclude": _excluded(args)}))
+    return {**settings, "dataset": args.dataset, "model_options": _parse_model_options(args.model_option),
+            "tuned": args.tune or args.tuning_from is not None, "tuning_from": args.tuning_from}
 
 
 class _CancelFlag:

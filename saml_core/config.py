@@ -203,10 +203,27 @@ PRESETS = {
                              "probes": {}},
     "aliccp-published": {"model": {"d_g": 16, "d_s": 4, "mlp": (256, 128, 64)},
                          "train": {"lr": 1e-3, "weight_decay": 1e-5, "max_batch_size": 4096}, "probes": {}},
+    # Scenario-Wise-Rec's MovieLens script: embeddings of 16, batch 4096 (derived down to >= 50 steps
+    # an epoch: 1024 on ML-100k), Adam lr 1e-3 with weight decay 1e-5, towers up to 128-64-32
+    "movielens-published": {"model": {"d_g": 16, "d_s": 4, "mlp": (128, 64, 32)},
+                            "train": {"lr": 1e-3, "weight_decay": 1e-5, "max_batch_size": 4096, "epochs": 50},
+                            "probes": {}},
     "quick": {"model": {"mlp": (32, 16)}, "train": {"epochs": 2, "patience": 1, "min_epochs": 1,
                                                     "batch_size": 512, "max_batch_size": 512},
               "probes": {"probe_size": 400, "probe_hidden_all": 60}},
 }
+
+
+# Fair training (`experiment --tune`, saml_core/tuning.py): the grid every model is trained over
+# on the first data seed and model seed before its seeds are trained with the setting of the best
+# validation AUC. Learning rate x the decoupled decay of the embedding rows a step touches
+# (optim.py): the two settings FuxiCTR's tuner configurations vary most (learning_rate,
+# embedding_regularizer) and the two that act on the id embeddings, where these models overfit
+# (docs/ENGINE.md). Decay 10 (1 % of a row per touch at lr 1e-3) never helped where measured (the
+# simulator; ML-100k, where it cost SAML 0.023 validation AUC), so the grid stops at 1. A model
+# whose own hyper-parameters are something else declares a grid of the same size in its registry
+# entry (`ModelEntry.tune_grid`).
+TUNE_GRID = {"train_config": {"lr": (1e-3, 3e-4, 1e-4), "embedding_decay": (0.0, 0.1, 1.0)}}
 
 
 def preset(name: str) -> dict:
@@ -233,6 +250,9 @@ class RunConfig:
     probe_hidden_all: int = 300  # subsample with every branch's hidden states
     # False (demo storage): no model.pt, and probes without hidden states (alpha, gates, predictions kept)
     keep_weights: bool = True
+    # a tuned run: how its tuned settings were chosen (saml_core.tuning: grid, valid_auc, chosen,
+    # trials_run_on_seed, ...); None = trained with the settings as given
+    tuning: dict | None = None
 
     def __post_init__(self):
         from saml_core.models import registry

@@ -33,6 +33,7 @@ import torch
 import torch.distributed as tdist
 
 from saml_core.config import ConfigError
+from saml_core.models.table_rows import coalesced
 
 BACKENDS = ("auto", "gloo", "nccl")
 # Workers wait for rank 0 while it loads data (a cold raw-Taobao cache builds for ~20 minutes),
@@ -162,7 +163,7 @@ class Dist:
                 rows.append(torch.zeros(0, dtype=torch.int64, device=p.device))
                 values.append(torch.zeros(0, *p.shape[1:], dtype=p.dtype, device=p.device))
             else:
-                g = g.coalesce()
+                g = coalesced(g)
                 rows.append(g.indices()[0])
                 values.append(g.values())
         counts = torch.tensor([len(r) for r in rows], dtype=torch.int64)

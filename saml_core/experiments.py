@@ -24,6 +24,7 @@ import numpy as np
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
+from saml_core import maps
 from saml_core import liveness
 from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, RunConfig, TrainConfig,
                               build_dataclass, check_int, check_name, resolve_for_data, run_id_for)
@@ -114,6 +115,12 @@ class ExperimentConfig:
     # the first run of each method and baseline (ablations keep metrics, predictions and probe
     # summaries only): demo storage
     keep_weights: str = "all"
+    # fair training (saml_core.tuning): each model's learning rate and embedding decay (its own
+    # grid for models that declare one) chosen on validation before its seeds are trained
+    tuned: bool = False
+    # reuse the choices of another tuned experiment of the same artifacts root (no trials here):
+    # the benchmark's feature ablations train at their full-feature experiment's settings
+    tuning_from: str | None = None
 
     def __post_init__(self):
         from saml_core.data import registry as datasets
@@ -139,6 +146,17 @@ class ExperimentConfig:
             raise ConfigError(f"data seeds repeat a value: {self.data_seeds}")
         if self.sweep is not None and self.sweep not in SWEEPS:
             raise ConfigError(f"--sweep must be one of {', '.join(SWEEPS)}, got {self.sweep!r}")
+        if not isinstance(self.tuned, bool):
+            raise ConfigError(f"tuned must be true or false, got {self.tuned!r}")
+        if self.tuning_from is not None:
+            check_name(self.tuning_from, "--tuning-from experiment")
+            if not self.tuned:
+                raise ConfigError("--tuning-from reuses another experiment's tuning: it needs --tune")
+            if self.tuning_from == self.name:
+                raise ConfigError("--tuning-from names this experiment itself; tune it with --tune alone")
+        if self.tuned and self.sweep is not None:
+            raise ConfigError("--tune compares models at their best settings; a --sweep varies one size at fixed "
+                              "settings: run them as two experiments")
         if self.keep_weights not in KEEP_WEIGHTS:
             raise ConfigError(f"keep_weights must be one of {', '.join(KEEP_WEIGHTS)}, got {self.keep_weights!r}")
         unknown = sorted(set(self.model_options) - set(self.runs))
@@ -172,6 +190,11 @@ class ExperimentConfig:
                             probe_hidden_all=self.probe_hidden_all,
                             keep_weights=self._keeps(model, seed, data_seed)))
         return runs
+
+    def tuning_base(self, model: str) -> RunConfig:
+        """The run a model's tuning trials start from: its first data seed's, first model seed's run."""
+        return next(r for r in self.plan() if r.model == model and r.seed == self.first_seed
+                    and r.data_seed == self.data_seeds[0])
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -229,10 +252,11 @@ class ExperimentProgress:
     run's share (its epochs and steps; for a per-scenario model, its sub-models). Never goes
     backwards: a run that stops early jumps forward."""
 
-    def __init__(self, n_runs: int, done: int):
+    def __init__(self, n_runs: int, done: int, on_unit_done: Callable[[], None] | None = None):
         self.n_runs, self.done = max(n_runs, 1), done
         self.fraction = done / max(n_runs, 1)
         self.t0, self.f0 = time.monotonic(), self.fraction
+        self.on_unit_done = on_unit_done
 
     def update(self, event: dict) -> tuple[float, float | None]:
         epochs = max(float(event.get("epochs") or 1), 1.0)
@@ -247,6 +271,8 @@ class ExperimentProgress:
     def run_finished(self) -> None:
         self.done += 1
         self.fraction = max(self.fraction, self.done / self.n_runs)
+        if self.on_unit_done is not None:
+            self.on_unit_done()
 
     def eta(self) -> float | None:
         gained = self.fraction - self.f0
@@ -320,19 +346,43 @@ _VOLATILE = {"schema_version", "experiment", "feature_spec", "label", "train_con
              "train_config.num_threads", "train_config.eval_batch_size"}
 
 
-def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """Readable differences between two run configurations ("lr: 0.001 -> 0.0005")."""
+def config_differences(stored: dict, wanted: dict, prefix: str = "", ignore: set[str] | frozenset = frozenset()
+                       ) -> list[str]:
+    """Readable differences between two run configurations ("lr: 0.001 -> 0.0005"); paths in
+    `ignore` (and the volatile ones) may differ."""
     out = []
     for key in sorted(set(stored) | set(wanted)):
         path = f"{prefix}{key}"
-        if path in _VOLATILE:
+        if path in _VOLATILE or path in ignore:
             continue
         a, b = stored.get(key), wanted.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{path}.")
+        if path == "tuning" and (a is None) != (b is None):  # the whole record: say what it means
+            out.append(f"tuning: {'tuned (--tune)' if a else 'not tuned'} -> {'tuned (--tune)' if b else 'not tuned'}")
+        elif isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{path}.", ignore)
         elif a != b:
-            out.append(f"{path}: {a!r} -> {b!r}")
+            out.append(f"{path}: {_short(a)} -> {_short(b)}")
     return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def wanted_config(cfg: ExperimentConfig, rcfg: RunConfig, records: dict) -> tuple[dict, set[str]]:
+    """The config.json a run of `cfg` must have (as JSON), and the paths still open: a tuned run
+    whose model's choice is not known yet may hold any value of its tuned settings."""
+    from saml_core import tuning
+
+    if not cfg.tuned:
+        return art.clean_json(rcfg.to_dict()), set()
+    record = records.get(rcfg.model)
+    if record is not None:
+        return art.clean_json(tuning.apply(rcfg, record["chosen"], record).to_dict()), set()
+    base = cfg.tuning_base(rcfg.model)
+    pending = tuning.apply(rcfg, {}, tuning.pending_record(rcfg, base.seed, base.data_seed))
+    return art.clean_json(pending.to_dict()), tuning.tuned_paths(rcfg.model) | tuning.RESULT_PATHS
 
 
 class ExperimentLock:
@@ -374,7 +424,10 @@ _PRE_EXPERIMENT_FILE = re.compile(r"^(\.lock|experiment_status\.json|test_labels
 def _remove_temp_files(exp_dir: Path, log) -> None:
     """Delete temporary files of killed writers (only called while holding the experiment lock:
     no other process writes to this experiment)."""
-    for path in [exp_dir, *(p for p in exp_dir.iterdir() if p.is_dir() and not p.is_symlink())]:
+    trials = exp_dir / "tuning"
+    trial_dirs = [t for m in (trials.iterdir() if trials.is_dir() and not trials.is_symlink() else [])
+                  if m.is_dir() and not m.is_symlink() for t in m.iterdir() if t.is_dir() and not t.is_symlink()]
+    for path in [exp_dir, *(p for p in exp_dir.iterdir() if p.is_dir() and not p.is_symlink()), *trial_dirs]:
         for sub in [path, *((path / "submodels").iterdir() if (path / "submodels").is_dir() else [])]:
             for f in sub.iterdir() if sub.is_dir() else []:
                 if _TEMP_FILE.match(f.name) and f.is_file() and not f.is_symlink():
@@ -396,9 +449,11 @@ def _remove_if_never_started(exp_dir: Path) -> None:
 
 
 def _check_identity(cfg: ExperimentConfig, previous: dict | None, plan: list[RunConfig], exp_dir: Path,
-                    overwrite: bool, log) -> None:
+                    overwrite: bool, log, records: dict | None = None) -> None:
     """Refuse to mix settings into an experiment: same dataset, and every existing run directory
-    of the plan holds the same configuration (or --overwrite removes it)."""
+    of the plan holds the same configuration (or --overwrite removes it). A tuned run is compared
+    with its model's chosen setting (`records`: model -> tuning record) where that is known, else
+    with everything but its tuned settings."""
     if previous is not None and (previous.get("dataset") != cfg.dataset
                                  or (previous.get("dataset_options") or {}) != cfg.dataset_options):
         raise ConfigError(
@@ -412,7 +467,8 @@ def _check_identity(cfg: ExperimentConfig, previous: dict | None, plan: list[Run
             stored = art.read_json(path)
         except art.ArtifactError:
             stored = {}
-        diff = config_differences(stored, art.clean_json(rcfg.to_dict()))
+        wanted, still_open = wanted_config(cfg, rcfg, records or {})
+        diff = config_differences(stored, wanted, ignore=still_open)
         if not diff:
             continue
         if not overwrite:
@@ -440,14 +496,18 @@ def train_settings(cfg: ExperimentConfig, data) -> dict:
 def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str | Path | None = None,
                    should_stop: Callable[[], bool] | None = None, command: str | None = None,
                    overwrite: bool = False, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-                   dist=None) -> Path:
+                   dist=None, on_unit_done: Callable[[], None] | None = None) -> Path:
     """Train every planned run that is not finished yet; returns the experiment directory.
+    `on_unit_done` is called after each run or tuning trial this call trains (or fails).
 
     With `dist` (saml_core.distributed; this process is rank 0 of a torchrun launch) everything
     here (lock, status, artifacts) stays in this process; the other ranks load each data seed's
     data when told and train the data-parallel runs with it."""
+    from saml_core import tuning
     from saml_core.train import Cancelled, TrainingFailed, train_run
 
+    if cfg.tuned and dist is not None:
+        raise ConfigError("--tune trains its trials in one process: run it without torchrun (or with one process)")
     exp_dir = Path(root) / cfg.name
     exp_dir.mkdir(parents=True, exist_ok=True)
     plan = cfg.plan()
@@ -462,15 +522,32 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             status.write(force=True)
             exp_file = exp_dir / "experiment.json"
             previous = art.read_json(exp_file) if exp_file.exists() else None
-            _check_identity(cfg, previous, plan, exp_dir, overwrite, log)
+            records: dict = {}  # model -> tuning record (tuned experiments)
+            if cfg.tuned and cfg.tuning_from:
+                records = tuning.borrowed_records(Path(root), cfg.tuning_from, cfg.runs)
+            elif cfg.tuned:
+                for model in cfg.runs:
+                    tuning.check_trials(exp_dir, cfg.tuning_base(model), overwrite, log)
+                    record = tuning.stored_record(exp_dir, cfg.tuning_base(model))
+                    if record is not None:
+                        records[model] = record
+            _check_identity(cfg, previous, plan, exp_dir, overwrite, log, records)
             doc = _experiment_doc(cfg, previous, plan, command)
-            progress = ExperimentProgress(len(plan), sum(run_is_finished(exp_dir / r.run_id) for r in plan))
+            if records:
+                doc["tuning"] = {**(doc.get("tuning") or {}), **records}
+            untuned = [m for m in cfg.runs if cfg.tuned and m not in records]
+            n_grid = {m: len(tuning.grid_points(m)) for m in untuned}
+            progress = ExperimentProgress(len(plan) + sum(n_grid.values()),
+                                          sum(run_is_finished(exp_dir / r.run_id) for r in plan)
+                                          + sum(tuning.finished_trials(exp_dir, m) for m in untuned), on_unit_done)
             failed: list[str] = []
             t_exp = time.perf_counter()
+            maps.begin_background()  # UMAP maps of the finished runs while the next ones train
             for data_seed in cfg.data_seeds:
                 todo = [r for r in plan if r.data_seed == data_seed]
                 key = str(data_seed)
-                if key in doc["splits"] and "train_counts" in doc["splits"][key] and \
+                tune_here = bool(untuned) and data_seed == cfg.data_seeds[0]
+                if key in doc["splits"] and "train_counts" in doc["splits"][key] and not tune_here and \
                         all(run_is_finished(exp_dir / r.run_id) for r in todo):
                     for r in todo:  # nothing to train on this data seed: no need to load its data
                         log(f"[{plan.index(r) + 1}/{len(plan)}] {r.run_id}: finished earlier, skipped")
@@ -488,9 +565,21 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                 _record_split(doc, exp_dir, cfg, data, data_seed)
                 art.write_json(exp_file, doc)
                 pidx = np.asarray(doc["splits"][key]["probe_index"], dtype=np.int64)
+                if tune_here:
+                    records.update(_tune(cfg, untuned, n_grid, data, exp_dir, status, progress, should_stop, log,
+                                         failed))
+                    untuned = []
+                    doc["tuning"] = {**(doc.get("tuning") or {}), **records}
+                    art.write_json(exp_file, doc)
+                    _check_identity(cfg, None, plan, exp_dir, overwrite, log, records)  # runs vs the choices
                 for rcfg in todo:
                     i = plan.index(rcfg) + 1
                     run_dir = exp_dir / rcfg.run_id
+                    if cfg.tuned:
+                        if rcfg.model not in records:  # its tuning failed: said above, counted as failed
+                            progress.run_finished()
+                            continue
+                        rcfg = tuning.apply(rcfg, records[rcfg.model]["chosen"], records[rcfg.model])
                     if run_is_finished(run_dir):
                         log(f"[{i}/{len(plan)}] {rcfg.run_id}: finished earlier, skipped")
                         continue
@@ -501,6 +590,7 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                         failed.append(rcfg.run_id)
                         progress.run_finished()
                         log(f"    {rcfg.run_id}: FAILED: {exc}")
+            maps.end_background(log)
             doc["updated"], doc["wall_seconds_last_invocation"] = now_iso(), time.perf_counter() - t_exp
             art.write_json(exp_file, doc)
             if failed:
@@ -528,6 +618,45 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
             status.final(state="failed", message=f"{type(exc).__name__}: {exc}")
             _remove_if_never_started(exp_dir)
             raise
+        finally:  # stopped early: the maps of the runs finished so far, unless cancelled
+            maps.end_background(log, wait=status.base.get("state") not in ("cancelled", "interrupted"))
+
+
+def _tune(cfg: ExperimentConfig, models: list[str], n_grid: dict, data, exp_dir: Path, status, progress,
+          should_stop, log, failed: list[str]) -> dict:
+    """Each model's tuning trials on this (the first) data seed's split: model -> record. A model
+    whose every trial diverged gets no record; its runs are listed as failed."""
+    from saml_core import tuning
+    from saml_core.models import registry
+
+    records = {}
+    for j, model in enumerate(models):
+        label = registry.get(model).label
+        log(f"[tune {j + 1}/{len(models)}] {label}: {n_grid[model]} settings on data seed {cfg.data_seeds[0]}, "
+            f"model seed {cfg.first_seed}, chosen on validation AUC")
+
+        def start(i, n, point, label=label):
+            status.write(force=True, phase="tuning", run_id=None, epoch=0, step=0, submodel=None,
+                         message=f"tuning {label}: setting {i + 1}/{n} ({tuning.describe(point)})")
+
+        def on_progress(e: dict):
+            fraction, eta = progress.update(e)
+            status.write(force=bool(e.get("epoch_finished")), progress=fraction, eta_seconds=eta,
+                         submodel=e.get("submodel"), **{k: e.get(k) for k in ("epoch", "epochs", "step", "steps",
+                                                                               "loss")})
+
+        def done():
+            progress.run_finished()
+            status.write(force=True, progress=progress.fraction, eta_seconds=progress.eta())
+
+        try:
+            records[model] = tuning.tune(cfg.tuning_base(model), data, exp_dir, should_stop=should_stop, log=log,
+                                         on_trial_start=start, on_progress=on_progress, on_trial_done=done)
+        except tuning.TuningFailed as exc:
+            log(f"    tuning {model}: FAILED: {exc}")
+            failed.extend(r.run_id for r in cfg.plan() if r.model == model)
+    status.write(force=True, phase="training")
+    return records
 
 
 def _experiment_doc(cfg: ExperimentConfig, previous: dict | None, plan: list[RunConfig], command: str | None) -> dict:

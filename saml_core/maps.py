@@ -8,6 +8,13 @@ Views: "own" = each probe sample through its own scenario's branch (hidden_own_<
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 
 VIEWS = ("own", "all")
@@ -88,6 +95,22 @@ def _umap_module():
     return _UMAP
 
 
+@contextmanager
+def _torch_threads_kept():
+    """numba's OpenMP threading layer launches UMAP's parallel code after setting the calling
+    thread's OpenMP thread count to numba's (all cores), and torch reads its own count from the same
+    OpenMP runtime: every later torch op in the process (a training job's next run, a DDP rank 0)
+    would run with numba's count instead of the thread policy's. Put torch's count back. (torch not
+    imported yet: nothing to keep; it sets its count when a job starts training.)"""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     import warnings
 
@@ -103,7 +126,8 @@ def fit_umap(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=0.1, random_state=seed, low_memory=True,
                         n_jobs=1, n_epochs=200,  # UMAP's default 500 epochs below 10k points triples the cost
                         force_approximation_algorithm=len(x) > EXACT_NEIGHBOURS_MAX, **options)
-    with warnings.catch_warnings():  # no search index with given neighbours: maps never transform new points
+    with warnings.catch_warnings(), _torch_threads_kept():
+        # no search index with given neighbours: maps never transform new points
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
         return reducer.fit_transform(x).astype(np.float32)
 
@@ -139,3 +163,103 @@ def compute_maps(probes: dict) -> dict[str, np.ndarray]:
             for method in METHODS:
                 out[f"{method}_{view}_{layer}"] = fit(method, x)
     return out
+
+
+# --- maps while the experiment goes on ------------------------------------------------------------
+# A quick experiment spent as long on its maps (UMAP's import and fits, ~4-14 s) as on training.
+# Within an experiment they are computed by one background process, started with the experiment
+# (so UMAP's import overlaps the data load and the first runs) and fed each run's probes.npz as the
+# run finishes; the experiment waits for it before it reports itself finished. A run is finished
+# (metrics.json) before its maps.npz exists: the dashboard computes a missing map on demand, as for
+# any size the job did not store. Outside an experiment (train_run on its own) maps are computed
+# in place, as before.
+
+_WORKER: "MapWorker | None" = None
+
+
+class MapWorker:
+    """`python -m saml_core.maps` as a child process: reads one JSON job a line on stdin
+    ({"probes": path, "maps": path}), writes the maps atomically, answers one JSON line each."""
+
+    def __init__(self):
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "saml_core.maps"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self.jobs = 0
+
+    def submit(self, probes: Path, maps: Path) -> bool:
+        try:
+            self.proc.stdin.write(json.dumps({"probes": str(probes), "maps": str(maps)}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        self.jobs += 1
+        return True
+
+    def finish(self, wait: bool = True) -> list[str]:
+        """Wait for every job (or, wait=False, stop at once) -> messages of the jobs that failed."""
+        if not wait:
+            self.proc.kill()
+            self.proc.wait()
+            return []
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        answers = [json.loads(line) for line in self.proc.stdout if line.strip()]
+        self.proc.wait()
+        failed = [f"{a['maps']}: {a['error']}" for a in answers if a.get("error")]
+        if len(answers) < self.jobs:
+            failed.append(f"the map process ended after {len(answers)} of {self.jobs} maps (exit code "
+                          f"{self.proc.returncode}); the dashboard computes the others when they are opened")
+        return failed
+
+
+def begin_background() -> None:
+    """From here until `end_background`, `store` hands maps to a background process."""
+    global _WORKER
+    if _WORKER is None:
+        try:
+            _WORKER = MapWorker()
+        except OSError:  # no process to start: maps in place
+            _WORKER = None
+
+
+def end_background(log=None, wait: bool = True) -> None:
+    global _WORKER
+    worker, _WORKER = _WORKER, None
+    if worker is not None:
+        for message in worker.finish(wait):
+            if log is not None:
+                log(f"maps not stored: {message}")
+
+
+def store(run_dir: Path, probes: dict) -> None:
+    """maps.npz of a run whose probes.npz (hidden states included) is written: by the background
+    process when one runs, else here."""
+    from saml_core import artifacts as art
+
+    run_dir = Path(run_dir)
+    if _WORKER is not None and _WORKER.submit(run_dir / "probes.npz", run_dir / "maps.npz"):
+        return
+    art.save_npz(run_dir / "maps.npz", compute_maps(probes))
+
+
+def _serve() -> int:
+    from saml_core import artifacts as art
+
+    _umap_module()  # imported while the experiment trains its first runs
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            art.save_npz(job["maps"], compute_maps(art.load_npz(job["probes"])))
+            answer = {"maps": job["maps"]}
+        except Exception as exc:  # one run's maps: said, the next ones go on
+            answer = {"maps": job["maps"], "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve())
+

@@ -423,6 +423,7 @@ def report(root, name: str, reference: str | None = None) -> dict:
         "data_seeds": exp.data_seeds, "traffic_share": exp.traffic_share, "test_counts": exp.test_counts,
         "oracle_auc": exp.oracle_auc, "oracle_auc_overall": exp.raw.get("oracle_auc_overall"),
         "train_settings": exp.raw.get("train_settings"), "dropped_scenarios": exp.dropped_scenarios,
+        "tuning": exp.raw.get("tuning") if isinstance(exp.raw.get("tuning"), dict) else None,
         "reference": ref_doc, "headline": headline.sentence(summary, ctx.noun, ref_doc, compare, method),
         "references": references, "flags": headline.flags(summary, groups, references, names, ctx.noun),
         "state": exp.state, "notes": notes, "runs": rows, "summary": summary,
@@ -633,10 +634,15 @@ def report_markdown(doc: dict) -> str:
         lines.append(f"- note: {n}")
     ts = doc.get("train_settings")
     if ts:
-        lines += ["", f"Training settings (every model): lr {ts['lr']:g}, batch {ts['batch_size']}, patience "
+        lr = "lr tuned per model (below)" if doc.get("tuning") else f"lr {ts['lr']:g}"
+        lines += ["", f"Training settings (every model): {lr}, batch {ts['batch_size']}, patience "
                       f"{ts['patience']}, min epochs {ts['min_epochs']}, epoch cap {ts['epochs']}"
                       + (f" (derived from the data: {', '.join(ts['derived'])})" if ts.get("derived") else "")
                       + "; per-scenario models derive theirs from their own scenario's data."]
+    if doc.get("tuning"):
+        lines += ["", "Tuned (`--tune`): each model's setting chosen from its grid on the validation AUC of its "
+                      "first data and model seed, every seed then trained with it: " + "; ".join(
+                          f"{_label(doc, m)} {_setting(r['chosen'])}" for m, r in doc["tuning"].items()) + "."]
     lines += ["", f"| model | runs | within-{noun} AUC | vs {ref} (within-{noun}, p) | RelaImpr vs {ref} (within) | "
                   "pooled AUC | logloss | epochs | stopped at cap while improving |", "|---" * 9 + "|"]
     for s in doc["summary"]:
@@ -732,6 +738,15 @@ def report_markdown(doc: dict) -> str:
         for a in doc["anchors"]:
             lines.append(f"| {a['model']} | {a['scenario']} | {a['metric']} | {a['value']} | {a['source']} |")
     return "\n".join(lines) + "\n"
+
+
+def _label(doc: dict, model: str) -> str:
+    return next((s["label"] for s in doc["summary"] if s["model"] == model), model)
+
+
+def _setting(point: dict) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                     for settings in point.values() for k, v in settings.items())
 
 
 def _sweep(s: dict) -> str:

@@ -23,7 +23,7 @@ from saml_core.config import ConfigError, RunConfig, TrainConfig, resolve_for_da
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 from saml_core.models import build_model, registry
 from saml_core.optim import ModelAdam
-from saml_core.runtime import resolve_device, setup_cpu
+from saml_core.runtime import machine, resolve_device, setup_cpu, thread_policy, tick_threads
 
 ProgressFn = Callable[[dict], None]
 
@@ -75,6 +75,7 @@ def predict(model, split: EncodedSplit, device: torch.device, batch_size: int = 
     lo, hi = rows if rows is not None else (0, len(split))
     out = []
     for start in range(lo, hi, batch_size):
+        tick_threads()
         idx = torch.arange(start, min(start + batch_size, hi), device=split.label.device)
         b = split.take(idx).to(device)
         with _autocast(device):
@@ -110,7 +111,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     model.to(device)
     if hasattr(model, "context_dtype"):  # forward-only all-branch pass of SAML: bf16 on GPU
         model.context_dtype = torch.bfloat16 if device.type == "cuda" else None
-    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay, fused=device.type == "cuda",
+    opt = ModelAdam(model, tcfg.lr, tcfg.weight_decay,
                     embedding_lr_scale=tcfg.embedding_lr_scale, embedding_decay=tcfg.embedding_decay)
     history: list[dict] = []
     best_auc, best_epoch, bad, start_epoch = -1.0, 0, 0, 0
@@ -123,7 +124,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
     if ck is not None:
         try:
             model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
+            opt.load_state_dict(ck["optimizer"], model_keys=list(ck["model"]))
             history, start_epoch = list(ck["history"]), int(ck["epoch"])
             best_auc, best_epoch, bad = float(ck["best_auc"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
             best_state = ck["best_state"]
@@ -171,6 +172,7 @@ def fit(model, train: EncodedSplit, valid: EncodedSplit, tcfg: TrainConfig, *, s
         bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", leave=False,
                    disable=None if main else True)
         for step in bar:
+            tick_threads()
             if dist is None:
                 if should_stop is not None and should_stop():
                     bar.close()
@@ -374,6 +376,8 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         res.settings["distributed"] = dist.describe()
     metrics.update({"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "train_seconds": res.seconds,
                     "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                    "machine": machine(device),
+                    "thread_policy": thread_policy().describe() if device.type == "cpu" and thread_policy() else None,
                     "stopped": res.stopped, "improving_at_cap": res.improving_at_cap,
                     "train_settings": res.settings, "weights_kept": bool(cfg.keep_weights), **res.extra, **initial})
     if cfg.keep_weights:  # what model.pt must hold: listings check it without importing torch
@@ -391,14 +395,49 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
             art.save_npz(run_dir / "probes.npz", probes)
         metrics.update(probe_summaries(model, probes, data))  # relations may come from the weights
         if "hidden" in entry.probes and cfg.keep_weights:  # the dashboard draws these at once
-            from saml_core.maps import compute_maps
+            from saml_core import maps
 
-            art.save_npz(run_dir / "maps.npz", compute_maps(probes))
+            maps.store(run_dir, probes)
     art.write_json(run_dir / "metrics.json", metrics)
     # finished: model.pt + metrics.json are the run; resume state is no longer needed
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     shutil.rmtree(run_dir / "submodels", ignore_errors=True)
     return metrics
+
+
+def train_trial(cfg: RunConfig, data: MultiScenarioData, trial_dir: Path, *, progress: ProgressFn | None = None,
+                should_stop: Callable[[], bool] | None = None) -> dict:
+    """Train (or resume) one tuning trial exactly as `train_run` trains a run, then score the
+    trained model on the VALIDATION split: the test split is never read here, so no test label
+    can take part in choosing a setting. Returns the trial's result: valid_auc (None when the
+    setting diverged: `failed` says how), valid_logloss, best_epoch, epochs_run, seconds,
+    resumed_from, stopped, train_settings."""
+    trial_dir = Path(trial_dir)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    tcfg = cfg.train_config
+    device = resolve_device(tcfg.device)
+    if device.type == "cpu":
+        setup_cpu(tcfg.num_threads)
+    art.write_json(trial_dir / "config.json", {**cfg.to_dict(), "feature_spec": data.spec.to_dict()})
+    entry = registry.get(cfg.model)
+    seed_everything(cfg.seed)  # the same initial weights as the run of this seed and setting
+    model = build_model(cfg.model, data.spec, cfg.model_config, cfg.model_options)
+    fit_fn = entry.fit if callable(entry.fit) else FITS[entry.fit]
+    t0 = time.perf_counter()
+    try:
+        res = fit_fn(model, data, tcfg, seed=cfg.seed, device=device, run_dir=trial_dir, progress=progress,
+                     should_stop=should_stop, desc=cfg.run_id)
+        pred = predict(model, data.valid, device, tcfg.eval_batch_size)
+        if not np.isfinite(pred).all():
+            raise TrainingFailed(f"{cfg.run_id}: validation predictions are NaN or infinite")
+    except TrainingFailed as exc:  # a setting that diverges is a result of the search, not an error
+        return {"valid_auc": None, "valid_logloss": None, "failed": str(exc), "seconds": time.perf_counter() - t0}
+    label = data.valid.label.cpu().numpy()
+    return {"valid_auc": ev.auc(label, pred) if len(label) else None,
+            "valid_logloss": ev.logloss(label, pred) if len(label) else None, "failed": None,
+            "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "seconds": time.perf_counter() - t0,
+            "resumed_from": res.resumed_from, "stopped": res.stopped, "train_settings": res.settings,
+            "machine": machine(device)}
 
 
 BASIC_PROBES = {"index", "scenario", "label", "pred"}

@@ -224,7 +224,7 @@ def test_scenario_and_feature_options(ml100k_dir):
     assert [f.name for f in short.spec.seq_fields] == ["hist_item"] and short.spec.seq_len == 5
     for bad, word in ((dict(scenario="city"), "scenario='city' is not one of age, occupation, gender"),
                       (dict(split="time"), "split='time' is not one of random, user-time"),
-                      (dict(seq_len=0), "seq_len must be a whole number from 1 to 1000")):
+                      (dict(seq_len=0), r"seq_len \(--seq-len\) must be a whole number from 1 to 1000")):
         with pytest.raises(DataError, match=word):
             load_dataset(f"movielens:{ml100k_dir}", **bad)
 

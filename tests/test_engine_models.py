@@ -161,3 +161,37 @@ def test_shared_branch_init_starts_branches_identical_then_training_separates_th
 
     independent = build_model(_saml_id(variant), data.spec, CFG)
     assert not torch.equal(independent.branch_w[0].weight[0], independent.branch_w[0].weight[1])
+
+
+@pytest.mark.parametrize("variant", ["full", "no_aux"])
+def test_own_branch_reading_the_all_branch_pass_equals_computing_it(data, variant):
+    """Training reads the own branch's layer outputs from the all-branch pass; computing them per
+    scenario segment instead (what a bf16 all-branch pass makes it do) gives the same logits and
+    gradients (float64)."""
+    torch.manual_seed(0)
+    model = build_model(_saml_id(variant), data.spec, CFG).double()
+    b = _batch(data)
+    b.num = b.num.double()
+    params = list(model.parameters())
+    results = []
+    for reuse in (True, False):
+        original = model._context_states
+
+        def context(*args, **kwargs):
+            states = original(*args, **kwargs)
+            for st in states:
+                st["exact"] = reuse
+            return states
+
+        model._context_states = context
+        out = model(b)
+        grads = torch.autograd.grad(model.loss(out, b.label.double()), params, allow_unused=True)
+        results.append((out["logit"], grads))
+        del model._context_states
+    (l1, g1), (l2, g2) = results
+    torch.testing.assert_close(l1, l2)
+    for (name, _), a, c in zip(model.named_parameters(), g1, g2):
+        if a is None or c is None:
+            assert a is None and c is None, name
+            continue
+        torch.testing.assert_close(a.to_dense(), c.to_dense(), msg=name)

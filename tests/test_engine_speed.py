@@ -211,3 +211,129 @@ def test_training_and_evaluation_under_bf16_autocast(data, variant):
             fast = model(b)["logit"]
             model(b, probes=True)
     torch.testing.assert_close(fast.float(), ref, atol=1e-2, rtol=0)
+
+
+# --- embedding tables: one table per kind, row gradients summed in the lookup's backward --------
+
+@pytest.mark.parametrize("num_rows,n_ids", [(50, 400), (5000, 40)])  # dense scatter / sort path
+@pytest.mark.parametrize("sparse", [True, False])
+def test_table_lookup_gradient_equals_nn_embedding(num_rows, n_ids, sparse):
+    """Two lookups in one table (as a target item and its behaviour channel): the summed gradient
+    equals nn.Embedding's (coalesced) within float64 rounding, for both summing paths."""
+    from saml_core.models.table_rows import DENSE_ROWS_PER_ID, lookup
+
+    assert (num_rows <= DENSE_ROWS_PER_ID * n_ids) == (num_rows == 50)
+    torch.manual_seed(0)
+    ref = torch.nn.Embedding(num_rows, 3, sparse=sparse).double()
+    mine = copy.deepcopy(ref)
+    ids = [torch.randint(0, 40, (n_ids // 4,)), torch.randint(0, 40, (n_ids // 8, 6))]  # duplicates
+    ids[0][:3] = num_rows - 1
+    w = [torch.randn(*i.shape, 3, dtype=torch.double) for i in ids]
+    sum((ref(i) * wi).sum() for i, wi in zip(ids, w)).backward()
+    outs = lookup(mine, *ids)
+    for o, i in zip(outs, ids):
+        torch.testing.assert_close(o, ref(i))
+    sum((o * wi).sum() for o, wi in zip(outs, w)).backward()
+    assert mine.weight.grad.is_sparse == sparse
+    if sparse:
+        got, want = mine.weight.grad, ref.weight.grad.coalesce()
+        from saml_core.models.table_rows import coalesced
+
+        got = coalesced(got)
+        assert got.is_coalesced()
+        assert torch.equal(got.indices(), want.indices())
+        torch.testing.assert_close(got.values(), want.values())
+    else:
+        torch.testing.assert_close(mine.weight.grad, ref.weight.grad)
+
+
+def test_lazy_adam_equals_sparse_adam_bit_for_bit():
+    from saml_core.optim import LazyAdam
+
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(30, 4))
+    b = torch.nn.Parameter(a.detach().clone())
+    opt_a, opt_b = LazyAdam([a], lr=0.01), torch.optim.SparseAdam([b], lr=0.01)
+    for step in range(5):
+        rows = torch.randint(0, 30, (12,))
+        g = torch.sparse_coo_tensor(rows.unsqueeze(0), torch.randn(12, 4), (30, 4))
+        a.grad, b.grad = g.clone(), g.clone()
+        opt_a.step()
+        opt_b.step()
+        assert torch.equal(a, b), step
+    assert torch.equal(opt_a.state[0]["exp_avg_sq"], opt_b.state[b]["exp_avg_sq"])
+    opt_c = LazyAdam([torch.nn.Parameter(b.detach().clone())], lr=0.01)
+    opt_c.load_state_dict(opt_b.state_dict())  # the same state layout as SparseAdam's
+
+
+@pytest.mark.parametrize("model_id", ["saml", "bst"])
+def test_files_with_one_table_per_field_load_into_the_merged_tables(data, model_id):
+    """A state dict in the layout before (features.<f>.global_table / scenario_table per field,
+    as in the shipped model.pt files) loads and gives the same outputs."""
+    from saml_core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_id, data.spec, CFG).eval()
+    state = model.state_dict()
+    old, prefix = {}, "embedding." if model_id == "saml" else "features.embedding."
+    vocab = [f.vocab_size for f in data.spec.cat_fields]
+    for key, value in state.items():
+        kind = key[len(prefix):].split(".")[0] if key.startswith(prefix) else None
+        if kind in ("global_table", "scenario_table"):
+            scale = value.shape[0] // sum(vocab)  # K for the scenario table
+            for f, part in enumerate(value.split([v * scale for v in vocab])):
+                old[f"{prefix}features.{f}.{kind}.weight"] = part.clone()
+        else:
+            old[key] = value.clone()
+    assert f"{prefix}features.3.global_table.weight" in old
+    fresh = build_model(model_id, data.spec, replace(CFG, branch_init="shared")).eval()
+    fresh.load_state_dict(old)
+    b = data.train.take(torch.arange(64))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(b)["logit"], model(b)["logit"], rtol=0, atol=0)
+
+
+def test_fused_adam_equals_torch_fused_adam_and_shares_its_state_layout():
+    """optim.FusedAdam: torch.optim.Adam(fused=True)'s weights bit for bit (weight decay on, one
+    parameter without a gradient in one step), and each loads the other's state_dict."""
+    from saml_core.optim import FusedAdam
+
+    torch.manual_seed(0)
+    mine = [torch.nn.Parameter(torch.randn(7, 3)), torch.nn.Parameter(torch.randn(5))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    opt_mine, opt_ref = FusedAdam(mine, lr=0.01, weight_decay=0.1), torch.optim.Adam(ref, lr=0.01, weight_decay=0.1,
+                                                                                       fused=True)
+    for step in range(5):
+        for i, (a, b) in enumerate(zip(mine, ref)):
+            g = None if (step == 2 and i == 1) else torch.randn(a.shape)
+            a.grad, b.grad = g, None if g is None else g.clone()
+        opt_mine.step()
+        opt_ref.step()
+        for a, b in zip(mine, ref):
+            assert torch.equal(a, b), step
+    other = FusedAdam([torch.nn.Parameter(p.detach().clone()) for p in mine], lr=0.01, weight_decay=0.1)
+    other.load_state_dict(opt_ref.state_dict())
+    back = torch.optim.Adam([torch.nn.Parameter(p.detach().clone()) for p in ref], lr=0.01, weight_decay=0.1,
+                            fused=True)
+    back.load_state_dict(opt_mine.state_dict())
+    for st_a, st_b in zip(other.state.values(), opt_ref.state.values()):
+        assert float(st_a["step"]) == float(st_b["step"]) and torch.equal(st_a["exp_avg_sq"], st_b["exp_avg_sq"])
+
+
+def test_a_training_step_imports_no_torch_dynamo():
+    """torch.optim imports torch._dynamo on its first step (seconds of every training process);
+    the engine's training loop does not."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from saml_core.bench import random_data\nfrom saml_core.config import ModelConfig\n"
+            "from saml_core.models import build_model\nfrom saml_core.optim import ModelAdam\n"
+            "d = random_data(n_train=200, k=3, seq_len=4, vocab=20)\n"
+            "m = build_model('saml', d.spec, ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(8, 4)))\n"
+            "opt = ModelAdam(m, 1e-3)\nb = d.train.take(torch.arange(64))\n"
+            "loss = m.loss(m(b), b.label); opt.zero_grad(); loss.backward(); opt.step()\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

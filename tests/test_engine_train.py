@@ -85,6 +85,59 @@ def test_resume_after_interruption_continues_from_last_finished_epoch(data, tmp_
     assert _strip(resumed.history) == _strip(full.history)  # same as never interrupted
 
 
+def _one_table_per_field(state: dict, spec, tables: list[str]) -> dict:
+    """A state in the layout before the tables were merged: features.<f>.<kind>_table.weight."""
+    vocab = [f.vocab_size for f in spec.cat_fields]
+    out = {}
+    for key, value in state.items():
+        if key in tables:
+            kind = key.rsplit(".", 2)[-2]
+            prefix = key[:-len(f"{kind}.weight")]
+            scale = value.shape[0] // sum(vocab)
+            for f, part in enumerate(value.split([v * scale for v in vocab])):
+                out[f"{prefix}features.{f}.{kind}.weight"] = part.clone()
+        else:
+            out[key] = value
+    return out
+
+
+def test_checkpoint_of_the_one_table_per_field_layout_resumes(data, tmp_path):
+    """A checkpoint written before the embedding tables were merged (weights, best weights and
+    the sparse optimizer's moments per field) resumes to exactly the uninterrupted history."""
+    _, full = _fit(data, seed=3)
+    ck = tmp_path / "checkpoint.pt"
+    steps = {"n": 0}
+    per_epoch = -(-len(data.train) // TCFG.batch_size)
+
+    def stop_in_second_epoch():
+        steps["n"] += 1
+        return steps["n"] > per_epoch + 2
+
+    with pytest.raises(Cancelled):
+        _fit(data, seed=3, checkpoint=ck, should_stop=stop_in_second_epoch)
+    saved = art.load_torch(ck)
+    tables = ["embedding.global_table.weight", "embedding.scenario_table.weight"]
+    sparse = saved["optimizer"]["opt1"]
+    per_field = {"step": sparse["state"][0]["step"]}
+    old_state = {}
+    for moment in ("exp_avg", "exp_avg_sq"):
+        split = _one_table_per_field({t: sparse["state"][i][moment] for i, t in enumerate(tables)}, data.spec, tables)
+        old_state[moment] = split
+    names = list(old_state["exp_avg"])  # field by field: global, scenario, global, ...
+    names = sorted(names, key=lambda n: (int(n.split("features.")[1].split(".")[0]), "scenario" in n))
+    sparse = {"state": {i: {**per_field, "exp_avg": old_state["exp_avg"][n], "exp_avg_sq": old_state["exp_avg_sq"][n]}
+                        for i, n in enumerate(names)},
+              "param_groups": [{**sparse["param_groups"][0], "params": list(range(len(names)))}]}
+    old_model = _one_table_per_field(saved["model"], data.spec, tables)
+    order = [k for k in old_model if "features." not in k]
+    old_model = {**{n: old_model[n] for n in names}, **{k: old_model[k] for k in order}}
+    art.save_torch(ck, {**saved, "model": old_model, "optimizer": {**saved["optimizer"], "opt1": sparse},
+                        "best_state": _one_table_per_field(saved["best_state"], data.spec, tables)})
+    model, resumed = _fit(data, seed=3, checkpoint=ck)
+    assert resumed.resumed_from == 1
+    assert _strip(resumed.history) == _strip(full.history)
+
+
 def test_kill_subprocess_then_resume(tmp_path):
     """A real `experiment` process killed with SIGKILL mid-training resumes from its checkpoint."""
     root = tmp_path / "art"

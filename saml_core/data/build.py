@@ -191,15 +191,18 @@ def encode_splits(
             true_similarity = true_similarity[np.ix_(kept, kept)]
     info = {**info, "dropped_scenarios": dropped}
     check_both_classes(train, schema, source)
-    if exclude:  # a feature ablation: these categorical fields, and the sequences sharing them, are left out
-        unknown = sorted(set(exclude) - set(schema.categorical))
+    if exclude:  # a feature ablation: categorical fields (with the sequences sharing them) and sequences left out
+        seq_names = tuple(q.name for q in schema.sequences)
+        unknown = sorted(set(exclude) - set(schema.categorical) - set(seq_names))
         if unknown:
-            raise DataError(f"{source}: exclude names {', '.join(unknown)}, which are not categorical fields "
-                            f"({', '.join(schema.categorical)})")
+            raise DataError(f"{source}: exclude names {', '.join(unknown)}, which are neither categorical fields "
+                            f"({', '.join(schema.categorical)}) nor behaviour sequences "
+                            f"({', '.join(seq_names) or 'none'})")
         if category_field in exclude:
             category_field = None
         schema = replace(schema, categorical=tuple(c for c in schema.categorical if c not in exclude),
-                         sequences=tuple(q for q in schema.sequences if q.item_field not in exclude))
+                         sequences=tuple(q for q in schema.sequences
+                                         if q.item_field not in exclude and q.name not in exclude))
         info = {**info, "excluded_fields": list(exclude)}
     enc = Encoder(schema, seq_len, source=source, min_count=min_count).fit(train)
     return MultiScenarioData(

@@ -26,6 +26,9 @@ class DatasetEntry:
     options: dict = field(default_factory=dict)  # load options and their defaults
     quick_options: dict = field(default_factory=dict)  # options under the "quick" preset
     scenario_noun: tuple[str, str] = ("scenario", "scenarios")  # before the data says otherwise
+    # () -> the names of the behaviour sequences, which the `exclude` option accepts (`--no-sequences`
+    # excludes them all); a function so that naming a dataset imports nothing. None: no such option
+    sequences: Callable[[], tuple[str, ...]] | None = None
 
 
 _ENTRIES: dict[str, DatasetEntry] = {}
@@ -72,6 +75,17 @@ def check_options(name: str, options: dict) -> None:
     """The sizes among a dataset's options, bounded before anything loads (DataError)."""
     if options.get("seq_len") is not None:
         check_seq_len(options["seq_len"], f"{name}: seq_len (--seq-len)")
+
+
+def sequence_names(name: str) -> tuple[str, ...]:
+    """The behaviour sequences of dataset `name`, as the `exclude` option names them: what
+    `--no-sequences` excludes. A source whose sequences cannot be excluded is a clear error."""
+    entry = get(name)
+    if entry.sequences is None or "exclude" not in entry.options:
+        having = ", ".join(e.name for e in entries() if e.sequences is not None and "exclude" in e.options)
+        raise DataError(f"{name}: leaving out the behaviour sequences (--no-sequences) is not an option of "
+                        f"{entry.name} (datasets that have it: {having or 'none'})")
+    return tuple(entry.sequences())
 
 
 def load(name: str, *, seed: int = 0, **options) -> MultiScenarioData:

@@ -17,6 +17,16 @@ def _taobao_sample(*, name, seed, seq_len, min_count, exclude):
     return taobao.load_sample(name=name, seed=seed, seq_len=seq_len, min_count=min_count, exclude=exclude)
 
 
+def _sequences(module: str):
+    """The sequence names of a source module's SCHEMA, read when asked (the module's one list)."""
+    def names() -> tuple[str, ...]:
+        import importlib
+
+        return tuple(q.name for q in importlib.import_module(f"saml_core.data.{module}").SCHEMA.sequences)
+
+    return names
+
+
 def _taobao_raw(path, *, name, seed, seq_len, cache_dir):
     from saml_core.data import taobao_raw
 
@@ -41,6 +51,12 @@ def _aliccp(path, *, name, seed, seq_len, cache_dir):
     return aliccp.load_aliccp(path, name=name, seq_len=seq_len, cache_dir=cache_dir, seed=seed)
 
 
+def _movielens_sequences() -> tuple[str, ...]:
+    from saml_core.data import movielens
+
+    return tuple(q.name for q in movielens.ALL_SCHEMA["sequences"])
+
+
 def _movielens(path, *, name, seed, scenario, split, features, seq_len, min_count, exclude, min_positives):
     from saml_core.data import movielens
 
@@ -53,11 +69,12 @@ register(DatasetEntry(
     name="synthetic-countries", kind="synthetic", preset="industrial", load=_synthetic,
     title="Simulated countries (built in): a cross-border shop with 10 countries and known truth",
     options={"size": None, "seq_len": None, "min_count": 1, "exclude": ()}, quick_options={"size": "small"},
-    scenario_noun=("country", "countries")))
+    scenario_noun=("country", "countries"), sequences=_sequences("synthetic")))
 register(DatasetEntry(
     name="taobao-sample", kind="taobao", preset="public", load=_taobao_sample,
     title="Taobao ad clicks, real sample (built in): 5 city levels, ~2,300 impressions",
-    options={"seq_len": None, "min_count": 1, "exclude": ()}, scenario_noun=("city level", "city levels")))
+    options={"seq_len": None, "min_count": 1, "exclude": ()}, scenario_noun=("city level", "city levels"),
+    sequences=_sequences("taobao")))
 register(DatasetEntry(
     name="taobao-raw", kind="taobao", preset="public", load=_taobao_raw, takes_path=True, seeded=False,
     path_hint="folder of the raw Tianchi tables", title="Raw Taobao tables (the paper's public dataset)",
@@ -77,10 +94,10 @@ register(DatasetEntry(
     title="Ali-CCP clicks (public, traffic domains of field 301 as scenarios)",
     options={"seq_len": None, "cache_dir": None}, scenario_noun=("domain", "domains")))
 register(DatasetEntry(
-    name="movielens", kind="movielens", preset="public", load=_movielens, takes_path=True,
+    name="movielens", kind="movielens", preset="movielens-published", load=_movielens, takes_path=True,
     path_hint="folder with MovieLens ML-100k, ML-1M or RecBole atomic files (docs/DATA.md)",
     title="MovieLens ratings (public; rating > 3 = click, age groups as scenarios)",
     # min_positives 10 = saml_core.evaluate.MIN_CLASS: a scenario the evaluation could not score is left out
     options={"scenario": "age", "split": "random", "features": "all", "seq_len": None, "min_count": 1,
              "exclude": (), "min_positives": 10},
-    scenario_noun=("age group", "age groups")))
+    scenario_noun=("age group", "age groups"), sequences=_movielens_sequences))

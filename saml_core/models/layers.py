@@ -6,74 +6,155 @@ item), D token size, K scenarios, H hidden size of an MLP layer.
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from saml_core.data.types import FeatureSpec
+from saml_core.models.segments import ScenarioOrder, SegmentLinear
+from saml_core.models.table_rows import lookup
 
 EMB_INIT_STD = 0.05
-
-
-class CategoricalFeature(nn.Module):
-    """One categorical field: a global table G_f [V, d_g] and, for SAML, one scenario-specific
-    table S_f of K row blocks [K*V, d_s] looked up at s*V + id."""
-
-    def __init__(self, name: str, vocab_size: int, d_g: int, d_s: int, num_scenarios: int, sparse: bool = True):
-        super().__init__()
-        self.name, self.vocab_size = name, vocab_size
-        # sparse=True: gradients (and the optimizer's work) touch only the rows in the batch,
-        # which matters for K*V-row scenario tables
-        self.global_table = nn.Embedding(vocab_size, d_g, sparse=sparse)
-        nn.init.normal_(self.global_table.weight, std=EMB_INIT_STD)
-        self.scenario_table = None
-        if d_s > 0:
-            self.scenario_table = nn.Embedding(num_scenarios * vocab_size, d_s, sparse=sparse)
-            nn.init.normal_(self.scenario_table.weight, std=EMB_INIT_STD)
-
-    def forward_global(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.global_table(ids)
-
-    def forward_scenario(self, ids: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
-        return self.scenario_table(scenario * self.vocab_size + ids)
 
 
 class ScenarioAwareEmbedding(nn.Module):
     """Embeds a batch into e_glob [B, F*d_g], e_scen [B, F*d_s] (SAML only) and the token
     sequence [B, T, D] = behaviour sequence + target item (global embeddings, plus positions).
 
-    A behaviour channel shares its item field's global table; D = (#channels) * d_g."""
+    Every categorical field f has a global table G_f [V_f, d_g] and, for SAML, a scenario table
+    S_f of K row blocks [K*V_f, d_s] looked up at s*V_f + id. A behaviour channel shares its item
+    field's global table; D = (#channels) * d_g. All fields' tables are stored as one table per
+    kind, `global_table` [sum V_f, d_g] (G_f at rows offset_f..) and `scenario_table`
+    [K * sum V_f, d_s] (S_f at K * offset_f..), so that a batch is one lookup and one gradient
+    per kind (table_rows.lookup). Files that hold one table per field (`features.<f>.global_table`,
+    `features.<f>.scenario_table`: the layout before) are merged on loading."""
 
     def __init__(self, spec: FeatureSpec, d_g: int, d_s: int, sparse: bool = True):
         super().__init__()
         k = spec.num_scenarios
-        self.features = nn.ModuleList(
-            CategoricalFeature(f.name, f.vocab_size, d_g, d_s, k, sparse) for f in spec.cat_fields
-        )
+        vocab = [f.vocab_size for f in spec.cat_fields]
+        self.k, self.d_g, self.d_s = k, d_g, d_s
+        offsets = [sum(vocab[:f]) for f in range(len(vocab))]  # first row of field f
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int64), persistent=False)  # [F]
+        self.register_buffer("vocab", torch.tensor(vocab, dtype=torch.int64), persistent=False)
+        total = sum(vocab)
+        # the draws of one table per field, in their order (each nn.Embedding drew its default
+        # init, then ours): same seed, same initial weights as that layout
+        self.global_table = nn.Embedding(total, d_g, sparse=sparse, _weight=torch.empty(total, d_g))
+        self.scenario_table = None
+        if d_s > 0:
+            self.scenario_table = nn.Embedding(k * total, d_s, sparse=sparse, _weight=torch.empty(k * total, d_s))
+        with torch.no_grad():
+            for o, v in zip(offsets, vocab):
+                torch.empty(v, d_g).normal_()
+                nn.init.normal_(self.global_table.weight[o:o + v], std=EMB_INIT_STD)
+                if self.scenario_table is not None:
+                    torch.empty(k * v, d_s).normal_()
+                    nn.init.normal_(self.scenario_table.weight[k * o:k * (o + v)], std=EMB_INIT_STD)
         self.seq_item_index = [spec.cat_index(s.item_field) for s in spec.seq_fields]
+        self.register_buffer("item_fields", torch.tensor(self.seq_item_index, dtype=torch.int64), persistent=False)
+        self.register_buffer("item_offsets", torch.tensor([offsets[i] for i in self.seq_item_index], dtype=torch.int64),
+                             persistent=False)  # [C]: first row of each channel's item field
         self.token_dim = d_g * len(spec.seq_fields)
         self.positions = nn.Parameter(torch.randn(spec.seq_len + 1, max(self.token_dim, 1)) * EMB_INIT_STD)
         self.global_dim = d_g * len(spec.cat_fields)
         self.scenario_dim = d_s * len(spec.cat_fields)
 
     def forward(self, cat, scenario, seq, with_scenario: bool):
-        e_glob = torch.cat([f.forward_global(cat[:, i]) for i, f in enumerate(self.features)], dim=1)
-        e_scen = None
-        if with_scenario:
-            e_scen = torch.cat(
-                [f.forward_scenario(cat[:, i], scenario) for i, f in enumerate(self.features)], dim=1
-            )
-        tokens = None
+        b = cat.shape[0]
+        rows = cat + self.offsets  # [B, F] rows of the global table
+        e_scen, tokens = None, None
         if self.seq_item_index:
-            chans = []
-            for c, fi in enumerate(self.seq_item_index):
-                table = self.features[fi]
-                # [B, L] history ids + [B, 1] target id -> [B, T, d_g]
-                ids = torch.cat([seq[:, c, :], cat[:, fi : fi + 1]], dim=1)
-                chans.append(table.forward_global(ids))
-            tokens = torch.cat(chans, dim=2) + self.positions  # [B, T, D]
-        return e_glob, e_scen, tokens
+            # [B, T, C]: per position the C channels' rows (history, then the target item), so
+            # that the looked-up [B, T, C, d_g] is the token sequence [B, T, D] as it is
+            hist = (seq + self.item_offsets.view(1, -1, 1)).transpose(1, 2)  # [B, L, C]
+            token_rows = torch.cat([hist, rows.index_select(1, self.item_fields).unsqueeze(1)], dim=1)  # [B, T, C]
+            e_glob, tok = lookup(self.global_table, rows, token_rows)
+            tokens = tok.view(b, token_rows.shape[1], self.token_dim) + self.positions  # [B, T, D]
+        else:
+            (e_glob,) = lookup(self.global_table, rows)
+        if with_scenario:
+            # field f, scenario s, id i -> row K * offset_f + s * V_f + i
+            (e_scen,) = lookup(self.scenario_table, self.offsets * self.k + scenario.unsqueeze(1) * self.vocab + cat)
+            e_scen = e_scen.reshape(b, self.scenario_dim)
+        return e_glob.reshape(b, self.global_dim), e_scen, tokens
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        merge_field_tables(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def merge_field_tables(state: dict, prefix: str | None = None) -> dict:
+    """In place: one table per field (`<prefix>features.<f>.global_table.weight` and
+    `...scenario_table.weight`, f = 0, 1, ...) -> `<prefix>global_table.weight` and
+    `<prefix>scenario_table.weight`, the fields' tables one after another; every prefix found
+    when `prefix` is None. A state without them is left alone. Returns `state`."""
+    if prefix is None:
+        found = {m.group(1) for k in state if (m := re.match(r"(.*)features\.0\.global_table\.weight$", k))}
+        for p in found:
+            merge_field_tables(state, p)
+        return state
+    for kind in ("global_table", "scenario_table"):
+        parts, f = [], 0
+        while f"{prefix}features.{f}.{kind}.weight" in state:
+            parts.append(state.pop(f"{prefix}features.{f}.{kind}.weight"))
+            f += 1
+        if parts:
+            state[f"{prefix}{kind}.weight"] = torch.cat(parts)
+    return state
+
+
+class _LayerNormFn(torch.autograd.Function):
+    """F.layer_norm whose weight and bias gradients are plain sums over the rows: torch's own
+    backward reduces them in per-thread partial sums, so they (and every gradient upstream)
+    changed with the thread count; with this one a training step gives the same numbers on
+    1 or 2 threads (tested), and the thread policy can change the count without changing results."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        y, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), weight, bias, eps)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, rstd = ctx.saved_tensors
+        dx = torch.ops.aten.native_layer_norm_backward(dy, x, (x.shape[-1],), mean, rstd, weight, None,
+                                              [True, False, False])[0]
+        flat = dy.reshape(-1, dy.shape[-1])
+        dw = (flat * ((x - mean) * rstd).reshape(flat.shape)).sum(0) if ctx.needs_input_grad[1] else None
+        db = flat.sum(0) if ctx.needs_input_grad[2] else None
+        return dx, dw, db, None
+
+
+class _SoftmaxFn(torch.autograd.Function):
+    """torch.softmax over the last dim with the backward p * (g - sum(g * p)) written out:
+    torch's own backward kernel gave other roundings on 2 threads than on 1."""
+
+    @staticmethod
+    def forward(ctx, x):
+        p = torch.softmax(x, dim=-1)
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        return p * (g - (g * p).sum(-1, keepdim=True))
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim whose gradient does not depend on the thread count."""
+    return _SoftmaxFn.apply(x)
+
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (same parameters and outputs) with a thread-count-independent backward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _LayerNormFn.apply(x, self.weight, self.bias, self.eps)
 
 
 class SequenceAttention(nn.Module):
@@ -103,11 +184,17 @@ class SequenceAttention(nn.Module):
         self.value = nn.Linear(dim, inner) if shared_value is None else None
         self._shared_value = [shared_value]  # list: not registered twice as a submodule
         self.out = nn.Linear(inner, dim)
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Linear(ff_dim, dim))
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
         self.output_dim = dim * (2 if readout == "target_mean" else 1)
         self.use_sdpa = False  # True: always the fused all-positions kernel (reference in tests)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """self.ff (Linear, ReLU, Linear) called layer by layer: nn.Sequential's own call costs
+        more per step than the three ops at small batches."""
+        first, last = self.ff[0], self.ff[2]
+        return F.linear(F.relu(F.linear(x, first.weight, first.bias)), last.weight, last.bias)
 
     def value_proj(self) -> nn.Linear:
         return self.value if self._own_value else self._shared_value[0]
@@ -141,9 +228,12 @@ class SequenceAttention(nn.Module):
         else:
             q = F.linear(xt, self.qk.weight[:inner], self.qk.bias[:inner])  # [B, I]
             wk = self.qk.weight[inner:].view(h, dh, d)
-            r = (q.view(b, h, dh, 1) * wk).sum(2)  # [B, h, D]
-        scores = torch.bmm(r, tokens.transpose(1, 2)) * (dh ** -0.5)  # [B, h, T]
-        p = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
+            r = torch.bmm(q.view(b, h, dh).transpose(0, 1), wk).transpose(0, 1)  # [B, h, D], one matmul per head
+        # tokens times r, not r times tokens^T: the gradient for tokens then comes out contiguous
+        # [B, T, D] like the pooling's, and adding the two stays a plain vector add (a transposed
+        # one cost ~7 ms per step at sequence length 50, more than all matmuls of the attention)
+        scores = torch.bmm(tokens, r.transpose(1, 2)).transpose(1, 2) * (dh ** -0.5)  # [B, h, T]
+        p = softmax(scores.masked_fill(~mask[:, None, :], float("-inf")))
         dropped = self.training and self.dropout > 0
         if dropped:
             p = F.dropout(p, self.dropout)
@@ -151,12 +241,14 @@ class SequenceAttention(nn.Module):
         # and sum_t p_t = 1 (softmax over real tokens) unless dropout thinned p; pools D-wide tokens
         # instead of projecting all T of them
         wv = self.value_proj()
-        pooled = torch.bmm(p, tokens)  # [B, h, D]: per head, the attention-weighted token
-        attn = torch.einsum("bhd,hed->bhe", pooled, wv.weight.view(h, dh, d))  # [B, h, dh]
-        bias = wv.bias.view(h, dh)
-        attn = (attn + (p.sum(-1, keepdim=True) * bias if dropped else bias)).reshape(b, inner)  # [B, I]
+        pooled = torch.bmm(p, tokens).transpose(0, 1)  # [h, B, D]: per head, the attention-weighted token
+        bias = wv.bias.view(h, 1, dh)
+        if dropped:
+            bias = p.sum(-1).t().unsqueeze(-1) * bias  # [h, B, dh]
+        attn = torch.baddbmm(bias, pooled, wv.weight.view(h, dh, d).transpose(1, 2))  # [h, B, dh]
+        attn = attn.transpose(0, 1).reshape(b, inner)  # [B, I]
         x = self.norm1(xt + self.out(attn))
-        return self.norm2(x + self.ff(x))  # [B, D]
+        return self.norm2(x + self.feed_forward(x))  # [B, D]
 
     def _self_attention(self, tokens, mask, scenario):
         """Plain multi-head self-attention (fused kernel); all positions for "target_mean"."""
@@ -182,7 +274,7 @@ class SequenceAttention(nn.Module):
         )  # [B, h, Tq, dh]
         attn = attn.transpose(1, 2).reshape(b, -1, h * dh)
         x = self.norm1(q_tokens + self.out(attn))
-        x = self.norm2(x + self.ff(x))  # [B, Tq, D]
+        x = self.norm2(x + self.feed_forward(x))  # [B, Tq, D]
         target = x[:, -1, :]
         if self.readout == "target":
             return target
@@ -285,6 +377,14 @@ class BranchLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, branch: torch.Tensor | None = None) -> torch.Tensor:
         """branch: None, or a one-hot [C, K] float matrix choosing each group's branch."""
+        if branch is None and x.dim() == 2:
+            # rows shared by all branches: one [N, in] x [in, K*out] matmul, returned as a
+            # [K, N, out] view of its [N, K, out] result (torch.matmul broadcasts to the same
+            # products but copies them into [K, N, out] and back again in backward)
+            k, i, o = self.weight.shape
+            w = self.weight.permute(1, 0, 2).reshape(i, k * o)
+            y = x @ w if self.bias is None else torch.addmm(self.bias.reshape(1, k * o), x, w)
+            return y.view(x.shape[0], k, o).transpose(0, 1)
         w = self.weight if branch is None else select_branches(self.weight, branch)
         y = torch.matmul(x, w)  # [K or C, N, out]
         if self.bias is None:
@@ -396,3 +496,14 @@ class StackedMLP(nn.Module):
         if self.head is None:
             return x
         return self.head(x, branch).squeeze(-1)
+
+    def own(self, x: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+        """Row b of x [B, in] through MLP choice[b] only -> [B, H_last] ([B] with `logit`): the
+        rows sorted by choice, each layer one matmul per MLP on exactly its rows (SegmentLinear)."""
+        order = ScenarioOrder(choice, self.layers[0].weight.shape[0])
+        h = x.index_select(0, order.order)
+        for layer in self.layers:
+            h = self.dropout(SegmentLinear.apply(h, layer.weight, layer.bias, order, True, None))
+        if self.head is not None:
+            h = SegmentLinear.apply(h, self.head.weight, self.head.bias, order, False, None).squeeze(-1)
+        return order.unsort(h)

@@ -9,7 +9,8 @@ sample. On train rows the encodings are computed out of fold (`folds` folds, see
 row's own click would leak into its feature; validation and test rows use the whole train split.
 
 Fitting (`fit_lr_te`, the registry entry's `fit`): the regularisation strength C is chosen on the
-validation AUC from a small grid (its tuning budget, like an epoch count for the deep models);
+validation AUC from a small grid (its tuning budget, like an epoch count for the deep models), or
+is the option `C` when given (a tuned run: `--tune` searches smoothing x C, saml_core/tuning.py);
 the encoding tables, the standardisation and the regression are stored as plain tensors
 (`torch.load(weights_only=True)`) and predict through the same `forward` as every model.
 """
@@ -43,13 +44,16 @@ def encode_table(ids: np.ndarray, label: np.ndarray, size: int, prior: float, sm
 
 class TargetEncodingLR(ScenarioModel):
     def __init__(self, spec: FeatureSpec, cfg: ModelConfig, crosses: bool = True, smoothing: float = 20.0,
-                 folds: int = 5):
+                 folds: int = 5, C: float | None = None):
         super().__init__()
         if not isinstance(folds, int) or folds < 2:
             raise ValueError(f"lr_te option folds must be an integer >= 2, got {folds!r}")
         if not smoothing > 0:
             raise ValueError(f"lr_te option smoothing must be > 0, got {smoothing!r}")
+        if C is not None and (isinstance(C, bool) or not isinstance(C, (int, float)) or not 0 < C < float("inf")):
+            raise ValueError(f"lr_te option C must be a number > 0 (or null: chosen on validation), got {C!r}")
         self.spec, self.crosses, self.smoothing, self.folds = spec, bool(crosses), float(smoothing), folds
+        self.c_grid = C_GRID if C is None else (float(C),)
         self.k = spec.num_scenarios
         self.vocab = [f.vocab_size for f in spec.cat_fields]
         self.seq_item_index = [spec.cat_index(s.item_field) for s in spec.seq_fields]
@@ -134,7 +138,7 @@ def fit_lr_te(model: TargetEncodingLR, data, tcfg, *, seed: int, device, run_dir
     xs_train, xs_valid = ((x_train - mean) / scale)[:, used], ((x_valid - mean) / scale)[:, used]
     y_valid = data.valid.label.numpy()
     history, best = [], None
-    for i, c in enumerate(C_GRID):
+    for i, c in enumerate(model.c_grid):
         if should_stop is not None and should_stop():
             raise Cancelled(f"cancelled while fitting C={c}")
         clf = LogisticRegression(C=c, max_iter=500, random_state=seed).fit(xs_train, y)
@@ -144,7 +148,7 @@ def fit_lr_te(model: TargetEncodingLR, data, tcfg, *, seed: int, device, run_dir
         if best is None or (np.isfinite(vauc) and vauc > best[0]):
             best = (vauc if np.isfinite(vauc) else -1.0, i, clf)
         if progress is not None:
-            progress({"epoch": i + 1, "epochs": len(C_GRID), "step": 1, "steps": 1, "loss": None,
+            progress({"epoch": i + 1, "epochs": len(model.c_grid), "step": 1, "steps": 1, "loss": None,
                       "valid_auc": vauc, "eta_seconds": None, "epoch_finished": True})
     vauc, i_best, clf = best
     with torch.no_grad():
@@ -156,5 +160,5 @@ def fit_lr_te(model: TargetEncodingLR, data, tcfg, *, seed: int, device, run_dir
         model.linear.bias.fill_(float(clf.intercept_[0]))
     return FitResult(history=history, best_epoch=i_best + 1, best_valid_auc=vauc, epochs_run=len(history),
                      seconds=time.perf_counter() - t0, stopped="grid searched",
-                     settings={"C_grid": list(C_GRID), "C": C_GRID[i_best], "folds": model.folds,
+                     settings={"C_grid": list(model.c_grid), "C": model.c_grid[i_best], "folds": model.folds,
                                "smoothing": model.smoothing, "crosses": model.crosses})

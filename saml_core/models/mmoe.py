@@ -26,7 +26,6 @@ from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, cosine_matrix, scenario_mean
 from saml_core.models.bst import global_features
 from saml_core.models.layers import BranchLinear, StackedMLP, split_bottom_tower
-from saml_core.models.layers import ScenarioGroups
 
 
 def count_option(name: str, value, minimum: int = 1) -> int:
@@ -57,8 +56,7 @@ class MMoE(ScenarioModel):
         gate_logits = self.gates(x)[s, torch.arange(s.shape[0], device=s.device)]  # [B, E]
         gate = torch.softmax(gate_logits.float(), dim=-1)
         mixed = torch.einsum("be,ebh->bh", gate.to(experts.dtype), experts)  # [B, H]
-        groups = ScenarioGroups(s, self.k)
-        out = {"logit": groups.ungroup(self.towers(groups.group(mixed), groups.onehot))}
+        out = {"logit": self.towers.own(mixed, s)}
         if probes:
             out["probes"] = {"expert_gates": gate}
         return out

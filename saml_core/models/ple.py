@@ -17,7 +17,7 @@ What this means for a sample of scenario s: at every level but the last, the sha
 every scenario's specific experts on this sample, so those (and the paths feeding them) run for
 all K scenarios; that is PLE's cross-scenario channel, and a scenario-s sample trains the lower
 levels' specific experts of other scenarios through it. At the last level only scenario s's
-experts, gate and tower run (rows grouped by scenario: one batched matmul per layer).
+experts, gate and tower run (each on exactly the rows of its scenario: one matmul per scenario).
 
 Sizes: `split_bottom_tower(cfg.mlp)`: every expert of every level has the hidden layers of a
 shared bottom (cfg.mlp but the last), the towers the last one; n_levels = 2 therefore makes the
@@ -42,7 +42,6 @@ from saml_core.models.base import ScenarioModel, cosine_matrix, scenario_mean
 from saml_core.models.bst import global_features
 from saml_core.models.layers import BranchLinear, StackedMLP, split_bottom_tower
 from saml_core.models.mmoe import count_option
-from saml_core.models.layers import ScenarioGroups
 
 
 class PLE(ScenarioModel):
@@ -94,23 +93,22 @@ class PLE(ScenarioModel):
                 own_gates.append(w[s, rows].float())
             else:  # the next level is the last: the own path only
                 w = torch.softmax(gate_logits[s, rows], dim=-1)  # [B, G]
-                own = torch.cat([specific.view(k, m, b, hdim)[s, :, rows], shared.transpose(0, 1)], dim=1)  # [B, G, H]
+                # the own scenario's m experts: a gather along the expert axis of the sample-major
+                # [B, K*m, H] (its backward a scatter within each row, not a scatter over [K*m, B, H])
+                pick = (s.view(-1, 1) * m + torch.arange(m, device=s.device)).view(-1, m, 1).expand(-1, m, hdim)
+                own_specific = specific.transpose(0, 1).gather(1, pick)  # [B, m, H]
+                own = torch.cat([own_specific, shared.transpose(0, 1)], dim=1)  # [B, G, H]
                 task_in = (w.unsqueeze(-1).to(own.dtype) * own).sum(1)  # [B, H]
                 own_gates.append(w)
 
-        # last level: the own scenario only, rows grouped by scenario
-        groups = ScenarioGroups(s, k)
-        # chunk c's i-th expert is expert (branch[c], i): one-hot [C*m, K*m]
-        expert_onehot = torch.kron(groups.onehot, torch.eye(m, device=s.device))
-        grouped = groups.group(task_in).repeat_interleave(m, dim=0)  # [C*m, c, in]
-        specific = self.specific[-1](grouped, expert_onehot)  # [C*m, c, H]
-        n_chunks, c, hdim = groups.n_chunks, specific.shape[1], specific.shape[2]
-        specific = groups.ungroup(specific.view(n_chunks, m, c, hdim).transpose(1, 2))  # [B, m, H]
+        # last level: the own scenario only; expert i of scenario s is expert s*m + i, run on exactly
+        # the rows that use it (StackedMLP.own)
+        specific = torch.stack([self.specific[-1].own(task_in, s * m + i) for i in range(m)], dim=1)  # [B, m, H]
         own = torch.cat([specific, self.shared[-1](shared_in).transpose(0, 1)], dim=1)  # [B, G, H]
         w = torch.softmax(self.gates[-1](task_in)[s, rows].float(), dim=-1)  # [B, G]
         mixed = (w.unsqueeze(-1).to(own.dtype) * own).sum(1)  # [B, H]
         own_gates.append(w)
-        out = {"logit": groups.ungroup(self.towers(groups.group(mixed), groups.onehot))}
+        out = {"logit": self.towers.own(mixed, s)}
         if probes:
             out["probes"] = {"expert_gates": torch.stack(own_gates, dim=1)}  # [B, L, G]
             if shared_gates:

@@ -29,6 +29,9 @@ class ModelEntry:
     probes: tuple[str, ...] = ()
     default: bool = False  # in the default comparison set
     order: int = 100  # position in tables and legends
+    # what `--tune` searches for this model: {"train_config" | "model_options": {name: values}};
+    # None = config.TUNE_GRID. A model's own grid has as many points as TUNE_GRID (the same budget)
+    tune_grid: dict | None = None
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -39,6 +42,10 @@ def register(entry: ModelEntry) -> ModelEntry:
         raise ValueError(f"model {entry.id!r}: role must be one of {ROLES}, got {entry.role!r}")
     if entry.id in _ENTRIES:
         raise ValueError(f"model {entry.id!r} is registered twice")
+    if entry.tune_grid is not None:
+        from saml_core.tuning import check_grid
+
+        check_grid(entry.id, entry.tune_grid, entry.options)
     _ENTRIES[entry.id] = entry
     return entry
 

@@ -11,10 +11,12 @@ Read top to bottom:
 
 Speed (training): every branch's state is needed by the mutual unit, but only the sample's own
 branch receives gradient (the others enter detached). So all K branches run forward-only under
-no_grad, and the own branch is recomputed with gradient on the batch sorted by scenario (one
-matmul per scenario segment and layer). Evaluation without probes runs the same all-branch pass
-and scores only the own branch. `forward_reference` is the plain all-branches-with-autograd
-version; tests check that both give the same outputs and gradients.
+no_grad, and the own branch runs with gradient on the batch sorted by scenario: its layer outputs
+are read from the all-branch pass (the same values), its mutual units and its backward are
+written by hand (`SegmentLinear`: one matmul per scenario segment; `_OwnMutual`), so the
+autograd graph of the branches is a handful of nodes. Evaluation without probes runs the same
+all-branch pass and scores only the own branch. `forward_reference` is the plain
+all-branches-with-autograd version; tests check that both give the same outputs and gradients.
 """
 from __future__ import annotations
 
@@ -27,33 +29,48 @@ from saml_core.config import ModelConfig
 from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel, scenario_mean
 from saml_core.models.layers import BranchLinear, MLP, MutualUnit, ScenarioAwareEmbedding, SequenceAttention
+from saml_core.models.segments import ScenarioOrder, SegmentLinear
 
 
-class ScenarioOrder:
-    """A batch sorted by scenario, so that branch k's samples form one contiguous segment: the
-    own-branch work is one matmul per scenario present, on exactly its rows (no padding, no
-    gathered weight copies), and its backward one matmul per scenario as well."""
+class _OwnMutual(torch.autograd.Function):
+    """The mutual unit (eq. 6-8) of the own branch only, with a hand-written backward: h [B, H]
+    (branch `branch[b]` on sample b), gate weights [K, H] and biases [K]; h_all [B, K, H] every
+    branch's state on the same samples and norm_all [B, K] its norms (the all-branch pass: no
+    gradient). h~ = h + g * sum_j alpha_j h_all[j], alpha = softmax_{j != own}(cos(h, h_all[j])),
+    g = sigmoid(w_own . h + b_own). The backward reads h_all twice as two batched matmuls and
+    makes no [B, K, H] temporary (autograd of the same formula made three)."""
 
-    def __init__(self, scenario: torch.Tensor, num_scenarios: int):
-        self.order = torch.argsort(scenario, stable=True)
-        self.inverse = torch.empty_like(self.order)
-        self.inverse[self.order] = torch.arange(scenario.shape[0], device=scenario.device)
-        # segment sizes as Python ints (torch.split needs them): one host sync per batch
-        self.counts = torch.bincount(scenario, minlength=num_scenarios).tolist()
-        self.present = [k for k, c in enumerate(self.counts) if c]
-        self.scenario = scenario[self.order]
+    @staticmethod
+    def forward(ctx, h, gate_weight, gate_bias, h_all, norm_all, branch):
+        k = h_all.shape[1]
+        n = h.norm(dim=-1, keepdim=True).clamp_min_(1e-8)  # F.normalize's max(|h|, eps)
+        c = torch.bmm(h_all, (h / n).unsqueeze(2)).squeeze(2).div_(norm_all)  # cos [B, K]
+        alpha = torch.softmax(c.masked_fill_(F.one_hot(branch, k).bool(), float("-inf")), dim=-1)
+        w_own, b_own = gate_weight.index_select(0, branch), gate_bias.index_select(0, branch)
+        g = torch.sigmoid_((h * w_own).sum(-1).add_(b_own))  # [B]
+        mix = torch.bmm(alpha.unsqueeze(1), h_all).squeeze(1)  # [B, H]
+        ctx.save_for_backward(h, n, h_all, norm_all, alpha, g, mix, w_own, branch)
+        ctx.gate_shape = gate_weight.shape
+        return torch.addcmul(h, g.unsqueeze(-1), mix)
 
-    def segments(self, x: torch.Tensor, stack: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x [B, in] (sorted) times each segment's branch of stack [K, in, out] plus bias
-        [K, 1, out] -> [B, out]. split/unbind: their backward is one concatenation, not K
-        full-size zero fills."""
-        if not self.present:  # empty batch
-            return x.new_zeros((0, stack.shape[2]))
-        xs, ws, bs = torch.split(x, self.counts), stack.unbind(0), bias.unbind(0)
-        return torch.cat([torch.addmm(bs[k], xs[k], ws[k]) for k in self.present])
-
-    def unsort(self, x: torch.Tensor) -> torch.Tensor:
-        return x.index_select(0, self.inverse)
+    @staticmethod
+    def backward(ctx, dout):
+        h, n, h_all, norm_all, alpha, g, mix, w_own, branch = ctx.saved_tensors
+        dg = (dout * mix).sum(-1)  # [B]
+        dalpha = torch.bmm(h_all, (dout * g.unsqueeze(-1)).unsqueeze(2)).squeeze(2)  # [B, K]
+        dc = alpha * (dalpha - (alpha * dalpha).sum(-1, keepdim=True))  # softmax; 0 on the own branch
+        du = torch.bmm((dc / norm_all).unsqueeze(1), h_all).squeeze(1)  # [B, H]
+        unit = h / n
+        # through u = h / max(|h|, eps): the projection off u where |h| > eps, du / eps below
+        proj = torch.where(n > 1e-8, unit * (unit * du).sum(-1, keepdim=True), torch.zeros_like(du))
+        dzg = dg * g * (1 - g)  # through the gate's sigmoid
+        dh = dout + (du - proj) / n + dzg.unsqueeze(-1) * w_own
+        dw = db = None
+        if ctx.needs_input_grad[1]:
+            dw = h.new_zeros(ctx.gate_shape).index_add_(0, branch, dzg.unsqueeze(-1) * h)
+        if ctx.needs_input_grad[2]:
+            db = h.new_zeros(ctx.gate_shape[0]).index_add_(0, branch, dzg)
+        return dh, dw, db, None, None, None
 
 
 VARIANTS = ("full", "no_gate", "no_aux", "no_gate_mut")
@@ -191,18 +208,20 @@ class SAML(ScenarioModel):
         in `order`): per layer one matmul per scenario segment, the mutual unit against the
         detached all-branch `states`. Returns logits [B] (sorted)."""
         h = x
+        # the all-branch pass in the model dtype holds each layer's output of the own branch too
+        reuse = states is not None and states[0]["h"].dtype == x.dtype and states[0].get("exact", False)
         for l in range(len(self.cfg.mlp)):
             w = self.branch_w[l]
+            given = states[l]["h"] if reuse else None
             if self.use_aux:  # [h, a] times the stacked [W; U] of the segment's branch
-                h = order.segments(torch.cat([h, aux_hidden[l]], 1), torch.cat([w.weight, self.branch_u[l].weight], 1),
-                                   w.bias)
+                h = SegmentLinear.apply(torch.cat([h, aux_hidden[l]], 1),
+                                         torch.cat([w.weight, self.branch_u[l].weight], 1), w.bias, order, True, given)
             else:
-                h = order.segments(h, w.weight, w.bias)
-            h = F.relu(h)
+                h = SegmentLinear.apply(h, w.weight, w.bias, order, True, given)
             if str(l) in self.mutual:
-                st = states[l]
-                h, _, _ = self.mutual[str(l)].forward_own(h, st["h"], st["norm"], order.scenario)
-        return order.segments(h, self.branch_out.weight, self.branch_out.bias).squeeze(-1)
+                st, unit = states[l], self.mutual[str(l)]
+                h = _OwnMutual.apply(h, unit.gate_weight, unit.gate_bias, st["h"], st["norm"], order.scenario)
+        return SegmentLinear.apply(h, self.branch_out.weight, self.branch_out.bias, order, False, None).squeeze(-1)
 
     # forward ------------------------------------------------------------------------------
     def _branch_inputs(self, batch):
@@ -290,7 +309,7 @@ class SAML(ScenarioModel):
                 else:
                     z = per_branch.transpose(0, 1) + w.bias.transpose(0, 1).to(dt)
             z = z.to(x.dtype).relu_()  # context states kept in the model dtype
-            st = {"h": z}
+            st = {"h": z, "exact": dt == x.dtype}  # exact: the own branch may reuse its rows
             if str(l) in self.mutual:
                 st["norm"] = z.norm(dim=-1).clamp_min_(1e-8)  # [B, K]
                 if l < depth - 1:  # h~ of every branch feeds the next layer

@@ -7,8 +7,8 @@ baseline), with scenarios as tasks.
 
 Sizes: `split_bottom_tower(cfg.mlp)`: the bottom takes every hidden layer of cfg.mlp but the last,
 the towers the last one, so bottom + tower is as deep as BST's MLP (256-128: bottom 256, towers
-128 -> 1). The K towers are weight stacks; a batch is grouped by scenario (ScenarioGroups) so
-they cost one batched matmul per layer, and a sample trains only its own scenario's tower.
+128 -> 1). The K towers are weight stacks; each sample goes through its own scenario's tower only
+(StackedMLP.own: one matmul per scenario on exactly its rows), so it trains only that tower.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from saml_core.data.types import FeatureSpec
 from saml_core.models.base import ScenarioModel
 from saml_core.models.bst import global_features
 from saml_core.models.layers import StackedMLP, split_bottom_tower
-from saml_core.models.layers import ScenarioGroups
 
 
 class SharedBottom(ScenarioModel):
@@ -38,6 +37,5 @@ class SharedBottom(ScenarioModel):
 
     def forward(self, batch, probes: bool = False) -> dict:
         h = self.bottom(self.features(batch))  # [B, H]
-        groups = ScenarioGroups(batch.scenario, self.k)
-        logit = groups.ungroup(self.towers(groups.group(h), groups.onehot))  # [C, c] -> [B]
+        logit = self.towers.own(h, batch.scenario)  # [B]: each row through its scenario's tower
         return {"logit": logit}

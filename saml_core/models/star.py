@@ -78,18 +78,20 @@ class PartitionedNorm(nn.Module):
             else:
                 mean, var = self.running_mean[scenario], self.running_var[scenario]
             z = (x - mean) * torch.rsqrt(var + self.eps)
-            return z * (self.gamma * self.scenario_gamma[scenario]) + (self.beta + self.scenario_beta[scenario])
+            return (z * (self.gamma * self.scenario_gamma.index_select(0, scenario))
+                    + (self.beta + self.scenario_beta.index_select(0, scenario)))
 
     def _batch_statistics(self, x: torch.Tensor, scenario: torch.Tensor):
-        k = self.running_mean.shape[0]
-        onehot = F.one_hot(scenario, k).to(x.dtype)  # [B, K]
-        count = onehot.sum(0)  # [K]
+        k, d = self.running_mean.shape
+        count = torch.bincount(scenario, minlength=k).to(x.dtype)  # [K]
         denom = count.clamp_min(1).unsqueeze(1)
-        mean = onehot.t() @ x / denom  # [K, D]
-        var = onehot.t() @ (x - mean[scenario]).square() / denom  # [K, D], biased
+        # per-scenario sums as scatter-adds, not a [K, B] x [B, D] matmul, whose summation order
+        # (and so the whole run's numbers) changed with the thread count
+        mean = x.new_zeros(k, d).index_add(0, scenario, x) / denom  # [K, D]
+        var = x.new_zeros(k, d).index_add(0, scenario, (x - mean.index_select(0, scenario)).square()) / denom  # [K, D], biased
         enough = (count >= 2).unsqueeze(1)  # a variance needs two rows
-        row_mean = torch.where(enough[scenario], mean[scenario], self.running_mean[scenario])
-        row_var = torch.where(enough[scenario], var[scenario], self.running_var[scenario])
+        row_mean = torch.where(enough[scenario], mean.index_select(0, scenario), self.running_mean[scenario])
+        row_var = torch.where(enough[scenario], var.index_select(0, scenario), self.running_var[scenario])
         with torch.no_grad():
             unbiased = var * count.unsqueeze(1) / (count - 1).clamp_min(1).unsqueeze(1)
             self.running_mean.copy_(torch.where(enough, torch.lerp(self.running_mean, mean, self.momentum),
