@@ -115,7 +115,11 @@ picked = sorted({int(p["customdata"][0]) for p in (event.selection.points if eve
                  if p.get("customdata") is not None and 0 <= int(p["customdata"][0]) < len(df)})
 st.subheader("What a selection is made of")
 st.caption(explain.explorer(n))
-if len(picked) == 1 and picked[0] != chosen:  # one point clicked: its neighbours
+# A point just clicked chooses it (the map keeps its selection over reruns: only a new one counts,
+# so a number typed below is not undone by the click before it).
+fresh = st.session_state.get("hs_last_pick") != (context, picked)
+st.session_state["hs_last_pick"] = (context, picked)
+if fresh and len(picked) == 1 and picked[0] != chosen:
     st.session_state["hs_chosen"] = (context, picked[0])
     st.session_state["hs_point"] = picked[0]
     st.rerun()
@@ -151,10 +155,11 @@ def _show_typed() -> None:
     st.session_state["hs_chosen"] = (context, int(st.session_state["hs_point"]))
 
 
-if not 0 <= st.session_state.get("hs_point", 0) < len(df):  # from a larger map
+# The widget's value lives in session state only (a clicked point sets it; no default beside it).
+if not isinstance(st.session_state.get("hs_point"), int) or not 0 <= st.session_state["hs_point"] < len(df):
     st.session_state["hs_point"] = 0
 c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-c1.number_input("Point", 0, len(df) - 1, value=0, key="hs_point",
+c1.number_input("Point", 0, len(df) - 1, key="hs_point",
                 help="The point's number (in its hover); clicking a point on the map chooses it too.")
 c2.button("Show its neighbours", key="hs_show_neighbours", on_click=_show_typed)
 if chosen is not None:
@@ -165,12 +170,19 @@ if chosen is not None:
                + f", {me['label']}, predicted {me['pred']:.3f}. Its {len(near)} nearest points by euclidean distance "
                f"between hidden states of layer {layer + 1} (ringed on the map); two points picked at random here "
                f"are about {embedding.typical_distance(x):.2f} apart.")
-    st.dataframe(table.rename(columns={"scenario": n.One, "branch": "Branch", "label": "Clicked",
-                                       "pred": "Predicted", "error": "Error"}),
-                 hide_index=True, width="stretch", key="neighbours_table",
-                 column_config={"distance": st.column_config.NumberColumn(format="%.3f"),
-                                "Predicted": st.column_config.NumberColumn(format="%.3f"),
-                                "Error": st.column_config.NumberColumn(format="%.3f")})
+    shown = table.rename(columns={"scenario": n.One, "branch": "Branch", "label": "Clicked", "pred": "Predicted",
+                                  "error": "Error"})
+    config = {"distance": st.column_config.NumberColumn(format="%.3f"),
+              "Predicted": st.column_config.NumberColumn(format="%.3f"),
+              "Error": st.column_config.NumberColumn(format="%.3f")}
+    first = ["point", "distance", n.One] + (["Branch"] if view == "all" else []) + ["Clicked", "Predicted", "Error"]
+    st.dataframe(shown, hide_index=True, width="stretch", key="neighbours_table", column_order=first,
+                 column_config=config)
+    fields_here = [c for c in shown.columns if c.startswith(embedding.FIELD_PREFIX)]
+    if fields_here:  # a dozen fields do not fit beside the rest: one click away (and in the CSV)
+        with st.expander(f"Their fields ({len(fields_here)})"):
+            st.dataframe(shown, hide_index=True, width="stretch", key="neighbours_fields",
+                         column_order=["point"] + fields_here, column_config=config)
 
 # -- exports ----------------------------------------------------------------------------------------
 st.subheader("Export these points")

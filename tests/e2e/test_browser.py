@@ -490,8 +490,24 @@ def test_hidden_state_explorer_colours_selects_finds_neighbours_and_exports(serv
     shown = [n for n in legend_names(page) if not n.startswith("other (")]
     assert shown and set(shown) <= categories
 
-    # a box selection: what it is made of, against all points shown
+    # nearest neighbours of a point, in the hidden space: a point clicked on the map ...
     chart = page.locator(".js-plotly-plot").filter(has_text="hidden layer 1").first
+    spot = chart.locator(".scatterlayer .points path.point").nth(3).bounding_box()
+    page.mouse.click(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)  # before any box tool
+    expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=60_000)
+    wait_ready(page, charts=1)
+    clicked = int(page.get_by_label("Point", exact=True).input_value())
+    expect(page.get_by_text(f"Point {clicked}:", exact=False).first).to_be_visible()
+    # ... or typed
+    page.get_by_label("Point", exact=True).fill("5")
+    page.get_by_label("Point", exact=True).press("Enter")
+    page.get_by_role("button", name="Show its neighbours").click()
+    expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.legendtext')]"
+                           ".some(e => e.textContent === 'nearest in the hidden space')")
+    expect(page.locator('[data-testid="stDataFrame"] th').filter(has_text="distance").first).to_be_attached()
+
+    # a box selection: what it is made of, against all points shown
     chart.hover()
     chart.locator('.modebar-btn[data-title="Box Select"]').click()
     area = chart.locator(".nsewdrag").first.bounding_box()
@@ -509,15 +525,6 @@ def test_hidden_state_explorer_colours_selects_finds_neighbours_and_exports(serv
     expect(page.get_by_text("Click rate", exact=True).first).to_be_visible()
     check_layout(page, "Hidden states with a selection")
     shot(page, "4-hidden-states-selection")
-
-    # nearest neighbours of a point, in the hidden space
-    page.get_by_label("Point", exact=True).fill("5")
-    page.get_by_label("Point", exact=True).press("Enter")
-    page.get_by_role("button", name="Show its neighbours").click()
-    expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=60_000)
-    page.wait_for_function("() => [...document.querySelectorAll('.legendtext')]"
-                           ".some(e => e.textContent === 'nearest in the hidden space')")
-    assert "distance" in table_headers(page, page.locator('[data-testid="stDataFrame"]').count() - 1)
 
     # exports: TensorBoard Projector's two files and a CSV, one line per point shown
     files = {}
