@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data_access as da, explain, tables, ui
 from saml_core import evaluate as ev
-from saml_core.models import registry as models
+from saml_core import relations
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -55,10 +55,7 @@ pick = c3.selectbox("Run for the sample-level charts", [r.run_id for r in runs],
                     help="The matrices average over every run of the model; the distributions show one run.")
 run = next(r for r in runs if r.run_id == pick)
 
-mats = [np.asarray(r.metrics["alpha_mean"][layer], dtype=float) for r in runs]
-alpha = np.nanmean(np.stack(mats), axis=0)
-np.fill_diagonal(alpha, np.nan)
-parts = ev.decompose_alpha(alpha)
+mats, alpha, parts = relations.alpha_over_runs(runs, layer)
 even = parts["even"]
 share = np.array([exp.traffic_share.get(s, np.nan) for s in names], dtype=float)
 where = f"mean over {len(runs)} runs" if len(runs) > 1 else f"run {runs[0].run_id}"
@@ -135,7 +132,7 @@ if truth is not None:
     c1.plotly_chart(charts.heatmap(planted[np.ix_(order, order)], ordered, "Planted similarity (ground truth)",
                                    "similarity", row_title=n.One, col_title=n.One, height=430, show_values=False),
                     width="stretch", key="planted")
-    sym = (parts["pairwise"] + parts["pairwise"].T) / 2
+    sym = relations.symmetrise(parts["pairwise"])
     c2.plotly_chart(charts.heatmap(sym[np.ix_(order, order)], ordered, f"Learned pairwise affinity (symmetrised, unit "
                                    f"{layer + 1})", "α beyond the effects", center=0.0, row_title=n.One,
                                    col_title=n.One, height=430, show_values=False), width="stretch", key="learned")
@@ -164,8 +161,7 @@ if exp.data_similarity is not None:
 # 4 -- stability across runs -----------------------------------------------------------
 if len(runs) > 1:
     st.subheader("Which pairs are consistently alike across runs?")
-    pw_runs = [ev.decompose_alpha(np.where(np.eye(k, dtype=bool), np.nan, m))["pairwise"] for m in mats]
-    stab = ev.pair_stability(pw_runs)
+    stab = relations.pairwise_stability(mats)
     c1, c2 = ui.row("stability", (1, 1), HEATMAP_WITH_VALUES)
     c1.plotly_chart(charts.heatmap(stab["share_above_median"][np.ix_(order, order)], ordered,
                                    "Share of runs in which the pair is above the median pair", "share of runs",
@@ -174,9 +170,8 @@ if len(runs) > 1:
     c2.plotly_chart(charts.heatmap(stab["std"][np.ix_(order, order)], ordered, "Spread of the pairwise affinity "
                                    "over runs (std)", "std", row_title=n.One, col_title=n.One, height=430),
                     width="stretch", key="stability_std")
-    consistent = int(np.nansum(np.triu(stab["share_above_median"] >= 0.999, 1)))
     st.caption(f"Over {len(runs)} runs (model and data seeds): 100 % = the pair was among the more alike half in "
-               f"every run, 0 % = never. {consistent} of {k * (k - 1) // 2} pairs are above the median in every run.")
+               f"every run, 0 % = never. {stab['consistent']} of {k * (k - 1) // 2} pairs are above the median in every run.")
 
 # 5 -- sample level: listening distribution and gates ----------------------------------
 try:
@@ -243,10 +238,8 @@ else:
                f"{t['n']} {n.many}, this run, mutual unit {layer + 1}): {verdict}.")
 
 # 6 -- what the other models say -------------------------------------------------------
-others = [r for r in exp.runs if r.finished and r.metrics.get("relations") and r.seed == run.seed
-          and r.data_seed == run.data_seed and "alpha" not in getattr(models.find(r.model), "probes", ())]
-square = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) for r in others
-          for name, m in r.metrics["relations"].items() if np.shape(m) == (k, k)}
+square, profiles = relations.model_relations([r for r in exp.runs if r.seed == run.seed
+                                              and r.data_seed == run.data_seed], k)
 if square:
     st.subheader(f"Do other models agree on which {n.many} are alike?")
     st.caption(f"Other multi-scenario models expose their own scenario-relationship signals (gate profiles of "
@@ -264,9 +257,6 @@ if square:
     np.fill_diagonal(m, np.nan)
     st.plotly_chart(charts.heatmap(m[np.ix_(order, order)], ordered, pick_sig, "value", row_title=n.One,
                                    col_title=n.One, height=430), width="stretch", key="other_heatmap")
-profiles = {f"{r.label}: {name.replace('_', ' ')}": np.asarray(m, dtype=float) for r in others
-            for name, m in r.metrics["relations"].items()
-            if np.ndim(m) == 2 and np.shape(m)[0] == k and np.shape(m)[1] != k}
 if profiles:
     pick_prof = st.selectbox(f"Gate profiles (each row: a {n.one}'s mean gate weight per expert)", list(profiles),
                              key="other_profile")

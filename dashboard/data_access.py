@@ -19,11 +19,12 @@ from saml_core.artifacts import ArtifactError
 from saml_core.jobs import JobQueue
 
 __all__ = ["ArtifactError", "root", "fingerprint", "experiments", "experiment", "report",
-           "probes", "maps", "jobs", "jobs_dir"]
+           "probes", "maps", "jobs", "jobs_dir", "submit_analyses"]
 
 # Files whose change means "re-read": small JSON files and the arrays pages use.
 _WATCHED = ("experiment.json", "experiment_status.json", "config.json", "metrics.json",
-            "history.json", "probes.npz", "predictions.npz", "status.json", "model.pt", "maps.npz")
+            "history.json", "probes.npz", "predictions.npz", "status.json", "model.pt", "maps.npz",
+            "transfer.json", "importance.json")
 
 
 def root() -> Path:
@@ -36,6 +37,15 @@ def jobs_dir(artifacts: Path | None = None) -> Path:
 
 def jobs(artifacts: Path | None = None) -> JobQueue:
     return JobQueue(jobs_dir(artifacts))
+
+
+def submit_analyses(name: str, runs: list[str] | None = None, artifacts: Path | None = None):
+    """Queue the job that computes the transfer matrix and input importance of the runs of
+    experiment `name` that lack them (saml_core.analyses.missing); returns the Job. The page's
+    button calls this; the job, not the page, writes."""
+    from saml_core.analyses_job import submit
+
+    return submit(jobs(artifacts), name, runs)
 
 
 def _stat_key(path: Path) -> tuple:

@@ -562,9 +562,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a folder holding torch_rechub and/or scenario_wise_rec (repeatable): our models "
                         "against theirs at equal sizes (bench_peers)")
     p.add_argument("--all", action="store_true", help="--thread-table --ddp --experiment")
+    from saml_core import bench_analyses
+
+    bench_analyses.add_arguments(p)
 
 
 def cmd(args) -> int:
+    if args.analyses_cost:  # the cost of a run's analyses against its training (bench_analyses)
+        from saml_core import bench_analyses
+
+        return bench_analyses.cmd(args)
     res = run_bench(steps=args.steps, rounds=args.rounds, threads=args.threads, eval_n=args.eval_samples,
                     peak=not args.no_peak, clock=args.clock, compile_dense=args.compile,
                     bf16_context=args.bf16_context, extras=not args.no_extras)

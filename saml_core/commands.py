@@ -1,4 +1,4 @@
-"""Engine sub-commands: train, experiment, report, demo, bench, benchmark (JSON shapes: docs/ENGINE.md).
+"""Engine sub-commands: train, experiment, report, demo, analyses, bench, benchmark (JSON shapes: docs/ENGINE.md).
 
 Every choice list (models, datasets, presets) comes from the registries and `config.PRESETS`."""
 from __future__ import annotations
@@ -63,6 +63,18 @@ def add_commands(subparsers) -> None:
     d.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     _dist_option(d)
     d.set_defaults(func=cmd_demo)
+
+    a = subparsers.add_parser("analyses", help="compute the transfer matrix and input importance of finished runs "
+                                               "that lack them, from their stored model.pt")
+    a.add_argument("name", nargs="?", help="experiment name (a folder of the artifacts root)")
+    a.add_argument("--runs", default=None, help="comma list of run ids (default: every run that lacks one)")
+    a.add_argument("--spec", default=None, help="a JSON analyses specification (what the dashboard's jobs run); "
+                                                "NAME and --runs ignored")
+    a.add_argument("--status-file", default=None, help="also write progress JSON here (atomic)")
+    a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    a.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    a.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
+    a.set_defaults(func=cmd_analyses)
 
     from saml_core import bench, benchmark
 
@@ -396,6 +408,20 @@ def cmd_report(args) -> int:
         print(json.dumps(doc, indent=1, default=_json_default))
     else:
         print(report_markdown(doc), end="")
+    return 0
+
+
+def cmd_analyses(args) -> int:
+    from saml_core.analyses_job import AnalysesSpec, compute_missing, read_spec
+
+    if args.spec:
+        spec = read_spec(args.spec)
+    elif args.name:
+        spec = AnalysesSpec(args.name, tuple(_fields(args.runs)) if args.runs else None)
+    else:
+        raise ConfigError("analyses needs an experiment NAME (or --spec FILE)")
+    done = compute_missing(_root(args), spec, device=args.device, threads=args.threads, status_file=args.status_file)
+    print(json.dumps({"experiment": spec.experiment, "written": done}))
     return 0
 
 

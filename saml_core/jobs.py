@@ -5,7 +5,8 @@ The dashboard must stay responsive while a model trains, and a Streamlit rerun (
 refresh, or a restart of the app) must not lose track of a job. So all state lives on disk in
 a jobs folder (default `<artifacts>/.jobs/`), one sub-folder per job:
 
-    <jobs>/<job_id>/spec.json    the experiment specification (ExperimentConfig.to_dict(), validated)
+    <jobs>/<job_id>/spec.json    the job's specification, validated: an experiment (ExperimentConfig.to_dict())
+                                 or, with "kind" (JOB_KINDS), e.g. {"kind": "analyses", ...}
     <jobs>/<job_id>/job.json     lifecycle record (written by submit, then only by the worker)
     <jobs>/<job_id>/cancel       present once a cancel was requested (created atomically)
     <jobs>/<job_id>/status.json  progress written by the engine (`--status-file`), see ARTIFACTS.md
@@ -14,8 +15,9 @@ a jobs folder (default `<artifacts>/.jobs/`), one sub-folder per job:
 
 The artifacts folder is shared by a team, so a job folder is untrusted input: a job never holds a
 command. The worker builds the only command it ever starts itself,
-`python -m saml_core experiment --spec <job>/spec.json --status-file <job>/status.json
---artifacts <this queue's artifacts root>`, after validating spec.json again; anything else in
+`python -m saml_core <experiment|analyses> --spec <job>/spec.json --status-file <job>/status.json
+--artifacts <this queue's artifacts root>` (the sub-command from its kind, JOB_KINDS), after
+validating spec.json again; anything else in
 job.json (an `argv`, a `command`) is ignored, and a spec that does not validate is recorded as
 "rejected" and never runs.
 
@@ -51,6 +53,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from saml_core import liveness
 from saml_core.artifacts import ArtifactError, atomic_write_bytes
@@ -160,6 +163,44 @@ def validate_spec(spec) -> "ExperimentConfig":  # noqa: F821 (imported lazily: t
     return cfg
 
 
+def _validate_analyses(spec):
+    """The AnalysesSpec of an analyses job specification, validated like every spec a job runs."""
+    from saml_core.analyses_job import AnalysesSpec
+
+    cfg = spec if isinstance(spec, AnalysesSpec) else AnalysesSpec.from_dict(spec)
+    return AnalysesSpec.from_dict(json.loads(json.dumps(cfg.to_dict())))
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What a job can be: the `python -m saml_core` sub-command the worker starts for it (always
+    with `--spec <job>/spec.json --status-file <job>/status.json --artifacts <root>`) and the
+    validation of its specification (-> an object with .name, the experiment it writes, .dataset
+    and .to_dict(), what spec.json holds)."""
+
+    name: str
+    command: str
+    validate: Callable
+
+
+# "kind" in spec.json picks one; a specification without it is an experiment (every job before kinds)
+JOB_KINDS = {k.name: k for k in (
+    JobKind("experiment", "experiment", validate_spec),
+    JobKind("analyses", "analyses", _validate_analyses),  # transfer matrix + importance from stored weights
+)}
+
+
+def validate_job(spec) -> tuple[JobKind, object]:
+    """(kind, validated specification) of a job specification: an ExperimentConfig, an
+    AnalysesSpec, or the dict of either; ConfigError names the problem."""
+    kind = spec.get("kind", "experiment") if isinstance(spec, dict) else getattr(spec, "kind", "experiment")
+    if not isinstance(kind, str) or kind not in JOB_KINDS:
+        raise ConfigError(f"unknown job kind {kind!r:.40}; kinds: {', '.join(JOB_KINDS)}")
+    if kind == "experiment" and isinstance(spec, dict) and "kind" in spec:
+        spec = {k: v for k, v in spec.items() if k != "kind"}
+    return JOB_KINDS[kind], JOB_KINDS[kind].validate(spec)
+
+
 @dataclass
 class Job:
     """One job as the UI shows it. `state` is one of STATES; `error` says why a job failed, was
@@ -168,6 +209,7 @@ class Job:
     job_id: str
     title: str
     state: str = "queued"
+    kind: str | None = None  # JOB_KINDS name (None: written before kinds existed, an experiment)
     experiment: str | None = None  # the experiment the job writes (name from its spec)
     dataset: str | None = None
     created: str | None = None
@@ -199,8 +241,8 @@ class Job:
         return float(eta) if isinstance(eta, (int, float)) and not isinstance(eta, bool) else None
 
 
-_STORED_FIELDS = {"job_id": str, "title": str, "state": str, "experiment": str, "dataset": str, "created": str,
-                  "started": str, "ended": str, "pid": int, "pid_start": str, "returncode": int, "error": str}
+_STORED_FIELDS = {"job_id": str, "title": str, "state": str, "kind": str, "experiment": str, "dataset": str,
+                  "created": str, "started": str, "ended": str, "pid": int, "pid_start": str, "returncode": int, "error": str}
 
 
 def _record(job: Job) -> dict:
@@ -295,9 +337,10 @@ class JobQueue:
     def log_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / LOG_FILE
 
-    def command(self, job_id: str) -> list[str]:
-        """The one command a job runs (built here, never read from the job folder)."""
-        return [sys.executable, "-m", "saml_core", "experiment", "--spec", str(self.spec_path(job_id)),
+    def command(self, job_id: str, kind: str = "experiment") -> list[str]:
+        """The one command a job of `kind` runs (built here from JOB_KINDS, never read from the job
+        folder)."""
+        return [sys.executable, "-m", "saml_core", JOB_KINDS[kind].command, "--spec", str(self.spec_path(job_id)),
                 "--status-file", str(self.status_path(job_id)), "--artifacts", str(self.root)]
 
     # -- reading (never writes)
@@ -389,17 +432,17 @@ class JobQueue:
 
     # -- user actions
     def submit(self, spec, title: str, *, start_worker: bool = True) -> Job:
-        """Queue an experiment. `spec`: an ExperimentConfig or its `to_dict()`; ConfigError (nothing
-        queued) when it does not validate, ArtifactError naming the file when the job cannot be
-        written (e.g. a full disk; nothing is left behind)."""
-        cfg = validate_spec(spec)
+        """Queue a job. `spec`: an ExperimentConfig, an AnalysesSpec (`saml_core.analyses_job`) or the
+        `to_dict()` of either; ConfigError (nothing queued) when it does not validate, ArtifactError
+        naming the file when the job cannot be written (e.g. a full disk; nothing is left behind)."""
+        kind, cfg = validate_job(spec)
         if not isinstance(title, str):
             raise ConfigError(f"a job title must be text, got {type(title).__name__}")
         # Sortable ids: the queue runs jobs in id order (= submission order).
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         job_id = f"{stamp}-{uuid.uuid4().hex[:6]}"
         job = Job(job_id=job_id, title=" ".join(title.split())[:MAX_TITLE] or cfg.name, state="queued",
-                  experiment=cfg.name, dataset=cfg.dataset, created=_now())
+                  kind=kind.name, experiment=cfg.name, dataset=cfg.dataset, created=_now())
         final = self.dir / job_id
         tmp = self.dir / f".{job_id}.tmp"
         files = ((SPEC_FILE, json.dumps(cfg.to_dict(), indent=1).encode()),
@@ -569,28 +612,28 @@ class JobQueue:
         try:
             if raw_spec is None:
                 raise ConfigError(why)
-            cfg = validate_spec(raw_spec)
+            kind, cfg = validate_job(raw_spec)
             if os.path.islink(self.root / cfg.name):
                 raise ConfigError(f"{self.root / cfg.name} is a symbolic link, not an experiment folder")
         except (ConfigError, ValueError) as exc:  # DataError is a ValueError too
-            return self._finish(job, "rejected", f"rejected, never run: invalid experiment specification: {exc}")
-        job.experiment, job.dataset = cfg.name, cfg.dataset
+            return self._finish(job, "rejected", f"rejected, never run: invalid job specification: {exc}")
+        job.kind, job.experiment, job.dataset = kind.name, cfg.name, cfg.dataset
         try:
             log_fd = os.open(d / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                              0o644)
         except OSError as exc:
             return self._finish(job, "failed", f"{d / LOG_FILE}: cannot open the log ({exc.strerror or exc})")
         try:
-            self._start_and_wait(job, log_fd)
+            self._start_and_wait(job, log_fd, kind.name)
         finally:
             os.close(log_fd)
 
-    def _start_and_wait(self, job: Job, log_fd: int) -> None:
+    def _start_and_wait(self, job: Job, log_fd: int, kind: str = "experiment") -> None:
         d = self.job_dir(job.job_id)
         if _exists(d / CANCEL_FILE):
             return self._finish(job, "cancelled", "cancelled before it started")
         try:
-            proc = subprocess.Popen(self.command(job.job_id), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(self.command(job.job_id, kind), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT, env=_env())
         except OSError as exc:
             return self._finish(job, "failed", f"could not start the training process: {exc}")

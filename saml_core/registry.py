@@ -49,7 +49,7 @@ def _root(root) -> Path:
 
 # Every file of a run folder that the readers open: one linked outside the root breaks the run.
 RUN_FILES = ("status.json", "config.json", "history.json", "metrics.json", "model.pt", "predictions.npz",
-             "probes.npz", "maps.npz")
+             "probes.npz", "maps.npz", "transfer.json", "importance.json")
 
 
 def check_inside(path: Path, root) -> None:
@@ -372,7 +372,9 @@ def report(root, name: str, reference: str | None = None) -> dict:
     comparison with the reference baseline (verdicts, Holm-adjusted p-values, RelaImpr where it is
     meaningful), training settings and how each run stopped, similarity recovery; led by the
     within-scenario AUC, beside the two reference predictors, the flags and the headline sentence
-    (`saml_core.headline`)."""
+    (`saml_core.headline`); the transfer matrices, input importance and the agreement of every
+    relation signal (`saml_core.analyses`, `saml_core.relations`)."""
+    from saml_core import analyses, relations
     from saml_core.models import registry as models
 
     exp = load_experiment(root, name)
@@ -427,7 +429,8 @@ def report(root, name: str, reference: str | None = None) -> dict:
         "reference": ref_doc, "headline": headline.sentence(summary, ctx.noun, ref_doc, compare, method),
         "references": references, "flags": headline.flags(summary, groups, references, names, ctx.noun),
         "state": exp.state, "notes": notes, "runs": rows, "summary": summary,
-        "anchors": _anchors(exp),
+        "anchors": _anchors(exp), "transfer": analyses.transfer_summary(exp),
+        "importance": analyses.importance_summary(exp), "relations": relations.agreement(exp),
     }
 
 
@@ -732,6 +735,7 @@ def report_markdown(doc: dict) -> str:
             nulls = ", ".join(f"{k} {_fmt(v, '+.2f')}" for k, v in r["null_scores"].items())
             if nulls:
                 lines.append(f"  - null matrices against the same truth: {nulls}")
+    lines += _analyses_markdown(doc, noun, nouns)
     if doc.get("anchors"):
         lines += ["", "## Published numbers on this dataset (other settings and sizes: not comparable)", "",
                   "| model | scenario | metric | value | source |", "|---|---|---|---|---|"]
@@ -747,6 +751,65 @@ def _label(doc: dict, model: str) -> str:
 def _setting(point: dict) -> str:
     return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
                      for settings in point.values() for k, v in settings.items())
+
+
+def _analyses_markdown(doc: dict, noun: str, nouns: str) -> list[str]:
+    """The transfer, importance and relations sections (absent parts are skipped)."""
+    names = doc["scenario_names"]
+    lines = []
+    tr = doc.get("transfer") or {}
+    if tr.get("models"):
+        lines += ["", f"## Transfer: one {noun}'s part of the model on another {noun}'s test rows", ""]
+        for m in tr["models"]:
+            lines += [m["sentence"], "", f"How: {m['how']}", "",
+                      f"AUC lost against the column's own part when the row's part scores the column's test rows "
+                      f"(mean over runs; * worse in every run, ° better in every run; at most {m['rows_cap']:,} test "
+                      f"rows per {noun}):", "",
+                      f"| part \\ test rows |" + "".join(f" {t} |" for t in names), "|---" * (len(names) + 1) + "|"]
+            for s_i, s in enumerate(names):
+                cells = []
+                for t_i in range(len(names)):
+                    v = m["loss"][s_i][t_i]
+                    mark = "*" if m["worse_in_every_run"][s_i][t_i] else ("°" if m["better_in_every_run"][s_i][t_i]
+                                                                           else "")
+                    cells.append("—" if v is None or s_i == t_i else f"{v:+.3f}{mark}")
+                lines.append(f"| {s} |" + "".join(f" {c} |" for c in cells))
+            lines.append("")
+    imp = doc.get("importance") or {}
+    if imp.get("models"):
+        lines += ["", f"## Input importance per {noun} (permutation within each {noun}'s test rows)", ""]
+        for m in imp["models"]:
+            lines += [" ".join(m["sentences"]), "",
+                      f"Drop of the {noun}'s AUC when the input is shuffled among its test rows (mean over "
+                      f"{m['n_runs']} run{'s' * (m['n_runs'] != 1)}, {m['n_repeats']} repeats each, at most "
+                      f"{m['rows_cap']:,} test rows per {noun}; * 95 % CI above 0 in every run):", "",
+                      "| input |" + "".join(f" {s} |" for s in names) + f" differs between {nouns}: p (Holm) |",
+                      "|---" * (len(names) + 2) + "|"]
+            cell = {(c["scenario"], c["input"]): c["drop_auc"] for c in m["cells"]}
+            for d in m["differs"]:
+                vals = []
+                for s in names:
+                    c = cell[s, d["input"]]
+                    mark = "*" if c["holds_in_every_seed"] else ""
+                    vals.append("—" if c["mean"] is None else f"{c['mean']:+.3f}{mark}")
+                lines.append(f"| {d['input']} |" + "".join(f" {v} |" for v in vals) + f" {_fmt(d['p_holm'], '.2g')} |")
+            share = m.get("cost_share") or {}
+            if share.get("mean") is not None:
+                lines.append(f"\nCost: {_ms(m['seconds'], '.1f')} s per run, {100 * share['mean']:.0f} % of the run's "
+                             "training time on average.")
+            lines.append("")
+    rel = doc.get("relations") or {}
+    if len(rel.get("signals") or []) >= 2:
+        lines += ["", f"## Which {nouns} are alike, by every signal", "", rel["sentence"], "", rel["test"] + ".", "",
+                  "| signal | signal | Spearman (mean ± std over runs) | Mantel p < 0.05 in |", "|---|---|---|---|"]
+        shown = [p for p in rel["pairs"] if p["holds_in_every_run"] or "planted" in (p["a"], p["b"])]
+        for p in shown:
+            lines.append(f"| {p['label_a']} | {p['label_b']} | {_ms(p['spearman'], '+.2f')} | "
+                         f"{p['significant_in']} of {p['runs']} |")
+        if len(shown) < len(rel["pairs"]):
+            lines.append(f"\n({len(rel['pairs']) - len(shown)} more pairs of signals, none significant in every run, "
+                         "in `report --format json`, doc[\"relations\"][\"pairs\"].)")
+    return lines
 
 
 def _sweep(s: dict) -> str:

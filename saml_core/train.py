@@ -398,6 +398,11 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
             from saml_core import maps
 
             maps.store(run_dir, probes)
+    from saml_core.run_analyses import scoring_batch, write_run_analyses  # transfer matrix, input importance
+
+    bs = scoring_batch(device, tcfg.eval_batch_size)
+    write_run_analyses(entry, data, run_dir, lambda split: predict(model, split, device, bs),
+                       train_seconds=res.seconds, keep_weights=cfg.keep_weights)
     art.write_json(run_dir / "metrics.json", metrics)
     # finished: model.pt + metrics.json are the run; resume state is no longer needed
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -18,9 +18,19 @@ def _lazy(module: str, name: str, **fixed):
     return call
 
 
+# How SAML's branch s scores scenario t's rows: SAML routes a row by its scenario index alone
+# (scenario-specific embeddings and attention, own branch, that branch's gate and alpha row), so
+# setting the index to s gives exactly what SAML would predict had the row been logged in s.
+_SAML_HOW = ("Scenario t's test rows pass through SAML with their scenario index set to s: s's scenario-specific "
+             "embeddings and attention, branch s, and branch s's gate and similarity row in the mutual unit, which "
+             "mixes in the other branches' states computed on the same s-routed rows; the shared embeddings, "
+             "attention and auxiliary network and every feature value stay the row's own.")
+
+
 register(ModelEntry(
     id="bst_individual", label="BST-Individual", color="#9E9E9E", role="baseline", order=10, default=True,
-    build=_lazy("bst", "BSTIndividual"), fit="per_scenario",
+    build=_lazy("bst", "BSTIndividual"), fit="per_scenario", probes=("transfer",),
+    transfer_how="Scenario s's own BST (trained on s's rows only) scores scenario t's test rows as they are.",
     description="One separate BST per scenario, each trained on its own scenario's data only."))
 register(ModelEntry(
     id="bst", label="BST", color="#4C78A8", role="baseline", order=20, default=True,
@@ -28,16 +38,21 @@ register(ModelEntry(
     description="One Behavior Sequence Transformer for all scenarios; it does not see the scenario."))
 register(ModelEntry(
     id="saml", label="SAML", color="#E45756", role="method", order=1, default=True, build=_lazy("saml", "SAML", variant="full"),
-    probes=("alpha", "gate", "hidden", "relations"),
+    probes=("alpha", "gate", "hidden", "relations", "transfer"), transfer_how=_SAML_HOW,
     description="Scenario-aware Mutual Learning: one branch per scenario; each branch listens to the "
                 "branches most similar to it (similarity α, gate g)."))
 register(ModelEntry(
     id="saml_no_gate", label="SAML w/o gate", color="#F58518", role="ablation", order=2, default=True,
-    build=_lazy("saml", "SAML", variant="no_gate"), probes=("hidden",),
+    build=_lazy("saml", "SAML", variant="no_gate"), probes=("hidden", "transfer"),
+    transfer_how="Scenario t's test rows pass through the model with their scenario index set to s: s's "
+                 "scenario-specific embeddings and attention, then branch s (in this ablation the branches never "
+                 "exchange states); the shared embeddings, attention and auxiliary network and every feature value "
+                 "stay the row's own.",
     description="SAML without the mutual unit: the branches never listen to each other (g = 0)."))
 register(ModelEntry(
     id="saml_no_aux", label="SAML w/o aux", color="#B279A2", role="ablation", order=3, default=True,
-    build=_lazy("saml", "SAML", variant="no_aux"), probes=("alpha", "gate", "hidden", "relations"),
+    build=_lazy("saml", "SAML", variant="no_aux"), probes=("alpha", "gate", "hidden", "relations", "transfer"),
+    transfer_how=_SAML_HOW.replace(" and auxiliary network", ""),
     description="SAML without the auxiliary network: all features go straight into the branches."))
 register(ModelEntry(
     id="saml_no_gate_mut", label="SAML w/o gate&mut", color="#72B7B2", role="ablation", order=4, default=True,

@@ -10,6 +10,11 @@ from typing import Callable
 from saml_core.config import ConfigError
 
 ROLES = ("method", "ablation", "baseline")
+# alpha: SAML's similarity coefficients; gate: its gates; hidden: branch hidden states (hidden-states
+# page, maps stored by training); relations: its own scenario-relationship matrices
+# (metrics.json); transfer: its per-scenario parts score another scenario's rows when the rows'
+# scenario index is set to that scenario (transfer.json; the model routes by `batch.scenario` only)
+PROBES = ("alpha", "gate", "hidden", "relations", "transfer")
 REFERENCE = "bst"  # the baseline every model is compared with (RelaImpr, paired tests)
 
 
@@ -25,8 +30,11 @@ class ModelEntry:
     # how the trainer fits it: "joint" (one fit on all scenarios), "per_scenario" (the model has
     # `.models[k]`, each fitted on scenario k's rows), or a callable fit(model, data, tcfg, ...)
     fit: object = "joint"
-    # which scenario views the pages can draw from its probes: alpha, gate, hidden, relations
+    # what the model exposes about scenarios (PROBES): the pages and analyses ask for these
     probes: tuple[str, ...] = ()
+    # with "transfer": one sentence saying how scenario s's part of the model scores scenario t's
+    # rows (stored in transfer.json, shown under the matrix)
+    transfer_how: str = ""
     default: bool = False  # in the default comparison set
     order: int = 100  # position in tables and legends
     # what `--tune` searches for this model: {"train_config" | "model_options": {name: values}};
@@ -42,6 +50,12 @@ def register(entry: ModelEntry) -> ModelEntry:
         raise ValueError(f"model {entry.id!r}: role must be one of {ROLES}, got {entry.role!r}")
     if entry.id in _ENTRIES:
         raise ValueError(f"model {entry.id!r} is registered twice")
+    unknown = sorted(set(entry.probes) - set(PROBES))
+    if unknown:
+        raise ValueError(f"model {entry.id!r}: unknown probe(s) {unknown}; known: {PROBES}")
+    if ("transfer" in entry.probes) != bool(entry.transfer_how):
+        raise ValueError(f"model {entry.id!r}: a model with the 'transfer' probe says how (transfer_how), "
+                         "and only such a model")
     if entry.tune_grid is not None:
         from saml_core.tuning import check_grid
 
@@ -76,6 +90,13 @@ def find(model_id: str | None) -> ModelEntry | None:
     """The entry, or None for an id this version does not know (an old or foreign run)."""
     _load_builtin()
     return _ENTRIES.get(model_id) if model_id else None
+
+
+def with_probe(probe: str) -> list[ModelEntry]:
+    """The entries that expose `probe` (one of PROBES), in table order."""
+    if probe not in PROBES:
+        raise ValueError(f"unknown probe {probe!r}; known: {PROBES}")
+    return [e for e in entries() if probe in e.probes]
 
 
 def default_ids() -> list[str]:
