@@ -169,6 +169,37 @@ def within_auc_chart(frame: pd.DataFrame, noun_one: str, noun_many: str) -> go.F
                    f"samples (higher is better)", "", height=90 + 30 * max(len(frame), 1), legend=False)
 
 
+def matrix_heatmap(mat, rows: list[str], cols: list[str], title: str, colorbar: str, *, hover: list[list[str]],
+                   center: float | None = 0.0, marks: np.ndarray | None = None, grey: np.ndarray | None = None,
+                   grey_hover: list[list[str]] | None = None, row_title: str = "", col_title: str = "",
+                   height: int = 470, value_format: str = "+.3f") -> go.Figure:
+    """A heatmap whose cells say in their hover what they hold (`hover`, one text per cell), with
+    "✓" after the value where `marks` is True (e.g. holds in every seed) and cells left out
+    (`grey`: e.g. a scenario with too few clicks) drawn grey with the reason as hover."""
+    m = np.asarray(mat, dtype=np.float64)
+    marks = np.zeros(m.shape, dtype=bool) if marks is None else np.asarray(marks, dtype=bool)
+    grey = np.zeros(m.shape, dtype=bool) if grey is None else np.asarray(grey, dtype=bool)
+    shown = np.where(grey, np.nan, m)
+    text = [["" if not np.isfinite(v) else format(v, value_format) + (" ✓" if mk else "") for v, mk in zip(row, mrow)]
+            for row, mrow in zip(shown, marks)]
+    kw: dict = {"colorscale": "Viridis"}
+    if center is not None:
+        span = np.nanmax(np.abs(shown - center)) if np.isfinite(shown).any() else 1.0
+        span = span if span > 0 else 1.0
+        kw = {"colorscale": DIVERGING, "zmid": center, "zmin": center - span, "zmax": center + span}
+    fig = go.Figure(go.Heatmap(z=shown, x=cols, y=rows, text=text, texttemplate="%{text}", textfont=dict(size=10),
+                               customdata=np.array(hover, dtype=object), hovertemplate="%{customdata}<extra></extra>",
+                               colorbar=dict(title=dict(text=colorbar, side="right"), thickness=14), name=colorbar,
+                               **kw))
+    if grey.any():
+        fig.add_trace(go.Heatmap(z=np.where(grey, 1.0, np.nan), x=cols, y=rows, showscale=False, name="left out",
+                                 colorscale=[[0, "#D9D9D9"], [1, "#D9D9D9"]], hoverongaps=False,
+                                 customdata=np.array(grey_hover or [[""] * len(cols)] * len(rows), dtype=object),
+                                 hovertemplate="%{customdata}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, col_title, row_title, height=height, legend=False)
+
+
 def relaimpr_axis(values, cap: float = RELAIMPR_CAP) -> tuple[list[float], list[float]]:
     """Y range of the RelaImpr chart and the values it cuts off. The range is scaled to the values
     and always shows 0; a value beyond ±cap (a model far from guessing when BST is barely above it)

@@ -225,3 +225,36 @@ DATASET_BADGES = {
                   "and every row is a movie the user chose to rate. Scenario = the users' age group, occupation "
                   "or gender."),
 }
+
+
+def relations(n: Noun, test: str) -> str:
+    return (f"Each signal is a {n.one} x {n.one} matrix of how alike two {n.many} are, by one route: what SAML's "
+            f"branches listen to (α) and how alike their hidden states are (CKA), how well one {n.one}'s part "
+            f"scores another's rows (transfer), which inputs matter in each (importance profiles), other models' "
+            f"own signals, the data itself and, on simulated data, the similarity planted in it. A cell: how alike "
+            f"two signals rank the pairs of {n.many} (1 = the same order). ✓: significant in every run. {test}.")
+
+
+def transfer(n: Noun, what: str, how: str, greyed: bool) -> str:
+    cell = (f"Row s, column t: how much AUC {n.one} t's test rows lose when {n.one} s's part scores them instead "
+            f"of t's own (negative: s's part does better); ✓ where the loss is significant in every run"
+            if what == "loss" else
+            f"Row s, column t: the AUC of {n.one} s's part on {n.one} t's test rows (the diagonal: each part on "
+            f"its own rows)")
+    grey = (f" Grey: {n.many} with too few clicks or non-clicks in their test rows to compare (hover for the "
+            f"counts)." if greyed else "")
+    return f"{cell}. {how}{grey} Hover a cell for its 95 % confidence interval."
+
+
+def importance(n: Noun, m: dict, greyed: bool) -> str:
+    runs = m["n_runs"]
+    cost = m.get("cost_share") or {}
+    share = (f" Computing it took {100 * cost['mean']:.0f} % of the training time." if cost.get("mean") is not None
+             else "")
+    return (f"Each cell: how much AUC the model loses in that {n.one} when one input is shuffled among that "
+            f"{n.one}'s own test rows only ({m.get('n_repeats')} shuffles per run, at most {m.get('rows_cap')} "
+            f"rows per {n.one}), mean over {runs} run{'s' * (runs != 1)}; red = the input matters there. "
+            + ("✓: the drop is significant in every run. " if runs > 1 else
+               "✓: the drop's 95 % interval lies above 0. ")
+            + (f"Grey: no AUC in that {n.one} (too few clicks). " if greyed else "")
+            + "Hover for the interval and the logloss." + share)

@@ -120,6 +120,79 @@ def _alpha_section(exp, n: Noun) -> tuple[str, object] | None:
     return " ".join(words), fig
 
 
+def _focus(models: list[dict]) -> dict:
+    """The model an analysis is shown for: the method's (SAML) when it has one, else the first."""
+    from saml_core.models import registry as models_registry
+
+    return next((m for m in models if getattr(models_registry.find(m["model"]), "role", "") == "method"), models[0])
+
+
+def _analyses_sections(report: dict, n: Noun, chart) -> list[str]:
+    """Every relation signal side by side, the transfer matrix and the input importance (the
+    report's doc["relations"], ["transfer"], ["importance"]), each with its computed sentences;
+    what an experiment lacks is left out."""
+    out = []
+    names = list(report["scenario_names"])
+    rel = report.get("relations") or {}
+    if len(rel.get("signals") or []) >= 2:
+        view = tables.agreement_view(rel)
+        out.append(f"<h2>Every signal of which {html.escape(n.many)} are alike, side by side</h2>")
+        out.append(_p(rel["sentence"], "headline"))
+        out.append(chart(charts.matrix_heatmap(
+            view["mat"], view["labels"], [str(i + 1) for i in range(len(view["labels"]))],
+            f"How much each pair of signals agrees: rank correlation over the pairs of {n.many}", "Spearman",
+            hover=view["hover"], marks=view["marks"], value_format="+.2f", col_title="Signal (numbered as on the left)",
+            height=130 + 26 * len(view["labels"]))))
+        out.append(_p(explain.relations(n, rel.get("test") or "") + " The signals: "
+                      + "; ".join(f"{i + 1}. {sig['label']}" for i, sig in enumerate(rel["signals"])) + "."))
+    tr = report.get("transfer") or {}
+    if tr.get("models"):
+        m = _focus(tr["models"])
+        view = tables.transfer_view(m, names, n.one, "loss")
+        out.append(f"<h2>Does one {html.escape(n.one)}'s model work on another's rows? Transfer</h2>")
+        out.append(chart(charts.matrix_heatmap(
+            view["mat"], names, names, f"{m['label']}: AUC lost when another {n.one}'s part scores a {n.one}'s test "
+            "rows", "AUC lost", hover=view["hover"], marks=view["marks"], grey=view["grey"],
+            grey_hover=view["grey_hover"], row_title=f"Part of {n.one} (row) doing the scoring",
+            col_title=f"Test rows of {n.one} (column)")))
+        out.append(_p(explain.transfer(n, "loss", m.get("how") or "", bool(m["too_small"])) + " " + tr["sentence"]))
+    imp = report.get("importance") or {}
+    if imp.get("models"):
+        m = _focus(imp["models"])
+        view = tables.importance_view(m, names, n.one)
+        out.append(f"<h2>What drives each {html.escape(n.one)}: input importance</h2>")
+        out += [_p(x, "headline" if i == 0 else "caption") for i, x in enumerate(m["sentences"])]
+        out.append(chart(charts.matrix_heatmap(
+            view["mat"], names, view["inputs"], f"{m['label']}: AUC lost when one input is shuffled within a "
+            f"{n.one}'s test rows", "AUC lost", hover=view["hover"], marks=view["marks"], grey=view["grey"],
+            grey_hover=view["grey_hover"], row_title=n.One, col_title="Input shuffled", height=200 + 34 * len(names))))
+        out.append(_p(explain.importance(n, m, greyed=bool(view["grey"].any()))))
+        out.append(_importance_table(m, view, names))
+        others = [x for x in imp["models"] if x is not m]
+        out += [_p(" ".join(x["sentences"])) for x in others]
+    return out
+
+
+def _importance_table(m: dict, view: dict, names: list[str]) -> str:
+    """The heatmap's numbers as a table: mean AUC lost with its 95 % interval, ✓ where it holds
+    in every seed."""
+    by = {(c["scenario"], c["input"]): c["drop_auc"] for c in m["cells"]}
+    head = "<th></th>" + "".join(f"<th>{html.escape(i)}</th>" for i in view["inputs"])
+    rows = []
+    for scen in names:
+        cells = []
+        for inp in view["inputs"]:
+            a = by.get((scen, inp)) or {}
+            if a.get("mean") is None:
+                cells.append("<td>—</td>")
+                continue
+            ci = (f"<br><span class=\"caption\">{a['ci_low']:+.3f} to {a['ci_high']:+.3f}</span>"
+                  if a.get("ci_low") is not None else "")
+            cells.append(f"<td>{a['mean']:+.3f}{' ✓' if a.get('holds_in_every_seed') else ''}{ci}</td>")
+        rows.append(f"<tr><td>{html.escape(scen)}</td>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
 def render(exp, report: dict) -> str:
     """The HTML document of one experiment (`exp`: saml_core.registry.Experiment; `report`: its
     saml_core.registry.report)."""
@@ -183,6 +256,7 @@ def render(exp, report: dict) -> str:
         parts.append(f"<h2>Which {html.escape(n.many)} are alike, as the model learned it</h2>")
         parts.append(chart(fig))
         parts.append(_p(words))
+    parts += _analyses_sections(report, n, chart)
 
     parts.append(_p("Made by the SAML scenario-correlation dashboard from the experiment's stored results "
                     f"(python -m saml_core report {exp.name} --html FILE makes the same file). Means over seeds with "

@@ -352,3 +352,123 @@ def test_samples_line(exp) -> str | None:
         return None
     return f"{n_test:,} test samples" + (f" (summed over {len(exp.data_seeds)} data seeds)"
                                          if len(exp.data_seeds) > 1 and not per_seed else "")
+
+
+# ---- the run analyses: transfer, relations side by side, importance (saml_core.analyses/relations) ----
+def _ci(low, high, fmt: str = "+.4f") -> str:
+    return "CI n/a" if low is None or high is None else f"95 % CI {low:{fmt}} to {high:{fmt}}"
+
+
+def _f(x, fmt: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+
+def transfer_view(m: dict, names: list[str], noun_one: str, what: str) -> dict:
+    """One model's transfer matrix (report doc["transfer"]["models"][i]) ready for
+    `charts.matrix_heatmap`: row s = s's part (or s's own model), column t = t's test rows;
+    what="auc": the AUC there; what="loss": the AUC lost against t's own part (diagonal 0).
+    Scenarios too small to compare are grey, with the reason."""
+    k = len(names)
+    auc, loss = np.asarray(m["auc"], dtype=float), np.asarray(m["loss"], dtype=float)
+
+    def cell(key, s, t):
+        v = m.get(key)
+        return None if v is None or v[s][t] is None else float(v[s][t])
+
+    hover, grey_hover = [], []
+    for s in range(k):
+        row, grow = [], []
+        for t in range(k):
+            head = f"{noun_one} {names[t]}'s test rows scored by {names[s]}'s part"
+            worse = bool(m["worse_in_every_run"][s][t])
+            better = bool(m["better_in_every_run"][s][t])
+            row.append(f"{head}<br>AUC {_f(cell('auc', s, t), '.4f')} ({_ci(cell('ci_low', s, t), cell('ci_high', s, t), '.4f')})"
+                       + ("" if s == t else f"<br>lost against {names[t]}'s own part: {_f(cell('loss', s, t), '+.4f')} "
+                                            f"({_ci(cell('loss_ci_low', s, t), cell('loss_ci_high', s, t))})")
+                       + ("<br>worse than the own part in every run" if worse else "")
+                       + ("<br>better than the own part in every run" if better else ""))
+            why = m["too_small"].get(names[t]) or m["too_small"].get(names[s])
+            grow.append(f"{head}: left out, {why}" if why else "")
+        hover.append(row)
+        grey_hover.append(grow)
+    small = np.array([n in m["too_small"] for n in names])
+    grey = small[None, :] | small[:, None]
+    mat = auc if what == "auc" else loss
+    marks = np.asarray(m["worse_in_every_run"], dtype=bool) if what == "loss" else np.zeros((k, k), dtype=bool)
+    return {"mat": mat, "hover": hover, "grey": grey, "grey_hover": grey_hover, "marks": marks}
+
+
+def agreement_frame(relations: dict) -> pd.DataFrame:
+    """Every pair of relation signals (report doc["relations"]["pairs"]): rank agreement over the
+    scenario pairs, mean ± std over the runs both have, in how many runs the Mantel test says so."""
+    rows = []
+    for p in relations.get("pairs") or []:
+        sp = p["spearman"]
+        rows.append({"Signal": p["label_a"], "Other signal": p["label_b"], "Spearman": sp["mean"],
+                     "std": sp["std"] if sp["n"] > 1 else None, "Runs": p["runs"],
+                     "Mantel p < 0.05 in": f"{p['significant_in']} of {p['runs']}",
+                     "Holds in every run": "yes" if p["holds_in_every_run"] else "no"})
+    df = pd.DataFrame(rows, columns=["Signal", "Other signal", "Spearman", "std", "Runs", "Mantel p < 0.05 in",
+                                     "Holds in every run"])
+    return df.sort_values("Spearman", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def agreement_view(relations: dict, label_chars: int = 20) -> dict:
+    """The signals' agreement as a matrix for `charts.matrix_heatmap` (Spearman of every pair,
+    ✓ where it holds in every run); axis labels numbered and cut, the full names in the hover."""
+    sigs = relations.get("signals") or []
+    ids = [s["id"] for s in sigs]
+    label = {s["id"]: s["label"] for s in sigs}
+    n = len(ids)
+    mat = np.full((n, n), np.nan)
+    marks = np.zeros((n, n), dtype=bool)
+    hover = [[label[a] for _ in ids] for a in ids]
+    for p in relations.get("pairs") or []:
+        if p["a"] not in ids or p["b"] not in ids:
+            continue
+        i, j = ids.index(p["a"]), ids.index(p["b"])
+        sp = p["spearman"]
+        text = (f"{label[p['a']]}<br>vs {label[p['b']]}<br>Spearman {_f(sp['mean'], '+.2f')}"
+                + (f" ± {sp['std']:.2f} over {sp['n']} runs" if sp["n"] > 1 else "")
+                + f"<br>Mantel p < 0.05 in {p['significant_in']} of {p['runs']} run{'s' * (p['runs'] != 1)}")
+        for a, b in ((i, j), (j, i)):
+            mat[a, b] = np.nan if sp["mean"] is None else sp["mean"]
+            marks[a, b] = p["holds_in_every_run"]
+            hover[a][b] = text
+    short = [f"{i + 1}. " + (label[x] if len(label[x]) <= label_chars else label[x][:label_chars - 1] + "…")
+             for i, x in enumerate(ids)]
+    return {"mat": mat, "marks": marks, "hover": hover, "labels": short}
+
+
+def importance_view(m: dict, names: list[str], noun_one: str) -> dict:
+    """One model's importance (report doc["importance"]["models"][i]) for `charts.matrix_heatmap`:
+    row = scenario, column = input, the mean AUC lost when the input is shuffled within that
+    scenario's test rows, ✓ where it holds in every seed; cells without an AUC grey."""
+    inputs = [i["name"] for i in m["inputs"]]
+    k, n_in = len(names), len(inputs)
+    by = {(c["scenario"], c["input"]): c for c in m["cells"]}
+    mat = np.full((k, n_in), np.nan)
+    marks = np.zeros((k, n_in), dtype=bool)
+    grey = np.zeros((k, n_in), dtype=bool)
+    hover, grey_hover = [], []
+    for s, scen in enumerate(names):
+        row, grow = [], []
+        for i, inp in enumerate(inputs):
+            c = by.get((scen, inp))
+            a = (c or {}).get("drop_auc") or {}
+            if c is None or a.get("mean") is None:
+                grey[s, i] = True
+                row.append("")
+                grow.append(f"{noun_one} {scen}, {inp}: no AUC to lose (too few clicks or non-clicks in its test rows)")
+                continue
+            mat[s, i] = a["mean"]
+            marks[s, i] = bool(a.get("holds_in_every_seed"))
+            ll = c.get("drop_logloss") or {}
+            row.append(f"{noun_one} {scen}, {inp} shuffled within its test rows<br>AUC lost {a['mean']:+.4f} "
+                       f"({_ci(a.get('ci_low'), a.get('ci_high'))})<br>significant in {a.get('significant_in')} of "
+                       f"{a.get('runs')} run{'s' * (a.get('runs') != 1)}<br>logloss up {_f(ll.get('mean'), '+.4f')}"
+                       f"<br>AUC unshuffled {_f((c.get('base_auc') or {}).get('mean'), '.4f')} on {c.get('rows')} rows")
+            grow.append("")
+        hover.append(row)
+        grey_hover.append(grow)
+    return {"mat": mat, "marks": marks, "grey": grey, "hover": hover, "grey_hover": grey_hover, "inputs": inputs}

@@ -25,20 +25,22 @@ class PageSpec:
     path: str
     title: str
     icon: str
-    shown: str = "experiments"
+    shown: str = "experiments"  # also "importance": where the experiment has it, or can get it (not in demo mode)
 
 
 PAGES = (PageSpec("app_pages/overview.py", "Overview", ":material/home:", "always"),
          PageSpec("app_pages/per_scenario.py", "AUC per {one}", ":material/bar_chart:"),
          PageSpec("app_pages/correlations.py", "Which {many} are alike", ":material/grid_on:"),
+         PageSpec("app_pages/drivers.py", "What drives each {one}", ":material/insights:", "importance"),
          PageSpec("app_pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
          PageSpec("app_pages/sweeps.py", "Sensitivity sweeps", ":material/tune:", "sweeps"),
          PageSpec("app_pages/retrain.py", "Retrain", ":material/model_training:", "writes"))
 
 
-def visible_pages(n: Noun, *, demo: bool, experiments: bool, sweeps: bool) -> list[PageSpec]:
+def visible_pages(n: Noun, *, demo: bool, experiments: bool, sweeps: bool, importance: bool = True) -> list[PageSpec]:
     """The pages listed for this state, titles in the data's own words (the first is the default)."""
-    allowed = {"always": True, "writes": not demo, "experiments": experiments, "sweeps": experiments and sweeps}
+    allowed = {"always": True, "writes": not demo, "experiments": experiments, "sweeps": experiments and sweeps,
+               "importance": experiments and importance}
     return [PageSpec(p.path, p.title.format(one=n.one, many=n.many), p.icon, p.shown) for p in PAGES
             if allowed[p.shown]]
 
@@ -65,11 +67,29 @@ def navigation():
     st.html(_PAGE_CSS)
     summaries = da.experiments()
     _choose_experiment(summaries)
-    specs = visible_pages(current_noun(), demo=is_demo_mode(), experiments=bool(summaries),
-                          sweeps=any(s.sweep for s in summaries))
+    demo = is_demo_mode()
+    specs = visible_pages(current_noun(), demo=demo, experiments=bool(summaries),
+                          sweeps=any(s.sweep for s in summaries), importance=_importance_to_show(demo))
     page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(specs)])
     sidebar(summaries)
     return page
+
+
+def _importance_to_show(demo: bool) -> bool:
+    """Whether the chosen experiment has input importance to show, or (outside demo mode) runs
+    whose importance the analyses job can compute: otherwise its page would be empty."""
+    from saml_core import analyses
+
+    name = st.session_state.get(EXPERIMENT_KEY)
+    try:
+        exp = da.experiment(name) if name else None
+    except da.ArtifactError:
+        return False
+    if exp is None:
+        return False
+    if any((r.path / analyses.IMPORTANCE_FILE).exists() for r in exp.runs if r.finished):
+        return True
+    return not demo and any(analyses.IMPORTANCE in got for got in analyses.missing(exp).values())
 
 
 def _choose_experiment(summaries) -> None:

@@ -512,7 +512,7 @@ def test_city_levels_are_never_called_countries(tmp_path, monkeypatch):
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     at = open_page(root, monkeypatch)
-    assert set(nav(at)) == {f"app_pages/{p}.py" for p in ("overview", "per_scenario", "correlations",
+    assert set(nav(at)) == {f"app_pages/{p}.py" for p in ("overview", "per_scenario", "correlations", "drivers",
                                                          "hidden_states", "retrain")}
     for page in nav(at):
         at.switch_page(page).run()
@@ -559,7 +559,7 @@ def test_pages_that_only_read_import_no_torch(quick_root):
     script = (f"import json, sys\nfrom streamlit.testing.v1 import AppTest\n"
               f"at = AppTest.from_file({str(REPO / 'app.py')!r}, default_timeout=300)\nat.run()\nseen = {{}}\n"
               "for page in ['app_pages/overview.py', 'app_pages/per_scenario.py', 'app_pages/correlations.py',"
-              " 'app_pages/hidden_states.py']:\n"
+              " 'app_pages/drivers.py', 'app_pages/hidden_states.py']:\n"
               "    at.switch_page(page).run()\n"
               "    assert not at.exception, [e.value for e in at.exception]\n"
               "    seen[page] = sorted(m for m in ('torch', 'numba', 'umap', 'sklearn') if m in sys.modules)\n"
@@ -569,7 +569,7 @@ def test_pages_that_only_read_import_no_torch(quick_root):
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(seen) == 4 and not any(seen.values()), seen
+    assert len(seen) == 5 and not any(seen.values()), seen
 
 
 def test_an_unfinished_experiment_resumes_from_the_app(root, monkeypatch):
@@ -620,3 +620,87 @@ def test_report_html_writes_one_self_contained_summary_atomically(quick_root, tm
     probe = subprocess.run([sys.executable, "-c", "import sys, dashboard.summary, saml_core.commands; "
                             "print('streamlit' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
     assert probe.stdout.strip() == "False", probe.stderr
+
+
+# ---- the run analyses: every relation signal side by side, transfer, importance ----------------
+
+def test_correlations_put_every_relation_signal_side_by_side_and_show_transfer(root, monkeypatch):
+    from saml_core import registry
+
+    doc = registry.report(root, EXPERIMENT)
+    at = open_page(root, monkeypatch, "correlations")
+    figs = figures(at)
+    rel = doc["relations"]
+    assert f"**{rel['sentence']}**" in [m.value for m in at.markdown]  # the computed sentence, as computed
+    heat = figs["relations_heatmap"]["data"][0]
+    z = np.array(values(heat["z"]), dtype=float)
+    ids = [s["id"] for s in rel["signals"]]
+    assert z.shape == (len(ids), len(ids)) and np.allclose(z, z.T, equal_nan=True)
+    for p in rel["pairs"]:  # every cell is the engine's rank agreement of that pair of signals
+        assert z[ids.index(p["a"]), ids.index(p["b"])] == pytest.approx(p["spearman"]["mean"])
+    assert any("✓" in t for row in heat["text"] for t in row) == any(p["holds_in_every_run"] for p in rel["pairs"])
+
+    tr = {m["model"]: m for m in doc["transfer"]["models"]}
+    assert {"bst_individual", "saml"} <= set(tr)
+    at.selectbox(key="transfer_model").set_value("bst_individual").run()
+    at.radio(key="transfer_what").set_value("auc").run()
+    fig = figures(at)["transfer_heatmap"]
+    z = np.array(values(fig["data"][0]["z"]), dtype=float)
+    m = tr["bst_individual"]
+    names = doc["scenario_names"]
+    small = [i for i, s in enumerate(names) if s in m["too_small"]]
+    assert small, "the quick experiment has countries with too few test clicks"
+    keep = [i for i in range(len(names)) if i not in small]
+    assert np.allclose(np.diag(z)[keep], np.diag(np.array(m["auc"], dtype=float))[keep])
+    assert np.isnan(z[small, :]).all() and np.isnan(z[:, small]).all()  # greyed, with the reason as hover
+    grey = fig["data"][1]
+    assert any("too few" in str(h) or "clicks" in str(h) for row in grey["customdata"] for h in row)
+    assert "Grey:" in page_text(at) and m["sentence"] in page_text(at)
+
+
+def test_runs_without_analyses_offer_the_job_that_computes_them(root, monkeypatch):
+    from saml_core.jobs import JobQueue
+
+    for f in (root / EXPERIMENT).glob("*/transfer.json"):
+        f.unlink()
+    for f in (root / EXPERIMENT).glob("*/importance.json"):
+        f.unlink()
+    demo = open_page(root, monkeypatch, "correlations", demo=True)
+    assert f"python -m saml_core analyses {EXPERIMENT}" in page_text(demo)
+    assert not [b for b in demo.button if b.key == "transfer_compute"]
+    assert "app_pages/drivers.py" not in nav(demo)  # nothing to show there, nothing to start: not listed
+    at = open_page(root, monkeypatch, "drivers")  # outside demo mode: listed, to start the job from
+    assert [b for b in at.button if b.key == "importance_compute"]
+    at = open_page(root, monkeypatch, "correlations")
+    assert "lack transfer matrices and input importance" in page_text(at)
+    at.button(key="transfer_compute").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    q = JobQueue(root / ".jobs")
+    (job,) = q.list()
+    spec = json.loads((root / ".jobs" / job.job_id / "spec.json").read_text())
+    assert spec == {"kind": "analyses", "experiment": EXPERIMENT, "runs": None}
+    assert "A job for this experiment is queued or running" in page_text(at)  # not twice
+    q.cancel(job.job_id)
+    assert jobs_mod.wait(q, job.job_id, timeout=60).state in ("cancelled", "finished")
+
+
+def test_what_drives_each_country_heatmap_sentences_and_csv(root, monkeypatch):
+    from saml_core import registry
+
+    doc = registry.report(root, EXPERIMENT)
+    at = open_page(root, monkeypatch, "drivers")
+    assert nav(at)["app_pages/drivers.py"] == "What drives each country"
+    models = {m["group"]: m for m in doc["importance"]["models"]}
+    group = at.selectbox(key="importance_model").value
+    m = models[group]
+    z = np.array(values(figures(at)["importance_heatmap"]["data"][0]["z"]), dtype=float)
+    assert np.allclose(z, np.array(m["mean_drop_auc"], dtype=float), equal_nan=True)
+    shown = [x.value for x in at.markdown]
+    assert f"**{m['sentences'][0]}**" in shown and all(s in shown for s in m["sentences"][1:])
+    if m["matters_nowhere"]:
+        assert any("matter" in s and m["matters_nowhere"][0] in s for s in m["sentences"])
+    assert at.download_button(key="importance_csv").label.startswith("Download the importance table")
+    other = next(g for g in models if g != group)
+    at.selectbox(key="importance_model").set_value(other).run()
+    z = np.array(values(figures(at)["importance_heatmap"]["data"][0]["z"]), dtype=float)
+    assert np.allclose(z, np.array(models[other]["mean_drop_auc"], dtype=float), equal_nan=True)

@@ -310,7 +310,9 @@ def test_every_page_fits_both_sizes_and_reacts(server, page):
             wait_for_title(page, part)
         titles = chart_titles(page)
         expect(page.get_by_text("Do other models agree on which countries are alike?")).to_be_visible()
-        assert table_headers(page, 0)[0] == "Signal" and any("MMoE" in t for t in titles)
+        expect(page.locator('[data-testid="stDataFrame"] th').filter(has_text="Spearman with SAML's pairwise α")
+               .first).to_be_attached()  # the other models' table (the first one is folded)
+        assert any("MMoE" in t for t in titles)
         runs = {p.parent.name for p in (root / EXPERIMENT).glob("saml-*/metrics.json")}
         stability = page.get_by_text("Which pairs are consistently alike across runs?")
         expect(stability).to_have_count(1 if len(runs) > 1 else 0)  # only where there are several runs
@@ -543,3 +545,24 @@ def test_hidden_state_explorer_colours_selects_finds_neighbours_and_exports(serv
     assert [m[0] for m in meta[1:6]] == ["0", "1", "2", "3", "4"]
     rows = list(csv.DictReader(io.StringIO(files["Points, map and hidden states (CSV)"].read_text())))
     assert len(rows) == n_points and f"h{len(vectors[0])}" in rows[0] and "field: category" in rows[0]
+
+
+def test_what_drives_each_country_and_every_relation_signal_in_the_browser(server, page):
+    """The importance heatmap with its computed sentence, and the correlations page's signals side
+    by side and transfer matrix with theirs, laid out without anything cut off."""
+    from saml_core import registry
+
+    url, root, _ = server
+    doc = registry.report(root, EXPERIMENT)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    show_experiment(page, url, page_title="What drives each country")
+    wait_for_title(page, "AUC lost when one input is shuffled within a country's test rows")
+    first = doc["importance"]["models"][0]["sentences"][0]
+    expect(page.get_by_text(first.split(" (Wald")[0], exact=False).first).to_be_visible()
+    check_layout(page, "What drives each country")
+    shot(page, "5-what-drives")
+    show_experiment(page, url, page_title="Which countries are alike")
+    wait_for_title(page, "How much each pair of signals agrees")
+    wait_for_title(page, "AUC lost when another country's part scores")
+    expect(page.get_by_text(doc["relations"]["sentence"].split(";")[0], exact=False).first).to_be_visible()
+    check_layout(page, "Which countries are alike: signals side by side, transfer")
