@@ -510,15 +510,23 @@ def test_hidden_state_explorer_colours_selects_finds_neighbours_and_exports(serv
     expect(page.locator('[data-testid="stDataFrame"] th').filter(has_text="distance").first).to_be_attached()
 
     # a box selection: what it is made of, against all points shown
-    chart.hover()
-    chart.locator('.modebar-btn[data-title="Box Select"]').click()
-    area = chart.locator(".nsewdrag").first.bounding_box()
-    page.mouse.move(area["x"] + 2, area["y"] + 2)
-    page.mouse.down()
-    page.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.6, steps=12)
-    page.mouse.up()
     metric = page.locator('[data-testid="stMetric"]').filter(has_text="Points selected")
-    expect(metric).to_be_visible(timeout=60_000)
+    for attempt in range(3):  # a drag that lands while the chart is still being redrawn selects nothing
+        wait_ready(page, charts=1)
+        chart.scroll_into_view_if_needed()
+        chart.hover()
+        chart.locator('.modebar-btn[data-title="Box Select"]').click()
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(area["x"] + area["width"] * 0.03, area["y"] + area["height"] * 0.03)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.6, steps=12)
+        page.mouse.up()
+        try:
+            expect(metric).to_be_visible(timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     selected, total = (int(v.replace(",", "")) for v in metric.locator('[data-testid="stMetricValue"]')
                        .inner_text().split(" of "))
     assert 1 < selected < total == n_points
