@@ -182,14 +182,22 @@ def test_each_shuffled_copy_changes_one_input_within_its_own_scenario_only():
 RUNS = "bst_individual,saml,lr_te"
 
 
+def _n_inputs() -> int:
+    """The simulator's inputs as importance counts them: every field, and the behaviour sequence as one."""
+    from saml_core.data import load_dataset
+
+    spec = load_dataset("synthetic-countries", size="small").spec
+    return len(spec.cat_fields) + len(spec.num_fields) + (1 if spec.seq_fields else 0)
+
+
 @pytest.fixture(scope="module")
 def quick_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyses")
     out = _cli("experiment", "--dataset", "synthetic-countries", "--name", "q", "--quick", "--threads", "1",
                "--runs", RUNS, root=root)
     assert out.returncode == 0, out.stderr
-    assert (f"importance: 13 inputs x {importance.N_REPEATS} repeats on at most {importance.ROWS_CAP} test rows per "
-            "country") in out.stderr
+    assert (f"importance: {_n_inputs()} inputs x {importance.N_REPEATS} repeats on at most {importance.ROWS_CAP} test "
+            "rows per country") in out.stderr
     return root
 
 
@@ -200,7 +208,7 @@ def test_a_fresh_quick_experiment_has_both_artifacts(quick_root):
         assert (run.path / "transfer.json").exists() == ("transfer" in entry.probes), run.run_id
         assert (run.path / "importance.json").exists(), run.run_id
         imp = analyses.read_importance(run, exp.scenario_names)
-        assert imp["drop_auc"].shape == (10, 13, importance.N_REPEATS)
+        assert imp["drop_auc"].shape == (10, _n_inputs(), importance.N_REPEATS)
     assert [e.id for e in models.with_probe("transfer")] == ["saml", "saml_no_gate", "saml_no_aux", "bst_individual"]
     assert analyses.missing(exp) == {}
 
@@ -276,9 +284,9 @@ def test_report_json_and_markdown_carry_transfer_importance_and_relations(quick_
     assert m["sentence"].startswith("BST-Individual (1 run")
     imp = doc["importance"]["models"]
     assert [x["label"] for x in imp] == ["SAML", "BST-Individual", "LR (target encoding)"]
-    assert len(imp[0]["cells"]) == 10 * 13 and len(imp[0]["differs"]) == 13
+    assert len(imp[0]["cells"]) == 10 * _n_inputs() and len(imp[0]["differs"]) == _n_inputs()
     rows = analyses.importance_table(doc["importance"], tuple(doc["scenario_noun"]))
-    assert len(rows) == 3 * 10 * 13 and {"country", "input", "AUC drop CI low"} <= set(rows[0])
+    assert len(rows) == 3 * 10 * _n_inputs() and {"country", "input", "AUC drop CI low"} <= set(rows[0])
     rel = doc["relations"]
     kinds = {s["kind"] for s in rel["signals"]}
     assert {"alpha", "cka", "transfer", "importance", "data", "planted"} <= kinds

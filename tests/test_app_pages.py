@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -498,6 +499,12 @@ def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
         assert jobs_mod.wait(q, j.job_id, timeout=60).state == "cancelled"
     demo = open_page(empty, monkeypatch, demo=True)
     assert not [b for b in demo.button if b.key == "build_demo"]
+    # the worker leaves once nothing is queued; removing its folder before it has (its last record
+    # write) would race it, so wait for it to retire
+    deadline = time.monotonic() + 60
+    while q._worker_record() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert q._worker_record() is None, "the job worker did not leave after its jobs were cancelled"
     shutil.rmtree(empty / ".jobs")
 
 
