@@ -1,15 +1,16 @@
-"""Page timings of the dashboard: `python -m dashboard.bench [--artifacts DIR] [--experiment NAME] [--json]`.
+"""Page timings of the dashboard: `python -m dashboard.bench [--artifacts DIR] [--experiment NAME] [--json]`;
+with `--browser [--rounds N]`: cold start and page switches in a real browser (dashboard/bench_browser.py).
 
 For every page it measures, with Streamlit's AppTest in this process:
   cold  the first render (empty Streamlit caches; Python modules already imported),
   warm  the median of later renders (what a user sees when switching pages),
-each in two fresh processes: first open (no disk caches) and re-open (disk caches present).
+each in two fresh processes: first open (no disk caches) and re-open (numba's compiled code on disk).
 Hidden states, in two more fresh processes: the page as the very first one a new server renders
 (the process's imports included), and as the first visit after the Overview; then every map the
 training job stored (each view, layer and method), and which heavy modules the path imported
 (UMAP/numba must not be among them: stored maps are drawn, not fitted).
 For UMAP of `--umap-points` hidden states: the first fit in a new process (numba compile
-included), a warm fit (compiled, no file cache), and a read back from the file cache.
+included) and a warm fit (compiled).
 Prints a table (or JSON). Targets: warm page <= 2 s; every stored map <= 2 s on a fresh server
 (after the process's one-off imports); warm UMAP of 5,000 points <= 10 s.
 Server-side times only; the browser tests (tests/e2e) measure navigation to a drawn chart.
@@ -27,9 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-PAGES = {"Overview": "app.py", "AUC per scenario": "pages/per_scenario.py",
-         "Scenario correlations": "pages/correlations.py", "Hidden states": "pages/hidden_states.py",
-         "Sensitivity sweeps": "pages/sweeps.py", "Retrain": "pages/retrain.py"}
 HEAVY_MODULES = ("umap", "numba", "pynndescent", "torch")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +43,13 @@ def _render(at, page: str | None) -> float:
     return dt
 
 
+def listed_pages(at) -> dict[str, str]:
+    """{page file: title} of the pages the app's navigation lists (AppTest keeps st.navigation's
+    registry after a run)."""
+    return {Path(i["script_path"]).resolve().relative_to(REPO).as_posix(): i["page_name"]
+            for i in at._registered_pages.values() if i.get("script_path")}
+
+
 def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[dict]:
     from streamlit.testing.v1 import AppTest
 
@@ -55,7 +60,7 @@ def page_timings(artifacts: Path, experiment: str | None, repeats: int) -> list[
         at.session_state["experiment"] = experiment
     boot = _render(at, None)
     rows = []
-    for page, path in PAGES.items():
+    for path, page in listed_pages(at).items():
         cold = _render(at, path)
         warm = [_render(at, path) for _ in range(repeats)]
         rows.append({"page": page, "cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3),
@@ -80,10 +85,10 @@ def hidden_timings(artifacts: Path, experiment: str | None, after_overview: bool
         at.session_state["experiment"] = experiment
     overview = _render(at, None) if after_overview else None
     if not after_overview:
-        at.switch_page("pages/hidden_states.py")
+        at.switch_page("app_pages/hidden_states.py")
         first = _render(at, None)
     else:
-        first = _render(at, "pages/hidden_states.py")
+        first = _render(at, "app_pages/hidden_states.py")
     name = at.session_state["experiment"]
     run_id = at.selectbox(key="hs_run").value
     stored = registry.load_experiment(artifacts, name).run(run_id).load_maps() or {}
@@ -110,12 +115,14 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
 
     from dashboard import embedding
     from saml_core import maps, registry
+    from saml_core.models import registry as models
 
     names = [s.name for s in registry.list_experiments(artifacts) if s.error is None]
     name = experiment or (names[0] if names else None)
     exp = registry.load_experiment(artifacts, name)
     def states(r):  # probes with hidden states (runs whose weights were not kept store none)
-        if r.model != "saml" or r.error is not None or not r.has_probes:
+        entry = models.find(r.model)
+        if entry is None or "hidden" not in entry.probes or r.error is not None or not r.has_probes:
             return None
         p = r.load_probes()
         return p if embedding.hidden_layers(p, "own") else None
@@ -143,18 +150,8 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     t0 = time.perf_counter()
     maps.fit_umap(x)
     warm = time.perf_counter() - t0
-    cache = Path(tempfile.mkdtemp())
-    try:  # the page's path: points + file cache (first call fits and saves, second reads back)
-        ppath = Path(run.path) / "probes.npz"
-        embedding.embed(probes, ppath, cache, page_view, 0, points, list(exp.scenario_names))
-        t0 = time.perf_counter()
-        _, hit = embedding.embed(probes, ppath, cache, page_view, 0, points, list(exp.scenario_names))
-        cached = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(cache)
-    assert hit
     return {"run": run.run_id, "view": view, "points": int(len(x)), "first_fit_s": round(first, 2),
-            "warm_fit_s": round(warm, 2), "from_file_cache_s": round(cached, 3), "dims": int(np.shape(x)[1])}
+            "warm_fit_s": round(warm, 2), "dims": int(np.shape(x)[1])}
 
 
 def _child(mode: str, artifacts: Path, experiment: str | None, repeats: int, points: int) -> dict | list:
@@ -177,11 +174,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--umap-points", type=int, default=5000)
     ap.add_argument("--no-umap", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--browser", action="store_true",
+                    help="time cold start and page switches in headless Chromium instead (dashboard/bench_browser.py)")
+    ap.add_argument("--rounds", type=int, default=3, help="--browser: fresh server + browser context per round")
+    ap.add_argument("--compare-warmup", action="store_true",
+                    help="--browser: every round twice, with and without the browser warm-up, alternating")
+    ap.add_argument("--against", type=Path, default=None, metavar="DIR",
+                    help="--browser: also time the cold start of another checkout of the project in every round")
+    ap.add_argument("--chromium", default=os.environ.get("SAML_CHROMIUM", "/usr/bin/chromium"),
+                    help="--browser: the Chromium executable (default $SAML_CHROMIUM, else /usr/bin/chromium)")
     ap.add_argument("--child", choices=["pages", "umap", "hidden-first", "hidden-after-overview"],
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from dashboard.settings import artifacts_root
 
+    if args.browser:
+        from dashboard import bench_browser
+
+        return bench_browser.main(args)
     artifacts = (args.artifacts or artifacts_root()).resolve()
     if args.child:
         import warnings
@@ -217,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     print("cold = first render of the page in the process; warm = median of later renders (same process)")
     fmt = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
     for title, rows in (("first open (new process, no disk caches)", result["first_open"]),
-                        ("re-open (new process, disk caches from the first open)", result["reopen"])):
+                        ("re-open (new process, numba's disk cache from the first open)", result["reopen"])):
         print(f"\n{title}")
         print(f"  {'page':42s} {'cold (s)':>9s} {'warm (s)':>9s} {'warm max':>9s}")
         for r in rows:
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         u = result["umap"]
         print(f"\nUMAP ({u['run']}, view {u['view']}, {u['points']} points x {u['dims']} dims), new process: "
               f"first fit (numba compile included) {u['first_fit_s']} s, "
-              f"warm fit of all points {u['warm_fit_s']} s, read back from the file cache {u['from_file_cache_s']} s")
+              f"warm fit of all points {u['warm_fit_s']} s (the page keeps a fitted map in memory, never on disk)")
     return 0
 
 

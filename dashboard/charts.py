@@ -144,6 +144,62 @@ def per_scenario_auc(long_df: pd.DataFrame, names: list[str], noun_one: str, sho
                    height=470, legend_title="Model")
 
 
+def within_auc_chart(frame: pd.DataFrame, noun_one: str, noun_many: str) -> go.Figure:
+    """The headline chart: each model's within-scenario AUC (best on top) with its whisker, and
+    the 0.5 that knowing only each scenario's click rate earns (the reference rows)."""
+    multi = bool((frame["runs"] > 1).any()) if not frame.empty else False
+    fig = go.Figure()
+    for _, r in frame.iloc[::-1].iterrows():  # Plotly draws the first category at the bottom
+        fig.add_trace(go.Scatter(
+            x=[r["within_auc"]], y=[r["label"]], mode="markers", name=r["label"], meta=r["group"], showlegend=False,
+            marker=dict(color=model_color(r["model"]), size=11),
+            error_x=dict(type="data", symmetric=False, array=[r["err_high"]], arrayminus=[r["err_low"]],
+                         thickness=1.5, width=4, color=model_color(r["model"])),
+            hovertemplate=f"<b>{r['label']}</b><br>within-{noun_one} AUC %{{x:.4f}}<br>runs {r['runs']}"
+                          "<extra></extra>"))
+    fig.add_vline(x=0.5, line_dash="dash", line_color="#555", line_width=1.5,
+                  annotation_text=f"0.5: {noun_one} click rate only", annotation_position="top right",
+                  annotation_font=dict(size=11, color="#555"))
+    lo = float(np.nanmin(frame["within_auc"] - frame["err_low"].fillna(0))) if not frame.empty else 0.5
+    hi = float(np.nanmax(frame["within_auc"] + frame["err_high"].fillna(0))) if not frame.empty else 0.6
+    pad = max((max(hi, 0.5) - min(lo, 0.5)) * 0.08, 0.005)
+    fig.update_xaxes(range=[min(lo, 0.5) - pad, max(hi, 0.5) + pad])
+    err = "± std over runs" if multi else "95 % confidence interval"
+    return _layout(fig, f"Within-{noun_one} AUC per model ({err})", f"AUC within each {noun_one}, weighted by test "
+                   f"samples (higher is better)", "", height=90 + 30 * max(len(frame), 1), legend=False)
+
+
+def matrix_heatmap(mat, rows: list[str], cols: list[str], title: str, colorbar: str, *, hover: list[list[str]],
+                   center: float | None = 0.0, marks: np.ndarray | None = None, grey: np.ndarray | None = None,
+                   grey_hover: list[list[str]] | None = None, row_title: str = "", col_title: str = "",
+                   height: int = 470, value_format: str = "+.3f") -> go.Figure:
+    """A heatmap whose cells say in their hover what they hold (`hover`, one text per cell), with
+    "✓" after the value where `marks` is True (e.g. holds in every seed) and cells left out
+    (`grey`: e.g. a scenario with too few clicks) drawn grey with the reason as hover."""
+    m = np.asarray(mat, dtype=np.float64)
+    marks = np.zeros(m.shape, dtype=bool) if marks is None else np.asarray(marks, dtype=bool)
+    grey = np.zeros(m.shape, dtype=bool) if grey is None else np.asarray(grey, dtype=bool)
+    shown = np.where(grey, np.nan, m)
+    text = [["" if not np.isfinite(v) else format(v, value_format) + (" ✓" if mk else "") for v, mk in zip(row, mrow)]
+            for row, mrow in zip(shown, marks)]
+    kw: dict = {"colorscale": "Viridis"}
+    if center is not None:
+        span = np.nanmax(np.abs(shown - center)) if np.isfinite(shown).any() else 1.0
+        span = span if span > 0 else 1.0
+        kw = {"colorscale": DIVERGING, "zmid": center, "zmin": center - span, "zmax": center + span}
+    fig = go.Figure(go.Heatmap(z=shown, x=cols, y=rows, text=text, texttemplate="%{text}", textfont=dict(size=10),
+                               customdata=np.array(hover, dtype=object), hovertemplate="%{customdata}<extra></extra>",
+                               colorbar=dict(title=dict(text=colorbar, side="right"), thickness=14), name=colorbar,
+                               **kw))
+    if grey.any():
+        fig.add_trace(go.Heatmap(z=np.where(grey, 1.0, np.nan), x=cols, y=rows, showscale=False, name="left out",
+                                 colorscale=[[0, "#D9D9D9"], [1, "#D9D9D9"]], hoverongaps=False,
+                                 customdata=np.array(grey_hover or [[""] * len(cols)] * len(rows), dtype=object),
+                                 hovertemplate="%{customdata}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, col_title, row_title, height=height, legend=False)
+
+
 def relaimpr_axis(values, cap: float = RELAIMPR_CAP) -> tuple[list[float], list[float]]:
     """Y range of the RelaImpr chart and the values it cuts off. The range is scaled to the values
     and always shows 0; a value beyond ±cap (a model far from guessing when BST is barely above it)
@@ -356,40 +412,78 @@ def gate_vs_traffic_scatter(df: pd.DataFrame, colors: dict, noun_one: str, y: st
                    height=400, legend=False)
 
 
+MAP_CATEGORIES = 15  # colours on a map; a field with more values shows its most common, the rest as "other"
+
+
+def map_categories(values: pd.Series, colors: dict | None = None, limit: int = MAP_CATEGORIES) -> pd.Series:
+    """The colour group of each point: its value, or "other (N values)" beyond the `limit` most
+    common (a legend of 800 user ids helps nobody); values with a fixed colour are kept."""
+    counts = values.value_counts()
+    keep = set(counts.index[:limit]) | set(colors or {})
+    if len(counts) <= len(keep & set(counts.index)):
+        return values.astype(str)
+    other = f"other ({len(counts) - len(keep & set(counts.index))} values)"
+    return values.where(values.isin(keep), other).astype(str)
+
+
 def umap_scatter(df: pd.DataFrame, color_by: str, title: str, colors: dict | None = None,
-                 color_title: str = "", x_title: str = "UMAP dimension 1", y_title: str = "UMAP dimension 2"
+                 color_title: str = "", x_title: str = "UMAP dimension 1", y_title: str = "UMAP dimension 2",
+                 numeric: bool | None = None, chosen: int | None = None, neighbours: list[int] | None = None
                  ) -> go.Figure:
-    """2-D embedding; categorical colouring gets one trace per value (legend), numeric a colour
-    scale (colour bar only, no legend)."""
+    """2-D map of the points; categorical colouring gets one trace per value (legend, the most
+    common values first), numeric a colour scale (colour bar only, no legend). customdata[0] of
+    every point is its number in `df` (what a box or lasso selection returns); the hover shows
+    df["hover"]. `chosen` and its `neighbours` (in the hidden space) are ringed on top."""
     fig = go.Figure()
-    hover = ("%{customdata[0]}<br>label: %{customdata[1]}<br>predicted click probability %{customdata[2]:.3f}"
-             "<extra></extra>")
-    custom_cols = ["hover", "label", "pred"]
+    hover = "%{customdata[1]}<extra></extra>"
+    custom_cols = ["point", "hover"]
     # SVG draws a map of the stored size (1,000 points) faster than WebGL starts up (0.5 s less to
     # the first picture); WebGL only for the large on-demand maps.
     scatter = go.Scattergl if len(df) > WEBGL_FROM_POINTS else go.Scatter
-    numeric = pd.api.types.is_numeric_dtype(df[color_by]) and color_by != "label"
+    if numeric is None:
+        numeric = pd.api.types.is_numeric_dtype(df[color_by]) and color_by != "label"
     if numeric:
         fig.add_trace(scatter(
             x=df["x"], y=df["y"], mode="markers", name=color_title or color_by, showlegend=False,
-            marker=dict(size=4, color=df[color_by], colorscale="Viridis", opacity=0.75,
-                        colorbar=dict(title=dict(text=color_title or color_by))),
+            marker=dict(size=5, color=df[color_by], colorscale="Viridis", opacity=0.8,
+                        colorbar=dict(title=dict(text=color_title or color_by, side="right"), thickness=14)),
             customdata=df[custom_cols].to_numpy(), hovertemplate=hover,
         ))
     else:
-        values = list(dict.fromkeys(df[color_by].tolist()))
+        group = map_categories(df[color_by], colors)
+        values = list(group.value_counts().index)
         if colors:
             values = [v for v in colors if v in set(values)] + [v for v in values if v not in colors]
+        values = [v for v in values if not v.startswith("other (")] + [v for v in values if v.startswith("other (")]
+        palette = _category_palette(values, colors)
         for v in values:
-            sub = df[df[color_by] == v]
+            sub = df[group == v]
             fig.add_trace(scatter(
                 x=sub["x"], y=sub["y"], mode="markers", name=str(v),
-                marker=dict(size=4, opacity=0.75, color=(colors or {}).get(v)),
+                marker=dict(size=5, opacity=0.8, color=palette.get(v)),
                 customdata=sub[custom_cols].to_numpy(), hovertemplate=hover,
             ))
-    fig = _layout(fig, title, x_title, y_title, height=560, legend_title=color_title or color_by, legend=not numeric)
+    if chosen is not None:
+        near = df.iloc[list(neighbours or [])]
+        fig.add_trace(go.Scatter(x=near["x"], y=near["y"], mode="markers", name="nearest in the hidden space",
+                                 marker=dict(size=13, symbol="circle-open", color="#111", line=dict(width=2)),
+                                 customdata=near[custom_cols].to_numpy(), hovertemplate=hover, meta="neighbours"))
+        me = df.iloc[[chosen]]
+        fig.add_trace(go.Scatter(x=me["x"], y=me["y"], mode="markers", name=f"point {chosen}",
+                                 marker=dict(size=17, symbol="star", color="#111", line=dict(width=1, color="white")),
+                                 customdata=me[custom_cols].to_numpy(), hovertemplate=hover, meta="chosen"))
+    fig = _layout(fig, title, x_title, y_title, height=560, legend_title=color_title or color_by,
+                  legend=not numeric or chosen is not None)
     fig.update_layout(legend=dict(itemsizing="constant"))
     return fig
+
+
+def _category_palette(values: list[str], colors: dict | None) -> dict:
+    from dashboard.colors import category_colors
+
+    fixed = dict(colors or {})
+    rest = category_colors([v for v in values if v not in fixed and not v.startswith("other (")])
+    return fixed | rest | {v: "#BBBBBB" for v in values if v.startswith("other (")}
 
 
 def sweep_lines(sub: pd.DataFrame, dim: str) -> go.Figure:

@@ -17,6 +17,11 @@ def scenario_colors(scenario_names: list[str]) -> dict[str, str]:
     return {name: _SCENARIO_PALETTE[i % len(_SCENARIO_PALETTE)] for i, name in enumerate(scenario_names)}
 
 
+def category_colors(values: list[str]) -> dict[str, str]:
+    """One colour per value of a field on the hidden-state map, in the order given."""
+    return {v: _SCENARIO_PALETTE[i % len(_SCENARIO_PALETTE)] for i, v in enumerate(values)}
+
+
 def model_color(model_id: str) -> str:
     from saml_core.models import registry
 

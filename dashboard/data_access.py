@@ -1,6 +1,7 @@
 """The dashboard's only door to the artifacts folder, with Streamlit caches in front of it.
 
-Everything is read through `saml_core.registry` (the engine's read API, see docs/ARTIFACTS.md).
+Everything is read through `saml_core.registry` (the engine's read API, see docs/ARTIFACTS.md);
+reports are also kept between server starts outside the artifacts root (`report_cache`).
 Caches are keyed on a fingerprint of file modification times, so a run that finishes while
 the app is open shows up on the next rerun without a restart, and a rewritten file is re-read.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import settings
+from dashboard import report_cache, settings
 from saml_core import registry
 from saml_core.artifacts import ArtifactError
 from saml_core.jobs import JobQueue
@@ -106,10 +107,15 @@ def experiment(name: str, artifacts: Path | None = None):
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _report(artifacts: str, name: str, fp_key: int):
+    kept = report_cache.load(Path(artifacts), name)  # from an earlier server, if nothing changed since
+    if kept is not None:
+        return kept, None
     try:
-        return registry.report(artifacts, name), None
+        doc = registry.report(artifacts, name)
     except Exception as exc:  # the report is optional extra: a page must still render without it
         return None, f"{type(exc).__name__}: {exc}"
+    report_cache.save(Path(artifacts), name, doc)
+    return doc, None
 
 
 def report(name: str, artifacts: Path | None = None) -> tuple[dict | None, str | None]:

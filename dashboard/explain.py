@@ -70,14 +70,23 @@ def glossary(n: Noun) -> str:
 
 OVERALL_TABLE = ("Each row is one model; with several seeds, the mean over its runs (± std). Verdict: "
                  "the paired test against BST on the same test samples with every seed, not one lucky "
-                 "run. The last rows are the references, computed without training. How each model trained "
-                 "(epochs, early stopping, time) is in the box above; the settings every model shared are below.")
+                 "run. The last rows are the references, computed without training.")
+OVERALL_TABLE_MORE = ("Logloss and how each model trained (epochs, early stopping, time) are in the box above; the "
+                      "settings every model shared are below.")
 
 
 def within_auc(n: Noun) -> str:
     return (f"Within-{n.one} AUC leads: how well a model ranks clicks inside each {n.one}, averaged with weights by "
             f"test samples. A predictor that only knows which {n.one} clicks more scores exactly 0.5 on it, while "
             f"the pooled AUC (all {n.many} ranked together) already credits that knowledge, so it comes second.")
+
+
+def headline_chart(n: Noun, multi: bool) -> str:
+    spread = ("whiskers: ± one standard deviation over runs (model and data seeds)" if multi else
+              "whiskers: 95 % confidence interval")
+    return (f"Each model's AUC within each {n.one}, averaged with weights by test samples ({spread}). The dashed "
+            f"line is what scoring every sample by its {n.one}'s click rate earns (0.5): a model at it has learned "
+            f"nothing beyond which {n.one} clicks more. The sentence above says which differences are significant.")
 
 
 def pooled_auc(n: Noun) -> str:
@@ -93,15 +102,21 @@ TRAINING_CURVES = {
 }
 
 
-def per_scenario_bars(n: Noun, multi_seed: bool) -> str:
+def per_scenario_bars(n: Noun, multi_seed: bool, focus: str, reference: str, marked: bool) -> str:
+    """The caption under the per-scenario chart; `marked`: the chart carries ★/▼ verdict marks."""
     bars = ("the whiskers show the spread over seeds (± one standard deviation)" if multi_seed else
             "the whiskers are 95 % confidence intervals")
-    return (f"For every {n.one}, how well each model ranks clicks; higher is better, {bars}. ★ marks the "
-            f"{n.many} where the paired test says SAML beats BST, ▼ where it is worse (p < 0.05 after "
-            f"correcting for testing {n.many} one by one); elsewhere the difference may be luck.")
+    marks = (f" ★ marks the {n.many} where the paired test says {focus} beats {reference}, ▼ where it is worse "
+             f"(p < 0.05 after correcting for testing {n.many} one by one); elsewhere the difference may be luck."
+             if marked else f" In no {n.one} does the paired test find {focus} significantly better or worse than "
+                            f"{reference} (p < 0.05 after correcting for testing {n.many} one by one).")
+    return f"For every {n.one}, how well each model ranks clicks; higher is better, {bars}.{marks}"
 
 
-ORACLE = " The black dash is the best accuracy any model could reach on this simulated data (the oracle)."
+def oracle(drawn: bool) -> str:
+    """Said only under a chart that draws the oracle dashes (simulated data knows them)."""
+    return (" The black dash is the best accuracy any model could reach on this simulated data (the oracle)."
+            if drawn else "")
 
 
 def relaimpr(n: Noun) -> str:
@@ -162,8 +177,20 @@ def hidden_map(n: Noun, view: str, color_by: str, method: str) -> str:
         "label": "Colour: whether the sample was clicked. Clicks gathered in one region mean the representation "
                  "separates what gets clicked.",
         "pred": "Colour: the model's predicted click probability for the sample.",
-    }.get(color_by, "")
+        "error": "Colour: how far the prediction was from what happened, |click − predicted probability| (0 = right "
+                 "and sure, near 1 = sure and wrong). A region of high error is a kind of sample the model gets wrong.",
+    }.get(color_by) or (f"Colour: the sample's {color_by.split(': ', 1)[-1]} (the most common values; the others "
+                        "grey). Values gathered in one region mean the representation keeps them apart."
+                        if color_by.startswith("field: ") else "")
     return f"{dot}{place} {colour}".strip()
+
+
+def explorer(n: Noun) -> str:
+    return (f"Select points with the box or lasso tool (top right of the map) to see what they are made of: their "
+            f"{n.many}, click rate and most common field values against all points shown (lift 2 = twice as common "
+            "in the selection). Click one point, or type its number, for its nearest neighbours in the hidden space "
+            "itself: the map squeezes many dimensions into two, so points close on it need not be close to the "
+            "model, and the other way round.")
 
 
 def planted(n: Noun) -> str:
@@ -188,8 +215,9 @@ DEMO_MODE = "Read-only demo mode: retraining is switched off."
 DATASET_BADGES = {
     "synthetic": ("**Simulated data.** A built-in simulator of a cross-border shop with 10 countries. "
                   "Which countries behave alike was planted on purpose, so we can check what the model recovers."),
-    "taobao": ("**Real data: Taobao ad clicks.** Public Alimama data; scenario = city level. "
-               "The shipped sample is small, so accuracy estimates are noisy (wide error bars are the honest result)."),
+    # what holds for every Taobao source (the shipped sample and the full tables): the sample's size
+    # and what it means for the error bars are in its own caveats (dataset_info), shown under the badge
+    "taobao": "**Real data: Taobao ad clicks.** Public Alimama data; scenario = city level.",
     "byo": "**Your own log.** Loaded from a file you provided.",
     "aliexpress": "**Real data: AliExpress search clicks.** Public Tianchi data; scenario = country.",
     "aliccp": "**Real data: Ali-CCP (Taobao) clicks.** Public Tianchi data; scenario = traffic domain.",
@@ -197,3 +225,36 @@ DATASET_BADGES = {
                   "and every row is a movie the user chose to rate. Scenario = the users' age group, occupation "
                   "or gender."),
 }
+
+
+def relations(n: Noun, test: str) -> str:
+    return (f"Each signal is a {n.one} x {n.one} matrix of how alike two {n.many} are, by one route: what SAML's "
+            f"branches listen to (α) and how alike their hidden states are (CKA), how well one {n.one}'s part "
+            f"scores another's rows (transfer), which inputs matter in each (importance profiles), other models' "
+            f"own signals, the data itself and, on simulated data, the similarity planted in it. A cell: how alike "
+            f"two signals rank the pairs of {n.many} (1 = the same order). ✓: significant in every run. {test}.")
+
+
+def transfer(n: Noun, what: str, how: str, greyed: bool) -> str:
+    cell = (f"Row s, column t: how much AUC {n.one} t's test rows lose when {n.one} s's part scores them instead "
+            f"of t's own (negative: s's part does better); ✓ where the loss is significant in every run"
+            if what == "loss" else
+            f"Row s, column t: the AUC of {n.one} s's part on {n.one} t's test rows (the diagonal: each part on "
+            f"its own rows)")
+    grey = (f" Grey: {n.many} with too few clicks or non-clicks in their test rows to compare (hover for the "
+            f"counts)." if greyed else "")
+    return f"{cell}. {how}{grey} Hover a cell for its 95 % confidence interval."
+
+
+def importance(n: Noun, m: dict, greyed: bool) -> str:
+    runs = m["n_runs"]
+    cost = m.get("cost_share") or {}
+    share = (f" Computing it took {100 * cost['mean']:.0f} % of the training time." if cost.get("mean") is not None
+             else "")
+    return (f"Each cell: how much AUC the model loses in that {n.one} when one input is shuffled among that "
+            f"{n.one}'s own test rows only ({m.get('n_repeats')} shuffles per run, at most {m.get('rows_cap')} "
+            f"rows per {n.one}), mean over {runs} run{'s' * (runs != 1)}; red = the input matters there. "
+            + ("✓: the drop is significant in every run. " if runs > 1 else
+               "✓: the drop's 95 % interval lies above 0. ")
+            + (f"Grey: no AUC in that {n.one} (too few clicks). " if greyed else "")
+            + "Hover for the interval and the logloss." + share)

@@ -7,8 +7,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.spatial.distance import squareform
 
 from dashboard.colors import model_sort_key
 
@@ -71,6 +69,28 @@ def overall_table(report: dict, noun_one: str = "scenario") -> pd.DataFrame:
         if col in df and df[col].isna().all():
             df = df.drop(columns=col)
     return df
+
+
+def within_frame(report: dict) -> pd.DataFrame:
+    """The headline chart's data: one row per model (and sweep setting) with its within-scenario
+    AUC over runs and the whisker (± std over runs with several, else the 95 % CI), best first;
+    the reference predictors apart (their within-scenario AUC is 0.5 by construction)."""
+    cols = ["model", "group", "label", "within_auc", "err_low", "err_high", "runs"]
+    rows = []
+    for s in report.get("summary") or []:
+        w = s.get("within_auc") or {}
+        if w.get("mean") is None:
+            continue
+        multi = s["n_runs"] > 1 and w.get("std") is not None
+        lo, hi = s.get("within_ci_low"), s.get("within_ci_high")
+        sweep = f" ({s['sweep']['name']} {s['sweep']['value']})" if s.get("sweep") else ""
+        rows.append({"model": s["model"], "group": s["group"], "label": s["label"] + sweep,
+                     "within_auc": w["mean"],
+                     "err_low": w["std"] if multi else (w["mean"] - lo if lo is not None else None),
+                     "err_high": w["std"] if multi else (hi - w["mean"] if hi is not None else None),
+                     "runs": s["n_runs"]})
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values("within_auc", ascending=False, kind="stable").reset_index(drop=True)
 
 
 FLAG_WORDS = {"auc_below_chance": "AUC below chance (95 % CI entirely under 0.5)",
@@ -267,6 +287,9 @@ def cluster_order(mat: np.ndarray) -> list[int]:
     sim = (sym - lo) / (hi - lo) if hi > lo else np.zeros_like(sym)
     dist = 1.0 - sim
     np.fill_diagonal(dist, 0.0)
+    from scipy.cluster.hierarchy import leaves_list, linkage  # imported here: only the heatmaps need it
+    from scipy.spatial.distance import squareform
+
     return [int(i) for i in leaves_list(linkage(squareform(dist, checks=False), method="average"))]
 
 
@@ -306,3 +329,146 @@ def gate_vs_traffic(gate_df: pd.DataFrame, traffic_share: dict, names: list[str]
 
 def fmt_share(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
+
+
+def test_samples_line(exp) -> str | None:
+    """How many test samples the results stand on: per data seed when there are several (each
+    data seed is its own simulated log or split; their sum would count no one test set)."""
+    per_seed = {}
+    for d in exp.data_seeds:
+        try:  # experiment.json is shared input: any shape it has, the sidebar still renders
+            counts = exp.raw["splits"][str(d)]["test_counts"]
+            per_seed[d] = sum(int(counts[s]["n"]) for s in exp.scenario_names)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            per_seed = {}
+            break
+    if len(per_seed) > 1:
+        if len(set(per_seed.values())) == 1:
+            return f"{len(per_seed)} data seeds of {next(iter(per_seed.values())):,} test samples each"
+        return "test samples per data seed: " + " / ".join(f"{per_seed[d]:,}" for d in sorted(per_seed))
+    n_test = next(iter(per_seed.values()), None) or sum(
+        int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
+    if not n_test:
+        return None
+    return f"{n_test:,} test samples" + (f" (summed over {len(exp.data_seeds)} data seeds)"
+                                         if len(exp.data_seeds) > 1 and not per_seed else "")
+
+
+# ---- the run analyses: transfer, relations side by side, importance (saml_core.analyses/relations) ----
+def _ci(low, high, fmt: str = "+.4f") -> str:
+    return "CI n/a" if low is None or high is None else f"95 % CI {low:{fmt}} to {high:{fmt}}"
+
+
+def _f(x, fmt: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+
+def transfer_view(m: dict, names: list[str], noun_one: str, what: str) -> dict:
+    """One model's transfer matrix (report doc["transfer"]["models"][i]) ready for
+    `charts.matrix_heatmap`: row s = s's part (or s's own model), column t = t's test rows;
+    what="auc": the AUC there; what="loss": the AUC lost against t's own part (diagonal 0).
+    Scenarios too small to compare are grey, with the reason."""
+    k = len(names)
+    auc, loss = np.asarray(m["auc"], dtype=float), np.asarray(m["loss"], dtype=float)
+
+    def cell(key, s, t):
+        v = m.get(key)
+        return None if v is None or v[s][t] is None else float(v[s][t])
+
+    hover, grey_hover = [], []
+    for s in range(k):
+        row, grow = [], []
+        for t in range(k):
+            head = f"{noun_one} {names[t]}'s test rows scored by {names[s]}'s part"
+            worse = bool(m["worse_in_every_run"][s][t])
+            better = bool(m["better_in_every_run"][s][t])
+            row.append(f"{head}<br>AUC {_f(cell('auc', s, t), '.4f')} ({_ci(cell('ci_low', s, t), cell('ci_high', s, t), '.4f')})"
+                       + ("" if s == t else f"<br>lost against {names[t]}'s own part: {_f(cell('loss', s, t), '+.4f')} "
+                                            f"({_ci(cell('loss_ci_low', s, t), cell('loss_ci_high', s, t))})")
+                       + ("<br>worse than the own part in every run" if worse else "")
+                       + ("<br>better than the own part in every run" if better else ""))
+            why = m["too_small"].get(names[t]) or m["too_small"].get(names[s])
+            grow.append(f"{head}: left out, {why}" if why else "")
+        hover.append(row)
+        grey_hover.append(grow)
+    small = np.array([n in m["too_small"] for n in names])
+    grey = small[None, :] | small[:, None]
+    mat = auc if what == "auc" else loss
+    marks = np.asarray(m["worse_in_every_run"], dtype=bool) if what == "loss" else np.zeros((k, k), dtype=bool)
+    return {"mat": mat, "hover": hover, "grey": grey, "grey_hover": grey_hover, "marks": marks}
+
+
+def agreement_frame(relations: dict) -> pd.DataFrame:
+    """Every pair of relation signals (report doc["relations"]["pairs"]): rank agreement over the
+    scenario pairs, mean ± std over the runs both have, in how many runs the Mantel test says so."""
+    rows = []
+    for p in relations.get("pairs") or []:
+        sp = p["spearman"]
+        rows.append({"Signal": p["label_a"], "Other signal": p["label_b"], "Spearman": sp["mean"],
+                     "std": sp["std"] if sp["n"] > 1 else None, "Runs": p["runs"],
+                     "Mantel p < 0.05 in": f"{p['significant_in']} of {p['runs']}",
+                     "Holds in every run": "yes" if p["holds_in_every_run"] else "no"})
+    df = pd.DataFrame(rows, columns=["Signal", "Other signal", "Spearman", "std", "Runs", "Mantel p < 0.05 in",
+                                     "Holds in every run"])
+    return df.sort_values("Spearman", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def agreement_view(relations: dict, label_chars: int = 20) -> dict:
+    """The signals' agreement as a matrix for `charts.matrix_heatmap` (Spearman of every pair,
+    ✓ where it holds in every run); axis labels numbered and cut, the full names in the hover."""
+    sigs = relations.get("signals") or []
+    ids = [s["id"] for s in sigs]
+    label = {s["id"]: s["label"] for s in sigs}
+    n = len(ids)
+    mat = np.full((n, n), np.nan)
+    marks = np.zeros((n, n), dtype=bool)
+    hover = [[label[a] for _ in ids] for a in ids]
+    for p in relations.get("pairs") or []:
+        if p["a"] not in ids or p["b"] not in ids:
+            continue
+        i, j = ids.index(p["a"]), ids.index(p["b"])
+        sp = p["spearman"]
+        text = (f"{label[p['a']]}<br>vs {label[p['b']]}<br>Spearman {_f(sp['mean'], '+.2f')}"
+                + (f" ± {sp['std']:.2f} over {sp['n']} runs" if sp["n"] > 1 else "")
+                + f"<br>Mantel p < 0.05 in {p['significant_in']} of {p['runs']} run{'s' * (p['runs'] != 1)}")
+        for a, b in ((i, j), (j, i)):
+            mat[a, b] = np.nan if sp["mean"] is None else sp["mean"]
+            marks[a, b] = p["holds_in_every_run"]
+            hover[a][b] = text
+    short = [f"{i + 1}. " + (label[x] if len(label[x]) <= label_chars else label[x][:label_chars - 1] + "…")
+             for i, x in enumerate(ids)]
+    return {"mat": mat, "marks": marks, "hover": hover, "labels": short}
+
+
+def importance_view(m: dict, names: list[str], noun_one: str) -> dict:
+    """One model's importance (report doc["importance"]["models"][i]) for `charts.matrix_heatmap`:
+    row = scenario, column = input, the mean AUC lost when the input is shuffled within that
+    scenario's test rows, ✓ where it holds in every seed; cells without an AUC grey."""
+    inputs = [i["name"] for i in m["inputs"]]
+    k, n_in = len(names), len(inputs)
+    by = {(c["scenario"], c["input"]): c for c in m["cells"]}
+    mat = np.full((k, n_in), np.nan)
+    marks = np.zeros((k, n_in), dtype=bool)
+    grey = np.zeros((k, n_in), dtype=bool)
+    hover, grey_hover = [], []
+    for s, scen in enumerate(names):
+        row, grow = [], []
+        for i, inp in enumerate(inputs):
+            c = by.get((scen, inp))
+            a = (c or {}).get("drop_auc") or {}
+            if c is None or a.get("mean") is None:
+                grey[s, i] = True
+                row.append("")
+                grow.append(f"{noun_one} {scen}, {inp}: no AUC to lose (too few clicks or non-clicks in its test rows)")
+                continue
+            mat[s, i] = a["mean"]
+            marks[s, i] = bool(a.get("holds_in_every_seed"))
+            ll = c.get("drop_logloss") or {}
+            row.append(f"{noun_one} {scen}, {inp} shuffled within its test rows<br>AUC lost {a['mean']:+.4f} "
+                       f"({_ci(a.get('ci_low'), a.get('ci_high'))})<br>significant in {a.get('significant_in')} of "
+                       f"{a.get('runs')} run{'s' * (a.get('runs') != 1)}<br>logloss up {_f(ll.get('mean'), '+.4f')}"
+                       f"<br>AUC unshuffled {_f((c.get('base_auc') or {}).get('mean'), '.4f')} on {c.get('rows')} rows")
+            grow.append("")
+        hover.append(row)
+        grey_hover.append(grow)
+    return {"mat": mat, "marks": marks, "grey": grey, "hover": hover, "grey_hover": grey_hover, "inputs": inputs}

@@ -1,23 +1,48 @@
 """Pieces every page shares: the experiment picker, the dataset badge, messages for broken runs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from dashboard import data_access as da
-from dashboard import explain, settings
+from dashboard import explain, settings, tables
 from dashboard.colors import scenario_colors
 from dashboard.explain import Noun
 from saml_core.experiments import demo_specs
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
-# The page links in the sidebar (Streamlit's own list would call the entry page "app"); "{Many}"
-# and "{one}" become the chosen experiment's scenario noun.
-NAV = (("app.py", "Overview", ":material/home:"), ("pages/per_scenario.py", "AUC per {one}", ":material/bar_chart:"),
-       ("pages/correlations.py", "Which {many} are alike", ":material/grid_on:"),
-       ("pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
-       ("pages/sweeps.py", "Sensitivity sweeps", ":material/tune:"),
-       ("pages/retrain.py", "Retrain", ":material/model_training:"))
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the navigation. `title` may hold "{one}"/"{many}": the chosen experiment's
+    scenario noun. `shown`: when the page is listed (always, "writes": not in read-only demo mode,
+    "sweeps": only when some experiment is a sensitivity sweep, "experiments": only when there is
+    an experiment to show)."""
+
+    path: str
+    title: str
+    icon: str
+    shown: str = "experiments"  # also "importance": where the experiment has it, or can get it (not in demo mode)
+
+
+PAGES = (PageSpec("app_pages/overview.py", "Overview", ":material/home:", "always"),
+         PageSpec("app_pages/per_scenario.py", "AUC per {one}", ":material/bar_chart:"),
+         PageSpec("app_pages/correlations.py", "Which {many} are alike", ":material/grid_on:"),
+         PageSpec("app_pages/drivers.py", "What drives each {one}", ":material/insights:", "importance"),
+         PageSpec("app_pages/hidden_states.py", "Hidden states", ":material/scatter_plot:"),
+         PageSpec("app_pages/sweeps.py", "Sensitivity sweeps", ":material/tune:", "sweeps"),
+         PageSpec("app_pages/retrain.py", "Retrain", ":material/model_training:", "writes"))
+
+
+def visible_pages(n: Noun, *, demo: bool, experiments: bool, sweeps: bool, importance: bool = True) -> list[PageSpec]:
+    """The pages listed for this state, titles in the data's own words (the first is the default)."""
+    allowed = {"always": True, "writes": not demo, "experiments": experiments, "sweeps": experiments and sweeps,
+               "importance": experiments and importance}
+    return [PageSpec(p.path, p.title.format(one=n.one, many=n.many), p.icon, p.shown) for p in PAGES
+            if allowed[p.shown]]
 
 
 def is_demo_mode() -> bool:
@@ -27,26 +52,53 @@ def is_demo_mode() -> bool:
 # Narrow windows (a 1024 px laptop or projector, sidebar open): Streamlit's wide layout keeps 5 rem
 # of padding each side, which leaves charts and tables ~560 px; 1.5 rem gives them ~680 px.
 _PAGE_CSS = """<style>
+.st-key-browser-warmup { display: none; }
 @media (max-width: 1200px) {
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
 </style>"""
 
 
-def page_setup(title: str) -> None:
-    """First call of every page: page config, navigation links, experiment picker, dataset badge."""
-    st.set_page_config(page_title=f"{title} · SAML dashboard", page_icon=":material/public:", layout="wide")
+def navigation():
+    """The entry script's work on every rerun: page config, the experiment chosen (its noun names
+    the pages), the navigation (st.navigation: the sidebar lists the pages), the experiment picker
+    and dataset badge under it. Returns the page to run."""
+    st.set_page_config(page_title="SAML dashboard", page_icon=":material/public:", layout="wide")
     st.html(_PAGE_CSS)
-    nav = st.sidebar.container()  # filled after the picker: the links name the chosen data's scenarios
-    st.sidebar.divider()
-    sidebar()
-    n = current_noun()
-    with nav:
-        demo = is_demo_mode()
-        for path, label, icon in NAV:
-            if demo and path.endswith("retrain.py"):
-                continue
-            st.page_link(path, label=label.format(one=n.one, many=n.many), icon=icon)
+    summaries = da.experiments()
+    _choose_experiment(summaries)
+    demo = is_demo_mode()
+    specs = visible_pages(current_noun(), demo=demo, experiments=bool(summaries),
+                          sweeps=any(s.sweep for s in summaries), importance=_importance_to_show(demo))
+    page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(specs)])
+    sidebar(summaries)
+    return page
+
+
+def _importance_to_show(demo: bool) -> bool:
+    """Whether the chosen experiment has input importance to show, or (outside demo mode) runs
+    whose importance the analyses job can compute: otherwise its page would be empty."""
+    from saml_core import analyses
+
+    name = st.session_state.get(EXPERIMENT_KEY)
+    try:
+        exp = da.experiment(name) if name else None
+    except da.ArtifactError:
+        return False
+    if exp is None:
+        return False
+    if any((r.path / analyses.IMPORTANCE_FILE).exists() for r in exp.runs if r.finished):
+        return True
+    return not demo and any(analyses.IMPORTANCE in got for got in analyses.missing(exp).values())
+
+
+def _choose_experiment(summaries) -> None:
+    """The experiment in session state: the one picked, else "demo" when there, else the first."""
+    names = [s.name for s in summaries]
+    if not names:
+        st.session_state.pop(EXPERIMENT_KEY, None)
+    elif st.session_state.get(EXPERIMENT_KEY) not in names:
+        st.session_state[EXPERIMENT_KEY] = next((n for n in ("demo",) if n in names), names[0])
 
 
 def row(key: str, weights: tuple[float, ...] = (1, 1), min_widths: tuple[int, ...] | int = 440) -> list:
@@ -82,18 +134,13 @@ def _remember_pick() -> None:
     st.session_state[EXPERIMENT_KEY] = st.session_state[PICKER_KEY]
 
 
-def sidebar() -> None:
+def sidebar(summaries) -> None:
     """Experiment picker + dataset badge + job indicator."""
-    summaries = da.experiments()
     with st.sidebar:
         if not summaries:
             st.info("No experiments yet in the artifacts folder.")
-            st.session_state.pop(EXPERIMENT_KEY, None)
             return
         names = [s.name for s in summaries]
-        if st.session_state.get(EXPERIMENT_KEY) not in names:
-            default = next((n for n in ("demo",) if n in names), names[0])
-            st.session_state[EXPERIMENT_KEY] = default
 
         def describe(name: str) -> str:
             s = next(x for x in summaries if x.name == name)
@@ -171,12 +218,12 @@ def dataset_badge(exp) -> None:
     text = explain.DATASET_BADGES.get(kind, f"Dataset: {exp.dataset}")
     icon = {"synthetic": ":material/science:", "taobao": ":material/shopping_cart:"}.get(kind, ":material/description:")
     (st.warning if kind == "synthetic" else st.info)(text, icon=icon)
-    n_test = sum(int((exp.test_counts or {}).get(s, {}).get("n", 0)) for s in exp.scenario_names)
     details = [str(info["title"])] if info.get("title") else [f"`{exp.dataset}`"]
     if isinstance(info.get("samples"), (int, float)):
         details.append(f"{int(info['samples']):,} samples")
-    if n_test:
-        details.append(f"{n_test:,} test samples")
+    test = tables.test_samples_line(exp)
+    if test:
+        details.append(test)
     details.append(f"{len(exp.scenario_names)} {noun(exp).many}")
     st.caption(" · ".join(details))
     caveats = info.get("caveats") or []

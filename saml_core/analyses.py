@@ -19,8 +19,9 @@ conservative where runs share a test split).
 """
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
@@ -30,7 +31,7 @@ TRANSFER, IMPORTANCE = "transfer", "importance"
 TRANSFER_FILE, IMPORTANCE_FILE = "transfer.json", "importance.json"
 FILES = {TRANSFER: TRANSFER_FILE, IMPORTANCE: IMPORTANCE_FILE}
 VERSION = 1  # schema_version of both files (their own, apart from the run's other files)
-Z95 = float(stats.norm.ppf(0.975))
+Z95 = NormalDist().inv_cdf(0.975)  # the standard library's: the report imports no scipy (evaluate.py)
 
 
 def expected_analyses(entry, keep_weights: bool) -> tuple[str, ...]:
@@ -314,6 +315,8 @@ def differs_test(run_means: np.ndarray, run_vars: np.ndarray) -> dict:
     if df == 0:
         return {"statistic": None, "df": 0, "p_value": 1.0 if np.allclose(lm, 0) else None}
     w = float(lm @ np.linalg.pinv(ls, rcond=1e-12, hermitian=True) @ lm)
+    from scipy import stats  # here: the report (every dashboard start) need not import it
+
     return {"statistic": w, "df": df, "p_value": float(stats.chi2.sf(w, df))}
 
 

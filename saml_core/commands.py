@@ -51,6 +51,9 @@ def add_commands(subparsers) -> None:
     r.add_argument("--format", default="markdown", choices=["json", "markdown"])
     r.add_argument("--reference", default=None, metavar="MODEL",
                    help="the model every other is compared with (default bst: RelaImpr and the paper's tables)")
+    r.add_argument("--html", default=None, metavar="FILE",
+                   help="write the main findings as one HTML file that opens offline in any browser (headline, "
+                        "table with the reference rows, charts, their sentences) instead of printing the report")
     r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     r.set_defaults(func=cmd_report)
 
@@ -392,6 +395,14 @@ def cmd_demo(args) -> int:
 def cmd_report(args) -> int:
     from saml_core.registry import report, report_markdown
 
+    if args.html:
+        # The dashboard's own summary (dashboard/summary.py: Plotly, no Streamlit), so the file is
+        # the one its Overview button gives.
+        from dashboard.summary import write
+
+        path = write(_root(args), args.name, args.html, reference=args.reference)
+        print(f"Summary of {args.name} written to {path} ({path.stat().st_size / 2**20:.1f} MB, opens offline)")
+        return 0
     doc = report(_root(args), args.name, reference=args.reference)
     if args.format == "json":
         print(json.dumps(doc, indent=1, default=_json_default))

@@ -2,13 +2,22 @@
 DeLong CIs and paired tests, verdicts against the baseline over seeds (Holm-adjusted), RelaImpr
 (guarded), multi-seed summaries, similarity recovery with permutation tests and null scores, the
 decomposition of alpha, CKA between branches and the data-derived similarity. The report and
-every page call these; nothing else re-implements them."""
+every page call these; nothing else re-implements them.
+
+scipy.stats is imported where a function needs it, not with this module: importing it costs
+0.5-0.8 s, which every dashboard page and the report paid before showing anything, while the
+report's statistics need only ranks and the normal distribution (numpy and the standard library).
+"""
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 
 def row_logloss(label: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -23,8 +32,30 @@ def logloss(label: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank, O(n log n)."""
-    return stats.rankdata(x, method="average")
+    """1-based ranks along the last axis, ties given their average rank (scipy's
+    rankdata(method="average")), O(n log n), every row of a 2-D array in one sort. Written here
+    rather than calling scipy.stats.rankdata: its import (above) and its per-call array-API
+    wrapping cost more than the sort on the report's thousands of short vectors."""
+    x = np.asarray(x, dtype=np.float64)
+    flat = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+    m, n = flat.shape
+    if n == 0:
+        return np.zeros(x.shape)
+    order = np.argsort(flat, axis=1)  # ties get one average rank: their order does not matter
+    xs = np.take_along_axis(flat, order, axis=1)
+    new = np.ones((m, n), dtype=bool)  # where a run of equal values starts (every row starts one)
+    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    starts = np.flatnonzero(new.ravel())
+    ends = np.append(starts[1:], m * n)  # runs never cross rows: each row's first value starts one
+    mid = starts % n + (ends - starts + 1) / 2.0  # average of the 1-based ranks start+1 .. end
+    ranks = np.empty((m, n))
+    np.put_along_axis(ranks, order, mid[np.cumsum(new.ravel()) - 1].reshape(m, n), axis=1)
+    return ranks.reshape(x.shape)
+
+
+def _two_sided_p(z: float) -> float:
+    """2 * P(Z > |z|) for a standard normal Z."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def delong(label: np.ndarray, preds: np.ndarray):
@@ -36,16 +67,60 @@ def delong(label: np.ndarray, preds: np.ndarray):
     k = preds.shape[0]
     if m_pos == 0 or n_neg == 0:
         return np.full(k, np.nan), np.full((k, k), np.nan)
-    pos, neg = preds[:, y], preds[:, ~y]
-    tx = np.stack([_midranks(p) for p in pos])  # ranks among positives
-    ty = np.stack([_midranks(q) for q in neg])  # ranks among negatives
-    tz = np.stack([_midranks(np.concatenate([p, q])) for p, q in zip(pos, neg)])  # among all
-    auc = (tz[:, :m_pos].sum(1) / m_pos - (m_pos + 1) / 2) / n_neg
-    v01 = (tz[:, :m_pos] - tx) / n_neg  # per positive: share of negatives scored below
-    v10 = 1.0 - (tz[:, m_pos:] - ty) / m_pos  # per negative: share of positives scored above
+    auc, v01, v10 = _placements(y, preds)
     s01 = np.atleast_2d(np.cov(v01)) if m_pos > 1 else np.zeros((k, k))
     s10 = np.atleast_2d(np.cov(v10)) if n_neg > 1 else np.zeros((k, k))
     return auc, s01 / m_pos + s10 / n_neg
+
+
+def _placement_rows(y: np.ndarray, preds: np.ndarray):
+    """AUC [M] and DeLong's placement values of every score vector: v01 [M, positives] (per
+    positive, the share of negatives scored below it) and v10 [M, negatives]."""
+    m_pos, n_neg = int(y.sum()), int((~y).sum())
+    pos, neg = preds[:, y], preds[:, ~y]
+    tx = _midranks(pos)  # [M, m_pos] ranks among positives
+    ty = _midranks(neg)  # [M, n_neg] ranks among negatives
+    tz = _midranks(np.concatenate([pos, neg], axis=1))  # [M, N] ranks among all
+    auc = (tz[:, :m_pos].sum(1) / m_pos - (m_pos + 1) / 2) / n_neg
+    return auc, (tz[:, :m_pos] - tx) / n_neg, 1.0 - (tz[:, m_pos:] - ty) / m_pos
+
+
+# A report compares each run's predictions on each scenario's rows with several others (the
+# reference, over seeds, the runner-up, the references): the same vector was ranked up to ten
+# times, ~80 % of a report's time. One vector's placements depend on that vector and the labels
+# only, so they are kept, keyed by the bytes of both, within a memory bound.
+_PLACEMENTS: OrderedDict = OrderedDict()
+_PLACEMENT_LIMIT = 64 << 20  # bytes of placement values kept
+_placement_bytes = 0
+_placement_lock = threading.Lock()
+
+
+def _placements(y: np.ndarray, preds: np.ndarray):
+    global _placement_bytes
+    base = hashlib.blake2b(np.ascontiguousarray(y), digest_size=16)
+    keys = []
+    for row in preds:
+        h = base.copy()
+        h.update(np.ascontiguousarray(row))
+        keys.append(h.digest())
+    with _placement_lock:
+        got = [_PLACEMENTS.get(key) for key in keys]
+        for key, hit in zip(keys, got):
+            if hit is not None:
+                _PLACEMENTS.move_to_end(key)
+    miss = [i for i, hit in enumerate(got) if hit is None]
+    if miss:
+        auc, v01, v10 = _placement_rows(y, preds[miss])
+        with _placement_lock:
+            for j, i in enumerate(miss):
+                got[i] = (float(auc[j]), v01[j], v10[j])
+                if keys[i] not in _PLACEMENTS:
+                    _PLACEMENTS[keys[i]] = got[i]
+                    _placement_bytes += v01[j].nbytes + v10[j].nbytes
+            while _placement_bytes > _PLACEMENT_LIMIT and _PLACEMENTS:
+                _, (_, a, b) = _PLACEMENTS.popitem(last=False)
+                _placement_bytes -= a.nbytes + b.nbytes
+    return (np.array([g[0] for g in got]), np.stack([g[1] for g in got]), np.stack([g[2] for g in got]))
 
 
 def auc(label: np.ndarray, pred: np.ndarray) -> float:
@@ -67,7 +142,7 @@ def _ci(a: float, var: float, level: float = 0.95) -> tuple[float, float, float]
     """(AUC, low, high): the normal interval of an AUC and its variance, clipped to [0, 1]."""
     if not np.isfinite(a):
         return a, float("nan"), float("nan")
-    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(max(var, 0.0))
+    half = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(max(var, 0.0))
     return a, max(0.0, a - half), min(1.0, a + half)
 
 
@@ -130,7 +205,7 @@ def paired_delong(label, pred_a, pred_b) -> dict:
     if var <= 1e-18:
         return {"auc_diff": diff, "z": None, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0}
     z = diff / np.sqrt(var)
-    return {"auc_diff": diff, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
+    return {"auc_diff": diff, "z": float(z), "p_value": _two_sided_p(float(z))}
 
 
 def relaimpr(auc_model: float | None, auc_base: float | None) -> float | None:
@@ -235,7 +310,7 @@ def combine(tests: list[dict]) -> dict:
     w = np.array([1.0 / t["var"] for t in ok])
     diff = float(np.sum(w * [t["auc_diff"] for t in ok]) / w.sum())
     z = diff * np.sqrt(w.sum())
-    return {"auc_diff": diff, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
+    return {"auc_diff": diff, "z": float(z), "p_value": _two_sided_p(float(z))}
 
 
 def seed_mean_test(tests: list[dict]) -> dict:
@@ -378,7 +453,7 @@ def _p_value(t: dict) -> float | None:
         return None
     if t["var"] <= 1e-18:
         return 1.0 if abs(t["auc_diff"]) < 1e-12 else 0.0
-    return float(2 * stats.norm.sf(abs(t["auc_diff"]) / np.sqrt(t["var"])))
+    return _two_sided_p(float(t["auc_diff"] / np.sqrt(t["var"])))
 
 
 def scenario_metrics(label, pred, scenario, scenario_names, with_ci: bool = True) -> dict:
@@ -440,7 +515,10 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return None
-    return float(stats.spearmanr(x[ok], y[ok]).statistic)
+    # Pearson of the average ranks, which is what scipy.stats.spearmanr computes (without its import)
+    rx, ry = _midranks(x[ok]), _midranks(y[ok])
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float(np.clip((rx @ ry) / np.sqrt((rx @ rx) * (ry @ ry)), -1.0, 1.0))
 
 
 def _partial(rxy, rxz, ryz) -> float | None:
@@ -485,7 +563,8 @@ def _permutations(k: int, n_perm: int, seed: int) -> np.ndarray:
 
 
 def _centred_ranks(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    r = stats.rankdata(x, axis=axis)
+    r = _midranks(np.moveaxis(x, axis, -1))
+    r = np.moveaxis(r, -1, axis)
     r = r - r.mean(axis=axis, keepdims=True)
     return r, np.sqrt((r ** 2).sum(axis=axis))
 
@@ -541,9 +620,9 @@ def _permutation_hits(learned: np.ndarray, y: np.ndarray, perms: np.ndarray, rho
     xs = sym[perms[:, iu[0]], perms[:, iu[1]]]  # [n_perm, pairs]: upper(learned[perm][:, perm])
     if not (np.isfinite(xs).all() and np.isfinite(y).all()):
         return _masked_hits(xs, y, rho)
-    rx = stats.rankdata(xs, axis=1)
+    rx = _midranks(xs)
     rx -= rx.mean(axis=1, keepdims=True)
-    ry = stats.rankdata(y)
+    ry = _midranks(y)
     ry -= ry.mean()
     norm = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum())
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -555,6 +634,8 @@ def _masked_hits(xs: np.ndarray, y: np.ndarray, rho: float) -> int:
     """`_permutation_hits` with missing entries: per relabelling, the Spearman correlation over the
     pairs finite on both sides (as `_spearman`: none below 3 such pairs or without spread), all
     relabellings as one array operation (the loop over them took ~0.3 s per test)."""
+    from scipy import stats  # here, not with the module (see the module docstring)
+
     ok = np.isfinite(xs) & np.isfinite(y)[None, :]  # [n_perm, pairs]
     n = ok.sum(axis=1)
     rx = stats.rankdata(np.where(ok, xs, np.nan), axis=1, nan_policy="omit")
@@ -714,6 +795,8 @@ def spearman_test(x, y) -> dict:
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return {"rho": None, "p_value": None, "n": int(ok.sum())}
+    from scipy import stats
+
     r = stats.spearmanr(x[ok], y[ok])
     return {"rho": float(r.statistic), "p_value": float(r.pvalue), "n": int(ok.sum())}
 

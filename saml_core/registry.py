@@ -88,6 +88,7 @@ class ExperimentSummary:
     created: str | None
     state: str
     error: str | None = None
+    sweep: str | None = None  # the size a sensitivity sweep varies (config "sweep"), None otherwise
 
 
 @dataclass
@@ -306,6 +307,12 @@ def load_experiment(root, name: str) -> Experiment:
         data_seeds=[d for d in raw.get("data_seeds", [0]) if isinstance(d, int)] or [0], raw=raw)
 
 
+def _sweep_of(raw: dict) -> str | None:
+    cfg = raw.get("config")
+    sweep = cfg.get("sweep") if isinstance(cfg, dict) else None
+    return sweep if isinstance(sweep, str) else None
+
+
 def list_experiments(root=None) -> list[ExperimentSummary]:
     root = _root(root)
     if not root.is_dir():
@@ -325,7 +332,7 @@ def list_experiments(root=None) -> list[ExperimentSummary]:
             out.append(ExperimentSummary(
                 name=d.name, path=d, dataset=raw.get("dataset"), dataset_kind=raw.get("dataset_kind"),
                 scenario_names=list(raw.get("scenario_names") or []), n_runs=len(runs), n_finished=n_fin,
-                created=raw.get("created"), state=state))
+                created=raw.get("created"), state=state, sweep=_sweep_of(raw)))
         except ArtifactError as exc:
             out.append(ExperimentSummary(name=d.name, path=d, dataset=None, dataset_kind=None, scenario_names=[],
                                          n_runs=0, n_finished=0, created=None, state="unknown", error=str(exc)))

@@ -387,6 +387,10 @@ def train_run(cfg: RunConfig, data: MultiScenarioData, run_dir: Path, *, progres
         if not cfg.keep_weights:  # demo storage: what the matrices and distributions need, not the states
             probes = {k: v for k, v in probes.items() if not k.startswith("hidden_")}
         metrics["hidden_states_kept"] = any(k.startswith("hidden_") for k in probes)
+        if metrics["hidden_states_kept"]:  # the explorer shows each point's own fields beside its states
+            from saml_core.probes import probe_fields
+
+            probes.update(probe_fields(data, probe_index))
         if set(probes) - BASIC_PROBES:  # the model gave more than its predictions
             art.save_npz(run_dir / "probes.npz", probes)
         metrics.update(probe_summaries(model, probes, data))  # relations may come from the weights

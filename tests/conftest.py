@@ -15,6 +15,8 @@ import torch
 # A command a test starts without --artifacts must not write into the project's own artifacts/
 # folder (the shipped demo): the default root of every test process is a scratch folder.
 os.environ.setdefault("SAML_ARTIFACTS", tempfile.mkdtemp(prefix="saml-test-artifacts-"))
+# Nor does the dashboard keep its reports in the project's .cache/ (dashboard/report_cache.py).
+os.environ.setdefault("SAML_DASHBOARD_CACHE", tempfile.mkdtemp(prefix="saml-test-dashboard-cache-"))
 
 
 @pytest.fixture(scope="module")

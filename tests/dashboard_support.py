@@ -84,3 +84,13 @@ def page_text(at) -> str:
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
         parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
     return "\n".join(parts)
+
+
+def nav(at) -> dict[str, str]:
+    """{page file relative to the repository: title shown} of the pages the app's navigation lists
+    after the last run (st.navigation's registry as AppTest keeps it: a page left out of the
+    navigation, e.g. Retrain in demo mode, cannot be switched to)."""
+    from pathlib import Path
+
+    return {Path(info["script_path"]).resolve().relative_to(REPO).as_posix(): info["page_name"]
+            for info in at._registered_pages.values() if info.get("script_path")}

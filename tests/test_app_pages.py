@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard_support import EXPERIMENT, REPO, build_quick_artifacts, copy_artifacts, figures, page_text, values
+from dashboard_support import EXPERIMENT, REPO, build_quick_artifacts, copy_artifacts, figures, nav, page_text, values
 from dashboard import ui
 from saml_core import jobs as jobs_mod
 from saml_core.jobs import JobQueue
@@ -42,7 +42,7 @@ def open_page(root: Path, monkeypatch, page: str | None = None, demo: bool = Fal
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -85,9 +85,11 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
     assert {"BST", "SAML", "BST-Individual", "LR (target encoding)", "MMoE"} <= set(table.index)
     shown = list(at.dataframe[0].proto.column_order)
     # within-scenario AUC first, pooled second (one run each: no std; BST too close to chance: no RelaImpr)
-    assert shown == ["Model", "Runs", "Within-country AUC", "Verdict vs BST", "p (vs BST)", "Pooled AUC", "Logloss"]
-    assert "Epochs" in at.dataframe[1].proto.column_order  # how each model trained: in the expander
-    assert "Country click rate only (reference)" not in set(at.dataframe[1].value["Model"])
+    assert shown == ["Model", "Runs", "Within-country AUC", "Verdict vs BST", "p (vs BST)", "Pooled AUC"]
+    more = list(at.dataframe[1].proto.column_order)  # logloss and how each model trained: in the expander
+    assert "Logloss" in more and "Epochs" in more
+    refs = at.dataframe[1].value.set_index("Model").loc["Constant (train click rate) (reference)"]
+    assert refs["Logloss"] > 0 and np.isnan(refs["Epochs"])  # the constant's logloss beside the models', no training
     assert table.at["BST", "Verdict vs BST"] == "reference"
     assert table.at["SAML", "Verdict vs BST"].split(" ")[0] in ("better", "worse", "no")
     # the page opens with the report's one sentence; the references are rows of the table
@@ -105,8 +107,16 @@ def test_overview_shows_table_verdicts_settings_curves_and_simulated_badge(root,
         assert any("Flags" in w.value for w in at.warning)
     assert "Download this table" in at.download_button[0].label
     assert "learning rate" in text and "batch size" in text  # how every model was trained
-    links = [e.proto.label for e in at.sidebar.get("page_link")]
-    assert "AUC per country" in links and "Which countries are alike" in links
+    links = list(nav(at).values())
+    assert links[0] == "Overview" and "AUC per country" in links and "Which countries are alike" in links
+    assert "Sensitivity sweeps" not in links  # no experiment here is a sweep
+    # the first screen: the sentence, then its chart (every model's within-country AUC), explanations folded
+    fig = figures(at)["headline_chart"]
+    assert {t["name"] for t in fig["data"]} == {s["label"] for s in doc["summary"]}
+    best = max(doc["summary"], key=lambda s: s["within_auc"]["mean"])
+    assert values(fig["data"][-1]["x"]) == [best["within_auc"]["mean"]]  # best on top
+    assert not any(e.proto.expanded for e in at.expander)
+    assert at.download_button(key="summary_html").label.startswith("Download a summary")
     fig = figures(at)["curves"]
     assert fig["layout"]["yaxis"]["title"]["text"] == "Validation AUC"
     at.radio(key="curve_metric").set_value("train_loss").run()
@@ -261,7 +271,7 @@ def test_correlations_missing_probes_gives_clear_message(root, monkeypatch):
     assert not at.exception
 
 
-@pytest.mark.parametrize("page", ["per_scenario", "correlations", "hidden_states", "sweeps"])
+@pytest.mark.parametrize("page", ["per_scenario", "correlations", "hidden_states"])
 def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
     (root / EXPERIMENT / saml_run_id(root) / "probes.npz").unlink()  # SAML's probes are gone
     bsti = run_of(root, "bst_individual")
@@ -273,13 +283,15 @@ def test_every_page_names_a_broken_run_and_keeps_going(root, monkeypatch, page):
         assert bsti in text and "metrics.json" in text
         metas = [t["meta"] for t in figures(at)["auc_chart"]["data"]]
         assert "bst_individual" not in metas and "saml" in metas  # the others still show
-    elif page == "sweeps":
-        assert "not a sensitivity sweep" in text
     else:  # no SAML run with probes left: the missing file is named, then a plain explanation
         assert "probes.npz is missing" in text and "no finished SAML run" in text
 
 
 # ---- hidden states -------------------------------------------------------------------------
+
+def files_under(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
 
 def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, monkeypatch):
     from saml_core import maps
@@ -289,6 +301,7 @@ def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, m
 
     monkeypatch.setattr(maps, "fit_umap", no_fit)
     monkeypatch.setattr(maps, "fit_pca", no_fit)
+    before = files_under(root)
     at = open_page(root, monkeypatch, "hidden_states")
     names = experiment_json(root)["scenario_names"]
     n_own = int(np.load(root / EXPERIMENT / saml_run_id(root) / "maps.npz")["umap_own_0"].shape[0])
@@ -320,12 +333,65 @@ def test_hidden_states_draw_stored_maps_and_captions_follow_the_controls(root, m
     text = page_text(at)
     assert "Colour: the branch." not in text and "not the branch" in text  # the caption follows the colouring
 
-    monkeypatch.undo()  # another size is computed now (PCA: instant), then kept on disk
+    monkeypatch.undo()  # another size is computed now (PCA: instant), kept in memory only
     monkeypatch.setenv("SAML_ARTIFACTS", str(root))
     smaller = min(int(v) for v in at.select_slider(key="hs_size").options)
     at.select_slider(key="hs_size").set_value(smaller).run()
     assert sum(len(values(t["x"])) for t in figures(at)["umap"]["data"]) <= smaller
     assert "computed just now" in page_text(at)
+    assert files_under(root) == before  # the page wrote nothing, anywhere under the artifacts root
+
+
+def test_hidden_states_explorer_colours_by_fields_and_finds_neighbours_in_the_hidden_space(root, monkeypatch):
+    from saml_core import artifacts as art
+
+    at = open_page(root, monkeypatch, "hidden_states")
+    probes = art.load_npz(root / EXPERIMENT / saml_run_id(root) / "probes.npz")
+    fields = [str(f) for f in probes["field_names"]]
+    assert {"user_id", "category", "country"} & set(fields)  # the simulator's fields, decoded by training
+    options = at.selectbox(key="hs_color_own").options
+    assert {f"Field: {f}" for f in fields} <= set(options) and "Error: |click − prediction|" in options
+    j = fields.index("category")
+    at.selectbox(key="hs_color_own").set_value("field: category").run()
+    fig = figures(at)["umap"]
+    decoded = probes[f"field_values_{j}"][probes[f"field_codes_{j}"]]
+    shown = {t["name"] for t in fig["data"]}
+    assert shown - {n for n in shown if n.startswith("other (")} <= set(decoded)  # real values, not ids
+    assert "category: " in fig["data"][0]["customdata"][0][1]  # hover carries the fields
+    assert "Colour: the sample's category" in page_text(at)
+    at.selectbox(key="hs_color_own").set_value("error").run()
+    (trace,) = figures(at)["umap"]["data"]
+    assert "colorscale" in trace["marker"] and max(values(trace["marker"]["color"])) <= 1
+
+    at.number_input(key="hs_point").set_value(7)
+    at.button(key="hs_show_neighbours").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "distance" in d.value.columns)
+    from saml_core import maps
+
+    h, _, _ = maps.points(probes, "own", 0, maps.stored_size(probes, "own", 0))  # the states of the points shown
+    h = h.astype(np.float64)
+    d = np.linalg.norm(h - h[7], axis=1)
+    d[7] = np.inf
+    assert list(table["point"]) == list(np.argsort(d, kind="stable")[:10])  # hidden space, not the 2-D map
+    assert np.allclose(table["distance"], np.sort(d)[:10], atol=1e-4)
+    metas = [t.get("meta") for t in figures(at)["umap"]["data"]]
+    assert metas[-2:] == ["neighbours", "chosen"]
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Vectors for TensorBoard Projector (TSV)", "Metadata for TensorBoard Projector (TSV)",
+            "Points, map and hidden states (CSV)"} <= set(labels)
+
+
+def test_hidden_states_of_a_run_without_fields_say_what_is_missing(root, monkeypatch):
+    from saml_core import artifacts as art
+
+    path = root / EXPERIMENT / saml_run_id(root) / "probes.npz"
+    art.save_npz(path, {k: v for k, v in art.load_npz(path).items()
+                        if not k.startswith("field") and k != "schema_version"})
+    at = open_page(root, monkeypatch, "hidden_states")
+    assert not any(o.startswith("field: ") for o in at.selectbox(key="hs_color_own").options)
+    assert "No field values: this run stored no field values" in page_text(at)
+    assert "umap" in figures(at)  # what the run has still shows
 
 
 # ---- retrain and jobs ----------------------------------------------------------------------
@@ -391,13 +457,26 @@ def test_retrain_form_takes_dataset_paths_only_from_the_data_folder(tmp_path, mo
 
 def test_demo_mode_hides_retraining(root, monkeypatch):
     at = open_page(root, monkeypatch, demo=True)
-    links = [e.proto.label for e in at.sidebar.get("page_link")]
+    links = list(nav(at).values())
     assert "Overview" in links and "Retrain" not in links
-    at.switch_page("pages/retrain.py").run()  # a direct link still cannot launch anything
-    assert "Read-only demo mode" in page_text(at)
-    assert not at.text_input and not at.button
+    with pytest.raises(ValueError, match="navigation page"):  # not even a direct link reaches it
+        at.switch_page("app_pages/retrain.py")
+    assert "Read-only demo mode" in " ".join(c.value for c in at.sidebar.caption)
     normal = open_page(root, monkeypatch, demo=False)
-    assert "Retrain" in [e.proto.label for e in normal.sidebar.get("page_link")]
+    assert "Retrain" in nav(normal).values()
+
+
+def test_sweeps_page_is_listed_only_when_an_experiment_is_a_sweep(root, monkeypatch):
+    at = open_page(root, monkeypatch)
+    assert "app_pages/sweeps.py" not in nav(at)
+    doc = experiment_json(root)
+    shutil.copytree(root / EXPERIMENT, root / "sized")
+    doc["name"], doc["config"]["sweep"] = "sized", "emb"
+    (root / "sized" / "experiment.json").write_text(json.dumps(doc))
+    at = open_page(root, monkeypatch)
+    assert nav(at)["app_pages/sweeps.py"] == "Sensitivity sweeps"
+    at.switch_page("app_pages/sweeps.py").run()  # the experiment shown (not this sweep) says how to make one
+    assert not at.exception and "not a sensitivity sweep" in page_text(at)
 
 
 def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
@@ -440,11 +519,13 @@ def test_city_levels_are_never_called_countries(tmp_path, monkeypatch):
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     at = open_page(root, monkeypatch)
-    for page in (None, "per_scenario", "correlations", "hidden_states", "sweeps", "retrain"):
-        if page:
-            at.switch_page(f"pages/{page}.py").run()
+    assert set(nav(at)) == {f"app_pages/{p}.py" for p in ("overview", "per_scenario", "correlations", "drivers",
+                                                         "hidden_states", "retrain")}
+    for page in nav(at):
+        at.switch_page(page).run()
+        page = page.removeprefix("app_pages/").removesuffix(".py")
         assert not at.exception, [e.value for e in at.exception]
-        text = page_text(at) + " ".join(e.proto.label for e in at.sidebar.get("page_link"))
+        text = page_text(at) + " ".join(nav(at).values())
         text += json.dumps(figures(at))
         for df in at.dataframe:
             text += " ".join(map(str, df.value.columns))
@@ -459,15 +540,43 @@ def test_shipped_demo_experiments_render(monkeypatch):
     names = sorted(p.parent.name for p in shipped.glob("*/experiment.json")) if shipped.is_dir() else []
     if not names:
         pytest.skip("no shipped demo experiments in artifacts/ yet")
+    import warnings
+
     at = open_page(shipped, monkeypatch, demo=True)
-    for name in names:
-        at.selectbox(key="experiment_picker").set_value(name).run()
-        for page in ("per_scenario", "correlations", "hidden_states"):
-            at.switch_page(f"pages/{page}.py").run()
-            assert not at.exception, [e.value for e in at.exception]
-            assert not at.warning or all("Simulated" in w.value or "Real data" in w.value for w in at.warning)
-        at.switch_page("app.py").run()
-        assert at.session_state["experiment"] == name
+    with warnings.catch_warnings(record=True) as caught:  # the pages run in AppTest's thread: caught too
+        warnings.simplefilter("always")
+        for name in names:
+            at.selectbox(key="experiment_picker").set_value(name).run()
+            for page in nav(at):
+                at.switch_page(page).run()
+                assert not at.exception, [e.value for e in at.exception]
+                allowed = ("Simulated", "Real data", "**Flags**", "Stopped at the epoch cap")  # the Overview's
+                assert all(any(a in w.value for a in allowed) for w in at.warning), [w.value for w in at.warning]
+            assert at.session_state["experiment"] == name
+    runtime = [(str(w.message), w.filename, w.lineno) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not runtime, runtime  # e.g. a mean of an empty slice on the correlations page
+
+
+def test_pages_that_only_read_import_no_torch(quick_root):
+    """A fresh process, as a new server: the pages that only read never import PyTorch (nor UMAP's
+    compiler or scikit-learn), whose imports alone cost seconds."""
+    import subprocess
+    import sys
+
+    script = (f"import json, sys\nfrom streamlit.testing.v1 import AppTest\n"
+              f"at = AppTest.from_file({str(REPO / 'app.py')!r}, default_timeout=300)\nat.run()\nseen = {{}}\n"
+              "for page in ['app_pages/overview.py', 'app_pages/per_scenario.py', 'app_pages/correlations.py',"
+              " 'app_pages/drivers.py', 'app_pages/hidden_states.py']:\n"
+              "    at.switch_page(page).run()\n"
+              "    assert not at.exception, [e.value for e in at.exception]\n"
+              "    seen[page] = sorted(m for m in ('torch', 'numba', 'umap', 'sklearn') if m in sys.modules)\n"
+              "print(json.dumps(seen))\n")
+    env = {**__import__("os").environ, "SAML_ARTIFACTS": str(quick_root), "SAML_DEMO_MODE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(seen) == 5 and not any(seen.values()), seen
 
 
 def test_an_unfinished_experiment_resumes_from_the_app(root, monkeypatch):
@@ -489,3 +598,116 @@ def test_an_unfinished_experiment_resumes_from_the_app(root, monkeypatch):
     assert job.experiment == EXPERIMENT and spec == json.loads(json.dumps(stored))
     q.cancel(job.job_id)
     assert jobs_mod.wait(q, job.job_id, timeout=60).state == "cancelled"
+
+
+def test_report_html_writes_one_self_contained_summary_atomically(quick_root, tmp_path, capsys):
+    """`report NAME --html FILE`: the findings in one file that needs nothing else (Plotly inside,
+    no script or style fetched from anywhere); an impossible path is one clear error, nothing left."""
+    import re
+    import subprocess
+    import sys
+
+    from saml_core import registry
+    from saml_core.cli import main
+
+    out = tmp_path / "summary.html"
+    assert main(["report", EXPERIMENT, "--html", str(out), "--artifacts", str(quick_root)]) == 0
+    assert "opens offline" in capsys.readouterr().out
+    text = out.read_text()
+    doc = registry.report(quick_root, EXPERIMENT)
+    assert text.startswith("<!DOCTYPE html>") and doc["headline"].split(" (")[0] in text
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", text)  # nothing to fetch: opens offline
+    assert text.count('class="plotly-graph-div"') >= 4 and "Plotly.newPlot" in text and len(text) > 3_000_000
+    assert "Country click rate only (reference)" in text and "Within-country AUC per model" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.html"]  # written atomically: no temporary file
+    bad = tmp_path / "no-such-folder" / "x.html"
+    assert main(["report", EXPERIMENT, "--html", str(bad), "--artifacts", str(quick_root)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not bad.parent.exists()
+    # the CLI's path imports no Streamlit (saml_core never does; dashboard/summary.py is plain Plotly)
+    probe = subprocess.run([sys.executable, "-c", "import sys, dashboard.summary, saml_core.commands; "
+                            "print('streamlit' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
+    assert probe.stdout.strip() == "False", probe.stderr
+
+
+# ---- the run analyses: every relation signal side by side, transfer, importance ----------------
+
+def test_correlations_put_every_relation_signal_side_by_side_and_show_transfer(root, monkeypatch):
+    from saml_core import registry
+
+    doc = registry.report(root, EXPERIMENT)
+    at = open_page(root, monkeypatch, "correlations")
+    figs = figures(at)
+    rel = doc["relations"]
+    assert f"**{rel['sentence']}**" in [m.value for m in at.markdown]  # the computed sentence, as computed
+    heat = figs["relations_heatmap"]["data"][0]
+    z = np.array(values(heat["z"]), dtype=float)
+    ids = [s["id"] for s in rel["signals"]]
+    assert z.shape == (len(ids), len(ids)) and np.allclose(z, z.T, equal_nan=True)
+    for p in rel["pairs"]:  # every cell is the engine's rank agreement of that pair of signals
+        assert z[ids.index(p["a"]), ids.index(p["b"])] == pytest.approx(p["spearman"]["mean"])
+    assert any("✓" in t for row in heat["text"] for t in row) == any(p["holds_in_every_run"] for p in rel["pairs"])
+
+    tr = {m["model"]: m for m in doc["transfer"]["models"]}
+    assert {"bst_individual", "saml"} <= set(tr)
+    at.selectbox(key="transfer_model").set_value("bst_individual").run()
+    at.radio(key="transfer_what").set_value("auc").run()
+    fig = figures(at)["transfer_heatmap"]
+    z = np.array(values(fig["data"][0]["z"]), dtype=float)
+    m = tr["bst_individual"]
+    names = doc["scenario_names"]
+    small = [i for i, s in enumerate(names) if s in m["too_small"]]
+    assert small, "the quick experiment has countries with too few test clicks"
+    keep = [i for i in range(len(names)) if i not in small]
+    assert np.allclose(np.diag(z)[keep], np.diag(np.array(m["auc"], dtype=float))[keep])
+    assert np.isnan(z[small, :]).all() and np.isnan(z[:, small]).all()  # greyed, with the reason as hover
+    grey = fig["data"][1]
+    assert any("too few" in str(h) or "clicks" in str(h) for row in grey["customdata"] for h in row)
+    assert "Grey:" in page_text(at) and m["sentence"] in page_text(at)
+
+
+def test_runs_without_analyses_offer_the_job_that_computes_them(root, monkeypatch):
+    from saml_core.jobs import JobQueue
+
+    for f in (root / EXPERIMENT).glob("*/transfer.json"):
+        f.unlink()
+    for f in (root / EXPERIMENT).glob("*/importance.json"):
+        f.unlink()
+    demo = open_page(root, monkeypatch, "correlations", demo=True)
+    assert f"python -m saml_core analyses {EXPERIMENT}" in page_text(demo)
+    assert not [b for b in demo.button if b.key == "transfer_compute"]
+    assert "app_pages/drivers.py" not in nav(demo)  # nothing to show there, nothing to start: not listed
+    at = open_page(root, monkeypatch, "drivers")  # outside demo mode: listed, to start the job from
+    assert [b for b in at.button if b.key == "importance_compute"]
+    at = open_page(root, monkeypatch, "correlations")
+    assert "lack transfer matrices and input importance" in page_text(at)
+    at.button(key="transfer_compute").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    q = JobQueue(root / ".jobs")
+    (job,) = q.list()
+    spec = json.loads((root / ".jobs" / job.job_id / "spec.json").read_text())
+    assert spec == {"kind": "analyses", "experiment": EXPERIMENT, "runs": None}
+    assert "A job for this experiment is queued or running" in page_text(at)  # not twice
+    q.cancel(job.job_id)
+    assert jobs_mod.wait(q, job.job_id, timeout=60).state in ("cancelled", "finished")
+
+
+def test_what_drives_each_country_heatmap_sentences_and_csv(root, monkeypatch):
+    from saml_core import registry
+
+    doc = registry.report(root, EXPERIMENT)
+    at = open_page(root, monkeypatch, "drivers")
+    assert nav(at)["app_pages/drivers.py"] == "What drives each country"
+    models = {m["group"]: m for m in doc["importance"]["models"]}
+    group = at.selectbox(key="importance_model").value
+    m = models[group]
+    z = np.array(values(figures(at)["importance_heatmap"]["data"][0]["z"]), dtype=float)
+    assert np.allclose(z, np.array(m["mean_drop_auc"], dtype=float), equal_nan=True)
+    shown = [x.value for x in at.markdown]
+    assert f"**{m['sentences'][0]}**" in shown and all(s in shown for s in m["sentences"][1:])
+    if m["matters_nowhere"]:
+        assert any("matter" in s and m["matters_nowhere"][0] in s for s in m["sentences"])
+    assert at.download_button(key="importance_csv").label.startswith("Download the importance table")
+    other = next(g for g in models if g != group)
+    at.selectbox(key="importance_model").set_value(other).run()
+    z = np.array(values(figures(at)["importance_heatmap"]["data"][0]["z"]), dtype=float)
+    assert np.allclose(z, np.array(models[other]["mean_drop_auc"], dtype=float), equal_nan=True)

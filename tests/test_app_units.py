@@ -260,10 +260,89 @@ def test_umap_points_own_and_all_views():
         embedding.points(probes, "bad", 0, 5, NAMES)
 
 
+def _probes_with_fields(n=30, k=3, h=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"scenario": np.arange(n) % k, "label": (np.arange(n) % 4 == 0).astype(np.int8),
+            "pred": rng.random(n).astype(np.float32), "hidden_own_0": rng.normal(size=(n, h)).astype(np.float16),
+            "field_names": np.array(["colour", "shop"]),
+            "field_codes_0": (np.arange(n) % 2).astype(np.int32), "field_values_0": np.array(["red", "blue<b>"]),
+            "field_codes_1": np.arange(n).astype(np.int32) % 5, "field_values_1": np.array(list("abcde"))}
+
+
+def test_explorer_points_carry_the_decoded_fields_and_hover_them_as_text():
+    probes = _probes_with_fields()
+    x, facts = embedding.points(probes, "own", 0, 30, NAMES)
+    assert list(facts["field: colour"][:2]) == ["red", "blue<b>"] and list(facts["field: shop"][:6]) == list("abcdea")
+    assert np.allclose(facts["error"], np.abs(probes["label"] - probes["pred"].astype(float)))
+    assert "colour: blue&lt;b&gt;" in facts["hover"][1] and "<b>point 1</b>" in facts["hover"][1]
+    old = {k: v for k, v in probes.items() if not k.startswith("field")}  # a run from before the fields
+    _, facts = embedding.points(old, "own", 0, 30, NAMES)
+    assert not embedding.field_columns(facts) and "retrain" in embedding.fields(old)[1]
+    broken = dict(probes, field_codes_1=np.full(30, 7, dtype=np.int32))  # codes beyond the values table
+    got, why = embedding.fields(broken)
+    assert list(got) == ["colour"] and "shop" in why
+
+
+def test_explorer_neighbours_are_the_nearest_hidden_states_not_map_positions():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 16))
+    for i in (0, 57, 199):
+        idx, dist = embedding.neighbours(x, i, k=7)
+        brute = np.linalg.norm(x - x[i], axis=1)
+        brute[i] = np.inf
+        assert list(idx) == list(np.argsort(brute)[:7]) and np.allclose(dist, np.sort(brute)[:7])
+    assert embedding.typical_distance(x) == pytest.approx(
+        np.median([np.linalg.norm(x[a] - x[b]) for a in range(200) for b in range(a + 1, 200)]))
+
+
+def test_explorer_selection_summary_against_all_points():
+    _, facts = embedding.points(_probes_with_fields(), "own", 0, 30, NAMES)
+    chosen = np.array([0, 4, 8, 12, 16, 20])  # every 4th: all clicked; scenarios 0,1,2 in turn
+    s = embedding.selection_summary(facts, chosen)
+    assert (s["n"], s["of"], s["click_rate"]) == (6, 30, 1.0) and s["click_rate_all"] == pytest.approx(8 / 30)
+    scen = s["scenario"].set_index("value")
+    assert scen["selected"].sum() == 6 and scen.loc[NAMES[0], "selected"] == 2
+    assert scen.loc[NAMES[0], "% of all shown"] == pytest.approx(100 * 10 / 30)
+    colour = s["fields"][s["fields"]["field"] == "colour"].set_index("value")
+    assert colour.loc["red", "% of selection"] == 100 and colour.loc["red", "lift"] == pytest.approx(2.0)
+
+
+def test_explorer_exports_load_as_tensorboard_projector_and_csv():
+    import csv
+    import io
+
+    probes = _probes_with_fields()
+    probes["field_values_1"] = np.array(["a\tb", "c\nd", "e", "f", ""])  # tabs and newlines must not shift columns
+    x, facts = embedding.points(probes, "own", 0, 30, NAMES)
+    vectors, metadata = embedding.projector_files(x, facts)
+    rows = [line.split("\t") for line in vectors.splitlines()]
+    assert len(rows) == 30 and {len(r) for r in rows} == {6}  # no header, H values per line
+    assert np.allclose(np.array(rows, dtype=float), x.astype(float), atol=1e-3)
+    meta = [line.split("\t") for line in metadata.splitlines()]
+    assert len(meta) == 31 and meta[0][:3] == ["point", "scenario", "branch"]  # a header, then one line per point
+    assert {len(r) for r in meta} == {len(meta[0])} and meta[2][meta[0].index("field: shop")] == "c d"
+    table = list(csv.DictReader(io.StringIO(embedding.csv_file(x, facts))))
+    assert len(table) == 30 and float(table[3]["h2"]) == pytest.approx(float(x[3, 1]), abs=1e-3)
+
+
+def test_map_colours_keep_the_most_common_values_and_group_the_rest():
+    import pandas as pd
+
+    values = pd.Series([f"u{i % 40}" for i in range(400)] + ["top"] * 100)
+    groups = charts.map_categories(values, limit=5)
+    assert groups.nunique() == 6 and (groups == "top").sum() == 100 and "other (36 values)" in set(groups)
+    df = pd.DataFrame({"x": range(500), "y": range(500), "point": range(500), "hover": "h", "f": values})
+    fig = charts.umap_scatter(df, "f", "map", chosen=3, neighbours=[4, 5])
+    assert [t.name for t in fig.data][-3].startswith("other (") and [t.meta for t in fig.data][-2:] == ["neighbours",
+                                                                                                       "chosen"]
+    assert sum(len(t.x) for t in fig.data[:-2]) == 500 and list(fig.data[-2].customdata[:, 0]) == [4, 5]
+
+
 def test_umap_scatter_numeric_colour_has_one_title():
     import pandas as pd
 
-    df = pd.DataFrame({"x": [0, 1], "y": [1, 0], "pred": [0.1, 0.9], "hover": ["a", "b"], "label": ["clicked"] * 2})
+    df = pd.DataFrame({"x": [0, 1], "y": [1, 0], "pred": [0.1, 0.9], "hover": ["a", "b"], "label": ["clicked"] * 2,
+                       "point": [0, 1]})
     fig = charts.umap_scatter(df, "pred", "map", color_title="Predicted click probability")
     assert not fig.layout.showlegend and fig.data[0].marker.colorbar.title.text == "Predicted click probability"
 
@@ -405,3 +484,34 @@ print(json.dumps({k: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses
     # the compile-heavy ones (tiny random-number helpers are compiled inside their callers)
     for name in ("smooth_knn_dist", "compute_membership_strengths", "_nb_optimize_layout_euclidean_single_epoch"):
         assert second[name] == [1, 0], (name, second)
+
+
+def test_report_cache_is_used_only_while_nothing_it_depends_on_changed(tmp_path, monkeypatch):
+    import json
+
+    from dashboard import report_cache
+
+    monkeypatch.setenv("SAML_DASHBOARD_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "art"
+    (root / "e" / "run-1").mkdir(parents=True)
+    (root / "e" / "experiment.json").write_text("{}")
+    metrics = root / "e" / "run-1" / "metrics.json"
+    metrics.write_text('{"auc": 0.6}')
+    doc = {"experiment": "e", "headline": "h", "x": [0.5, None]}
+    assert report_cache.load(root, "e") is None
+    report_cache.save(root, "e", doc)
+    assert report_cache.load(root, "e") == doc and not list(root.rglob("*.json.tmp"))
+    assert not (root / ".cache").exists()  # never under the artifacts root
+    metrics.write_text('{"auc": 0.61}')  # a run changed: the old entry is not used
+    assert report_cache.load(root, "e") is None
+    report_cache.save(root, "e", dict(doc, headline="h2"))
+    assert report_cache.load(root, "e")["headline"] == "h2"
+    assert len(list((tmp_path / "cache" / "reports").glob("*.json"))) == 1  # the stale entry is gone
+    (entry,) = (tmp_path / "cache" / "reports").glob("*.json")
+    entry.write_text("{ broken")
+    assert report_cache.load(root, "e") is None
+    entry.write_text(json.dumps({"experiment": "another"}))
+    assert report_cache.load(root, "e") is None
+    monkeypatch.setenv("SAML_DASHBOARD_CACHE", "/proc/no-such-folder")  # cannot be written: no error
+    report_cache.save(root, "e", doc)
+    assert report_cache.load(root, "e") is None

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard_support import REPO, page_text
+from dashboard_support import REPO, nav, page_text
 
 PAGES = ("per_scenario", "correlations", "hidden_states", "sweeps", "retrain")
 
@@ -103,14 +103,15 @@ def test_own_log_describe_experiment_report_and_every_page(tmp_path, monkeypatch
     monkeypatch.delenv("SAML_DEMO_MODE", raising=False)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    for page in (None,) + PAGES:
-        if page:
-            at.switch_page(f"pages/{page}.py").run()
+    assert {f"app_pages/{p}.py" for p in PAGES} <= set(nav(at)) | {"app_pages/sweeps.py"}  # sweeps: no sweep here
+    for page in nav(at):
+        at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
-        text = page_text(at).lower() + " ".join(e.proto.label for e in at.sidebar.get("page_link")).lower()
+        text = page_text(at).lower() + " ".join(nav(at).values()).lower()
         assert "country" not in text and "countries" not in text, page
+        page = page.removeprefix("app_pages/").removesuffix(".py")
         if page == "per_scenario":
             assert "Within-market AUC" in at.dataframe[0].value.columns  # the headline first
             assert "Market" in at.dataframe[1].value.columns
-        if make is _silent_scenario and page is None:
+        if make is _silent_scenario and page == "overview":
             assert "Left out: **east**" in "\n".join(c.value for c in at.sidebar.caption)

@@ -90,9 +90,9 @@ def test_a_new_model_is_one_class_and_one_entry(toy_models, tmp_path, monkeypatc
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
     assert "Toy" in set(at.dataframe[0].value["Model"])
-    at.switch_page("pages/per_scenario.py").run()
+    at.switch_page("app_pages/per_scenario.py").run()
     assert not at.exception and "Toy" in at.multiselect(key="more_models").options
-    at.switch_page("pages/retrain.py").run()
+    at.switch_page("app_pages/retrain.py").run()
     assert "Toy" in at.multiselect(key="rt_models").options
 
 
@@ -186,7 +186,7 @@ def test_multi_scenario_baselines_train_report_and_show_their_relations(dataset,
     monkeypatch.setenv("SAML_ARTIFACTS", str(tmp_path))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/correlations.py").run()
+    at.switch_page("app_pages/correlations.py").run()
     assert not at.exception, [e.value for e in at.exception]
     signals = " ".join(at.dataframe[0].value["Signal"])
     for label in ("MMoE", "PLE", "STAR", "BST + scenario"):

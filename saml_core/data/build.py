@@ -216,4 +216,5 @@ def encode_splits(
         true_similarity=true_similarity,
         category_field=category_field,
         scenario_noun=tuple(scenario_noun),
+        values={name: vocab.to_numpy() for name, vocab in enc.vocabs.items()},
     )

@@ -223,6 +223,10 @@ class MultiScenarioData:
     # What one scenario is called in this data, (singular, plural): pages, captions and CSV
     # headers use it ("country"/"countries", "city level"/"city levels", a schema's own noun).
     scenario_noun: tuple[str, str] = ("scenario", "scenarios")
+    # Per categorical field, the value behind each id from 2 on (the encoder's train vocabulary,
+    # value of id i at [i - 2]): what the hidden-state explorer shows for a probe sample
+    # (saml_core.probes.probe_fields). Empty for a loader that does not keep it.
+    values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 MAPPED_VERSION = 1  # bump when the encoding of any out-of-core loader changes: old stores are ignored

@@ -91,11 +91,17 @@ def page(server):
         browser.close()
 
 
+# The script's run has ended (Streamlit marks its app root; the status widget alone shows up late).
+RUN_FINISHED = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+                "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state') "
+                "=== 'notRunning'")
+
+
 def wait_ready(pg, charts: int) -> None:
     """Streamlit finished the run and at least `charts` Plotly charts have drawn their SVG."""
     pg.wait_for_selector('[data-testid="stApp"]')
     pg.wait_for_selector("h1")
-    pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    pg.wait_for_function(RUN_FINISHED, timeout=120_000)
     if charts:
         pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
                              timeout=120_000)
@@ -115,7 +121,7 @@ def wait_for_title(pg, *parts: str, timeout: float = 60_000) -> None:
 
 
 def legend_names(pg) -> list[str]:
-    return pg.locator(".js-plotly-plot .legendtext").all_inner_texts()
+    return pg.locator(".js-plotly-plot .legendtext").all_text_contents()  # SVG text: no innerText
 
 
 def table_headers(pg, index: int = 0) -> list[str]:
@@ -271,7 +277,8 @@ def test_every_page_fits_both_sizes_and_reacts(server, page):
 
         page.goto(f"{url}/per_scenario")
         wait_ready(page, charts=3)
-        assert table_headers(page, 0) == ["Country", "Share (%)", "SAML", "BST-Individual", "BST", "SAML vs BST",
+        assert table_headers(page, 0)[:2] == ["Model", "Within-country AUC"]  # the headline first
+        assert table_headers(page, 1) == ["Country", "Share (%)", "SAML", "BST-Individual", "BST", "SAML vs BST",
                                           "RelaImpr (%)"]
         check_layout(page, f"AUC per country at {width} px")
         if not small:
@@ -283,7 +290,8 @@ def test_every_page_fits_both_sizes_and_reacts(server, page):
             page.wait_for_function("() => [...document.querySelectorAll('.legendtext')]"
                                    ".some(e => e.textContent === 'SAML w/o gate&mut')")
             # the added model's AUC moves to the details, drawn just before the download button
-            expect(page.get_by_text("More columns: test samples and clicks, p-values, oracle, SAML w/o gate&mut")
+            expect(page.get_by_text("More columns: test samples and clicks, p-values, logloss beside the references, oracle, "
+                                   "SAML w/o gate&mut")
                    ).to_be_visible()
             wait_ready(page, charts=3)
             check_layout(page, f"AUC per country with an ablation added at {width} px")
@@ -302,7 +310,9 @@ def test_every_page_fits_both_sizes_and_reacts(server, page):
             wait_for_title(page, part)
         titles = chart_titles(page)
         expect(page.get_by_text("Do other models agree on which countries are alike?")).to_be_visible()
-        assert table_headers(page, 0)[0] == "Signal" and any("MMoE" in t for t in titles)
+        expect(page.locator('[data-testid="stDataFrame"] th').filter(has_text="Spearman with SAML's pairwise α")
+               .first).to_be_attached()  # the other models' table (the first one is folded)
+        assert any("MMoE" in t for t in titles)
         runs = {p.parent.name for p in (root / EXPERIMENT).glob("saml-*/metrics.json")}
         stability = page.get_by_text("Which pairs are consistently alike across runs?")
         expect(stability).to_have_count(1 if len(runs) > 1 else 0)  # only where there are several runs
@@ -327,11 +337,7 @@ def test_every_page_fits_both_sizes_and_reacts(server, page):
             check_layout(page, f"Hidden states, every branch, PCA at {width} px")
             shot(page, "4-hidden-states-every-branch-pca")
 
-        page.goto(f"{url}/sweeps")
-        wait_ready(page, charts=0)
-        expect(page.get_by_text("This experiment is not a sensitivity sweep").first).to_be_visible()
-        check_layout(page, f"Sweeps at {width} px")
-        shot(page, "5-sweeps")
+        assert not page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Sensitivity sweeps").count()
 
         page.goto(f"{url}/retrain")
         wait_ready(page, charts=0)
@@ -380,3 +386,191 @@ def test_tiny_retrain_finishes_and_appears(server, page):
     wait_ready(page, charts=1)
     expect(page.get_by_text("Experiment “e2e-tiny”").first).to_be_visible()
     shot(page, "8-overview-new-experiment")
+
+
+def show_experiment(pg, url: str, name: str = EXPERIMENT, page_title: str = "") -> None:
+    """The Overview, then the page titled `page_title` by its sidebar link, with experiment `name`
+    picked: a new browser session starts on the first experiment, and an earlier test may have
+    added one (loading a URL starts a new session, so the pages are reached by their links)."""
+    pg.goto(url)
+    wait_ready(pg, charts=0)
+    picker = pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+    if not picker.inner_text().startswith(f"{name} ("):
+        picker.click()
+        pg.get_by_role("option", name=f"{name} (", exact=False).first.click()
+        wait_ready(pg, charts=0)
+    if page_title:
+        old = pg.locator("h1").first.inner_text()
+        pg.locator('[data-testid="stSidebarNav"] a').filter(has_text=page_title).first.click()
+        pg.wait_for_function("old => (document.querySelector('h1') || {}).textContent !== old", arg=old)
+    wait_ready(pg, charts=1)
+
+
+def test_overview_first_screen_shows_the_headline_and_its_chart(server, page):
+    """A 1400x900 window: the computed sentence and the chart it speaks of, before any scrolling."""
+    from saml_core import registry
+
+    url, root, _ = server
+    page.set_viewport_size({"width": 1400, "height": 900})
+    show_experiment(page, url)
+    headline = registry.report(root, EXPERIMENT)["headline"]
+    sentence = page.get_by_text(headline.split(" (")[0], exact=False).first
+    expect(sentence).to_be_visible()
+    assert sentence.bounding_box()["y"] + sentence.bounding_box()["height"] <= 900
+    chart = page.locator(".js-plotly-plot").filter(has_text="Within-country AUC per model").first
+    box = chart.bounding_box()
+    assert box["y"] + box["height"] <= 900, box
+    assert page.locator('[data-testid="stExpander"] details[open]').count() == 0  # explanations folded
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
+def _open_offline(browser, path: Path) -> tuple[int, list[str], str]:
+    """(charts drawn, requests that tried the network, page text) of a saved HTML file in a
+    browser context with the network cut: every request other than the file itself is aborted."""
+    ctx = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+    tried: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith("file://"):
+            return r.continue_()
+        tried.append(r.request.url)
+        return r.abort()
+
+    ctx.route("**/*", route)
+    pg = ctx.new_page()
+    pg.goto(path.resolve().as_uri())
+    expected = path.read_text().count('class="plotly-graph-div"')  # every chart the file holds, drawn
+    pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected}",
+                         timeout=60_000)
+    out = (pg.locator(".js-plotly-plot").count(), tried, pg.inner_text("body"))
+    ctx.close()
+    return out
+
+
+def test_summary_html_from_the_overview_and_the_cli_open_offline(server, page, tmp_path):
+    from saml_core import registry
+
+    url, root, _ = server
+    show_experiment(page, url)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download a summary to share").click()
+    from_button = tmp_path / "overview.html"
+    dl.value.save_as(from_button)
+    from_cli = tmp_path / "cli.html"
+    out = subprocess.run([sys.executable, "-m", "saml_core", "report", EXPERIMENT, "--html", str(from_cli),
+                          "--artifacts", str(root)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "opens offline" in out.stdout, out.stderr
+    headline = registry.report(root, EXPERIMENT)["headline"]
+    for path in (from_button, from_cli):
+        charts, tried, text = _open_offline(page.context.browser, path)
+        assert charts >= 4 and not tried, (path.name, charts, tried)  # headline, per country, traffic, relations
+        assert headline.split(" (")[0] in text and "Country click rate only (reference)" in text
+        assert "Which countries are alike" in text and "<script src=" not in path.read_text()[:5000]
+
+
+def test_hidden_state_explorer_colours_selects_finds_neighbours_and_exports(server, page, tmp_path):
+    url, root, _ = server
+    run = next(p.parent for p in sorted((root / EXPERIMENT).glob("saml-*/maps.npz")))
+    n_points = int(np.load(run / "maps.npz")["umap_own_0"].shape[0])
+    probes = np.load(run / "probes.npz")
+    fields = [str(f) for f in probes["field_names"]]
+    j = fields.index("category")
+    categories = set(probes[f"field_values_{j}"][probes[f"field_codes_{j}"]])
+    page.set_viewport_size({"width": 1440, "height": 900})
+    show_experiment(page, url, page_title="Hidden states")
+    if "its own" not in " ".join(chart_titles(page)):  # an earlier test left the other view on
+        page.get_by_text("Each sample through its own", exact=False).first.click()
+    if "(UMAP)" not in " ".join(chart_titles(page)):
+        page.get_by_text("UMAP", exact=True).click()
+    wait_for_title(page, "its own", "(UMAP)")
+
+    # colour by a field the training job decoded: the legend holds its values
+    page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Colour by", exact=True)).click()
+    page.get_by_role("option", name="Field: category").click()
+    expect(page.get_by_text("Colour: the sample's category").first).to_be_visible()
+    wait_ready(page, charts=1)
+    shown = [n for n in legend_names(page) if not n.startswith("other (")]
+    assert shown and set(shown) <= categories
+
+    # nearest neighbours of a point, in the hidden space: a point clicked on the map ...
+    chart = page.locator(".js-plotly-plot").filter(has_text="hidden layer 1").first
+    spot = chart.locator(".scatterlayer .points path.point").nth(3).bounding_box()
+    page.mouse.click(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)  # before any box tool
+    expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=60_000)
+    wait_ready(page, charts=1)
+    clicked = int(page.get_by_label("Point", exact=True).input_value())
+    expect(page.get_by_text(f"Point {clicked}:", exact=False).first).to_be_visible()
+    # ... or typed
+    page.get_by_label("Point", exact=True).fill("5")
+    page.get_by_label("Point", exact=True).press("Enter")
+    page.get_by_role("button", name="Show its neighbours").click()
+    expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.legendtext')]"
+                           ".some(e => e.textContent === 'nearest in the hidden space')")
+    expect(page.locator('[data-testid="stDataFrame"] th').filter(has_text="distance").first).to_be_attached()
+
+    # a box selection: what it is made of, against all points shown
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Points selected")
+    for attempt in range(3):  # a drag that lands while the chart is still being redrawn selects nothing
+        wait_ready(page, charts=1)
+        chart.scroll_into_view_if_needed()
+        chart.hover()
+        chart.locator('.modebar-btn[data-title="Box Select"]').click()
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(area["x"] + area["width"] * 0.03, area["y"] + area["height"] * 0.03)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.6, steps=12)
+        page.mouse.up()
+        try:
+            expect(metric).to_be_visible(timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    selected, total = (int(v.replace(",", "")) for v in metric.locator('[data-testid="stMetricValue"]')
+                       .inner_text().split(" of "))
+    assert 1 < selected < total == n_points
+    heads = table_headers(page, 0)
+    assert heads[0] == "Country" and "% of selection" in heads and "lift" in heads
+    expect(page.get_by_text("Click rate", exact=True).first).to_be_visible()
+    check_layout(page, "Hidden states with a selection")
+    shot(page, "4-hidden-states-selection")
+
+    # exports: TensorBoard Projector's two files and a CSV, one line per point shown
+    files = {}
+    for label in ("Vectors for TensorBoard Projector (TSV)", "Metadata for TensorBoard Projector (TSV)",
+                  "Points, map and hidden states (CSV)"):
+        with page.expect_download() as dl:
+            page.get_by_role("button", name=label).click()
+        files[label] = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(files[label])
+    vectors = [line.split("\t") for line in files["Vectors for TensorBoard Projector (TSV)"].read_text().splitlines()]
+    meta = [line.split("\t") for line in files["Metadata for TensorBoard Projector (TSV)"].read_text().splitlines()]
+    # the Projector's rules: vectors without a header, metadata with one, the same points in the same order
+    assert len(vectors) == len(meta) - 1 == n_points
+    assert len({len(v) for v in vectors}) == 1 and all(float(c) == float(c) for c in vectors[0])
+    assert meta[0][:2] == ["point", "country"] and {len(m) for m in meta} == {len(meta[0])}
+    assert [m[0] for m in meta[1:6]] == ["0", "1", "2", "3", "4"]
+    rows = list(csv.DictReader(io.StringIO(files["Points, map and hidden states (CSV)"].read_text())))
+    assert len(rows) == n_points and f"h{len(vectors[0])}" in rows[0] and "field: category" in rows[0]
+
+
+def test_what_drives_each_country_and_every_relation_signal_in_the_browser(server, page):
+    """The importance heatmap with its computed sentence, and the correlations page's signals side
+    by side and transfer matrix with theirs, laid out without anything cut off."""
+    from saml_core import registry
+
+    url, root, _ = server
+    doc = registry.report(root, EXPERIMENT)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    show_experiment(page, url, page_title="What drives each country")
+    wait_for_title(page, "AUC lost when one input is shuffled within a country's test rows")
+    first = doc["importance"]["models"][0]["sentences"][0]
+    expect(page.get_by_text(first.split(" (Wald")[0], exact=False).first).to_be_visible()
+    check_layout(page, "What drives each country")
+    shot(page, "5-what-drives")
+    show_experiment(page, url, page_title="Which countries are alike")
+    wait_for_title(page, "How much each pair of signals agrees")
+    wait_for_title(page, "AUC lost when another country's part scores")
+    expect(page.get_by_text(doc["relations"]["sentence"].split(";")[0], exact=False).first).to_be_visible()
+    check_layout(page, "Which countries are alike: signals side by side, transfer")

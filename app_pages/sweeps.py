@@ -4,7 +4,6 @@ import streamlit as st
 
 from dashboard import charts, tables, ui
 
-ui.page_setup("Sensitivity sweeps")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 st.title("How sensitive are the models to their sizes? — Sensitivity sweeps")

@@ -4,7 +4,7 @@ across seeds, and beside what the other multi-scenario models say."""
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, data_access as da, explain, tables, ui
+from dashboard import analyses_ui, charts, data_access as da, explain, tables, ui
 from saml_core import evaluate as ev
 from saml_core import relations
 
@@ -25,7 +25,6 @@ def fmt_mean_std(m: dict) -> str:
     return "n/a" if m["mean"] is None else f"{m['mean']:+.2f}" + (f" ± {m['std']:.2f}" if m["n"] > 1 else "")
 
 
-ui.page_setup("Which scenarios are alike")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 names = list(exp.scenario_names)
@@ -33,6 +32,11 @@ k = len(names)
 colors = ui.colors_for(exp)
 HEATMAP_WITH_VALUES = 560  # px a 10 x 10 heatmap needs for its cell values to fit; narrower rows stack
 st.title(f"Which {n.many} behave alike? — Scenario correlations")
+report, _ = da.report(exp.name)
+if report is not None:  # the answer of every signal first, then each signal in detail
+    analyses_ui.relations_section(exp, report, n)
+    analyses_ui.transfer_section(exp, report, n)
+    st.divider()
 
 usable = ui.runs_with_probes(exp, "alpha")
 if not usable:

@@ -3,7 +3,6 @@ import streamlit as st
 
 from dashboard import data_access as da, explain, forms, settings, ui
 
-ui.page_setup("Retrain")
 st.title("Try other settings — Retrain")
 if ui.is_demo_mode():  # the page is not even listed in demo mode; guard direct links too
     st.info(explain.DEMO_MODE)

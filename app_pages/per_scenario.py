@@ -5,7 +5,6 @@ import streamlit as st
 from dashboard import charts, explain, tables, ui
 from saml_core.models import registry as models
 
-ui.page_setup("AUC per scenario")
 exp = ui.current_experiment()
 n = ui.noun(exp)
 names = list(exp.scenario_names)
@@ -39,16 +38,20 @@ labels = dict(zip(long_df["model"], long_df["label"]))
 added = c1.multiselect("Also show", extra, default=[], format_func=labels.get, key="more_models",
                        disabled=not extra, help="SAML's ablations and other baselines of this experiment.")
 shown = main + list(added)
-has_oracle = bool(exp.oracle_auc)
-show_oracle = c2.toggle("Show oracle AUC", value=has_oracle, key="show_oracle", disabled=not has_oracle,
-                        help="Best accuracy any model can reach (known only for simulated data).")
-focus = "saml" if "saml" in present else next((m for m in present if m != report["reference"]["model"]), present[0])
+has_oracle = any(v is not None for v in (exp.oracle_auc or {}).values())  # real data stores none
+show_oracle = has_oracle and c2.toggle("Show oracle AUC", value=True, key="show_oracle",
+                                       help="Best accuracy any model can reach (known only for simulated data).")
+method = [m for m in present if (e := models.find(m)) is not None and e.role == "method"]
+focus = (method or [m for m in present if m != report["reference"]["model"]] or present)[0]
 
 view = long_df[long_df["model"].isin(shown)]
 multi = bool((view["runs"] > 1).any())
-st.plotly_chart(charts.per_scenario_auc(view, names, n.one, show_oracle=show_oracle, focus=focus),
-                width="stretch", key="auc_chart")
-st.caption(explain.per_scenario_bars(n, multi) + (explain.ORACLE if show_oracle else ""))
+fig = charts.per_scenario_auc(view, names, n.one, show_oracle=show_oracle, focus=focus)
+st.plotly_chart(fig, width="stretch", key="auc_chart")
+drawn = {t.meta for t in fig.data}  # the caption speaks of what the chart draws, nothing else
+st.caption(explain.per_scenario_bars(n, multi, labels.get(focus, focus), report["reference"]["label"],
+                                     marked=bool(drawn & {"verdict-better", "verdict-worse"}))
+           + explain.oracle("oracle" in drawn))
 
 wide = tables.per_scenario_wide(view, names, n.one, focus=focus,  # every column: the CSV download
                                 references=report.get("references"))
