@@ -122,6 +122,9 @@ def test_unknown_size_and_name():
     with pytest.raises(DataError, match="valid sizes: small, default, large"):
         load_dataset("synthetic-countries", size="huge")
     with pytest.raises(DataError, match="valid names: synthetic-countries, taobao-sample"):
+        load_dataset("movielense")
+    # A name that needs a folder says how to give it rather than listing names.
+    with pytest.raises(DataError, match=r"movielens: give the folder .*movielens:path/to/it"):
         load_dataset("movielens")
 
 
