@@ -9,7 +9,8 @@ from dashboard import data_access as da
 from dashboard import explain, settings, tables
 from dashboard.colors import scenario_colors
 from dashboard.explain import Noun
-from saml_core.experiments import demo_specs
+from saml_core.analyses_job import AnalysesSpec
+from saml_core.experiments import demo_jobs
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
@@ -325,8 +326,9 @@ def empty_state() -> None:
         st.markdown("Build the demo experiments now (the synthetic countries comparison set and the real "
                     "Taobao sample; a few minutes on a laptop CPU). Training runs in the background.")
         if st.button("Build the demo", type="primary", key="build_demo"):
-            for cfg in demo_specs():
-                q.submit(cfg, title=f"Demo: {cfg.name} ({cfg.dataset})")
+            for job in demo_jobs():
+                q.submit(job, title=(f"Demo: transfer and importance for {job.experiment}"
+                                     if isinstance(job, AnalysesSpec) else f"Demo: {job.name} ({job.dataset})"))
             st.rerun()
     job_progress_panel(q, allow_cancel=True)
 

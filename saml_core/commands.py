@@ -382,11 +382,15 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Each demo experiment (`experiments.demo_specs`, the same specs the dashboard queues)."""
-    from saml_core.experiments import demo_specs
+    """Each demo experiment and its analyses (`experiments.demo_jobs`, the list the dashboard queues)."""
+    from saml_core.analyses_job import AnalysesSpec, compute_missing
+    from saml_core.experiments import demo_jobs
 
-    for cfg in demo_specs(device=args.device, threads=args.threads):
-        rc = _run(cfg, args)
+    for job in demo_jobs(device=args.device, threads=args.threads):
+        if isinstance(job, AnalysesSpec):
+            compute_missing(_root(args), job, device=args.device, threads=args.threads)
+            continue
+        rc = _run(job, args)
         if rc:
             return rc
     return 0

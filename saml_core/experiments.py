@@ -779,6 +779,18 @@ def demo_specs(*, device: str = "auto", threads: int = 0) -> list[ExperimentConf
     return out
 
 
+def demo_jobs(*, device: str = "auto", threads: int = 0) -> list:
+    """What building the demo runs, in order: each demo experiment, then its analyses (transfer
+    matrix and input importance), so the shipped demo shows every page. The CLI's `demo` and the
+    dashboard's "Build the demo" both run this list."""
+    from saml_core.analyses_job import AnalysesSpec
+
+    out = []
+    for cfg in demo_specs(device=device, threads=threads):
+        out += [cfg, AnalysesSpec(cfg.name, None)]
+    return out
+
+
 def read_spec(path: str | Path) -> ExperimentConfig:
     """An experiment specification file (JSON of `ExperimentConfig.to_dict()`), validated."""
     import json

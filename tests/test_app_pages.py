@@ -487,9 +487,12 @@ def test_empty_artifacts_offers_to_build_the_demo(tmp_path, monkeypatch):
     at.button(key="build_demo").click().run()
     q = JobQueue(empty / ".jobs")
     listed = q.list()
-    assert [j.experiment for j in listed] == ["demo", "taobao-demo"]
-    assert [j.dataset for j in listed] == ["synthetic-countries", "taobao-sample"]
-    for j in listed:  # the same recipe as the shipped demo
+    # each experiment, then its analyses (the shipped demo has the transfer and importance pages)
+    assert [(j.kind, j.experiment) for j in listed] == [("experiment", "demo"), ("analyses", "demo"),
+                                                        ("experiment", "taobao-demo"), ("analyses", "taobao-demo")]
+    trainings = [j for j in listed if j.kind == "experiment"]
+    assert [j.dataset for j in trainings] == ["synthetic-countries", "taobao-sample"]
+    for j in trainings:  # the same recipe as the shipped demo
         spec = json.loads((empty / ".jobs" / j.job_id / "spec.json").read_text())
         assert spec["train_config"]["weights_dtype"] == "float16" and spec["seeds"] == 3
         assert spec["data_seeds"] == [0, 1] and spec["keep_weights"] == "first-run-main"
