@@ -54,20 +54,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _start_server(artifacts: Path, port: int, log, warmup: bool = True,
-                  cache: Path | None = None, repo: Path = REPO) -> tuple[subprocess.Popen, float]:
-    """The server process and the perf_counter time its health check first answered."""
+def start_server(artifacts: Path, port: int, log, warmup: bool = True, cache: Path | None = None,
+                 repo: Path = REPO, demo_mode: bool = False) -> tuple[subprocess.Popen, float]:
+    """`streamlit run app.py` on `artifacts` (the bench's rounds and the browser tests' servers):
+    the process and the perf_counter time its health check first answered."""
     env = {**os.environ, "SAML_ARTIFACTS": str(artifacts), "PYTHONUNBUFFERED": "1",
            "SAML_BROWSER_WARMUP": "1" if warmup else "0"}
     if cache is not None:
         env["SAML_DASHBOARD_CACHE"] = str(cache)
     env.pop("SAML_DEMO_MODE", None)
+    if demo_mode:
+        env["SAML_DEMO_MODE"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"],
@@ -81,11 +84,11 @@ def _start_server(artifacts: Path, port: int, log, warmup: bool = True,
             pass
         if proc.poll() is not None or time.perf_counter() > deadline:
             proc.kill()
-            raise RuntimeError("streamlit did not start")
+            raise RuntimeError(f"streamlit did not start (its log: {getattr(log, 'name', log)})")
         time.sleep(0.02)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=15)
@@ -134,9 +137,9 @@ def one_round(browser, artifacts: Path, log, warmup: bool = True, cache: Path | 
               variant: str = "", repo: Path = REPO) -> dict:
     """One server start; page switches too unless `repo` is another checkout (whose pages this
     script may not know): there, the cold start only."""
-    port = _free_port()
+    port = free_port()
     load = os.getloadavg()[0]
-    proc, listening = _start_server(artifacts, port, log, warmup, cache, repo)
+    proc, listening = start_server(artifacts, port, log, warmup, cache, repo)
     try:
         ctx = browser.new_context(viewport={"width": 1400, "height": 900})
         pg = ctx.new_page()
@@ -157,7 +160,7 @@ def one_round(browser, artifacts: Path, log, warmup: bool = True, cache: Path | 
             _run_finished(pg)
         ctx.close()
     finally:
-        _stop(proc)
+        stop_server(proc)
     return {"variant": variant, "warmup": warmup, "load_avg_1min": round(load, 2), "cold_title_s": round(t_title, 3),
             "cold_first_chart_s": round(t_chart, 3), "cold_run_finished_s": round(t_done, 3), "switches": switches}
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -40,42 +38,19 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dashboard.bench_browser import CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = copy_artifacts(build_quick_artifacts(tmp_path_factory.getbasetemp()),
                           tmp_path_factory.mktemp("e2e") / "artifacts")
-    port = free_port()
     log = open(root.parent / "streamlit.log", "w")
-    env = {**os.environ, "SAML_ARTIFACTS": str(root), "PYTHONUNBUFFERED": "1"}
-    env.pop("SAML_DEMO_MODE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = free_port()
+    proc, _ = start_server(root, port, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start: {(root.parent / 'streamlit.log').read_text()[-2000:]}")
-        time.sleep(0.5)
     yield url, root, proc.pid
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
     log.close()
 
 
@@ -84,7 +59,7 @@ def page(server):
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+                                    args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1440, "height": 900}, accept_downloads=True)
         pg.set_default_timeout(60_000)
         yield pg

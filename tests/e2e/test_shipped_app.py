@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,7 +31,9 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from test_browser import free_port, wait_ready  # noqa: E402
+from test_browser import wait_ready  # noqa: E402
+
+from dashboard.bench_browser import CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
 
 
 def shipped_experiments() -> list[str]:
@@ -46,37 +45,19 @@ def shipped_experiments() -> list[str]:
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     """A read-only demo server on the repository's artifacts (demo mode: nothing can be launched)."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("shipped") / "streamlit.log"
     log = open(log_path, "w")
-    env = {**os.environ, "SAML_ARTIFACTS": str(SHIPPED), "SAML_DEMO_MODE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = free_port()
+    proc, _ = start_server(SHIPPED, port, log, demo_mode=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+                                    args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 900})
         pg.set_default_timeout(120_000)
         yield url, pg, log_path
         browser.close()
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
     log.close()
 
 
