@@ -66,9 +66,10 @@ def test_same_seed_same_metrics(tmp_path):
     assert m3["overall"]["auc"] != m1["overall"]["auc"]
 
 
-def test_resume_after_interruption_continues_from_last_finished_epoch(data, tmp_path):
+def _interrupted_in_second_epoch(data, ck):
+    """The uninterrupted fit (seed 3) and the checkpoint of the same fit stopped in its second
+    epoch, as saved."""
     _, full = _fit(data, seed=3)
-    ck = tmp_path / "checkpoint.pt"
     steps = {"n": 0}
     per_epoch = -(-len(data.train) // TCFG.batch_size)
 
@@ -78,7 +79,12 @@ def test_resume_after_interruption_continues_from_last_finished_epoch(data, tmp_
 
     with pytest.raises(Cancelled):
         _fit(data, seed=3, checkpoint=ck, should_stop=stop_in_second_epoch)
-    saved = art.load_torch(ck)
+    return full, art.load_torch(ck)
+
+
+def test_resume_after_interruption_continues_from_last_finished_epoch(data, tmp_path):
+    ck = tmp_path / "checkpoint.pt"
+    full, saved = _interrupted_in_second_epoch(data, ck)
     assert saved["epoch"] == 1 and len(saved["history"]) == 1
     model, resumed = _fit(data, seed=3, checkpoint=ck)
     assert resumed.resumed_from == 1
@@ -104,18 +110,8 @@ def _one_table_per_field(state: dict, spec, tables: list[str]) -> dict:
 def test_checkpoint_of_the_one_table_per_field_layout_resumes(data, tmp_path):
     """A checkpoint written before the embedding tables were merged (weights, best weights and
     the sparse optimizer's moments per field) resumes to exactly the uninterrupted history."""
-    _, full = _fit(data, seed=3)
     ck = tmp_path / "checkpoint.pt"
-    steps = {"n": 0}
-    per_epoch = -(-len(data.train) // TCFG.batch_size)
-
-    def stop_in_second_epoch():
-        steps["n"] += 1
-        return steps["n"] > per_epoch + 2
-
-    with pytest.raises(Cancelled):
-        _fit(data, seed=3, checkpoint=ck, should_stop=stop_in_second_epoch)
-    saved = art.load_torch(ck)
+    full, saved = _interrupted_in_second_epoch(data, ck)
     tables = ["embedding.global_table.weight", "embedding.scenario_table.weight"]
     sparse = saved["optimizer"]["opt1"]
     per_field = {"step": sparse["state"][0]["step"]}
