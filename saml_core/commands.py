@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 import sys
-from pathlib import Path
 
+from saml_core.cli_support import CancelFlag, artifacts_root
 from saml_core.config import ConfigError, PRESETS
 
 
@@ -76,18 +75,18 @@ def add_commands(subparsers) -> None:
     a.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     a.set_defaults(func=cmd_analyses)
 
-    from saml_core import bench, benchmark
+    from saml_core import bench_command, benchmark_command
 
     m = subparsers.add_parser("benchmark", help="the accuracy benchmark on MovieLens: every model tuned, 5 seeds, "
                                                 "two protocols, sequence and feature ablations; tables for "
                                                 "README/BENCHMARKS (resumes when re-run)")
-    benchmark.add_arguments(m)
-    m.set_defaults(func=benchmark.cmd)
+    benchmark_command.add_arguments(m)
+    m.set_defaults(func=benchmark_command.cmd)
 
     b = subparsers.add_parser("bench", help="samples/s, counted GFLOP and share of the measured peak of BST and "
                                             "SAML (interleaved rounds, same process)")
-    bench.add_arguments(b)
-    b.set_defaults(func=bench.cmd)
+    bench_command.add_arguments(b)
+    b.set_defaults(func=bench_command.cmd)
 
 
 def _dataset_help() -> str:
@@ -237,60 +236,6 @@ def settings_from_args(args) -> dict:
             "tuned": args.tune or args.tuning_from is not None, "tuning_from": args.tuning_from}
 
 
-class _CancelFlag:
-    """SIGTERM = cancel. The first SIGTERM sets a flag that the trainer polls between batches (the
-    clean path: the run stops, status "cancelled", finished epochs kept, exit code 130). A batch, a
-    data load or a final write can outlast the promised second, so when the flag has not been
-    picked up GRACE seconds later, or at a second SIGTERM, Cancelled is raised wherever the main
-    thread is: every artifact write is atomic, so that too leaves only whole files (and the same
-    status and exit code). Only code that runs Python bytecode can be interrupted: one long call
-    into C (a huge matrix product) finishes first."""
-
-    GRACE = 0.5
-
-    def __init__(self):
-        from saml_core.train import Cancelled
-
-        self.Cancelled = Cancelled
-        self.flag = False  # SIGTERM received
-        self.taken = False  # the trainer saw the flag and is stopping
-        self._old = {sig: signal.signal(sig, handler)
-                     for sig, handler in ((signal.SIGTERM, self._term), (signal.SIGALRM, self._alarm))}
-
-    def _term(self, *_):
-        if self.flag and not self.taken:
-            self._disarm()
-            raise self.Cancelled("cancelled (second SIGTERM)")
-        self.flag = True
-        if not self.taken:
-            signal.setitimer(signal.ITIMER_REAL, self.GRACE)
-
-    def _alarm(self, *_):
-        if self.flag and not self.taken:
-            self.taken = True
-            raise self.Cancelled(f"cancelled (SIGTERM, not picked up within {self.GRACE:g} s)")
-
-    def _disarm(self):
-        self.taken = True
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def __call__(self) -> bool:
-        if self.flag and not self.taken:
-            self._disarm()  # the caller raises Cancelled now: no forced stop needed
-        return self.flag
-
-    def close(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
-def _root(args) -> Path:
-    from saml_core.registry import default_root
-
-    return Path(args.artifacts) if args.artifacts else default_root()
-
-
 LATE_INTERRUPT = "interrupt received after every run had finished and was saved: the experiment is complete"
 
 
@@ -298,28 +243,28 @@ def _complete(cfg, args) -> bool:
     """Every run of the experiment has its final files (an interrupt then changes nothing)."""
     from saml_core.experiments import run_is_finished
 
-    return all(run_is_finished(_root(args) / cfg.name / r.run_id) for r in cfg.plan())
+    return all(run_is_finished(artifacts_root(args) / cfg.name / r.run_id) for r in cfg.plan())
 
 
 def _run(cfg, args) -> int:
     """Run the experiment; under torchrun with several processes rank 0 runs it (and alone
     writes) while the other ranks follow its tasks (saml_core.distributed)."""
-    from saml_core import distributed
+    from saml_core import ddp_worker, distributed
     from saml_core.experiments import run_experiment
     from saml_core.train import Cancelled, TrainingFailed
 
     dist = distributed.from_env(getattr(args, "dist_backend", "auto"), cfg.train_config.device)
     command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    cancel = _CancelFlag()
+    cancel = CancelFlag()
     rc = 1  # an unexpected error (its traceback follows)
     try:
         try:
             if dist is not None and not dist.is_main:
-                rc = distributed.follow(dist, cancel)
+                rc = ddp_worker.follow(dist, cancel)
                 if rc == 0:  # rank 0 said stop: every rank is here
                     distributed.settle()
                 return rc
-            run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
+            run_experiment(cfg, artifacts_root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
                            command=command, overwrite=getattr(args, "overwrite", False), dist=dist)
         finally:
             cancel.close()  # inside the try: a forced stop that fires while closing is still a cancel
@@ -359,7 +304,7 @@ def cmd_train(args) -> int:
 
     if rc == 0 and not distributed.is_worker():
         run_id = cfg.plan()[0].run_id
-        print(json.dumps({"experiment": cfg.name, "run_id": run_id, "run_dir": str(_root(args) / cfg.name / run_id)}))
+        print(json.dumps({"experiment": cfg.name, "run_id": run_id, "run_dir": str(artifacts_root(args) / cfg.name / run_id)}))
     return rc
 
 
@@ -388,7 +333,7 @@ def cmd_demo(args) -> int:
 
     for job in demo_jobs(device=args.device, threads=args.threads):
         if isinstance(job, AnalysesSpec):
-            compute_missing(_root(args), job, device=args.device, threads=args.threads)
+            compute_missing(artifacts_root(args), job, device=args.device, threads=args.threads)
             continue
         rc = _run(job, args)
         if rc:
@@ -404,10 +349,10 @@ def cmd_report(args) -> int:
         # the one its Overview button gives.
         from dashboard.summary import write
 
-        path = write(_root(args), args.name, args.html, reference=args.reference)
+        path = write(artifacts_root(args), args.name, args.html, reference=args.reference)
         print(f"Summary of {args.name} written to {path} ({path.stat().st_size / 2**20:.1f} MB, opens offline)")
         return 0
-    doc = report(_root(args), args.name, reference=args.reference)
+    doc = report(artifacts_root(args), args.name, reference=args.reference)
     if args.format == "json":
         print(json.dumps(doc, indent=1, default=_json_default))
     else:
@@ -424,7 +369,7 @@ def cmd_analyses(args) -> int:
         spec = AnalysesSpec(args.name, tuple(_fields(args.runs)) if args.runs else None)
     else:
         raise ConfigError("analyses needs an experiment NAME (or --spec FILE)")
-    done = compute_missing(_root(args), spec, device=args.device, threads=args.threads, status_file=args.status_file)
+    done = compute_missing(artifacts_root(args), spec, device=args.device, threads=args.threads, status_file=args.status_file)
     print(json.dumps({"experiment": spec.experiment, "written": done}))
     return 0
 

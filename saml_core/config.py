@@ -1,4 +1,7 @@
-"""Plain dataclass configs. A RunConfig written to config.json fully reproduces a run.
+"""Plain dataclass configs: the sizes every model shares (ModelConfig), how they are trained
+(TrainConfig), their bounds and checks. The run's own config, which names a model of the
+registry, is `run_config.RunConfig`; this module imports no other module of the project, so
+that everything (the model registry included) may import it.
 
 Training presets live here too (`PRESETS`): each dataset names its default preset in the
 dataset registry, the CLI and the retrain form start from it, and options override it.
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 
 class ConfigError(ValueError):
@@ -226,63 +229,41 @@ PRESETS = {
 TUNE_GRID = {"train_config": {"lr": (1e-3, 3e-4, 1e-4), "embedding_decay": (0.0, 0.1, 1.0)}}
 
 
+TUNE_SECTIONS = ("train_config", "model_options")
+
+
+def grid_size(spec: dict) -> int:
+    n = 1
+    for settings in spec.values():
+        for values in settings.values():
+            n *= len(values)
+    return n
+
+
+def check_grid(model_id: str, spec: dict, options: dict) -> None:
+    """A model's own tuning grid (`ModelEntry.tune_grid`): known sections and settings, and the
+    budget of TUNE_GRID. Here, beside TUNE_GRID, so that the model registry checks an entry
+    without importing the tuner."""
+    train_fields = {f.name for f in fields(TrainConfig)}
+    for section, settings in spec.items():
+        known = train_fields if section == "train_config" else set(options) if section == "model_options" else None
+        if known is None:
+            raise ValueError(f"model {model_id!r}: tune_grid section {section!r} is not one of {TUNE_SECTIONS}")
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"model {model_id!r}: tune_grid has unknown {section} setting(s) {', '.join(unknown)}")
+        if not all(isinstance(v, tuple) and v for v in settings.values()):
+            raise ValueError(f"model {model_id!r}: every tune_grid setting needs a non-empty tuple of values")
+    budget = grid_size(TUNE_GRID)
+    if grid_size(spec) != budget:
+        raise ValueError(f"model {model_id!r}: tune_grid has {grid_size(spec)} points, the common budget is "
+                         f"{budget} (config.TUNE_GRID)")
+
+
 def preset(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-# Runs -----------------------------------------------------------------------------------------
-@dataclass
-class RunConfig:
-    run_id: str
-    model: str  # a model registry id (saml, bst, bst_individual, saml_no_gate, ...)
-    seed: int = 0  # model seed: initial weights and batch order
-    data_seed: int = 0  # dataset seed: simulated data / random split (fixed splits ignore it)
-    experiment: str | None = None
-    dataset: str = "synthetic-countries"
-    dataset_options: dict = field(default_factory=dict)  # load_dataset options (without the seed)
-    model_options: dict = field(default_factory=dict)  # the model's own options (registry entry)
-    sweep: dict | None = None  # {"name": "emb", "value": 16} for a sensitivity-sweep run
-    model_config: ModelConfig = field(default_factory=ModelConfig)
-    train_config: TrainConfig = field(default_factory=TrainConfig)
-    probe_size: int = 3000  # evaluation subset for probes (stratified by scenario)
-    probe_hidden_all: int = 300  # subsample with every branch's hidden states
-    # False (demo storage): no model.pt, and probes without hidden states (alpha, gates, predictions kept)
-    keep_weights: bool = True
-    # a tuned run: how its tuned settings were chosen (saml_core.tuning: grid, valid_auc, chosen,
-    # trials_run_on_seed, ...); None = trained with the settings as given
-    tuning: dict | None = None
-
-    def __post_init__(self):
-        from saml_core.models import registry
-
-        registry.get(self.model)  # unknown model: a clear error
-        self.model_options = registry.resolve_options(self.model, self.model_options)
-        check_int("seed", self.seed, 0, MAX_SEED)
-        check_int("data seed", self.data_seed, 0, MAX_SEED)
-        check_int("probe_size", self.probe_size, 1, 1_000_000)
-        check_int("probe_hidden_all", self.probe_hidden_all, 0, 1_000_000)
-
-    @property
-    def label(self) -> str:
-        from saml_core.models import registry
-
-        return registry.get(self.model).label
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model_config"] = self.model_config.to_dict()
-        d["label"] = self.label
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        kw["model_config"] = build_dataclass(ModelConfig, d.get("model_config", {}))
-        kw["train_config"] = build_dataclass(TrainConfig, d.get("train_config", {}))
-        return cls(**kw)
 
 
 def build_dataclass(cls, d: dict):

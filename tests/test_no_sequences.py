@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from saml_core.commands import add_commands, settings_from_args
-from saml_core.config import ModelConfig, RunConfig, TrainConfig
+from saml_core.config import ModelConfig, TrainConfig
+from saml_core.run_config import RunConfig
 from saml_core.data import DataError, load_dataset
 from saml_core.data.registry import sequence_names
 from saml_core.models import registry

@@ -5,45 +5,13 @@ with a loader + one `register`.
 A dataset is named `NAME` (built in) or `NAME:PATH` (a file or folder of the user's)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
+from saml_core.data import sources  # noqa: F401  (registers the built-in sources at import)
+from saml_core.data.dataset_entry import ENTRIES, DatasetEntry, register, unregister  # noqa: F401  (the registry's API)
 from saml_core.data.types import DataError, MultiScenarioData, check_seq_len
 
 
-@dataclass(frozen=True)
-class DatasetEntry:
-    name: str  # "synthetic-countries", or the prefix of NAME:PATH ("csv", "taobao-raw")
-    title: str  # what it is, for the form and `describe`
-    kind: str  # synthetic | taobao | byo | ... (the dashboard's badge)
-    load: Callable  # load(path or None, *, name, seed, **options) -> MultiScenarioData
-    preset: str = "public"  # default training preset (saml_core.config.PRESETS)
-    takes_path: bool = False  # NAME:PATH form
-    path_hint: str = ""  # what PATH is, e.g. "schema file (YAML/JSON)"
-    # does the data seed change the data (simulator, random split)? A fixed split (a time
-    # column, given files) makes several data seeds pointless: the experiment says so
-    seeded: bool = True
-    options: dict = field(default_factory=dict)  # load options and their defaults
-    quick_options: dict = field(default_factory=dict)  # options under the "quick" preset
-    scenario_noun: tuple[str, str] = ("scenario", "scenarios")  # before the data says otherwise
-    # () -> the names of the behaviour sequences, which the `exclude` option accepts (`--no-sequences`
-    # excludes them all); a function so that naming a dataset imports nothing. None: no such option
-    sequences: Callable[[], tuple[str, ...]] | None = None
-
-
-_ENTRIES: dict[str, DatasetEntry] = {}
-
-
-def register(entry: DatasetEntry) -> DatasetEntry:
-    if entry.name in _ENTRIES:
-        raise ValueError(f"dataset {entry.name!r} is registered twice")
-    _ENTRIES[entry.name] = entry
-    return entry
-
-
 def entries() -> list[DatasetEntry]:
-    _load_builtin()
-    return list(_ENTRIES.values())
+    return list(ENTRIES.values())
 
 
 def usage() -> str:
@@ -53,13 +21,12 @@ def usage() -> str:
 
 def parse(name: str) -> tuple[DatasetEntry, str | None]:
     """DATASET string -> (entry, path or None); a clear error for an unknown or malformed name."""
-    _load_builtin()
     if not isinstance(name, str) or not name:
         raise DataError(f"unknown dataset {name!r}; valid names: {usage()}")
-    if name in _ENTRIES and not _ENTRIES[name].takes_path:
-        return _ENTRIES[name], None
+    if name in ENTRIES and not ENTRIES[name].takes_path:
+        return ENTRIES[name], None
     prefix, sep, path = name.partition(":")
-    entry = _ENTRIES.get(prefix)
+    entry = ENTRIES.get(prefix)
     if entry is None or not entry.takes_path:
         raise DataError(f"unknown dataset {name!r}; valid names: {usage()}")
     if not path:
@@ -102,13 +69,3 @@ def load(name: str, *, seed: int = 0, **options) -> MultiScenarioData:
         entry.load(name=name, seed=seed, **kwargs)
     data.info.setdefault("seed_dependent", entry.seeded)
     return data
-
-
-_LOADED = False
-
-
-def _load_builtin() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        import saml_core.data.sources  # noqa: F401  (registers the built-in sources)

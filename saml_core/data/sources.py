@@ -1,8 +1,8 @@
-"""The built-in data sources: one registry entry each (fields: `registry.DatasetEntry`).
+"""The built-in data sources: one registry entry each (fields: `dataset_entry.DatasetEntry`).
 Loaders are imported lazily so that naming a dataset costs nothing until it is loaded."""
 from __future__ import annotations
 
-from saml_core.data.registry import DatasetEntry, register
+from saml_core.data.dataset_entry import DatasetEntry, register
 
 
 def _synthetic(*, name, seed, size, seq_len, min_count, exclude):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from saml_core.models.registry import ModelEntry, register
+from saml_core.models.model_entry import ModelEntry, register
 
 
 def _lazy(module: str, name: str, **fixed):

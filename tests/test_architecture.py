@@ -1,0 +1,141 @@
+"""The shape of the code: no import circles among the project's own modules.
+
+What counts as an import (read with `ast`, nothing is imported):
+- every `import X` and `from X import Y` statement anywhere in a module: at module level AND
+  inside functions, methods and `if` blocks. A function-level import still runs the other
+  module when called, and is the usual way to hide a circle, so it counts the same;
+- `from P import Y` is an edge to the module P.Y when that is one of ours (a submodule), else to
+  P itself; relative imports are resolved against the importing module;
+- modules: every .py file under saml_core/, dashboard/ and app_pages/, and app.py; a package is
+  its __init__.py. Imports of other packages (torch, streamlit, ...) are not followed.
+Not counted: `importlib.import_module` with a name computed at run time (the model registry's
+lazy builders load model files that way on purpose: building a model imports torch, naming
+one does not).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("saml_core", "dashboard", "app_pages")
+SCRIPTS = ("app.py",)
+
+
+def project_modules(root: Path = ROOT) -> dict[str, Path]:
+    """{dotted module name: file} of the project's own code."""
+    mods = {}
+    for top in PACKAGES:
+        for path in sorted((root / top).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            mods[".".join(parts)] = path
+    for script in SCRIPTS:
+        if (root / script).exists():
+            mods[Path(script).stem] = root / script
+    return mods
+
+
+def _imported(node: ast.AST, module: str, is_package: bool, mods: dict) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:  # relative: from .x import y
+        base = module.split(".") if is_package else module.split(".")[:-1]
+        base = base[:len(base) - (node.level - 1)]
+        package = ".".join(base + ([node.module] if node.module else []))
+    else:
+        package = node.module
+    out = []
+    for alias in node.names:
+        sub = f"{package}.{alias.name}"
+        out.append(sub if sub in mods else package)
+    return out
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """{module: the project's modules it imports (module level and function level)}."""
+    mods = project_modules(root)
+    graph = {}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                targets |= {t for t in _imported(node, name, path.name == "__init__.py", mods)
+                            if t in mods and t != name}
+        graph[name] = targets
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One closed path (a -> b -> ... -> a) per group of modules that import each other
+    (strongly connected components, Tarjan), shortest first."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(set(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted((_cycle_in(graph, g) for g in groups), key=len)
+
+
+def _cycle_in(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """A shortest cycle through the group's first module (breadth-first), for the message."""
+    start = min(group)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for w in sorted(graph[v] & group):
+                if w == start:
+                    return paths[v] + [start]
+                if w not in paths:
+                    paths[w] = paths[v] + [w]
+                    nxt.append(w)
+        frontier = nxt
+    return sorted(group)
+
+
+def test_the_project_has_no_import_circles():
+    graph = import_graph()
+    assert len(graph) > 50 and "saml_core.train" in graph and "app" in graph  # it read the real tree
+    found = circles(graph)
+    assert not found, "import circles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_walker_finds_a_planted_circle_through_a_function_level_import(tmp_path):
+    pkg = tmp_path / "saml_core"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from saml_core.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from ..c import thing\n")
+    (pkg / "c.py").write_text("import saml_core.a\nthing = 1\n")
+    (pkg / "d.py").write_text("from saml_core import a, c\n")  # imports the circle, is not in it
+    for top in ("dashboard", "app_pages"):
+        (tmp_path / top).mkdir()
+    found = circles(import_graph(tmp_path))
+    assert found == [["saml_core.a", "saml_core.sub.b", "saml_core.c", "saml_core.a"]]
+
