@@ -22,7 +22,13 @@ def model_choices() -> dict[str, str]:
 def default_models() -> list[str]:
     from saml_core.models import registry
 
-    return [e.id for e in registry.entries() if e.default and e.role != "ablation"]
+    return registry.main_ids()
+
+
+def default_dataset() -> str:
+    from saml_core.data import registry
+
+    return registry.default_name()
 
 
 def dataset_choices() -> dict[str, str]:
@@ -59,7 +65,7 @@ PRESET_NAMES = tuple(PRESETS)
 
 @dataclass
 class RetrainRequest:
-    dataset: str = "synthetic-countries"
+    dataset: str = field(default_factory=default_dataset)
     dataset_path: str = ""  # schema file, folder, ... for datasets named NAME:PATH
     name: str = ""
     runs: list[str] = field(default_factory=default_models)

@@ -234,10 +234,8 @@ def render(exp, report: dict) -> str:
         from saml_core.models import registry as models
 
         present = list(dict.fromkeys(long_df["model"]))
-        main = [m for m in present if (e := models.find(m)) is not None and e.default and e.role != "ablation"]
-        view = long_df[long_df["model"].isin(main or present)]
-        focus = next((m for m in present if getattr(models.find(m), "role", "") == "method"),
-                     next((m for m in present if m != report["reference"]["model"]), present[0]))
+        view = long_df[long_df["model"].isin(models.main_ids(present) or present)]
+        focus = models.focus_id(present, report["reference"]["model"])
         fig = charts.per_scenario_auc(view, names, n.one, show_oracle=True, focus=focus)
         drawn = {t.meta for t in fig.data}
         parts.append(f"<h2>AUC per {html.escape(n.one)}</h2>")

@@ -67,9 +67,10 @@ class Step:
 
 def best_baseline(doc: dict) -> str | None:
     """The baseline other than BST with the highest mean within-scenario AUC in a report."""
-    from saml_core.models.registry import REFERENCE
+    from saml_core.models import registry
 
-    rows = [s for s in doc["summary"] if s["role"] == "baseline" and s["model"] != REFERENCE and not s.get("sweep")
+    reference = registry.reference_id()
+    rows = [s for s in doc["summary"] if s["role"] == "baseline" and s["model"] != reference and not s.get("sweep")
             and (s.get("within_auc") or {}).get("mean") is not None]
     return max(rows, key=lambda s: s["within_auc"]["mean"])["model"] if rows else None
 

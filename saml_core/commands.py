@@ -49,7 +49,8 @@ def add_commands(subparsers) -> None:
     r.add_argument("name", help="experiment name (a folder of the artifacts root)")
     r.add_argument("--format", default="markdown", choices=["json", "markdown"])
     r.add_argument("--reference", default=None, metavar="MODEL",
-                   help="the model every other is compared with (default bst: RelaImpr and the paper's tables)")
+                   help=f"the model every other is compared with (default {registry.reference_id()}: RelaImpr and the "
+                        "paper's tables)")
     r.add_argument("--html", default=None, metavar="FILE",
                    help="write the main findings as one HTML file that opens offline in any browser (headline, "
                         "table with the reference rows, charts, their sentences) instead of printing the report")

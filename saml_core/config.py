@@ -211,9 +211,10 @@ PRESETS = {
     "movielens-published": {"model": {"d_g": 16, "d_s": 4, "mlp": (128, 64, 32)},
                             "train": {"lr": 1e-3, "weight_decay": 1e-5, "max_batch_size": 4096, "epochs": 50},
                             "probes": {}},
+    # "small_data": the dataset's `quick_options` apply too (the simulator's small size)
     "quick": {"model": {"mlp": (32, 16)}, "train": {"epochs": 2, "patience": 1, "min_epochs": 1,
                                                     "batch_size": 512, "max_batch_size": 512},
-              "probes": {"probe_size": 400, "probe_hidden_all": 60}},
+              "probes": {"probe_size": 400, "probe_hidden_all": 60}, "small_data": True},
 }
 
 

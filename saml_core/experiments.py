@@ -633,7 +633,7 @@ def settings_for(dataset: str, preset: str | None = None, *, model: dict | None 
     if unknown:
         raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {dataset} "
                           f"(its options: {', '.join(entry.options) or 'none'})")
-    ds = {**(entry.quick_options if name == "quick" else {}), **given}
+    ds = {**(entry.quick_options if p.get("small_data") else {}), **given}
     mcfg = build_dataclass(ModelConfig, {**p["model"], **(model or {})})
     tcfg = build_dataclass(TrainConfig, {**p["train"], **(train or {})})
     pr = {"probe_size": 3000, "probe_hidden_all": 300, **p["probes"], **(probes or {})}

@@ -341,9 +341,9 @@ def list_experiments(root=None) -> list[ExperimentSummary]:
 
 # report --------------------------------------------------------------------------------------
 def _reference_id() -> str:
-    from saml_core.models.registry import REFERENCE
+    from saml_core.models import registry as models
 
-    return REFERENCE
+    return models.reference_id()
 
 
 def _test_labels(exp: Experiment, data_seed: int):

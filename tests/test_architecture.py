@@ -139,3 +139,91 @@ def test_the_walker_finds_a_planted_circle_through_a_function_level_import(tmp_p
     found = circles(import_graph(tmp_path))
     assert found == [["saml_core.a", "saml_core.sub.b", "saml_core.c", "saml_core.a"]]
 
+
+
+# --- No page or dashboard module decides by a registered name ------------------------------------
+# What a model, dataset or preset is (the reference, the focus, what it exposes, its badge) lives
+# on its registry entry; a page that compares an id, a preset name or a dataset kind with a string
+# goes wrong the day one is added or renamed.
+UI_DIRS = ("app_pages", "dashboard")
+UI_SCRIPTS = ("app.py",)
+
+
+def registered_names() -> set[str]:
+    """Every registered model id, preset name, dataset name and dataset kind."""
+    from saml_core.config import PRESETS
+    from saml_core.data import registry as datasets
+    from saml_core.models import registry as models
+
+    names = set(models.ids()) | set(PRESETS)
+    for e in datasets.entries():
+        names |= {e.name, e.kind}
+    return names
+
+
+def _strings(node) -> list[ast.Constant]:
+    """The string constants of an expression that is a literal or a tuple/list/set of them."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [c for elt in node.elts for c in _strings(elt)]
+    return []
+
+
+def names_deciding(source: str, names: set[str]) -> list[tuple[int, str, str]]:
+    """(line, name, where) for each registered name a module compares with (==, !=, in, not in),
+    keys a dict literal or a lookup by (`{"synthetic": ...}`, `x.get("bst")`, `x["quick"]`), or
+    uses as a default (a parameter's default, a class field's default)."""
+    found = []
+
+    def flag(nodes, where):
+        found.extend((c.lineno, c.value, where) for c in nodes if c.value in names)
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            for operand in [node.left, *node.comparators]:
+                flag(_strings(operand), "comparison")
+        elif isinstance(node, ast.Dict):
+            for key in node.keys:
+                if key is not None:
+                    flag(_strings(key), "dict key")
+        elif isinstance(node, ast.Subscript):
+            flag(_strings(node.slice), "lookup")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("get", "pop", "setdefault") and node.args):
+            flag(_strings(node.args[0]), "lookup")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            flag([c for d in [*node.args.defaults, *node.args.kw_defaults] if d is not None
+                  for c in _strings(d)], "default")
+        elif isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                if isinstance(stmt, (ast.AnnAssign, ast.Assign)) and stmt.value is not None:
+                    flag(_strings(stmt.value), "default")
+    return found
+
+
+def test_no_page_or_dashboard_module_decides_by_a_registered_name():
+    names = registered_names()
+    assert {"saml", "bst", "quick", "synthetic", "taobao-sample"} <= names  # it read the registries
+    files = [p for d in UI_DIRS for p in sorted((ROOT / d).rglob("*.py"))] + [ROOT / s for s in UI_SCRIPTS]
+    found = [f"{p.relative_to(ROOT)}:{line}: {name!r} ({where})"
+             for p in files for line, name, where in names_deciding(p.read_text(encoding="utf-8"), names)]
+    assert not found, "ask the registry instead of naming:\n" + "\n".join(found)
+
+
+def test_the_name_check_catches_each_way_of_deciding_by_a_name():
+    names = {"saml", "bst", "quick", "synthetic"}
+    planted = '''
+focus = a if model == "saml" else b
+keep = [m for m in runs if m in ("bst", "other")]
+icon = {"synthetic": 1}.get(kind)
+fallback = icons.get("synthetic")
+def chart(df, focus="saml"):
+    return df
+class Form:
+    preset: str = "quick"
+fine = draw(symbol="star", title="saml", label="BST")  # arguments and labels are not decisions
+'''
+    found = names_deciding(planted, names)
+    assert sorted((line, name) for line, name, _ in found) == [
+        (2, "saml"), (3, "bst"), (4, "synthetic"), (5, "synthetic"), (6, "saml"), (9, "quick")]

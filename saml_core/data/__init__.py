@@ -7,16 +7,23 @@
 """
 from __future__ import annotations
 
-from saml_core.data.types import (  # noqa: F401  (re-exported)
-    OOV_INDEX,
-    PAD_INDEX,
-    CatField,
-    DataError,
-    EncodedSplit,
-    FeatureSpec,
-    MultiScenarioData,
-    SeqField,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from saml_core.data.types import MultiScenarioData
+
+# Re-exported from types.py on first use: types.py imports torch, and naming a dataset (the
+# registry, the dashboard's badge) must not.
+_TYPES = ("OOV_INDEX", "PAD_INDEX", "CatField", "DataError", "EncodedSplit", "FeatureSpec", "MultiScenarioData",
+          "SeqField")
+
+
+def __getattr__(name: str):
+    if name in _TYPES:
+        from saml_core.data import types
+
+        return getattr(types, name)
+    raise AttributeError(f"module 'saml_core.data' has no attribute {name!r}")
 
 
 def load_dataset(name: str, *, seed: int = 0, **options) -> MultiScenarioData:

@@ -10,7 +10,7 @@ from typing import Callable
 class DatasetEntry:
     name: str  # "synthetic-countries", or the prefix of NAME:PATH ("csv", "taobao-raw")
     title: str  # what it is, for the form and `describe`
-    kind: str  # synthetic | taobao | byo | ... (the dashboard's badge)
+    kind: str  # synthetic | taobao | byo | ... (recorded in experiment.json; finds the badge of old experiments)
     load: Callable  # load(path or None, *, name, seed, **options) -> MultiScenarioData
     preset: str = "public"  # default training preset (saml_core.config.PRESETS)
     takes_path: bool = False  # NAME:PATH form
@@ -24,6 +24,13 @@ class DatasetEntry:
     # () -> the names of the behaviour sequences, which the `exclude` option accepts (`--no-sequences`
     # excludes them all); a function so that naming a dataset imports nothing. None: no such option
     sequences: Callable[[], tuple[str, ...]] | None = None
+    # the dashboard's badge over every page of an experiment on data of this kind (markdown: what
+    # the data is, in the analyst's words) and its icon
+    badge: str = ""
+    badge_icon: str = ":material/description:"
+    # simulated with a planted truth: the badge is a warning (results are not about real users)
+    simulated: bool = False
+    default: bool = False  # the dataset a new experiment starts from (one entry)
 
 
 ENTRIES: dict[str, DatasetEntry] = {}

@@ -7,11 +7,33 @@ from __future__ import annotations
 
 from saml_core.data import sources  # noqa: F401  (registers the built-in sources at import)
 from saml_core.data.dataset_entry import ENTRIES, DatasetEntry, register, unregister  # noqa: F401  (the registry's API)
-from saml_core.data.types import DataError, MultiScenarioData, check_seq_len
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from saml_core.data.types import MultiScenarioData
+
+
+def _error(message: str) -> Exception:
+    """A DataError; types.py (torch) is imported only when a name is wrong, so that naming and
+    listing datasets (the dashboard's badge) imports no torch."""
+    from saml_core.data.types import DataError
+
+    return DataError(message)
 
 
 def entries() -> list[DatasetEntry]:
     return list(ENTRIES.values())
+
+
+def by_kind(kind: str | None) -> DatasetEntry | None:
+    """The first entry of this kind (its badge, whether it is simulated), or None for a kind this
+    version does not know (an old or foreign experiment)."""
+    return next((e for e in ENTRIES.values() if e.kind == kind), None)
+
+
+def default_name() -> str:
+    """The dataset a new experiment starts from."""
+    return next(e.name for e in ENTRIES.values() if e.default)
 
 
 def usage() -> str:
@@ -22,15 +44,15 @@ def usage() -> str:
 def parse(name: str) -> tuple[DatasetEntry, str | None]:
     """DATASET string -> (entry, path or None); a clear error for an unknown or malformed name."""
     if not isinstance(name, str) or not name:
-        raise DataError(f"unknown dataset {name!r}; valid names: {usage()}")
+        raise _error(f"unknown dataset {name!r}; valid names: {usage()}")
     if name in ENTRIES and not ENTRIES[name].takes_path:
         return ENTRIES[name], None
     prefix, sep, path = name.partition(":")
     entry = ENTRIES.get(prefix)
     if entry is None or not entry.takes_path:
-        raise DataError(f"unknown dataset {name!r}; valid names: {usage()}")
+        raise _error(f"unknown dataset {name!r}; valid names: {usage()}")
     if not path:
-        raise DataError(f"{prefix}: give the {entry.path_hint}, e.g. {prefix}:path/to/it")
+        raise _error(f"{prefix}: give the {entry.path_hint}, e.g. {prefix}:path/to/it")
     return entry, path
 
 
@@ -41,6 +63,8 @@ def get(name: str) -> DatasetEntry:
 def check_options(name: str, options: dict) -> None:
     """The sizes among a dataset's options, bounded before anything loads (DataError)."""
     if options.get("seq_len") is not None:
+        from saml_core.data.types import check_seq_len
+
         check_seq_len(options["seq_len"], f"{name}: seq_len (--seq-len)")
 
 
@@ -50,7 +74,7 @@ def sequence_names(name: str) -> tuple[str, ...]:
     entry = get(name)
     if entry.sequences is None or "exclude" not in entry.options:
         having = ", ".join(e.name for e in entries() if e.sequences is not None and "exclude" in e.options)
-        raise DataError(f"{name}: leaving out the behaviour sequences (--no-sequences) is not an option of "
+        raise _error(f"{name}: leaving out the behaviour sequences (--no-sequences) is not an option of "
                         f"{entry.name} (datasets that have it: {having or 'none'})")
     return tuple(entry.sequences())
 
@@ -61,7 +85,7 @@ def load(name: str, *, seed: int = 0, **options) -> MultiScenarioData:
     unknown = sorted(set(given) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
-        raise DataError(f"{name}: option(s) {', '.join(f'{k}={given[k]!r}' for k in unknown)} do not apply "
+        raise _error(f"{name}: option(s) {', '.join(f'{k}={given[k]!r}' for k in unknown)} do not apply "
                         f"(options of {entry.name}: {valid})")
     check_options(name, given)
     kwargs = {**entry.options, **given}

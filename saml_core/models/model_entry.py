@@ -14,7 +14,6 @@ ROLES = ("method", "ablation", "baseline")
 # (metrics.json); transfer: its per-scenario parts score another scenario's rows when the rows'
 # scenario index is set to that scenario (transfer.json; the model routes by `batch.scenario` only)
 PROBES = ("alpha", "gate", "hidden", "relations", "transfer")
-REFERENCE = "bst"  # the baseline every model is compared with (RelaImpr, paired tests)
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,9 @@ class ModelEntry:
     # rows (stored in transfer.json, shown under the matrix)
     transfer_how: str = ""
     default: bool = False  # in the default comparison set
+    # the baseline every model is compared with (RelaImpr, paired tests, the pages' verdicts):
+    # exactly one entry says so
+    reference: bool = False
     order: int = 100  # position in tables and legends
     # what `--tune` searches for this model: {"train_config" | "model_options": {name: values}};
     # None = config.TUNE_GRID. A model's own grid has as many points as TUNE_GRID (the same budget)
@@ -55,6 +57,9 @@ def register(entry: ModelEntry) -> ModelEntry:
     if ("transfer" in entry.probes) != bool(entry.transfer_how):
         raise ValueError(f"model {entry.id!r}: a model with the 'transfer' probe says how (transfer_how), "
                          "and only such a model")
+    if entry.reference and any(e.reference for e in ENTRIES.values()):
+        raise ValueError(f"model {entry.id!r}: the reference model is already "
+                         f"{next(e.id for e in ENTRIES.values() if e.reference)!r}")
     if entry.tune_grid is not None:
         check_grid(entry.id, entry.tune_grid, entry.options)
     ENTRIES[entry.id] = entry

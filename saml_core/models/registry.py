@@ -7,8 +7,7 @@ from __future__ import annotations
 from saml_core.config import ConfigError
 from saml_core.models import entries as _builtin  # noqa: F401  (registers the built-in models at import)
 # the registry's API: the entry type, its vocabularies and (un)registering
-from saml_core.models.model_entry import (ENTRIES, PROBES, REFERENCE, ROLES, ModelEntry,  # noqa: F401
-                                          register, unregister)
+from saml_core.models.model_entry import ENTRIES, PROBES, ROLES, ModelEntry, register, unregister  # noqa: F401
 
 
 def entries() -> list[ModelEntry]:
@@ -40,6 +39,26 @@ def with_probe(probe: str) -> list[ModelEntry]:
 
 def default_ids() -> list[str]:
     return [e.id for e in entries() if e.default]
+
+
+def reference_id() -> str:
+    """The model every other is compared with (the entry with `reference=True`)."""
+    return next(e.id for e in entries() if e.reference)
+
+
+def main_ids(ids: list[str] | None = None) -> list[str]:
+    """The models a page shows first: the default set without the ablations, among `ids` (default:
+    every registered model), in the given order."""
+    ids = [e.id for e in entries()] if ids is None else ids
+    return [m for m in ids if (e := find(m)) is not None and e.default and e.role != "ablation"]
+
+
+def focus_id(ids: list[str], reference: str | None = None) -> str | None:
+    """The model whose verdicts a page marks among `ids`: the first method, else the first that is
+    not the reference, else the first; None for no ids."""
+    reference = reference_id() if reference is None else reference
+    method = [m for m in ids if (e := find(m)) is not None and e.role == "method"]
+    return (method or [m for m in ids if m != reference] or list(ids) or [None])[0]
 
 
 def resolve_options(model_id: str, options: dict | None) -> dict:
