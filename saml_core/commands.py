@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from saml_core.cli_support import CancelFlag, artifacts_root
-from saml_core.config import ConfigError, PRESETS
+from saml_core.config import PRESETS, ConfigError, ModelConfig, TrainConfig, settings_of
 
 
 def add_commands(subparsers) -> None:
@@ -101,16 +101,7 @@ def _common(p) -> None:
                    help="training preset (default: the dataset's own; quick = tiny sizes for smoke runs)")
     p.add_argument("--quick", action="store_true", help="= --preset quick")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--epochs", type=int, default=None, help="epoch cap")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="0 = derived from the data")
-    p.add_argument("--patience", type=int, default=None, help="0 = derived from the validation size")
-    p.add_argument("--min-epochs", type=int, default=None, help="0 = derived from the validation size")
-    p.add_argument("--weight-decay", type=float, default=None, help="L2 of the dense parameters")
-    p.add_argument("--embedding-lr-scale", type=float, default=None,
-                   help="learning rate of the embedding tables relative to --lr")
-    p.add_argument("--embedding-decay", type=float, default=None,
-                   help="decoupled weight decay of the embedding rows each step touches")
+    _setting_flags(p, TrainConfig)
     p.add_argument("--tune", action="store_true",
                    help="fair training: each model's learning rate and embedding decay (LR: smoothing and C) "
                         "chosen from a 3x3 grid on validation AUC (first data and model seed), then every seed "
@@ -118,13 +109,7 @@ def _common(p) -> None:
     p.add_argument("--tuning-from", default=None, metavar="EXPERIMENT",
                    help="with --tune: reuse the settings another tuned experiment of the same artifacts root "
                         "chose, without trials (e.g. a feature ablation of the same log)")
-    p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--d-g", type=int, default=None)
-    p.add_argument("--d-s", type=int, default=None)
-    p.add_argument("--heads", type=int, default=None)
-    p.add_argument("--mlp", default=None, help="hidden sizes, e.g. 256,128")
-    p.add_argument("--branch-init", default=None, choices=["shared", "independent"],
-                   help="SAML branches start from one random draw (shared, default) or one each")
+    _setting_flags(p, ModelConfig)
     p.add_argument("--model-option", action="append", default=[], metavar="MODEL.OPTION=VALUE",
                    help="a model's own option, e.g. mmoe.n_experts=8 (repeatable)")
     p.add_argument("--size", default=None, help="simulator size preset: small | default | large")
@@ -141,13 +126,29 @@ def _common(p) -> None:
                    help="a dataset's own load option, e.g. scenario=occupation for movielens:DIR (repeatable; "
                         "docs/DATA.md lists each dataset's options)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    p.add_argument("--weights-dtype", default=None, choices=["float32", "float16"],
-                   help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
     p.add_argument("--probe-size", type=int, default=None, help="test samples in probes.npz (default 3000)")
     p.add_argument("--probe-hidden-all", type=int, default=None,
                    help="of those, samples with every branch's hidden states (default 300)")
     p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     _dist_option(p)
+
+
+def _setting_flags(p, cls) -> None:
+    """One `--<name>` flag per setting of a config dataclass that the CLI offers (config.setting):
+    its help, choices and type from the field; not given (None) = the preset's value."""
+    for f in settings_of(cls, "cli"):
+        m = f.metadata
+        kw = {"default": None, "help": m["help"] + (f" ({m['used_by']} only)" if m["used_by"] else "")}
+        if m["choices"]:
+            kw["choices"] = list(m["choices"])
+        elif f.type in ("int", "float"):
+            kw["type"] = int if f.type == "int" else float
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _given_settings(args, cls) -> dict:
+    """The settings of `cls` given on the command line."""
+    return {f.name: getattr(args, f.name) for f in settings_of(cls, "cli") if getattr(args, f.name) is not None}
 
 
 def _dist_option(p) -> None:
@@ -218,16 +219,11 @@ def settings_from_args(args) -> dict:
     """ExperimentConfig keyword arguments from the CLI options (presets via experiments.settings_for)."""
     from saml_core.experiments import settings_for
 
-    model = {k: getattr(args, k) for k in ("d_g", "d_s", "heads", "dropout") if getattr(args, k) is not None}
-    if args.mlp:
-        model["mlp"] = _parse_mlp(args.mlp)
-    if args.branch_init:
-        model["branch_init"] = args.branch_init
-    train = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "patience", "min_epochs", "weight_decay",
-                                           "embedding_lr_scale", "embedding_decay") if getattr(args, k) is not None}
+    model = _given_settings(args, ModelConfig)
+    if "mlp" in model:
+        model["mlp"] = _parse_mlp(model["mlp"])
+    train = _given_settings(args, TrainConfig)
     train.update(device=args.device, num_threads=args.threads)
-    if args.weights_dtype:
-        train["weights_dtype"] = args.weights_dtype
     probes = {k: getattr(args, k) for k in ("probe_size", "probe_hidden_all") if getattr(args, k) is not None}
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
                             probes=probes, dataset_options=parse_dataset_options(args.dataset_option, {
