@@ -1,5 +1,5 @@
 """Plain pandas/numpy shaping of what the pages show (no Streamlit, no file access, no statistics:
-every test, mean, CI, verdict and RelaImpr comes from the engine's report, `saml_core.registry.report`,
+every test, mean, CI, verdict and RelaImpr comes from the engine's report, `saml_core.report.report`,
 which calls `saml_core.evaluate`). Models are keyed by registry id; labels are for display only."""
 from __future__ import annotations
 

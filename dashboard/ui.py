@@ -272,7 +272,7 @@ def report_or_stop(exp) -> dict:
 
 def broken_runs_notice(exp, runs=None) -> None:
     """One line per run that cannot be shown, saying where it stands; the others are shown as usual."""
-    from saml_core.registry import STATE_WORDS
+    from saml_core.store import STATE_WORDS
 
     waiting = [r for r in (runs if runs is not None else exp.runs) if r.error is not None]
     pending = [r for r in waiting if r.state in ("queued", "running", "cancelled", "interrupted")]

@@ -88,7 +88,7 @@ def compute_missing(root, spec: AnalysesSpec, *, device: str = "auto", threads: 
     nothing is skipped."""
     from saml_core import analyses
     from saml_core.experiment_state import StatusWriter
-    from saml_core.registry import load_experiment
+    from saml_core.store import load_experiment
     from saml_core.runtime import resolve_device, setup_cpu
 
     exp = load_experiment(root, spec.experiment)

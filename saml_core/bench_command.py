@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from saml_core import bench
+from saml_core import bench_speed as bench
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

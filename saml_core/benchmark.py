@@ -158,7 +158,7 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
     from saml_core.data import load_dataset
     from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
     from saml_core.models import registry
-    from saml_core.registry import report
+    from saml_core.report import report
 
     models = list(models or registry.ids())
     protocols = list(protocols or PROTOCOLS)

@@ -56,6 +56,6 @@ class CancelFlag:
 
 def artifacts_root(args) -> Path:
     """--artifacts, else $SAML_ARTIFACTS, else the project's artifacts/ folder."""
-    from saml_core.registry import default_root
+    from saml_core.store import default_root
 
     return Path(args.artifacts) if args.artifacts else default_root()

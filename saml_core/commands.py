@@ -194,7 +194,7 @@ def _excluded(args) -> list[str] | None:
     dataset option `exclude`, so the run records exactly what was left out."""
     fields = _fields(args.exclude_fields) or []
     if getattr(args, "no_sequences", False):
-        from saml_core.data.registry import sequence_names
+        from saml_core.data.dataset_registry import sequence_names
 
         fields += [q for q in sequence_names(args.dataset) if q not in fields]
     return fields or None
@@ -339,7 +339,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from saml_core.registry import report, report_markdown
+    from saml_core.report import report, report_markdown
 
     if args.html:
         # The dashboard's own summary (dashboard/summary.py: Plotly, no Streamlit), so the file is

@@ -227,3 +227,28 @@ fine = draw(symbol="star", title="saml", label="BST")  # arguments and labels ar
     found = names_deciding(planted, names)
     assert sorted((line, name) for line, name, _ in found) == [
         (2, "saml"), (3, "bst"), (4, "synthetic"), (5, "synthetic"), (6, "saml"), (9, "quick")]
+
+
+# --- One name, one module ---------------------------------------------------------------------
+def same_basenames(root: Path = ROOT) -> dict[str, list[str]]:
+    """{file name: its paths} for every file name (but __init__.py) that more than one of the
+    project's modules has: `registry.py` in two folders reads as one module in a traceback, a
+    search and a review."""
+    seen: dict[str, list[str]] = {}
+    for path in project_modules(root).values():
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(root)))
+    return {name: sorted(paths) for name, paths in seen.items() if len(paths) > 1}
+
+
+def test_no_two_modules_share_a_file_name():
+    clashes = same_basenames()
+    assert not clashes, "modules sharing a name:\n" + "\n".join(f"{n}: {', '.join(p)}" for n, p in clashes.items())
+
+
+def test_the_name_check_finds_a_planted_clash(tmp_path):
+    for rel in ("saml_core/registry.py", "saml_core/data/registry.py", "saml_core/__init__.py",
+                "saml_core/data/__init__.py", "dashboard/__init__.py", "dashboard/ui.py", "app_pages/x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    assert same_basenames(tmp_path) == {"registry.py": ["saml_core/data/registry.py", "saml_core/registry.py"]}

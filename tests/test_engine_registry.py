@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from saml_core import registry as reads
-from saml_core.bench import random_data
+from saml_core.bench_speed import random_data
 from saml_core.config import ModelConfig, TrainConfig, derived_stopping
 from saml_core.run_config import RunConfig
 from saml_core.experiments import ExperimentConfig, run_experiment, settings_for

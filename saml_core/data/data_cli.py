@@ -185,7 +185,7 @@ def _decompose(args: argparse.Namespace) -> int:
 
 
 def _bench_raw(args: argparse.Namespace) -> int:
-    from saml_core.data.bench import bench_flat, bench_movielens, bench_raw
+    from saml_core.data.bench_raw import bench_flat, bench_movielens, bench_raw
     from saml_core.data.types import DataError
 
     taobao_only = {"--behaviours": args.behaviours, "--impressions": args.impressions,
