@@ -1,7 +1,7 @@
 """The retrain form's request, validated before anything is launched (pure, unit-tested).
 
 Its defaults are the settings the engine would use for the chosen dataset and preset
-(`saml_core.experiments.settings_for`, the same function the CLI calls), and every value shown is
+(`saml_core.presets.settings_for`, the same function the CLI calls), and every value shown is
 passed on explicitly: what the form shows is what trains."""
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class _Request:
     @classmethod
     def defaults(cls, dataset: str, preset: str = "", **kw):
         """The engine's settings for this dataset and preset, as the form shows them."""
-        from saml_core.experiments import settings_for
+        from saml_core.presets import settings_for
 
         s = settings_for(dataset if not needs_path(dataset) else f"{dataset}:x", preset or None)
         cfgs = {"model": s["model_config"], "train": s["train_config"]}
@@ -109,7 +109,8 @@ class _Request:
 
     def to_config(self):
         """The ExperimentConfig this request trains (raises ConfigError naming the bad value)."""
-        from saml_core.experiments import ExperimentConfig, settings_for
+        from saml_core.experiments import ExperimentConfig
+        from saml_core.presets import settings_for
 
         given = {"model": {}, "train": {"device": self.device}}
         for section, f in SETTINGS:

@@ -10,7 +10,7 @@ from dashboard import explain, settings, tables
 from dashboard.colors import scenario_colors
 from dashboard.explain import Noun
 from saml_core.analyses_job import AnalysesSpec
-from saml_core.experiments import demo_jobs
+from saml_core.presets import demo_jobs
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)

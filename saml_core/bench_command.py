@@ -1,7 +1,7 @@
 """The `bench` command's options and what it runs (`python -m saml_core bench`; `python -m
 saml_core.bench_command` in the fresh processes of bench_process): the speed figures of
-`bench.py`, and on request the peers, thread settings, DDP and experiment figures of
-bench_peers and bench_process, which use `bench.py`'s models and data themselves."""
+`bench_speed.py`, and on request the peers, thread settings, DDP and experiment figures of
+bench_peers and bench_process, which use `bench_speed.py`'s models and data themselves."""
 from __future__ import annotations
 
 import argparse

@@ -156,7 +156,8 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> tuple[str, list[Step]]:
     """Train (or resume) every experiment of the benchmark; returns (prefix, steps)."""
     from saml_core.data import load_dataset
-    from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+    from saml_core.experiments import ExperimentConfig, run_experiment
+    from saml_core.presets import settings_for
     from saml_core.models import registry
     from saml_core.report import report
 

@@ -216,8 +216,8 @@ def _parse_model_options(items: list[str]) -> dict:
 
 
 def settings_from_args(args) -> dict:
-    """ExperimentConfig keyword arguments from the CLI options (presets via experiments.settings_for)."""
-    from saml_core.experiments import settings_for
+    """ExperimentConfig keyword arguments from the CLI options (presets via presets.settings_for)."""
+    from saml_core.presets import settings_for
 
     model = _given_settings(args, ModelConfig)
     if "mlp" in model:
@@ -324,9 +324,9 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Each demo experiment and its analyses (`experiments.demo_jobs`, the list the dashboard queues)."""
+    """Each demo experiment and its analyses (`presets.demo_jobs`, the list the dashboard queues)."""
     from saml_core.analyses_job import AnalysesSpec, compute_missing
-    from saml_core.experiments import demo_jobs
+    from saml_core.presets import demo_jobs
 
     for job in demo_jobs(device=args.device, threads=args.threads):
         if isinstance(job, AnalysesSpec):

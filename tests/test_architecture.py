@@ -231,12 +231,13 @@ fine = draw(symbol="star", title="saml", label="BST")  # arguments and labels ar
 
 # --- One name, one module ---------------------------------------------------------------------
 def same_basenames(root: Path = ROOT) -> dict[str, list[str]]:
-    """{file name: its paths} for every file name (but __init__.py) that more than one of the
-    project's modules has: `registry.py` in two folders reads as one module in a traceback, a
-    search and a review."""
+    """{file name: its paths} for every file name that more than one of the project's modules has:
+    `registry.py` in two folders reads as one module in a traceback, a search and a review. Not
+    counted: `__init__.py` and `__main__.py`, the names Python itself gives a package and its
+    `python -m` entry."""
     seen: dict[str, list[str]] = {}
     for path in project_modules(root).values():
-        if path.name != "__init__.py":
+        if path.name not in ("__init__.py", "__main__.py"):
             seen.setdefault(path.name, []).append(str(path.relative_to(root)))
     return {name: sorted(paths) for name, paths in seen.items() if len(paths) > 1}
 

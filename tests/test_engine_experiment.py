@@ -424,7 +424,7 @@ def test_plans_for_seeds_data_seeds_and_sweeps():
 
 
 def test_settings_follow_the_dataset_preset():
-    from saml_core.experiments import settings_for
+    from saml_core.presets import settings_for
 
     syn = settings_for("synthetic-countries")
     tb = settings_for("taobao-sample")

@@ -13,7 +13,8 @@ from saml_core import registry as reads
 from saml_core.bench_speed import random_data
 from saml_core.config import ModelConfig, TrainConfig, derived_stopping
 from saml_core.run_config import RunConfig
-from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+from saml_core.experiments import ExperimentConfig, run_experiment
+from saml_core.presets import settings_for
 from saml_core.models import registry
 from saml_core.models.base import ScenarioModel
 from saml_core.models.layers import MLP, GlobalFeatures

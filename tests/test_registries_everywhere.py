@@ -78,3 +78,38 @@ def test_a_new_model_and_dataset_are_in_the_retrain_forms_choices(throwaway, tmp
     at.selectbox(key="rt_dataset").set_value(DATASET).run()  # its settings come from its entry's preset
     assert not at.exception, [e.value for e in at.exception]
     assert at.number_input(key=f"rt_ds_{DATASET}-public").value == 4
+
+
+def _table_rows(path, first_header: str) -> list[list[str]]:
+    """The rows of the markdown table whose header starts with `first_header`, as cell texts."""
+    lines = (REPO / path).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_the_docs_model_table_says_what_the_registry_says():
+    """docs/MODELS.md's table of models: one row per registered model, in table order, with its
+    label, role (the reference marked) and whether it is in the default set."""
+    rows = _table_rows("docs/MODELS.md", "id")
+    entries = models.entries()
+    assert [r[0].strip("`") for r in rows] == [e.id for e in entries]
+    for r, e in zip(rows, entries):
+        role = f"{e.role} (reference)" if e.reference else e.role
+        assert (r[1], r[2], r[3].split(" ")[0]) == (e.label, role, "yes" if e.default else "no"), e.id
+
+
+def test_the_docs_dataset_table_says_what_the_registry_says():
+    """docs/DATA.md's table of datasets: one row per registered source, with its name (NAME or
+    NAME:PATH), preset and load options."""
+    rows = _table_rows("docs/DATA.md", "DATASET")
+    entries = datasets.entries()
+    assert [r[0].strip("`").split(":")[0] for r in rows] == [e.name for e in entries]
+    for r, e in zip(rows, entries):
+        assert (":" in r[0]) == e.takes_path, e.name
+        assert r[4] == e.preset, e.name
+        assert [o.strip(" `") for o in r[5].split(",")] == list(e.options), e.name

@@ -11,7 +11,8 @@ import pytest
 
 from saml_core import tuning
 from saml_core.config import ConfigError
-from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+from saml_core.experiments import ExperimentConfig, run_experiment
+from saml_core.presets import settings_for
 
 # Two settings of each grid keep these tests fast; the full grids are tested on their own below.
 SMALL_GRID = {"train_config": {"lr": (1e-3, 1e-4), "embedding_decay": (0.0,)}}

@@ -1,5 +1,5 @@
 """What a dataset registry entry holds, and the table of entries. The built-in sources
-(`sources.py`) register here; everything else reads the table through `registry.py`, which imports
+(`sources.py`) register here; everything else reads the table through `dataset_registry.py`, which imports
 `sources.py` first, so the two never import each other."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What a model registry entry holds, and the table of entries. The built-in models
-(`entries.py`) register here; everything else reads the table through `registry.py`, which
+(`entries.py`) register here; everything else reads the table through `model_registry.py`, which
 imports `entries.py` first, so the two never import each other."""
 from __future__ import annotations
 
