@@ -30,8 +30,7 @@ st.dataframe(overall, hide_index=True, width="stretch", placeholder="—", key="
 st.caption(explain.within_auc(n) + f" Below, {n.one} by {n.one}.")
 
 present = sorted(long_df["model"].unique(), key=lambda m: (models.find(m).order if models.find(m) else 999, m))
-main = [m for m in present if (e := models.find(m)) is not None and e.default and e.role != "ablation"]
-main = main or present
+main = models.main_ids(present) or present
 extra = [m for m in present if m not in main]
 c1, c2 = st.columns([3, 2])
 labels = dict(zip(long_df["model"], long_df["label"]))
@@ -41,8 +40,7 @@ shown = main + list(added)
 has_oracle = any(v is not None for v in (exp.oracle_auc or {}).values())  # real data stores none
 show_oracle = has_oracle and c2.toggle("Show oracle AUC", value=True, key="show_oracle",
                                        help="Best accuracy any model can reach (known only for simulated data).")
-method = [m for m in present if (e := models.find(m)) is not None and e.role == "method"]
-focus = (method or [m for m in present if m != report["reference"]["model"]] or present)[0]
+focus = models.focus_id(present, report["reference"]["model"])
 
 view = long_df[long_df["model"].isin(shown)]
 multi = bool((view["runs"] > 1).any())

@@ -38,17 +38,13 @@ with st.form("retrain_form"):
                             "SAML: ours. Ablations: SAML with one part removed. Other baselines: docs/BASELINES.md.")
     st.markdown("**Settings** — the engine's defaults for this dataset and preset; what you see is what trains. "
                 "0 means derived from the size of the data.")
-    c1, c2, c3, c4 = st.columns(4)
-    d_g = c1.number_input("Global embedding size d_g", 1, 512, base.d_g, key=f"rt_dg_{k}")
-    d_s = c2.number_input("Scenario embedding size d_s", 1, 512, base.d_s, key=f"rt_ds_{k}")
-    heads = c3.number_input("Attention heads", 1, 64, base.heads, key=f"rt_heads_{k}")
-    mlp = c4.text_input("MLP layers (sizes = depth)", base.mlp, key=f"rt_mlp_{k}")
-    c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs (at most)", 1, 1000, base.epochs, key=f"rt_epochs_{k}")
-    lr = c2.number_input("Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key=f"rt_lr_{k}")
-    batch_size = c3.number_input("Batch size (0 = from the data)", 0, 65536, base.batch_size, step=64,
-                                 key=f"rt_bs_{k}")
-    patience = c4.number_input("Patience (0 = from validation size)", 0, 100, base.patience, key=f"rt_pat_{k}")
+    values = {}  # one widget per setting the form offers (declared in saml_core.config)
+    for i, (_, f) in enumerate(forms.SETTINGS):
+        if i % 4 == 0:
+            columns = st.columns(4)
+        args = forms.setting_widget_args(f, getattr(base, f.name))
+        widget = columns[i % 4].text_input if f.name == "mlp" else columns[i % 4].number_input
+        values[f.name] = widget(**args, key=f"rt_{f.metadata['form']}_{k}")
     c1, c2, c3 = st.columns(3)
     seeds = c1.number_input("Model seeds", 1, 10, 1, key="rt_seeds", help="Repeat every model with this many seeds.")
     data_seeds = c2.number_input("Data seeds", 1, 10, 1, key="rt_data_seeds",
@@ -60,8 +56,7 @@ with st.form("retrain_form"):
 if submitted:
     req = forms.RetrainRequest(
         dataset=dataset, dataset_path=dataset_path, name=name, runs=list(chosen), preset=preset, seeds=int(seeds),
-        data_seeds=int(data_seeds), device=device, epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
-        patience=int(patience), d_g=int(d_g), d_s=int(d_s), heads=int(heads), mlp=mlp)
+        data_seeds=int(data_seeds), device=device, **values)
     queued_names = {j.experiment for j in q.list() if j.active}
     problems = forms.validate(req, existing | queued_names, forms.cuda_available())
     if problems:

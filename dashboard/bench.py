@@ -75,7 +75,7 @@ def hidden_timings(artifacts: Path, experiment: str | None, after_overview: bool
     or as the first visit after the Overview) and every stored map, with the heavy modules imported."""
     from streamlit.testing.v1 import AppTest
 
-    from saml_core import registry
+    from saml_core import store
 
     os.environ["SAML_ARTIFACTS"] = str(artifacts)
     os.environ.pop("SAML_DEMO_MODE", None)
@@ -91,7 +91,7 @@ def hidden_timings(artifacts: Path, experiment: str | None, after_overview: bool
         first = _render(at, "app_pages/hidden_states.py")
     name = at.session_state["experiment"]
     run_id = at.selectbox(key="hs_run").value
-    stored = registry.load_experiment(artifacts, name).run(run_id).load_maps() or {}
+    stored = store.load_experiment(artifacts, name).run(run_id).load_maps() or {}
     maps = []
     for key in sorted(k for k in stored if k.count("_") == 2 and k.split("_")[0] in ("umap", "pca")):
         method, view, layer = key.split("_")
@@ -114,12 +114,12 @@ def umap_timings(artifacts: Path, experiment: str | None, points: int) -> dict:
     import numpy as np
 
     from dashboard import embedding
-    from saml_core import maps, registry
+    from saml_core import maps, store
     from saml_core.models import registry as models
 
-    names = [s.name for s in registry.list_experiments(artifacts) if s.error is None]
+    names = [s.name for s in store.list_experiments(artifacts) if s.error is None]
     name = experiment or (names[0] if names else None)
-    exp = registry.load_experiment(artifacts, name)
+    exp = store.load_experiment(artifacts, name)
     def states(r):  # probes with hidden states (runs whose weights were not kept store none)
         entry = models.find(r.model)
         if entry is None or "hidden" not in entry.probes or r.error is not None or not r.has_probes:

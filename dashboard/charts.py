@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.colors import ORACLE_COLOR, model_color, model_sort_key
+from saml_core.models import registry as model_registry
 
 RELAIMPR_CAP = 100
 _FONT = dict(family="Source Sans Pro, Arial, sans-serif", size=13)
@@ -94,11 +95,14 @@ def training_curves(hist: pd.DataFrame, metric: str = "valid_auc") -> go.Figure:
 
 
 def per_scenario_auc(long_df: pd.DataFrame, names: list[str], noun_one: str, show_oracle: bool = True,
-                     focus: str = "saml") -> go.Figure:
+                     focus: str | None = None) -> go.Figure:
     """AUC per scenario and model as points with error bars (an AUC axis need not start at 0, bars
-    would), oracle dashes, and the focus model's verdicts against BST (★ better, ▼ worse)."""
+    would), oracle dashes, and the focus model's verdicts against BST (★ better, ▼ worse); focus
+    None = the registry's choice among the models shown."""
     fig = go.Figure()
     models = sorted(long_df["model"].unique(), key=model_sort_key) if not long_df.empty else []
+    if focus is None:
+        focus = model_registry.focus_id(models)
     multi = bool((long_df["runs"] > 1).any()) if not long_df.empty else False
     err_name = "± std over runs" if multi else "95 % confidence interval"
     for m in models:
@@ -218,8 +222,10 @@ def relaimpr_axis(values, cap: float = RELAIMPR_CAP) -> tuple[list[float], list[
     return [lo, hi], cut
 
 
-def relaimpr_bars(long_df: pd.DataFrame, names: list[str], noun_one: str, reference: str = "bst") -> go.Figure:
-    """RelaImpr vs BST per scenario; only where BST is clearly above chance (else the value is None)."""
+def relaimpr_bars(long_df: pd.DataFrame, names: list[str], noun_one: str, reference: str | None = None) -> go.Figure:
+    """RelaImpr vs BST per scenario; only where BST is clearly above chance (else the value is None).
+    reference None = the registry's reference model."""
+    reference = model_registry.reference_id() if reference is None else reference
     fig = go.Figure()
     sub_all = long_df[long_df["model"] != reference] if not long_df.empty else long_df
     for m in sorted(sub_all["model"].unique(), key=model_sort_key) if not sub_all.empty else []:

@@ -1,6 +1,7 @@
 """The dashboard's only door to the artifacts folder, with Streamlit caches in front of it.
 
-Everything is read through `saml_core.registry` (the engine's read API, see docs/ARTIFACTS.md);
+Everything is read through `saml_core.store` and `saml_core.report` (the engine's read API, see
+docs/ARTIFACTS.md);
 reports are also kept between server starts outside the artifacts root (`report_cache`).
 Caches are keyed on a fingerprint of file modification times, so a run that finishes while
 the app is open shows up on the next rerun without a restart, and a rewritten file is re-read.
@@ -14,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import report_cache, settings
-from saml_core import registry
+from saml_core import report as reports, store
 from saml_core.artifacts import ArtifactError
 from saml_core.jobs import JobQueue
 
@@ -79,7 +80,7 @@ def fingerprint(artifacts: Path, name: str | None = None) -> tuple:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _experiments(artifacts: str, _fp: tuple, fp_key: int):
-    return registry.list_experiments(artifacts)
+    return store.list_experiments(artifacts)
 
 
 def experiments(artifacts: Path | None = None) -> list:
@@ -93,7 +94,7 @@ def experiments(artifacts: Path | None = None) -> list:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _experiment(artifacts: str, name: str, fp_key: int):
-    return registry.load_experiment(artifacts, name)
+    return store.load_experiment(artifacts, name)
 
 
 def experiment(name: str, artifacts: Path | None = None):
@@ -111,7 +112,7 @@ def _report(artifacts: str, name: str, fp_key: int):
     if kept is not None:
         return kept, None
     try:
-        doc = registry.report(artifacts, name)
+        doc = reports.report(artifacts, name)
     except Exception as exc:  # the report is optional extra: a page must still render without it
         return None, f"{type(exc).__name__}: {exc}"
     report_cache.save(Path(artifacts), name, doc)

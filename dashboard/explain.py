@@ -212,20 +212,6 @@ RETRAIN = ("Train a new experiment with your own choice of models and settings. 
 
 DEMO_MODE = "Read-only demo mode: retraining is switched off."
 
-DATASET_BADGES = {
-    "synthetic": ("**Simulated data.** A built-in simulator of a cross-border shop with 10 countries. "
-                  "Which countries behave alike was planted on purpose, so we can check what the model recovers."),
-    # what holds for every Taobao source (the shipped sample and the full tables): the sample's size
-    # and what it means for the error bars are in its own caveats (dataset_info), shown under the badge
-    "taobao": "**Real data: Taobao ad clicks.** Public Alimama data; scenario = city level.",
-    "byo": "**Your own log.** Loaded from a file you provided.",
-    "aliexpress": "**Real data: AliExpress search clicks.** Public Tianchi data; scenario = country.",
-    "aliccp": "**Real data: Ali-CCP (Taobao) clicks.** Public Tianchi data; scenario = traffic domain.",
-    "movielens": ("**Real data: MovieLens ratings.** Public GroupLens data; a rating above 3 counts as a click, "
-                  "and every row is a movie the user chose to rate. Scenario = the users' age group, occupation "
-                  "or gender."),
-}
-
 
 def relations(n: Noun, test: str) -> str:
     return (f"Each signal is a {n.one} x {n.one} matrix of how alike two {n.many} are, by one route: what SAML's "

@@ -1,15 +1,15 @@
 """The retrain form's request, validated before anything is launched (pure, unit-tested).
 
 Its defaults are the settings the engine would use for the chosen dataset and preset
-(`saml_core.experiments.settings_for`, the same function the CLI calls), and every value shown is
+(`saml_core.presets.settings_for`, the same function the CLI calls), and every value shown is
 passed on explicitly: what the form shows is what trains."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 
 from dashboard import settings
-from saml_core.config import ConfigError, PRESETS, check_name
+from saml_core.config import PRESETS, ConfigError, ModelConfig, TrainConfig, check_name, settings_of
 
 
 def model_choices() -> dict[str, str]:
@@ -22,7 +22,13 @@ def model_choices() -> dict[str, str]:
 def default_models() -> list[str]:
     from saml_core.models import registry
 
-    return [e.id for e in registry.entries() if e.default and e.role != "ablation"]
+    return registry.main_ids()
+
+
+def default_dataset() -> str:
+    from saml_core.data import registry
+
+    return registry.default_name()
 
 
 def dataset_choices() -> dict[str, str]:
@@ -57,9 +63,22 @@ DEVICES = ("auto", "cpu", "cuda")
 PRESET_NAMES = tuple(PRESETS)
 
 
+# The settings the form offers, declared once in their config dataclass (config.setting(form=...)):
+# (section, field), model sizes first. "mlp" is held as text ("256,128").
+SETTINGS = ([("model", f) for f in settings_of(ModelConfig, "form")]
+            + [("train", f) for f in settings_of(TrainConfig, "form")])
+
+
+def _shown(f, value):
+    """A setting's value as the form holds it."""
+    return ",".join(str(x) for x in value) if f.name == "mlp" else value
+
+
 @dataclass
-class RetrainRequest:
-    dataset: str = "synthetic-countries"
+class _Request:
+    """The form's own fields; RetrainRequest adds one per setting of SETTINGS."""
+
+    dataset: str = field(default_factory=default_dataset)
     dataset_path: str = ""  # schema file, folder, ... for datasets named NAME:PATH
     name: str = ""
     runs: list[str] = field(default_factory=default_models)
@@ -67,25 +86,16 @@ class RetrainRequest:
     seeds: int = 1
     data_seeds: int = 1
     device: str = "auto"
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 0  # 0 = derived from the data
-    patience: int = 0  # 0 = derived from the validation size
-    d_g: int = 8
-    d_s: int = 2
-    heads: int = 4
-    mlp: str = "256,128"
 
     @classmethod
-    def defaults(cls, dataset: str, preset: str = "", **kw) -> "RetrainRequest":
+    def defaults(cls, dataset: str, preset: str = "", **kw):
         """The engine's settings for this dataset and preset, as the form shows them."""
-        from saml_core.experiments import settings_for
+        from saml_core.presets import settings_for
 
         s = settings_for(dataset if not needs_path(dataset) else f"{dataset}:x", preset or None)
-        m, t = s["model_config"], s["train_config"]
-        shown = dict(dataset=dataset, preset=s["preset"], epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
-                     patience=t.patience, d_g=m.d_g, d_s=m.d_s, heads=m.heads, mlp=",".join(str(x) for x in m.mlp))
-        return cls(**{**shown, **kw})
+        cfgs = {"model": s["model_config"], "train": s["train_config"]}
+        shown = {f.name: _shown(f, getattr(cfgs[section], f.name)) for section, f in SETTINGS}
+        return cls(**{"dataset": dataset, "preset": s["preset"], **shown, **kw})
 
     def dataset_arg(self) -> str:
         if not needs_path(self.dataset):
@@ -99,18 +109,25 @@ class RetrainRequest:
 
     def to_config(self):
         """The ExperimentConfig this request trains (raises ConfigError naming the bad value)."""
-        from saml_core.experiments import ExperimentConfig, settings_for
+        from saml_core.experiments import ExperimentConfig
+        from saml_core.presets import settings_for
 
+        given = {"model": {}, "train": {"device": self.device}}
+        for section, f in SETTINGS:
+            given[section][f.name] = getattr(self, f.name)
         try:
-            mlp = tuple(self.mlp_sizes())
+            given["model"]["mlp"] = tuple(self.mlp_sizes())
         except ValueError:
             raise ConfigError(f"MLP layers: comma-separated sizes like 128,64, got {self.mlp!r}") from None
-        s = settings_for(self.dataset_arg(), self.preset or None,
-                         model={"d_g": self.d_g, "d_s": self.d_s, "heads": self.heads, "mlp": mlp},
-                         train={"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
-                                "patience": self.patience, "device": self.device})
+        s = settings_for(self.dataset_arg(), self.preset or None, model=given["model"], train=given["train"])
         return ExperimentConfig(name=self.name.strip(), runs=list(self.runs), seeds=self.seeds,
                                 data_seeds=list(range(self.data_seeds)), dataset=self.dataset_arg(), **s)
+
+
+RetrainRequest = make_dataclass(
+    "RetrainRequest", [(f.name, "str" if f.name == "mlp" else f.type, field(default=_shown(f, f.default)))
+                       for _, f in SETTINGS],
+    bases=(_Request,), namespace={"__module__": __name__})
 
 
 def validate(req: RetrainRequest, existing_experiments: set[str], cuda_available: bool) -> list[str]:
@@ -147,6 +164,22 @@ def validate(req: RetrainRequest, existing_experiments: set[str], cuda_available
         except ConfigError as exc:
             errors.append(f"Settings: {exc}.")
     return errors
+
+
+def setting_widget_args(f, value) -> dict:
+    """The Retrain form's widget for setting `f` (a config.setting field) holding `value`: label,
+    range, step, format and help, all from the field."""
+    m = f.metadata
+    kw = {"label": m["label"], "value": value,
+          "help": m["help"] + (f" ({m['used_by']} only)" if m["used_by"] else "")}
+    if f.name == "mlp":  # typed as text: "256,128"
+        return kw
+    kw.update(min_value=m["lo"], max_value=m["hi"])
+    if m["step"] is not None:
+        kw["step"] = m["step"]
+    if m["fmt"]:
+        kw["format"] = m["fmt"]
+    return kw
 
 
 def cuda_available() -> bool:

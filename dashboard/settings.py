@@ -17,7 +17,7 @@ PROJECT_DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 def artifacts_root() -> Path:
     """$SAML_ARTIFACTS, else the artifacts/ folder next to app.py (`streamlit run path/to/app.py`
     from any working directory finds the same experiments as the CLI): saml_core's default."""
-    from saml_core.registry import default_root
+    from saml_core.store import default_root
 
     return default_root()
 

@@ -194,8 +194,8 @@ def _importance_table(m: dict, view: dict, names: list[str]) -> str:
 
 
 def render(exp, report: dict) -> str:
-    """The HTML document of one experiment (`exp`: saml_core.registry.Experiment; `report`: its
-    saml_core.registry.report)."""
+    """The HTML document of one experiment (`exp`: saml_core.store.Experiment; `report`: its
+    saml_core.report.report)."""
     n = _noun(report)
     names = list(report["scenario_names"])
     figs, parts = [], []
@@ -234,10 +234,8 @@ def render(exp, report: dict) -> str:
         from saml_core.models import registry as models
 
         present = list(dict.fromkeys(long_df["model"]))
-        main = [m for m in present if (e := models.find(m)) is not None and e.default and e.role != "ablation"]
-        view = long_df[long_df["model"].isin(main or present)]
-        focus = next((m for m in present if getattr(models.find(m), "role", "") == "method"),
-                     next((m for m in present if m != report["reference"]["model"]), present[0]))
+        view = long_df[long_df["model"].isin(models.main_ids(present) or present)]
+        focus = models.focus_id(present, report["reference"]["model"])
         fig = charts.per_scenario_auc(view, names, n.one, show_oracle=True, focus=focus)
         drawn = {t.meta for t in fig.data}
         parts.append(f"<h2>AUC per {html.escape(n.one)}</h2>")
@@ -271,14 +269,14 @@ def write(root, name: str, path, reference: str | None = None) -> Path:
     """Render experiment `name` of the artifacts root and write the file atomically (an
     ArtifactError names the file when it cannot be written; an old file stays whole)."""
     from saml_core import artifacts as art
-    from saml_core import registry
+    from saml_core import report as reports, store
 
     path = Path(path)
     if not path.parent.is_dir():  # a typo must not leave new folders behind
         raise art.ArtifactError(path, f"cannot write: the folder {path.parent} does not exist")
     if path.is_dir():
         raise art.ArtifactError(path, "cannot write: a folder of that name exists; name a file")
-    exp = registry.load_experiment(root, name)
-    doc = registry.report(root, name, reference=reference)
+    exp = store.load_experiment(root, name)
+    doc = reports.report(root, name, reference=reference)
     art.atomic_write_bytes(path, render(exp, doc).encode("utf-8"))
     return path

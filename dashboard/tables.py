@@ -1,5 +1,5 @@
 """Plain pandas/numpy shaping of what the pages show (no Streamlit, no file access, no statistics:
-every test, mean, CI, verdict and RelaImpr comes from the engine's report, `saml_core.registry.report`,
+every test, mean, CI, verdict and RelaImpr comes from the engine's report, `saml_core.report.report`,
 which calls `saml_core.evaluate`). Models are keyed by registry id; labels are for display only."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.colors import model_sort_key
+from saml_core.models import registry as model_registry
 
 VERDICT_MARK = {"better": "better ★", "worse": "worse ▼", "no detectable difference": "no detectable difference",
                 "n/a": "n/a"}
@@ -173,7 +174,7 @@ def per_scenario_long(report: dict) -> pd.DataFrame:
     return df.sort_values(["_s", "_m"]).drop(columns=["_s", "_m"]).reset_index(drop=True)
 
 
-def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, focus: str = "saml",
+def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, focus: str | None = None,
                       references: list[dict] | None = None) -> pd.DataFrame:
     """The table to read and download: one row per scenario, AUC per model, then the focus
     model's comparison with BST (verdict, p, Holm p, RelaImpr or why not), every model's logloss
@@ -181,6 +182,7 @@ def per_scenario_wide(long_df: pd.DataFrame, names: list[str], noun_one: str, fo
     if long_df.empty:
         return pd.DataFrame()
     models = sorted(long_df["model"].unique(), key=model_sort_key)
+    focus = model_registry.focus_id(models) if focus is None else focus  # None: the registry's choice
     label = dict(zip(long_df["model"], long_df["label"]))
     rows = []
     for s in names:

@@ -10,7 +10,7 @@ from dashboard import explain, settings, tables
 from dashboard.colors import scenario_colors
 from dashboard.explain import Noun
 from saml_core.analyses_job import AnalysesSpec
-from saml_core.experiments import demo_jobs
+from saml_core.presets import demo_jobs
 
 EXPERIMENT_KEY = "experiment"  # the chosen experiment, kept across pages
 PICKER_KEY = "experiment_picker"  # the sidebar widget (widget state does not survive page changes)
@@ -214,11 +214,14 @@ def job_indicator() -> None:
 
 def dataset_badge(exp) -> None:
     """What data the experiment is about: simulated / real Taobao sample / own log, size, caveats."""
-    kind = exp.dataset_kind
+    from saml_core.data import registry as datasets
+
+    entry = datasets.by_kind(exp.dataset_kind)  # None: a kind this version does not know
+    simulated = entry is not None and entry.simulated
     info = exp.dataset_info or {}
-    text = explain.DATASET_BADGES.get(kind, f"Dataset: {exp.dataset}")
-    icon = {"synthetic": ":material/science:", "taobao": ":material/shopping_cart:"}.get(kind, ":material/description:")
-    (st.warning if kind == "synthetic" else st.info)(text, icon=icon)
+    text = entry.badge if entry is not None and entry.badge else f"Dataset: {exp.dataset}"
+    icon = entry.badge_icon if entry is not None else ":material/description:"
+    (st.warning if simulated else st.info)(text, icon=icon)
     details = [str(info["title"])] if info.get("title") else [f"`{exp.dataset}`"]
     if isinstance(info.get("samples"), (int, float)):
         details.append(f"{int(info['samples']):,} samples")
@@ -230,7 +233,7 @@ def dataset_badge(exp) -> None:
     caveats = info.get("caveats") or []
     if isinstance(caveats, str):
         caveats = [caveats]
-    caveats = [str(c) for c in caveats if kind != "synthetic" or "Simulated" not in str(c)]  # badge says it
+    caveats = [str(c) for c in caveats if not simulated or "Simulated" not in str(c)]  # badge says it
     for d in exp.dropped_scenarios:
         st.caption(f":material/filter_alt_off: Left out: **{d.get('scenario')}** — {d.get('reason')}")
     warnings = info.get("warnings") or []
@@ -269,7 +272,7 @@ def report_or_stop(exp) -> dict:
 
 def broken_runs_notice(exp, runs=None) -> None:
     """One line per run that cannot be shown, saying where it stands; the others are shown as usual."""
-    from saml_core.registry import STATE_WORDS
+    from saml_core.store import STATE_WORDS
 
     waiting = [r for r in (runs if runs is not None else exp.runs) if r.error is not None]
     pending = [r for r in waiting if r.state in ("queued", "running", "cancelled", "interrupted")]

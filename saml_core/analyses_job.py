@@ -87,8 +87,8 @@ def compute_missing(root, spec: AnalysesSpec, *, device: str = "auto", threads: 
     written}. A run named in `spec.runs` that is not in the experiment is an error; one that lacks
     nothing is skipped."""
     from saml_core import analyses
-    from saml_core.experiments import StatusWriter
-    from saml_core.registry import load_experiment
+    from saml_core.experiment_state import StatusWriter
+    from saml_core.store import load_experiment
     from saml_core.runtime import resolve_device, setup_cpu
 
     exp = load_experiment(root, spec.experiment)
@@ -114,7 +114,7 @@ def _compute(exp, todo: dict, dev, status, log) -> dict:
     import torch
 
     from saml_core.data import load_dataset
-    from saml_core.experiments import ExperimentLock
+    from saml_core.experiment_state import ExperimentLock
     from saml_core.models import registry as models
     from saml_core.run_analyses import scoring_batch, write_run_analyses
     from saml_core.train import load_run_model, predict

@@ -253,7 +253,7 @@ def _expected_shapes(key: str) -> dict:
     memory, no compute); cached, since the runs of an experiment share a handful of configs."""
     import torch
 
-    from saml_core.config import RunConfig
+    from saml_core.run_config import RunConfig
     from saml_core.data.types import FeatureSpec
     from saml_core.models import build_model
 

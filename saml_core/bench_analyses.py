@@ -54,7 +54,7 @@ def run_cost(models: list[str], size: str = "default", rounds: int = 1, threads:
 
     from saml_core.config import resolve_for_data
     from saml_core.data import load_dataset
-    from saml_core.experiments import settings_for
+    from saml_core.presets import settings_for
     from saml_core.importance import permutation_importance
     from saml_core.models import build_model, registry
     from saml_core.run_analyses import scoring_batch

@@ -61,7 +61,7 @@ def _available(module: str) -> bool:
 
 
 def compare(peer_paths: list[str], rounds: int = 5, steps: int = 5, batch_size: int = 1024) -> dict:
-    from saml_core import bench
+    from saml_core import bench_speed as bench
     from saml_core.config import ModelConfig
     from saml_core.models import build_model
     from saml_core.optim import ModelAdam

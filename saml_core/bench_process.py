@@ -54,7 +54,7 @@ def busy_processes(n: int):
 def _bench_child(threads: int, rounds: int, steps: int, env_extra: dict, clock: str = "wall") -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(env_extra)
-    cmd = [sys.executable, "-m", "saml_core.bench", "--json", "--threads", str(threads), "--rounds", str(rounds),
+    cmd = [sys.executable, "-m", "saml_core.bench_command", "--json", "--threads", str(threads), "--rounds", str(rounds),
            "--steps", str(steps), "--eval-samples", "8192", "--no-peak", "--no-extras", "--clock", clock]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out)

@@ -20,15 +20,13 @@ BENCHMARKS.md between their markers.
 """
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from saml_core.config import MAX_SEEDS, ConfigError
+from saml_core.config import ConfigError
 
 # protocol -> (movielens options, what it is)
 PROTOCOLS = {
@@ -69,9 +67,10 @@ class Step:
 
 def best_baseline(doc: dict) -> str | None:
     """The baseline other than BST with the highest mean within-scenario AUC in a report."""
-    from saml_core.models.registry import REFERENCE
+    from saml_core.models import registry
 
-    rows = [s for s in doc["summary"] if s["role"] == "baseline" and s["model"] != REFERENCE and not s.get("sweep")
+    reference = registry.reference_id()
+    rows = [s for s in doc["summary"] if s["role"] == "baseline" and s["model"] != reference and not s.get("sweep")
             and (s.get("within_auc") or {}).get("mean") is not None]
     return max(rows, key=lambda s: s["within_auc"]["mean"])["model"] if rows else None
 
@@ -104,7 +103,7 @@ class Eta:
             runs = step.runs if step.runs is not None else [*(m for m in ABLATED if m in self.models), None]
             for m in runs:
                 # the ablations train at their main experiment's choices: no trials of their own
-                grid = 0 if step.variant else len(tuning.grid_points(m)) if m else tuning.grid_size(config.TUNE_GRID)
+                grid = 0 if step.variant else len(tuning.grid_points(m)) if m else config.grid_size(config.TUNE_GRID)
                 for i in range(grid):
                     trial = tuning.read_trial(tuning.trial_dir(self.root / step.name, m, i)) if m else None
                     out.append(((step.name, m, f"t{i}"), trial is not None, (trial or {}).get("seconds")))
@@ -157,9 +156,10 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> tuple[str, list[Step]]:
     """Train (or resume) every experiment of the benchmark; returns (prefix, steps)."""
     from saml_core.data import load_dataset
-    from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+    from saml_core.experiments import ExperimentConfig, run_experiment
+    from saml_core.presets import settings_for
     from saml_core.models import registry
-    from saml_core.registry import report
+    from saml_core.report import report
 
     models = list(models or registry.ids())
     protocols = list(protocols or PROTOCOLS)
@@ -204,61 +204,3 @@ def run(dataset: str, *, root: Path, seeds: int = MIN_SEEDS, preset: str | None 
             if ablated:  # at the full-feature experiment's choices: the ablation measures the features alone
                 train(step, tuned_in=main.name)
     return prefix, steps
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", help="movielens:DIR (ML-100k or ML-1M; docs/DATA.md says how to get them)")
-    p.add_argument("--seeds", type=int, default=MIN_SEEDS, help=f"model seeds per model (at least {MIN_SEEDS})")
-    p.add_argument("--write", action="store_true",
-                   help="regenerate the benchmark section of README.md and BENCHMARKS.md (between its markers)")
-    p.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"comma list of {', '.join(PROTOCOLS)}")
-    p.add_argument("--prefix", default=None, help="experiment names' prefix (default bench-ml100k, bench-ml1m, ... "
-                                                  "from the number of ratings)")
-    p.add_argument("--preset", default=None, help="training preset (default: the dataset's own)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    p.add_argument("--artifacts", default=None,
-                   help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
-    # a shrunken benchmark for the tests: any number of seeds, some models, another docs folder
-    p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--models", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--docs-dir", default=None, help=argparse.SUPPRESS)
-
-
-def cmd(args) -> int:
-    from saml_core import benchmark_tables as tables
-    from saml_core.commands import _CancelFlag, _root
-    from saml_core.experiments import parse_runs
-    from saml_core.train import Cancelled, TrainingFailed
-
-    low = 1 if args.smoke else MIN_SEEDS
-    if not low <= args.seeds <= MAX_SEEDS:
-        raise ConfigError(f"--seeds must be a whole number from {low} to {MAX_SEEDS}, got {args.seeds}")
-    if args.models and not args.smoke:
-        raise ConfigError("the benchmark trains every registered model")
-    models = parse_runs(args.models) if args.models else None
-    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
-    root = _root(args)
-    command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    cancel = _CancelFlag()
-    try:
-        try:
-            prefix, steps = run(args.dataset, root=root, seeds=args.seeds, preset=args.preset, device=args.device,
-                                threads=args.threads, models=models, protocols=protocols, prefix=args.prefix,
-                                should_stop=cancel, command=command)
-        finally:
-            cancel.close()
-    except (Cancelled, KeyboardInterrupt) as exc:
-        print(f"interrupted ({exc or 'Ctrl-C'}); every finished training is kept: run the same command to go on",
-              file=sys.stderr)
-        return 130
-    except TrainingFailed as exc:
-        print(f"error: {exc}; the tables are not written", file=sys.stderr)
-        return 1
-    text = tables.render(root, prefix, steps, seeds=args.seeds, command=tables.public_command(args))
-    print(text)
-    if args.write:
-        docs = Path(args.docs_dir) if args.docs_dir else tables.DOCS_DIR
-        for path in tables.write(docs, prefix, text):
-            print(f"wrote {path}", file=sys.stderr)
-    return 0

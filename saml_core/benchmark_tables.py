@@ -304,7 +304,7 @@ def _references_text(doc: dict) -> str:
 
 
 def _machines(root: Path, names: list[str]) -> str:
-    from saml_core.registry import load_experiment
+    from saml_core.store import load_experiment
 
     seen, threads = set(), set()
     for name in names:
@@ -319,7 +319,7 @@ def _machines(root: Path, names: list[str]) -> str:
 
 def render(root: Path, prefix: str, steps: list, *, seeds: int, command: str) -> str:
     """The whole section: one part per protocol, then the published figures."""
-    from saml_core.registry import report
+    from saml_core.report import report
 
     docs = {s.name: report(root, s.name) for s in steps
             if s.runs and (Path(root) / s.name / "experiment.json").exists()}

@@ -12,7 +12,7 @@ from saml_core.data.types import DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from saml_core.data import cli as data_cli
+    from saml_core.data import data_cli
     from saml_core import commands as engine_cli
 
     parser = argparse.ArgumentParser(prog="python -m saml_core", description=__doc__)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 import sys
-from pathlib import Path
 
-from saml_core.config import ConfigError, PRESETS
+from saml_core.cli_support import CancelFlag, artifacts_root
+from saml_core.config import PRESETS, ConfigError, ModelConfig, TrainConfig, settings_of
 
 
 def add_commands(subparsers) -> None:
@@ -50,7 +49,8 @@ def add_commands(subparsers) -> None:
     r.add_argument("name", help="experiment name (a folder of the artifacts root)")
     r.add_argument("--format", default="markdown", choices=["json", "markdown"])
     r.add_argument("--reference", default=None, metavar="MODEL",
-                   help="the model every other is compared with (default bst: RelaImpr and the paper's tables)")
+                   help=f"the model every other is compared with (default {registry.reference_id()}: RelaImpr and the "
+                        "paper's tables)")
     r.add_argument("--html", default=None, metavar="FILE",
                    help="write the main findings as one HTML file that opens offline in any browser (headline, "
                         "table with the reference rows, charts, their sentences) instead of printing the report")
@@ -76,18 +76,18 @@ def add_commands(subparsers) -> None:
     a.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     a.set_defaults(func=cmd_analyses)
 
-    from saml_core import bench, benchmark
+    from saml_core import bench_command, benchmark_command
 
     m = subparsers.add_parser("benchmark", help="the accuracy benchmark on MovieLens: every model tuned, 5 seeds, "
                                                 "two protocols, sequence and feature ablations; tables for "
                                                 "README/BENCHMARKS (resumes when re-run)")
-    benchmark.add_arguments(m)
-    m.set_defaults(func=benchmark.cmd)
+    benchmark_command.add_arguments(m)
+    m.set_defaults(func=benchmark_command.cmd)
 
     b = subparsers.add_parser("bench", help="samples/s, counted GFLOP and share of the measured peak of BST and "
                                             "SAML (interleaved rounds, same process)")
-    bench.add_arguments(b)
-    b.set_defaults(func=bench.cmd)
+    bench_command.add_arguments(b)
+    b.set_defaults(func=bench_command.cmd)
 
 
 def _dataset_help() -> str:
@@ -101,16 +101,7 @@ def _common(p) -> None:
                    help="training preset (default: the dataset's own; quick = tiny sizes for smoke runs)")
     p.add_argument("--quick", action="store_true", help="= --preset quick")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--epochs", type=int, default=None, help="epoch cap")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="0 = derived from the data")
-    p.add_argument("--patience", type=int, default=None, help="0 = derived from the validation size")
-    p.add_argument("--min-epochs", type=int, default=None, help="0 = derived from the validation size")
-    p.add_argument("--weight-decay", type=float, default=None, help="L2 of the dense parameters")
-    p.add_argument("--embedding-lr-scale", type=float, default=None,
-                   help="learning rate of the embedding tables relative to --lr")
-    p.add_argument("--embedding-decay", type=float, default=None,
-                   help="decoupled weight decay of the embedding rows each step touches")
+    _setting_flags(p, TrainConfig)
     p.add_argument("--tune", action="store_true",
                    help="fair training: each model's learning rate and embedding decay (LR: smoothing and C) "
                         "chosen from a 3x3 grid on validation AUC (first data and model seed), then every seed "
@@ -118,13 +109,7 @@ def _common(p) -> None:
     p.add_argument("--tuning-from", default=None, metavar="EXPERIMENT",
                    help="with --tune: reuse the settings another tuned experiment of the same artifacts root "
                         "chose, without trials (e.g. a feature ablation of the same log)")
-    p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--d-g", type=int, default=None)
-    p.add_argument("--d-s", type=int, default=None)
-    p.add_argument("--heads", type=int, default=None)
-    p.add_argument("--mlp", default=None, help="hidden sizes, e.g. 256,128")
-    p.add_argument("--branch-init", default=None, choices=["shared", "independent"],
-                   help="SAML branches start from one random draw (shared, default) or one each")
+    _setting_flags(p, ModelConfig)
     p.add_argument("--model-option", action="append", default=[], metavar="MODEL.OPTION=VALUE",
                    help="a model's own option, e.g. mmoe.n_experts=8 (repeatable)")
     p.add_argument("--size", default=None, help="simulator size preset: small | default | large")
@@ -141,13 +126,29 @@ def _common(p) -> None:
                    help="a dataset's own load option, e.g. scenario=occupation for movielens:DIR (repeatable; "
                         "docs/DATA.md lists each dataset's options)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    p.add_argument("--weights-dtype", default=None, choices=["float32", "float16"],
-                   help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
     p.add_argument("--probe-size", type=int, default=None, help="test samples in probes.npz (default 3000)")
     p.add_argument("--probe-hidden-all", type=int, default=None,
                    help="of those, samples with every branch's hidden states (default 300)")
     p.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     _dist_option(p)
+
+
+def _setting_flags(p, cls) -> None:
+    """One `--<name>` flag per setting of a config dataclass that the CLI offers (config.setting):
+    its help, choices and type from the field; not given (None) = the preset's value."""
+    for f in settings_of(cls, "cli"):
+        m = f.metadata
+        kw = {"default": None, "help": m["help"] + (f" ({m['used_by']} only)" if m["used_by"] else "")}
+        if m["choices"]:
+            kw["choices"] = list(m["choices"])
+        elif f.type in ("int", "float"):
+            kw["type"] = int if f.type == "int" else float
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _given_settings(args, cls) -> dict:
+    """The settings of `cls` given on the command line."""
+    return {f.name: getattr(args, f.name) for f in settings_of(cls, "cli") if getattr(args, f.name) is not None}
 
 
 def _dist_option(p) -> None:
@@ -193,7 +194,7 @@ def _excluded(args) -> list[str] | None:
     dataset option `exclude`, so the run records exactly what was left out."""
     fields = _fields(args.exclude_fields) or []
     if getattr(args, "no_sequences", False):
-        from saml_core.data.registry import sequence_names
+        from saml_core.data.dataset_registry import sequence_names
 
         fields += [q for q in sequence_names(args.dataset) if q not in fields]
     return fields or None
@@ -215,19 +216,14 @@ def _parse_model_options(items: list[str]) -> dict:
 
 
 def settings_from_args(args) -> dict:
-    """ExperimentConfig keyword arguments from the CLI options (presets via experiments.settings_for)."""
-    from saml_core.experiments import settings_for
+    """ExperimentConfig keyword arguments from the CLI options (presets via presets.settings_for)."""
+    from saml_core.presets import settings_for
 
-    model = {k: getattr(args, k) for k in ("d_g", "d_s", "heads", "dropout") if getattr(args, k) is not None}
-    if args.mlp:
-        model["mlp"] = _parse_mlp(args.mlp)
-    if args.branch_init:
-        model["branch_init"] = args.branch_init
-    train = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "patience", "min_epochs", "weight_decay",
-                                           "embedding_lr_scale", "embedding_decay") if getattr(args, k) is not None}
+    model = _given_settings(args, ModelConfig)
+    if "mlp" in model:
+        model["mlp"] = _parse_mlp(model["mlp"])
+    train = _given_settings(args, TrainConfig)
     train.update(device=args.device, num_threads=args.threads)
-    if args.weights_dtype:
-        train["weights_dtype"] = args.weights_dtype
     probes = {k: getattr(args, k) for k in ("probe_size", "probe_hidden_all") if getattr(args, k) is not None}
     settings = settings_for(args.dataset, "quick" if args.quick else args.preset, model=model, train=train,
                             probes=probes, dataset_options=parse_dataset_options(args.dataset_option, {
@@ -237,60 +233,6 @@ def settings_from_args(args) -> dict:
             "tuned": args.tune or args.tuning_from is not None, "tuning_from": args.tuning_from}
 
 
-class _CancelFlag:
-    """SIGTERM = cancel. The first SIGTERM sets a flag that the trainer polls between batches (the
-    clean path: the run stops, status "cancelled", finished epochs kept, exit code 130). A batch, a
-    data load or a final write can outlast the promised second, so when the flag has not been
-    picked up GRACE seconds later, or at a second SIGTERM, Cancelled is raised wherever the main
-    thread is: every artifact write is atomic, so that too leaves only whole files (and the same
-    status and exit code). Only code that runs Python bytecode can be interrupted: one long call
-    into C (a huge matrix product) finishes first."""
-
-    GRACE = 0.5
-
-    def __init__(self):
-        from saml_core.train import Cancelled
-
-        self.Cancelled = Cancelled
-        self.flag = False  # SIGTERM received
-        self.taken = False  # the trainer saw the flag and is stopping
-        self._old = {sig: signal.signal(sig, handler)
-                     for sig, handler in ((signal.SIGTERM, self._term), (signal.SIGALRM, self._alarm))}
-
-    def _term(self, *_):
-        if self.flag and not self.taken:
-            self._disarm()
-            raise self.Cancelled("cancelled (second SIGTERM)")
-        self.flag = True
-        if not self.taken:
-            signal.setitimer(signal.ITIMER_REAL, self.GRACE)
-
-    def _alarm(self, *_):
-        if self.flag and not self.taken:
-            self.taken = True
-            raise self.Cancelled(f"cancelled (SIGTERM, not picked up within {self.GRACE:g} s)")
-
-    def _disarm(self):
-        self.taken = True
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def __call__(self) -> bool:
-        if self.flag and not self.taken:
-            self._disarm()  # the caller raises Cancelled now: no forced stop needed
-        return self.flag
-
-    def close(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
-def _root(args) -> Path:
-    from saml_core.registry import default_root
-
-    return Path(args.artifacts) if args.artifacts else default_root()
-
-
 LATE_INTERRUPT = "interrupt received after every run had finished and was saved: the experiment is complete"
 
 
@@ -298,28 +240,28 @@ def _complete(cfg, args) -> bool:
     """Every run of the experiment has its final files (an interrupt then changes nothing)."""
     from saml_core.experiments import run_is_finished
 
-    return all(run_is_finished(_root(args) / cfg.name / r.run_id) for r in cfg.plan())
+    return all(run_is_finished(artifacts_root(args) / cfg.name / r.run_id) for r in cfg.plan())
 
 
 def _run(cfg, args) -> int:
     """Run the experiment; under torchrun with several processes rank 0 runs it (and alone
     writes) while the other ranks follow its tasks (saml_core.distributed)."""
-    from saml_core import distributed
+    from saml_core import ddp_worker, distributed
     from saml_core.experiments import run_experiment
     from saml_core.train import Cancelled, TrainingFailed
 
     dist = distributed.from_env(getattr(args, "dist_backend", "auto"), cfg.train_config.device)
     command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    cancel = _CancelFlag()
+    cancel = CancelFlag()
     rc = 1  # an unexpected error (its traceback follows)
     try:
         try:
             if dist is not None and not dist.is_main:
-                rc = distributed.follow(dist, cancel)
+                rc = ddp_worker.follow(dist, cancel)
                 if rc == 0:  # rank 0 said stop: every rank is here
                     distributed.settle()
                 return rc
-            run_experiment(cfg, _root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
+            run_experiment(cfg, artifacts_root(args), status_file=getattr(args, "status_file", None), should_stop=cancel,
                            command=command, overwrite=getattr(args, "overwrite", False), dist=dist)
         finally:
             cancel.close()  # inside the try: a forced stop that fires while closing is still a cancel
@@ -359,7 +301,7 @@ def cmd_train(args) -> int:
 
     if rc == 0 and not distributed.is_worker():
         run_id = cfg.plan()[0].run_id
-        print(json.dumps({"experiment": cfg.name, "run_id": run_id, "run_dir": str(_root(args) / cfg.name / run_id)}))
+        print(json.dumps({"experiment": cfg.name, "run_id": run_id, "run_dir": str(artifacts_root(args) / cfg.name / run_id)}))
     return rc
 
 
@@ -382,13 +324,13 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Each demo experiment and its analyses (`experiments.demo_jobs`, the list the dashboard queues)."""
+    """Each demo experiment and its analyses (`presets.demo_jobs`, the list the dashboard queues)."""
     from saml_core.analyses_job import AnalysesSpec, compute_missing
-    from saml_core.experiments import demo_jobs
+    from saml_core.presets import demo_jobs
 
     for job in demo_jobs(device=args.device, threads=args.threads):
         if isinstance(job, AnalysesSpec):
-            compute_missing(_root(args), job, device=args.device, threads=args.threads)
+            compute_missing(artifacts_root(args), job, device=args.device, threads=args.threads)
             continue
         rc = _run(job, args)
         if rc:
@@ -397,17 +339,17 @@ def cmd_demo(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from saml_core.registry import report, report_markdown
+    from saml_core.report import report, report_markdown
 
     if args.html:
         # The dashboard's own summary (dashboard/summary.py: Plotly, no Streamlit), so the file is
         # the one its Overview button gives.
         from dashboard.summary import write
 
-        path = write(_root(args), args.name, args.html, reference=args.reference)
+        path = write(artifacts_root(args), args.name, args.html, reference=args.reference)
         print(f"Summary of {args.name} written to {path} ({path.stat().st_size / 2**20:.1f} MB, opens offline)")
         return 0
-    doc = report(_root(args), args.name, reference=args.reference)
+    doc = report(artifacts_root(args), args.name, reference=args.reference)
     if args.format == "json":
         print(json.dumps(doc, indent=1, default=_json_default))
     else:
@@ -424,7 +366,7 @@ def cmd_analyses(args) -> int:
         spec = AnalysesSpec(args.name, tuple(_fields(args.runs)) if args.runs else None)
     else:
         raise ConfigError("analyses needs an experiment NAME (or --spec FILE)")
-    done = compute_missing(_root(args), spec, device=args.device, threads=args.threads, status_file=args.status_file)
+    done = compute_missing(artifacts_root(args), spec, device=args.device, threads=args.threads, status_file=args.status_file)
     print(json.dumps({"experiment": spec.experiment, "written": done}))
     return 0
 

@@ -1,4 +1,7 @@
-"""Plain dataclass configs. A RunConfig written to config.json fully reproduces a run.
+"""Plain dataclass configs: the sizes every model shares (ModelConfig), how they are trained
+(TrainConfig), their bounds and checks. The run's own config, which names a model of the
+registry, is `run_config.RunConfig`; this module imports no other module of the project, so
+that everything (the model registry included) may import it.
 
 Training presets live here too (`PRESETS`): each dataset names its default preset in the
 dataset registry, the CLI and the retrain form start from it, and options override it.
@@ -51,27 +54,75 @@ def check_float(name: str, value, lo: float, hi: float, lo_open: bool = True) ->
     return float(value)
 
 
+def setting(default, *, help: str, lo=None, hi=None, lo_open: bool = True, choices: tuple = (), used_by: str = "",
+            cli: bool = False, form: str = "", label: str = "", name: str = "", step=None, fmt: str = ""):
+    """A config field with everything said about it in one place, read by everything that shows,
+    takes or checks it:
+    - `help` (the CLI flag's and the Retrain form's), `used_by` (which models use it; "" = every
+      model), `label` (the form's widget label; default: the help);
+    - `lo`/`hi` (`lo_open`: the lower bound excluded; floats only): checked by `check_settings`
+      (the message names `name`, default the field's), the form's widget range; `choices`;
+    - `cli`: a `--<field-name>` flag of `train`/`experiment` (not given = the preset's value);
+      `form`: the Retrain form offers it (the widget key's stem), with `step` and `fmt`."""
+    return field(default=default, metadata={
+        "help": help, "used_by": used_by, "label": label or help, "lo": lo, "hi": hi, "lo_open": lo_open,
+        "choices": tuple(choices), "cli": cli, "form": form, "name": name, "step": step, "fmt": fmt})
+
+
+def check_settings(cfg) -> None:
+    """Every bounded setting of a config dataclass within its bounds (ConfigError naming it)."""
+    for f in fields(cfg):
+        m = f.metadata
+        if m.get("lo") is None:
+            continue
+        if f.type == "float":
+            check_float(m["name"] or f.name, getattr(cfg, f.name), m["lo"], m["hi"], lo_open=m["lo_open"])
+        else:
+            check_int(m["name"] or f.name, getattr(cfg, f.name), m["lo"], m["hi"])
+
+
+def choices(cls, name: str) -> tuple:
+    """The choices declared for setting `name` of config dataclass `cls`."""
+    return next(f.metadata["choices"] for f in fields(cls) if f.name == name)
+
+
+def settings_of(cls, what: str) -> list:
+    """The fields of config dataclass `cls` that the CLI ("cli") or the Retrain form ("form") offers."""
+    return [f for f in fields(cls) if f.metadata.get(what)]
+
+
+SAML_ONLY = "SAML and its ablations"
+
+
 @dataclass
 class ModelConfig:
     """Sizes shared by every model of an experiment (same features, same sequence block).
     Defaults: the paper's industrial settings."""
 
-    d_g: int = 8  # global embedding size per field
-    d_s: int = 2  # scenario-specific embedding size per field
-    heads: int = 4
-    head_dim: int = 8  # attention inner size = heads * head_dim (ours: decoupled from d_g)
-    ff_dim: int = 64  # transformer feed-forward size (PyTorch's default 2048 is far too slow)
-    attn_readout: str = "target"  # "target": output at the target-item position; "target_mean": + masked mean
-    mlp: tuple[int, ...] = (256, 128)  # auxiliary / branch / BST MLP hidden sizes
-    dropout: float = 0.0
+    d_g: int = setting(8, lo=1, hi=MAX_EMBEDDING, help="global embedding size per field", cli=True, form="dg",
+                       label="Global embedding size d_g")
+    d_s: int = setting(2, lo=1, hi=MAX_EMBEDDING, help="scenario-specific embedding size per field",
+                       used_by=SAML_ONLY, cli=True, form="ds", label="Scenario embedding size d_s")
+    heads: int = setting(4, lo=1, hi=MAX_HEADS, help="attention heads over the behaviour sequence", cli=True,
+                         form="heads", label="Attention heads")
+    # attention inner size = heads * head_dim (ours: decoupled from d_g)
+    head_dim: int = setting(8, lo=1, hi=MAX_EMBEDDING, help="attention size per head")
+    # PyTorch's default 2048 is far too slow
+    ff_dim: int = setting(64, lo=1, hi=MAX_WIDTH, help="transformer feed-forward size")
+    attn_readout: str = setting("target", choices=("target", "target_mean"),
+                                help="target: output at the target-item position; target_mean: + masked mean")
+    mlp: tuple[int, ...] = setting((256, 128), help="hidden sizes, e.g. 256,128", cli=True, form="mlp",
+                                   label="MLP layers (sizes = depth)")  # auxiliary / branch / BST MLP
+    dropout: float = setting(0.0, lo=0.0, hi=0.9, lo_open=False, help="dropout of the MLPs", cli=True)
     dep_includes_global: bool = False  # e_dep also gets the global embeddings (spec option)
     mutual_layers: tuple[int, ...] | None = None  # hidden layers with a mutual unit (None = all)
-    aux_weight: float = 1.0  # weight of L_aux
+    aux_weight: float = setting(1.0, lo=0.0, hi=100.0, lo_open=False, help="weight of L_aux", used_by=SAML_ONLY)
     sparse_embeddings: bool = True  # sparse embedding gradients + lazy (sparse) Adam on the tables
     # (ours) "shared": the K branches and their gates start from one random draw, so the cosine
     # between branches (alpha) measures what training on each scenario made different rather
     # than initialisation noise; "independent": one draw per branch
-    branch_init: str = "shared"
+    branch_init: str = setting("shared", choices=("shared", "independent"), used_by=SAML_ONLY, cli=True,
+                               help="SAML branches start from one random draw (shared, default) or one each")
 
     def __post_init__(self):
         self.mlp = tuple(self.mlp) if isinstance(self.mlp, (list, tuple)) else self.mlp
@@ -84,16 +135,10 @@ class ModelConfig:
             bad = [i for i in self.mutual_layers if not isinstance(i, int) or not 0 <= i < len(self.mlp)]
             if bad:
                 raise ConfigError(f"mutual_layers {bad} out of range 0..{len(self.mlp) - 1}")
-        check_int("d_g", self.d_g, 1, MAX_EMBEDDING)
-        check_int("d_s", self.d_s, 1, MAX_EMBEDDING)
-        check_int("heads", self.heads, 1, MAX_HEADS)
-        check_int("head_dim", self.head_dim, 1, MAX_EMBEDDING)
-        check_int("ff_dim", self.ff_dim, 1, MAX_WIDTH)
-        check_float("dropout", self.dropout, 0.0, 0.9, lo_open=False)
-        check_float("aux_weight", self.aux_weight, 0.0, 100.0, lo_open=False)
-        if self.branch_init not in ("shared", "independent"):
+        check_settings(self)
+        if self.branch_init not in choices(ModelConfig, "branch_init"):
             raise ConfigError(f"branch_init must be 'shared' or 'independent', got {self.branch_init!r}")
-        if self.attn_readout not in ("target", "target_mean"):
+        if self.attn_readout not in choices(ModelConfig, "attn_readout"):
             raise ConfigError(f"attn_readout must be 'target' or 'target_mean', got {self.attn_readout!r}")
 
     def to_dict(self) -> dict:
@@ -110,39 +155,41 @@ class TrainConfig:
     mean "derived from the data" (`resolve_for_data`): an experiment resolves them once and
     records the numbers it used."""
 
-    lr: float = 1e-3
-    batch_size: int = 0  # 0: the preset's batch, shrunk so that an epoch has >= MIN_STEPS steps
-    epochs: int = 20  # upper bound; early stopping ends most runs long before
-    patience: int = 0  # epochs without a better validation AUC before stopping; 0: from validation size
-    min_epochs: int = 0  # never stop before this epoch; 0: from validation size
-    max_batch_size: int = 1024  # the preset's batch size, the ceiling of the derived one
-    weight_decay: float = 0.0  # dense parameters (Adam's L2)
-    embedding_lr_scale: float = 1.0  # learning rate of the embedding tables relative to lr
-    embedding_decay: float = 0.0  # decoupled decay of the embedding rows a step touches (optim.py)
-    device: str = "auto"  # auto | cpu | cuda
-    num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
-    eval_batch_size: int = 8192
-    max_train_batches: int = 0  # per epoch, 0 = all (used by --quick tests)
+    lr: float = setting(1e-3, lo=0.0, hi=10.0, help="learning rate (Adam)", cli=True, form="lr", label="Learning rate",
+                        step=1e-4, fmt="%.5f")
+    # 0: the preset's batch, shrunk so that an epoch has >= MIN_STEPS steps
+    batch_size: int = setting(0, lo=0, hi=MAX_BATCH, help="0 = derived from the data", cli=True, form="bs",
+                              label="Batch size (0 = from the data)", step=64)
+    # upper bound; early stopping ends most runs long before
+    epochs: int = setting(20, lo=1, hi=MAX_EPOCHS, help="epoch cap", cli=True, form="epochs", label="Epochs (at most)")
+    # epochs without a better validation AUC before stopping
+    patience: int = setting(0, lo=0, hi=MAX_EPOCHS, help="0 = derived from the validation size", cli=True, form="pat",
+                            label="Patience (0 = from validation size)")
+    min_epochs: int = setting(0, lo=0, hi=MAX_EPOCHS, help="0 = derived from the validation size", cli=True)
+    # the preset's batch size, the ceiling of the derived one
+    max_batch_size: int = setting(1024, lo=1, hi=MAX_BATCH, help="ceiling of the derived batch size")
+    weight_decay: float = setting(0.0, lo=0.0, hi=1.0, lo_open=False, help="L2 of the dense parameters", cli=True)
+    embedding_lr_scale: float = setting(1.0, lo=0.0, hi=100.0, cli=True,
+                                        help="learning rate of the embedding tables relative to --lr")
+    # decoupled decay of the embedding rows a step touches (optim.py)
+    embedding_decay: float = setting(0.0, lo=0.0, hi=1000.0, lo_open=False, cli=True,
+                                     help="decoupled weight decay of the embedding rows each step touches")
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"), help="auto | cpu | cuda")
+    num_threads: int = setting(0, lo=0, hi=MAX_THREADS, name="threads",
+                               help="torch CPU threads; 0 = leave torch's default")
+    eval_batch_size: int = setting(8192, lo=1, hi=MAX_BATCH, help="rows per prediction batch")
+    # per epoch, 0 = all (used by --quick tests)
+    max_train_batches: int = setting(0, lo=0, hi=MAX_BATCH, help="training batches per epoch (0 = all)")
     # storage of model.pt; "float16" halves it. The trained weights are rounded to it before the
     # test evaluation, so metrics.json describes exactly the weights on disk
-    weights_dtype: str = "float32"
+    weights_dtype: str = setting("float32", choices=("float32", "float16"), cli=True,
+                                 help="storage of model.pt (float16: half the size; metrics are of the stored weights)")
 
     def __post_init__(self):
-        check_float("lr", self.lr, 0.0, 10.0)
-        check_int("batch_size", self.batch_size, 0, MAX_BATCH)
-        check_int("max_batch_size", self.max_batch_size, 1, MAX_BATCH)
-        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        check_int("patience", self.patience, 0, MAX_EPOCHS)
-        check_int("min_epochs", self.min_epochs, 0, MAX_EPOCHS)
-        check_float("weight_decay", self.weight_decay, 0.0, 1.0, lo_open=False)
-        check_float("embedding_lr_scale", self.embedding_lr_scale, 0.0, 100.0)
-        check_float("embedding_decay", self.embedding_decay, 0.0, 1000.0, lo_open=False)
-        check_int("threads", self.num_threads, 0, MAX_THREADS)
-        check_int("eval_batch_size", self.eval_batch_size, 1, MAX_BATCH)
-        check_int("max_train_batches", self.max_train_batches, 0, MAX_BATCH)
-        if self.weights_dtype not in ("float32", "float16"):
+        check_settings(self)
+        if self.weights_dtype not in choices(TrainConfig, "weights_dtype"):
             raise ConfigError(f"weights_dtype must be float32 or float16, got {self.weights_dtype!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in choices(TrainConfig, "device"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     @property
@@ -208,9 +255,10 @@ PRESETS = {
     "movielens-published": {"model": {"d_g": 16, "d_s": 4, "mlp": (128, 64, 32)},
                             "train": {"lr": 1e-3, "weight_decay": 1e-5, "max_batch_size": 4096, "epochs": 50},
                             "probes": {}},
+    # "small_data": the dataset's `quick_options` apply too (the simulator's small size)
     "quick": {"model": {"mlp": (32, 16)}, "train": {"epochs": 2, "patience": 1, "min_epochs": 1,
                                                     "batch_size": 512, "max_batch_size": 512},
-              "probes": {"probe_size": 400, "probe_hidden_all": 60}},
+              "probes": {"probe_size": 400, "probe_hidden_all": 60}, "small_data": True},
 }
 
 
@@ -226,63 +274,41 @@ PRESETS = {
 TUNE_GRID = {"train_config": {"lr": (1e-3, 3e-4, 1e-4), "embedding_decay": (0.0, 0.1, 1.0)}}
 
 
+TUNE_SECTIONS = ("train_config", "model_options")
+
+
+def grid_size(spec: dict) -> int:
+    n = 1
+    for settings in spec.values():
+        for values in settings.values():
+            n *= len(values)
+    return n
+
+
+def check_grid(model_id: str, spec: dict, options: dict) -> None:
+    """A model's own tuning grid (`ModelEntry.tune_grid`): known sections and settings, and the
+    budget of TUNE_GRID. Here, beside TUNE_GRID, so that the model registry checks an entry
+    without importing the tuner."""
+    train_fields = {f.name for f in fields(TrainConfig)}
+    for section, settings in spec.items():
+        known = train_fields if section == "train_config" else set(options) if section == "model_options" else None
+        if known is None:
+            raise ValueError(f"model {model_id!r}: tune_grid section {section!r} is not one of {TUNE_SECTIONS}")
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"model {model_id!r}: tune_grid has unknown {section} setting(s) {', '.join(unknown)}")
+        if not all(isinstance(v, tuple) and v for v in settings.values()):
+            raise ValueError(f"model {model_id!r}: every tune_grid setting needs a non-empty tuple of values")
+    budget = grid_size(TUNE_GRID)
+    if grid_size(spec) != budget:
+        raise ValueError(f"model {model_id!r}: tune_grid has {grid_size(spec)} points, the common budget is "
+                         f"{budget} (config.TUNE_GRID)")
+
+
 def preset(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-# Runs -----------------------------------------------------------------------------------------
-@dataclass
-class RunConfig:
-    run_id: str
-    model: str  # a model registry id (saml, bst, bst_individual, saml_no_gate, ...)
-    seed: int = 0  # model seed: initial weights and batch order
-    data_seed: int = 0  # dataset seed: simulated data / random split (fixed splits ignore it)
-    experiment: str | None = None
-    dataset: str = "synthetic-countries"
-    dataset_options: dict = field(default_factory=dict)  # load_dataset options (without the seed)
-    model_options: dict = field(default_factory=dict)  # the model's own options (registry entry)
-    sweep: dict | None = None  # {"name": "emb", "value": 16} for a sensitivity-sweep run
-    model_config: ModelConfig = field(default_factory=ModelConfig)
-    train_config: TrainConfig = field(default_factory=TrainConfig)
-    probe_size: int = 3000  # evaluation subset for probes (stratified by scenario)
-    probe_hidden_all: int = 300  # subsample with every branch's hidden states
-    # False (demo storage): no model.pt, and probes without hidden states (alpha, gates, predictions kept)
-    keep_weights: bool = True
-    # a tuned run: how its tuned settings were chosen (saml_core.tuning: grid, valid_auc, chosen,
-    # trials_run_on_seed, ...); None = trained with the settings as given
-    tuning: dict | None = None
-
-    def __post_init__(self):
-        from saml_core.models import registry
-
-        registry.get(self.model)  # unknown model: a clear error
-        self.model_options = registry.resolve_options(self.model, self.model_options)
-        check_int("seed", self.seed, 0, MAX_SEED)
-        check_int("data seed", self.data_seed, 0, MAX_SEED)
-        check_int("probe_size", self.probe_size, 1, 1_000_000)
-        check_int("probe_hidden_all", self.probe_hidden_all, 0, 1_000_000)
-
-    @property
-    def label(self) -> str:
-        from saml_core.models import registry
-
-        return registry.get(self.model).label
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model_config"] = self.model_config.to_dict()
-        d["label"] = self.label
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        kw["model_config"] = build_dataclass(ModelConfig, d.get("model_config", {}))
-        kw["train_config"] = build_dataclass(TrainConfig, d.get("train_config", {}))
-        return cls(**kw)
 
 
 def build_dataclass(cls, d: dict):

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +32,7 @@ import torch
 import torch.distributed as tdist
 
 from saml_core.config import ConfigError
+from saml_core.errors import TrainingFailed
 from saml_core.models.table_rows import coalesced
 
 BACKENDS = ("auto", "gloo", "nccl")
@@ -201,8 +201,6 @@ class Dist:
         """Rank 0: the workers train task["run"] (a RunConfig dict) together with it; afterwards
         they wait for the next task, unless the run was cancelled or failed in a way only rank 0
         saw (then they have stopped or torchrun stops them)."""
-        from saml_core.train import TrainingFailed
-
         self.send({"op": "train", **task})
         self.state = "busy"
         try:
@@ -304,41 +302,6 @@ def _shutdown() -> None:
     gc.collect()
     if tdist.is_initialized():
         tdist.destroy_process_group()
-
-
-def follow(dist: Dist, should_stop) -> int:
-    """A worker's life: wait for rank 0's tasks and do them, until "stop" (returns 0), a
-    cancel agreed on by all ranks (130) or a failure (1, one line on stderr)."""
-    from saml_core.config import RunConfig
-    from saml_core.data import load_dataset
-    from saml_core.train import Cancelled, TrainingFailed, train_run
-
-    data = None
-    try:
-        while True:
-            task = dist.broadcast()
-            if task["op"] == "stop":
-                return 0
-            if task["op"] == "load":
-                data = None  # the previous data seed's arrays go before the next are loaded
-                data = dist._load_in_turn(lambda: load_dataset(task["dataset"], seed=task["seed"],
-                                                               **task["options"]))
-            elif task["op"] == "train":
-                try:
-                    train_run(RunConfig.from_dict(task["run"]), data, task["run_dir"], should_stop=should_stop,
-                              dist=dist)
-                except TrainingFailed:  # every rank saw it; rank 0 records it and goes on
-                    continue
-    except Cancelled:
-        return 130
-    except PeerFailed as exc:
-        print(f"rank {dist.rank}: stopped: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        if not peer_lost(exc):
-            raise
-        print(f"rank {dist.rank}: stopped: {peer_lost_message(exc)}", file=sys.stderr)
-        return 1
 
 
 def peer_lost(exc: BaseException) -> bool:

@@ -9,14 +9,12 @@ and refuses to mix other settings into an existing experiment.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -25,32 +23,18 @@ import numpy as np
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
 from saml_core import maps
-from saml_core import liveness
-from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, RunConfig, TrainConfig,
+from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, TrainConfig,
                               build_dataclass, check_int, check_name, resolve_for_data, run_id_for)
+from saml_core.experiment_state import (ExperimentLock, ExperimentProgress, StatusWriter, config_differences,
+                                        now_iso)
+from saml_core.run_config import RunConfig
 
-# The shipped demo (`python -m saml_core demo`, also the dashboard's "Build the demo"): the
-# default comparison set plus the simple baseline on both datasets, with 3 model seeds and 2 data
-# seeds so that every headline figure is a mean with its spread; stored compactly (float16
-# weights; weights, hidden states and maps of the first run of each method and baseline only; 1,000 probe
-# samples, 100 of them through every branch). `demo_specs` builds both experiments from
-# DEMO_RECIPE (the CLI's `demo` and the dashboard run exactly these specs); DEMO_OPTIONS is the
-# same recipe as `experiment` options, for the README (a test keeps the two equal).
-DEMO_EXPERIMENTS = (("demo", "synthetic-countries"), ("taobao-demo", "taobao-sample"))
-DEMO_RECIPE = {"runs": "default,lr_te", "seeds": 3, "data_seeds": [0, 1], "keep_weights": "first-run-main",
-               "train": {"weights_dtype": "float16"}, "probes": {"probe_size": 1000, "probe_hidden_all": 100}}
-DEMO_OPTIONS = ("--seeds", "3", "--data-seeds", "2", "--weights-dtype", "float16", "--probe-size", "1000",
-                "--probe-hidden-all", "100", "--keep-weights", "first-run-main", "--runs", "default,lr_te")
 SWEEPS = {"emb": (8, 12, 16, 24, 32), "heads": (4, 8, 12, 16), "depth": (2, 3, 4, 5)}
 SWEEP_RUNS = ("bst", "saml")
 KEEP_WEIGHTS = ("all", "first-run", "first-run-main")
 # Run ids of earlier versions, still accepted on the command line.
 ALIASES = {"saml:full": "saml", "saml:no_gate": "saml_no_gate", "saml:no_aux": "saml_no_aux",
            "saml:no_gate_mut": "saml_no_gate_mut"}
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def parse_runs(text: str | list | tuple) -> list[str]:
@@ -219,69 +203,6 @@ class ExperimentConfig:
             raise ConfigError(f"experiment specification: {exc}") from None
 
 
-class StatusWriter:
-    """experiment_status.json (+ an extra --status-file), written atomically, throttled. Records
-    the writer's pid and start time, so a reader can tell "running" from "interrupted"."""
-
-    def __init__(self, paths: list[Path], base: dict, min_interval: float = 0.5):
-        self.paths, self.base, self.min_interval = paths, dict(base), min_interval
-        self._last = 0.0
-        self._me = liveness.token()
-
-    def write(self, force: bool = False, **fields) -> None:
-        self.base.update(fields)
-        now = time.monotonic()
-        if not force and now - self._last < self.min_interval:
-            return
-        self._last = now
-        doc = {**self.base, "updated": now_iso(), **self._me}
-        for p in self.paths:
-            art.write_json(p, doc)
-
-    def final(self, **fields) -> None:
-        """The last word on the way out of an error: best effort, so that a status that cannot be
-        written (full disk) never hides the error that ended the run."""
-        try:
-            self.write(force=True, **fields)
-        except art.ArtifactError:
-            pass
-
-
-class ExperimentProgress:
-    """One progress fraction and ETA for the whole experiment: finished runs, plus the running
-    run's share (its epochs and steps; for a per-scenario model, its sub-models). Never goes
-    backwards: a run that stops early jumps forward."""
-
-    def __init__(self, n_runs: int, done: int, on_unit_done: Callable[[], None] | None = None):
-        self.n_runs, self.done = max(n_runs, 1), done
-        self.fraction = done / max(n_runs, 1)
-        self.t0, self.f0 = time.monotonic(), self.fraction
-        self.on_unit_done = on_unit_done
-
-    def update(self, event: dict) -> tuple[float, float | None]:
-        epochs = max(float(event.get("epochs") or 1), 1.0)
-        steps = max(float(event.get("steps") or 1), 1.0)
-        within = min((max(float(event.get("epoch") or 1) - 1, 0) + min(float(event.get("step") or 0) / steps, 1)) /
-                     epochs, 1.0)
-        if event.get("n_submodels"):
-            within = (float(event["submodel_index"]) - 1 + within) / float(event["n_submodels"])
-        self.fraction = max(self.fraction, (self.done + within) / self.n_runs)
-        return self.fraction, self.eta()
-
-    def run_finished(self) -> None:
-        self.done += 1
-        self.fraction = max(self.fraction, self.done / self.n_runs)
-        if self.on_unit_done is not None:
-            self.on_unit_done()
-
-    def eta(self) -> float | None:
-        gained = self.fraction - self.f0
-        elapsed = time.monotonic() - self.t0
-        if gained <= 0.002 or elapsed < 1:
-            return None
-        return elapsed / gained * (1 - self.fraction)
-
-
 def dataset_facts(data) -> dict:
     """The facts of one data seed's split: shares, counts, oracle, similarities, probe subset.
     train_counts (train rows and clicks per scenario) give the report its reference predictors
@@ -341,35 +262,6 @@ def run_is_finished(run_dir: Path) -> bool:
     return (run_dir / "model.pt").exists() or metrics.get("weights_kept") is False
 
 
-# What may differ between a stored run and the same run requested again.
-_VOLATILE = {"schema_version", "experiment", "feature_spec", "label", "train_config.device",
-             "train_config.num_threads", "train_config.eval_batch_size"}
-
-
-def config_differences(stored: dict, wanted: dict, prefix: str = "", ignore: set[str] | frozenset = frozenset()
-                       ) -> list[str]:
-    """Readable differences between two run configurations ("lr: 0.001 -> 0.0005"); paths in
-    `ignore` (and the volatile ones) may differ."""
-    out = []
-    for key in sorted(set(stored) | set(wanted)):
-        path = f"{prefix}{key}"
-        if path in _VOLATILE or path in ignore:
-            continue
-        a, b = stored.get(key), wanted.get(key)
-        if path == "tuning" and (a is None) != (b is None):  # the whole record: say what it means
-            out.append(f"tuning: {'tuned (--tune)' if a else 'not tuned'} -> {'tuned (--tune)' if b else 'not tuned'}")
-        elif isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{path}.", ignore)
-        elif a != b:
-            out.append(f"{path}: {_short(a)} -> {_short(b)}")
-    return out
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def wanted_config(cfg: ExperimentConfig, rcfg: RunConfig, records: dict) -> tuple[dict, set[str]]:
     """The config.json a run of `cfg` must have (as JSON), and the paths still open: a tuned run
     whose model's choice is not known yet may hold any value of its tuned settings."""
@@ -383,36 +275,6 @@ def wanted_config(cfg: ExperimentConfig, rcfg: RunConfig, records: dict) -> tupl
     base = cfg.tuning_base(rcfg.model)
     pending = tuning.apply(rcfg, {}, tuning.pending_record(rcfg, base.seed, base.data_seed))
     return art.clean_json(pending.to_dict()), tuning.tuned_paths(rcfg.model) | tuning.RESULT_PATHS
-
-
-class ExperimentLock:
-    """One writer per experiment: an exclusive flock on <experiment>/.lock (the kernel releases it
-    when the holder dies, even on kill -9). The file says who holds it, for the error message."""
-
-    def __init__(self, exp_dir: Path):
-        self.path = exp_dir / ".lock"
-        self.fh = None
-
-    def __enter__(self):
-        self.fh = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.seek(0)
-            holder = self.fh.read().strip() or "another process"
-            self.fh.close()
-            raise ConfigError(f"experiment {self.path.parent.name!r} is being trained right now by {holder}; "
-                              "wait for it to finish (or cancel it) before writing to it") from None
-        try:  # who holds it is only for the message above: a full disk must not stop the run here
-            os.ftruncate(self.fh.fileno(), 0)
-            os.pwrite(self.fh.fileno(), f"pid {os.getpid()}, started {now_iso()}".encode(), 0)
-        except OSError:
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
 
 
 # Left behind by a writer killed in the middle of artifacts.atomic_write_bytes (kill -9, power loss).
@@ -740,55 +602,6 @@ def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop
     run_status.write(force=True, state="finished", message=f"test AUC {metrics['overall']['auc']:.4f}")
     log(f"    {rcfg.run_id}: test AUC {metrics['overall']['auc']:.4f} "
         f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.0f}s)")
-
-
-def settings_for(dataset: str, preset: str | None = None, *, model: dict | None = None, train: dict | None = None,
-                 probes: dict | None = None, dataset_options: dict | None = None) -> dict:
-    """The settings an experiment on `dataset` trains with: the dataset's default preset (or
-    `preset`), then the given overrides. The CLI and the retrain form both call this, so what the
-    form shows is what the engine trains. Returns preset, dataset_options, model_config,
-    train_config, probe_size, probe_hidden_all."""
-    from saml_core.config import preset as get_preset
-    from saml_core.data import registry as datasets
-
-    entry = datasets.get(dataset)
-    name = preset or entry.preset
-    p = get_preset(name)
-    given = {k: v for k, v in (dataset_options or {}).items() if v is not None}  # None = not given
-    unknown = sorted(k for k in given if k not in entry.options)
-    if unknown:
-        raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to {dataset} "
-                          f"(its options: {', '.join(entry.options) or 'none'})")
-    ds = {**(entry.quick_options if name == "quick" else {}), **given}
-    mcfg = build_dataclass(ModelConfig, {**p["model"], **(model or {})})
-    tcfg = build_dataclass(TrainConfig, {**p["train"], **(train or {})})
-    pr = {"probe_size": 3000, "probe_hidden_all": 300, **p["probes"], **(probes or {})}
-    return {"preset": name, "dataset_options": ds, "model_config": mcfg, "train_config": tcfg, **pr}
-
-
-def demo_specs(*, device: str = "auto", threads: int = 0) -> list[ExperimentConfig]:
-    """The shipped demo's experiments (`python -m saml_core demo`, the dashboard's "Build the
-    demo"): DEMO_RECIPE on each of DEMO_EXPERIMENTS, with the dataset's own preset."""
-    out = []
-    for name, dataset in DEMO_EXPERIMENTS:
-        s = settings_for(dataset, train={**DEMO_RECIPE["train"], "device": device, "num_threads": threads},
-                         probes=DEMO_RECIPE["probes"])
-        out.append(ExperimentConfig(name=name, dataset=dataset, runs=DEMO_RECIPE["runs"], seeds=DEMO_RECIPE["seeds"],
-                                    data_seeds=list(DEMO_RECIPE["data_seeds"]),
-                                    keep_weights=DEMO_RECIPE["keep_weights"], **s))
-    return out
-
-
-def demo_jobs(*, device: str = "auto", threads: int = 0) -> list:
-    """What building the demo runs, in order: each demo experiment, then its analyses (transfer
-    matrix and input importance), so the shipped demo shows every page. The CLI's `demo` and the
-    dashboard's "Build the demo" both run this list."""
-    from saml_core.analyses_job import AnalysesSpec
-
-    out = []
-    for cfg in demo_specs(device=device, threads=threads):
-        out += [cfg, AnalysesSpec(cfg.name, None)]
-    return out
 
 
 def read_spec(path: str | Path) -> ExperimentConfig:

@@ -6,7 +6,7 @@ scenarios also rewards knowing which scenario clicks more, which a predictor tha
 else already does. The references need no training: they come from what an experiment stores
 (its test labels and, per data seed, the train rows and clicks of every scenario, the
 `train_counts` of experiment.json's splits). Never from the test click rates: that would score
-the test labels with themselves. numpy only; `saml_core.registry.report` calls this.
+the test labels with themselves. numpy only; `saml_core.report.report` calls this.
 """
 from __future__ import annotations
 

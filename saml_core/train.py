@@ -19,21 +19,15 @@ from tqdm import tqdm
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
-from saml_core.config import ConfigError, RunConfig, TrainConfig, resolve_for_data
+from saml_core.config import ConfigError, TrainConfig, resolve_for_data
+from saml_core.errors import Cancelled, TrainingFailed  # noqa: F401 (part of the trainer's API)
 from saml_core.data.types import EncodedSplit, MultiScenarioData
 from saml_core.models import build_model, registry
 from saml_core.optim import ModelAdam
+from saml_core.run_config import RunConfig
 from saml_core.runtime import machine, resolve_device, setup_cpu, thread_policy, tick_threads
 
 ProgressFn = Callable[[dict], None]
-
-
-class Cancelled(Exception):
-    """Training stopped on request (SIGTERM); finished epochs are checkpointed."""
-
-
-class TrainingFailed(RuntimeError):
-    """The run cannot give a result (loss or predictions became NaN/inf); the message says where."""
 
 
 def seed_everything(seed: int) -> None:

@@ -33,14 +33,14 @@ from typing import Callable
 
 from saml_core import artifacts as art
 from saml_core import config
-from saml_core.config import TUNE_GRID, ConfigError, RunConfig, TrainConfig
+from saml_core.config import TUNE_GRID, ConfigError
+from saml_core.run_config import RunConfig
 
 
 class TuningFailed(RuntimeError):
     """No setting of a model's grid gave a validation AUC: its runs cannot be trained tuned."""
 
 METRIC = "validation AUC, pooled over scenarios (the early-stopping criterion); first data seed and model seed"
-SECTIONS = ("train_config", "model_options")
 TUNING_DIR = "tuning"
 
 
@@ -49,32 +49,6 @@ def grid_spec(model_id: str) -> dict:
     from saml_core.models import registry
 
     return registry.get(model_id).tune_grid or TUNE_GRID
-
-
-def grid_size(spec: dict) -> int:
-    n = 1
-    for settings in spec.values():
-        for values in settings.values():
-            n *= len(values)
-    return n
-
-
-def check_grid(model_id: str, spec: dict, options: dict) -> None:
-    """A model's own grid: known sections and settings, and the budget of TUNE_GRID."""
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for section, settings in spec.items():
-        known = train_fields if section == "train_config" else set(options) if section == "model_options" else None
-        if known is None:
-            raise ValueError(f"model {model_id!r}: tune_grid section {section!r} is not one of {SECTIONS}")
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"model {model_id!r}: tune_grid has unknown {section} setting(s) {', '.join(unknown)}")
-        if not all(isinstance(v, tuple) and v for v in settings.values()):
-            raise ValueError(f"model {model_id!r}: every tune_grid setting needs a non-empty tuple of values")
-    budget = grid_size(config.TUNE_GRID)
-    if grid_size(spec) != budget:
-        raise ValueError(f"model {model_id!r}: tune_grid has {grid_size(spec)} points, the common budget is "
-                         f"{budget} (config.TUNE_GRID)")
 
 
 def grid_points(model_id: str) -> list[dict]:
@@ -141,7 +115,7 @@ def read_trial(path: Path) -> dict | None:
 def stored_record(exp_dir: Path, base: RunConfig) -> dict | None:
     """The model's record from its finished trials on disk (each identical to the trial that
     `base` asks for), or None while any trial is missing."""
-    from saml_core.experiments import config_differences
+    from saml_core.experiment_state import config_differences
 
     results = []
     for i, point in enumerate(grid_points(base.model)):
@@ -173,7 +147,7 @@ def _wanted(rcfg: RunConfig) -> dict:
 def check_trials(exp_dir: Path, base: RunConfig, overwrite: bool, log: Callable[[str], None]) -> None:
     """Refuse trials (finished or not) stored with other settings than `base` asks for, or remove
     them with --overwrite; nothing is trained here."""
-    from saml_core.experiments import config_differences
+    from saml_core.experiment_state import config_differences
 
     for i, point in enumerate(grid_points(base.model)):
         path = trial_dir(exp_dir, base.model, i)

@@ -16,9 +16,10 @@ from saml_core import analyses, importance, jobs
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
 from saml_core.analyses_job import AnalysesSpec, submit
-from saml_core.config import ConfigError, RunConfig
+from saml_core.config import ConfigError
+from saml_core.run_config import RunConfig
 from saml_core.data.types import CatField, EncodedSplit, FeatureSpec, MultiScenarioData, SeqField
-from saml_core.experiments import settings_for
+from saml_core.presets import settings_for
 from saml_core.models import registry as models
 from saml_core.registry import load_experiment, load_run, report, report_markdown
 

@@ -30,7 +30,7 @@ RUNS = shipped_runs()
 
 
 def test_shipped_demo_experiments_are_complete_and_small():
-    from saml_core.experiments import demo_specs
+    from saml_core.presets import demo_specs
 
     shipped = {s.name: s for s in registry.list_experiments(SHIPPED)}
     for cfg in demo_specs():

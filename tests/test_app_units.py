@@ -348,7 +348,7 @@ def test_umap_scatter_numeric_colour_has_one_title():
 
 
 def test_retrain_form_shows_the_engine_settings_and_builds_the_same_config():
-    from saml_core.experiments import settings_for
+    from saml_core.presets import settings_for
 
     for dataset in forms.dataset_choices():
         if forms.needs_path(dataset):

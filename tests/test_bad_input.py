@@ -84,7 +84,8 @@ def data_error(schema: Path, match: str) -> str:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     """An artifacts root with one finished tiny run (BST, quick preset, two batches)."""
-    from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+    from saml_core.experiments import ExperimentConfig, run_experiment
+    from saml_core.presets import settings_for
 
     root = tmp_path_factory.mktemp("finished")
     s = settings_for("synthetic-countries", "quick",
@@ -508,7 +509,8 @@ def test_dataset_warnings_are_shown_by_describe_the_job_log_and_the_pages(tmp_pa
 
     from dashboard_support import page_text
     from saml_core import jobs
-    from saml_core.experiments import ExperimentConfig, settings_for
+    from saml_core.experiments import ExperimentConfig
+    from saml_core.presets import settings_for
     from saml_core.jobs import JobQueue
 
     rng = np.random.default_rng(0)

@@ -188,7 +188,7 @@ def test_cache_is_reused_and_invalidated_when_a_file_changes(tmp_path, monkeypat
 
 
 def test_bench_fixture_is_in_the_processed_layout(tmp_path):
-    from saml_core.data.bench import write_aliccp_fixture
+    from saml_core.data.bench_raw import write_aliccp_fixture
 
     write_aliccp_fixture(tmp_path / "raw", rows=8_000)
     header = (tmp_path / "raw" / "ali_ccp_train.csv").read_text().splitlines()[0]

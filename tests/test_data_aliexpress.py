@@ -229,7 +229,7 @@ def test_models_build_train_and_predict_without_sequences(data, one_torch_thread
 
 
 def test_bench_fixture_is_in_the_per_country_layout(tmp_path):
-    from saml_core.data.bench import AE_COUNTRIES, write_aliexpress_fixture
+    from saml_core.data.bench_raw import AE_COUNTRIES, write_aliexpress_fixture
 
     facts = write_aliexpress_fixture(tmp_path / "raw", rows=6_000)
     header = (tmp_path / "raw" / "AliExpress_NL" / "train.csv").read_text().splitlines()[0]

@@ -59,7 +59,7 @@ def _cell_ends(line: str) -> list[int]:
 
 
 def test_describe_table_aligned_with_wide_names_and_big_counts():
-    from saml_core.data.cli import format_table
+    from saml_core.data.data_cli import format_table
 
     def counts(n, pos):
         return {"samples": n, "positives": pos, "ctr": pos / n if n else None, "share": 0.5}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from saml_core.bench import random_data
+from saml_core.bench_speed import random_data
 from saml_core.config import ModelConfig, TrainConfig
 from saml_core.data import flatlog, taobao_raw
 from saml_core.data.aliccp import load_aliccp

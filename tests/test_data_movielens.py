@@ -301,7 +301,7 @@ def test_describe_experiment_and_report_on_the_real_ml100k(ml100k_dir, tmp_path,
 
 
 def test_bench_fixture_is_in_ml1m_format(tmp_path):
-    from saml_core.data.bench import write_movielens_fixture
+    from saml_core.data.bench_raw import write_movielens_fixture
 
     write_movielens_fixture(tmp_path, rows=5_000)
     assert (tmp_path / "ratings.dat").read_text().splitlines()[0].count("::") == 3

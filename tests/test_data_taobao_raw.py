@@ -173,7 +173,7 @@ def test_no_trailing_newline_and_small_blocks(tmp_path, monkeypatch, data):
 
 
 def test_bench_fixture_is_in_the_raw_format(tmp_path):
-    from saml_core.data.bench import write_raw_fixture
+    from saml_core.data.bench_raw import write_raw_fixture
 
     facts = write_raw_fixture(tmp_path / "raw", behaviours=20_000, impressions=4_000)
     assert (tmp_path / "raw" / "user_profile.csv").read_text().splitlines()[0].endswith("new_user_class_level ")

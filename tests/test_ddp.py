@@ -23,7 +23,7 @@ import torch.distributed as tdist
 import torch.multiprocessing as mp
 
 from saml_core import artifacts as art
-from saml_core.bench import random_data
+from saml_core.bench_speed import random_data
 from saml_core.config import ConfigError, ModelConfig
 from saml_core.distributed import Dist, from_env, rank_rows, unused_parameters
 

@@ -337,7 +337,7 @@ def test_rerun_skips_identical_runs_and_refuses_other_settings(quick_root, tmp_p
 
 
 def test_a_second_writer_on_one_experiment_is_refused(quick_root, tmp_path):
-    from saml_core.experiments import ExperimentLock
+    from saml_core.experiment_state import ExperimentLock
 
     root = tmp_path / "copy"
     shutil.copytree(quick_root, root)
@@ -424,7 +424,7 @@ def test_plans_for_seeds_data_seeds_and_sweeps():
 
 
 def test_settings_follow_the_dataset_preset():
-    from saml_core.experiments import settings_for
+    from saml_core.presets import settings_for
 
     syn = settings_for("synthetic-countries")
     tb = settings_for("taobao-sample")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from saml_core.bench import random_data
+from saml_core.bench_speed import random_data
 from saml_core.config import ModelConfig
 from saml_core.models import build_model
 

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from saml_core import registry as reads
-from saml_core.bench import random_data
-from saml_core.config import ModelConfig, RunConfig, TrainConfig, derived_stopping
-from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+from saml_core.bench_speed import random_data
+from saml_core.config import ModelConfig, TrainConfig, derived_stopping
+from saml_core.run_config import RunConfig
+from saml_core.experiments import ExperimentConfig, run_experiment
+from saml_core.presets import settings_for
 from saml_core.models import registry
 from saml_core.models.base import ScenarioModel
 from saml_core.models.layers import MLP, GlobalFeatures
@@ -194,7 +196,7 @@ def test_multi_scenario_baselines_train_report_and_show_their_relations(dataset,
 
 
 def test_experiment_progress_never_goes_backwards():
-    from saml_core.experiments import ExperimentProgress
+    from saml_core.experiment_state import ExperimentProgress
 
     p = ExperimentProgress(n_runs=3, done=0)
     seen = []

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saml_core.bench import random_data
+from saml_core.bench_speed import random_data
 from saml_core.config import ModelConfig
 from saml_core.models.bst import BST
 from saml_core.models.layers import SequenceAttention
@@ -455,7 +455,7 @@ def test_a_training_step_imports_no_torch_dynamo():
     import sys
 
     code = ("import sys, torch\n"
-            "from saml_core.bench import random_data\nfrom saml_core.config import ModelConfig\n"
+            "from saml_core.bench_speed import random_data\nfrom saml_core.config import ModelConfig\n"
             "from saml_core.models import build_model\nfrom saml_core.optim import ModelAdam\n"
             "d = random_data(n_train=200, k=3, seq_len=4, vocab=20)\n"
             "m = build_model('saml', d.spec, ModelConfig(d_g=4, d_s=2, heads=2, head_dim=4, ff_dim=8, mlp=(8, 4)))\n"
@@ -471,7 +471,7 @@ def test_bench_counts_both_kinds_of_operator_calls_and_states_each_target(data):
     """The bench's operator counts of a SAML training step (dispatched aten operators, and
     torch.profiler's events, which count nested calls again) and its target lines: each count
     printed, each against its own target, met or not by what was measured."""
-    from saml_core import bench
+    from saml_core import bench_speed as bench
 
     torch.manual_seed(0)
     runner = bench._ours("saml", data.spec, CFG, data.train, 64, 64, 64)

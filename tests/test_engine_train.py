@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from saml_core import artifacts as art
-from saml_core.bench import random_data
-from saml_core.config import ModelConfig, RunConfig, TrainConfig
+from saml_core.bench_speed import random_data
+from saml_core.config import ModelConfig, TrainConfig
+from saml_core.run_config import RunConfig
 from saml_core.models import build_model
 from saml_core.train import Cancelled, fit, load_run_model, predict, train_run
 

@@ -109,7 +109,8 @@ runpy.run_module("saml_core", run_name="__main__", alter_sys=True)
 
 
 def make_spec(name: str, runs: str = "bst,lr_te", batches: int = BATCHES, epochs: int = 2) -> dict:
-    from saml_core.experiments import ExperimentConfig, settings_for
+    from saml_core.experiments import ExperimentConfig
+    from saml_core.presets import settings_for
 
     s = settings_for("synthetic-countries", "quick",
                      train={"max_train_batches": batches, "epochs": epochs, "num_threads": 1, "device": "cpu"})

@@ -19,7 +19,8 @@ from saml_core.jobs import RESUME_HINT, JobQueue, progress_fraction
 
 
 def spec(name: str, runs: str = "lr_te", batches: int = 2, epochs: int = 1) -> dict:
-    from saml_core.experiments import ExperimentConfig, settings_for
+    from saml_core.experiments import ExperimentConfig
+    from saml_core.presets import settings_for
 
     s = settings_for("synthetic-countries", "quick",
                      train={"max_train_batches": batches, "epochs": epochs, "num_threads": 1, "device": "cpu"})
@@ -211,7 +212,7 @@ def test_progress_fraction(status, expected):
 def test_demo_specs_are_the_documented_demo_command(tmp_path):
     from saml_core.cli import build_parser
     from saml_core.commands import experiment_config
-    from saml_core.experiments import DEMO_EXPERIMENTS, DEMO_OPTIONS, demo_specs
+    from saml_core.presets import DEMO_EXPERIMENTS, DEMO_OPTIONS, demo_specs
 
     specs = demo_specs()
     assert [(c.name, c.dataset) for c in specs] == list(DEMO_EXPERIMENTS)

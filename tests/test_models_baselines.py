@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from saml_core import artifacts as art
-from saml_core.bench import random_data
+from saml_core.bench_speed import random_data
 from saml_core.config import ModelConfig, TrainConfig
 from saml_core.data import load_dataset
 from saml_core.models import build_model, registry

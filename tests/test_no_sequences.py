@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from saml_core.commands import add_commands, settings_from_args
-from saml_core.config import ModelConfig, RunConfig, TrainConfig
+from saml_core.config import ModelConfig, TrainConfig
+from saml_core.run_config import RunConfig
 from saml_core.data import DataError, load_dataset
-from saml_core.data.registry import sequence_names
+from saml_core.data.dataset_registry import sequence_names
 from saml_core.models import registry
 from saml_core.train import load_run_model, predict, train_run
 

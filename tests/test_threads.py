@@ -17,8 +17,9 @@ import json, sys
 import numpy as np
 import torch
 from saml_core import maps
-from saml_core.bench import random_data
-from saml_core.config import ModelConfig, RunConfig
+from saml_core.bench_speed import random_data
+from saml_core.config import ModelConfig
+from saml_core.run_config import RunConfig
 from saml_core.models import build_model, registry
 torch.set_num_threads(1)
 seen = {"start": torch.get_num_threads()}

@@ -11,7 +11,8 @@ import pytest
 
 from saml_core import tuning
 from saml_core.config import ConfigError
-from saml_core.experiments import ExperimentConfig, run_experiment, settings_for
+from saml_core.experiments import ExperimentConfig, run_experiment
+from saml_core.presets import settings_for
 
 # Two settings of each grid keep these tests fast; the full grids are tested on their own below.
 SMALL_GRID = {"train_config": {"lr": (1e-3, 1e-4), "embedding_decay": (0.0,)}}
@@ -183,12 +184,12 @@ def test_every_model_gets_the_same_budget(monkeypatch):
     assert tuning.grid_points("saml")[1] == {"train_config": {"lr": 1e-3, "embedding_decay": 0.1}}
     for entry in registry.entries():
         points = tuning.grid_points(entry.id)
-        assert len(points) == tuning.grid_size(config.TUNE_GRID) == 9
+        assert len(points) == config.grid_size(config.TUNE_GRID) == 9
         assert len({json.dumps(p, sort_keys=True) for p in points}) == 9
     with pytest.raises(ValueError, match="common budget"):
-        tuning.check_grid("toy", {"train_config": {"lr": (1e-3, 1e-4)}}, {})
+        config.check_grid("toy", {"train_config": {"lr": (1e-3, 1e-4)}}, {})
     with pytest.raises(ValueError, match="unknown model_options"):
-        tuning.check_grid("toy", {"model_options": {"depth": (1, 2, 3), "width": (1, 2, 3)}}, {"width": 1})
+        config.check_grid("toy", {"model_options": {"depth": (1, 2, 3), "width": (1, 2, 3)}}, {"width": 1})
 
 
 def test_tune_is_refused_with_a_sweep(tmp_path, capsys):

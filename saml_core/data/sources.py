@@ -1,8 +1,8 @@
-"""The built-in data sources: one registry entry each (fields: `registry.DatasetEntry`).
+"""The built-in data sources: one registry entry each (fields: `dataset_entry.DatasetEntry`).
 Loaders are imported lazily so that naming a dataset costs nothing until it is loaded."""
 from __future__ import annotations
 
-from saml_core.data.registry import DatasetEntry, register
+from saml_core.data.dataset_entry import DatasetEntry, register
 
 
 def _synthetic(*, name, seed, size, seq_len, min_count, exclude):
@@ -65,34 +65,46 @@ def _movielens(path, *, name, seed, scenario, split, features, seq_len, min_coun
                                     min_positives=min_positives)
 
 
+# What holds for every Taobao source (the shipped sample and the full tables): the sample's size and
+# what it means for the error bars are in its own caveats (dataset_info), shown under the badge.
+_TAOBAO_BADGE = "**Real data: Taobao ad clicks.** Public Alimama data; scenario = city level."
+_TAOBAO_ICON = ":material/shopping_cart:"
+
 register(DatasetEntry(
     name="synthetic-countries", kind="synthetic", preset="industrial", load=_synthetic,
     title="Simulated countries (built in): a cross-border shop with 10 countries and known truth",
     options={"size": None, "seq_len": None, "min_count": 1, "exclude": ()}, quick_options={"size": "small"},
-    scenario_noun=("country", "countries"), sequences=_sequences("synthetic")))
+    scenario_noun=("country", "countries"), sequences=_sequences("synthetic"), default=True, simulated=True,
+    badge=("**Simulated data.** A built-in simulator of a cross-border shop with 10 countries. Which countries "
+           "behave alike was planted on purpose, so we can check what the model recovers."),
+    badge_icon=":material/science:"))
 register(DatasetEntry(
     name="taobao-sample", kind="taobao", preset="public", load=_taobao_sample,
     title="Taobao ad clicks, real sample (built in): 5 city levels, ~2,300 impressions",
     options={"seq_len": None, "min_count": 1, "exclude": ()}, scenario_noun=("city level", "city levels"),
-    sequences=_sequences("taobao")))
+    sequences=_sequences("taobao"), badge=_TAOBAO_BADGE, badge_icon=_TAOBAO_ICON))
 register(DatasetEntry(
     name="taobao-raw", kind="taobao", preset="public", load=_taobao_raw, takes_path=True, seeded=False,
     path_hint="folder of the raw Tianchi tables", title="Raw Taobao tables (the paper's public dataset)",
-    options={"seq_len": None, "cache_dir": None}, scenario_noun=("city level", "city levels")))
+    options={"seq_len": None, "cache_dir": None}, scenario_noun=("city level", "city levels"),
+    badge=_TAOBAO_BADGE, badge_icon=_TAOBAO_ICON))
 register(DatasetEntry(
     name="csv", kind="byo", preset="public", load=_csv, takes_path=True,
     path_hint="schema file (YAML/JSON) describing your CSV/Parquet log",
-    title="Your own log (CSV/Parquet + schema file)", options={"seq_len": None}))
+    title="Your own log (CSV/Parquet + schema file)", options={"seq_len": None},
+    badge="**Your own log.** Loaded from a file you provided."))
 register(DatasetEntry(
     name="aliexpress", kind="aliexpress", preset="aliexpress-published", load=_aliexpress, takes_path=True,
     path_hint="folder with one AliExpress_<country> folder per country (datasets/PUBLIC.md)",
     title="AliExpress search clicks (public, countries as scenarios)", options={"seq_len": None, "cache_dir": None},
-    scenario_noun=("country", "countries")))
+    scenario_noun=("country", "countries"),
+    badge="**Real data: AliExpress search clicks.** Public Tianchi data; scenario = country."))
 register(DatasetEntry(
     name="aliccp", kind="aliccp", preset="aliccp-published", load=_aliccp, takes_path=True, seeded=False,
     path_hint="folder with ali_ccp_train/val/test.csv (datasets/PUBLIC.md)",
     title="Ali-CCP clicks (public, traffic domains of field 301 as scenarios)",
-    options={"seq_len": None, "cache_dir": None}, scenario_noun=("domain", "domains")))
+    options={"seq_len": None, "cache_dir": None}, scenario_noun=("domain", "domains"),
+    badge="**Real data: Ali-CCP (Taobao) clicks.** Public Tianchi data; scenario = traffic domain."))
 register(DatasetEntry(
     name="movielens", kind="movielens", preset="movielens-published", load=_movielens, takes_path=True,
     path_hint="folder with MovieLens ML-100k, ML-1M or RecBole atomic files (docs/DATA.md)",
@@ -100,4 +112,6 @@ register(DatasetEntry(
     # min_positives 10 = saml_core.evaluate.MIN_CLASS: a scenario the evaluation could not score is left out
     options={"scenario": "age", "split": "random", "features": "all", "seq_len": None, "min_count": 1,
              "exclude": (), "min_positives": 10},
-    scenario_noun=("age group", "age groups"), sequences=_movielens_sequences))
+    scenario_noun=("age group", "age groups"), sequences=_movielens_sequences,
+    badge=("**Real data: MovieLens ratings.** Public GroupLens data; a rating above 3 counts as a click, and every "
+           "row is a movie the user chose to rate. Scenario = the users' age group, occupation or gender.")))

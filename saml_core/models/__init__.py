@@ -1,9 +1,9 @@
 """Models: SAML (+ ablations) and the baselines, built through the model registry
-(`registry.py`; the contract every model follows: `base.py`, docs/MODELS.md). Models never read
-files. Importing this package (e.g. for the registry's labels) does not import torch."""
+(`model_registry.py`, published here as `saml_core.models.registry`; the contract every model
+follows: `base.py`, docs/MODELS.md). Models never read files. Importing this package (e.g. for the registry's labels) does not import torch."""
 from __future__ import annotations
 
-from saml_core.models import registry
+from saml_core.models import model_registry as registry
 
 
 def build_model(model_id: str, spec, cfg, options: dict | None = None):

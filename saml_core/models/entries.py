@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from saml_core.models.registry import ModelEntry, register
+from saml_core.models.model_entry import ModelEntry, register
 
 
 def _lazy(module: str, name: str, **fixed):
@@ -33,7 +33,7 @@ register(ModelEntry(
     transfer_how="Scenario s's own BST (trained on s's rows only) scores scenario t's test rows as they are.",
     description="One separate BST per scenario, each trained on its own scenario's data only."))
 register(ModelEntry(
-    id="bst", label="BST", color="#4C78A8", role="baseline", order=20, default=True,
+    id="bst", label="BST", color="#4C78A8", role="baseline", order=20, default=True, reference=True,
     build=_lazy("bst", "BST"),
     description="One Behavior Sequence Transformer for all scenarios; it does not see the scenario."))
 register(ModelEntry(

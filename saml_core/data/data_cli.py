@@ -6,7 +6,22 @@ import json
 import unicodedata
 
 
+def _with_option(option: str) -> str:
+    """The datasets (registry) that have load option `option`."""
+    from saml_core.data import registry
+
+    return ", ".join(e.name for e in registry.entries() if option in e.options) or "none"
+
+
+def _options_help() -> str:
+    from saml_core.data import registry
+
+    return "; ".join(f"{e.name}: {', '.join(e.options) or 'none'}" for e in registry.entries())
+
+
 def add_commands(subparsers) -> None:
+    from saml_core.data import registry
+
     data = subparsers.add_parser("data", help="inspect datasets")
     sub = data.add_subparsers(dest="data_command", required=True)
 
@@ -14,15 +29,15 @@ def add_commands(subparsers) -> None:
         "describe",
         help="per-scenario samples, positives, CTR, traffic share (and oracle AUC when simulated)",
     )
-    d.add_argument("dataset", help="synthetic-countries | taobao-sample | taobao-raw:DIR | csv:SCHEMA_FILE | "
-                                   "movielens:DIR | ...")
+    d.add_argument("dataset", help=registry.usage())
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
     d.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    d.add_argument("--size", default=None, help="simulator size: small | default | large")
-    d.add_argument("--seq-len", type=int, default=None, help="behaviour sequence length")
-    d.add_argument("--cache-dir", default=None, help="cache folder for taobao-raw")
+    d.add_argument("--size", default=None, help=f"simulator size: small | default | large ({_with_option('size')})")
+    d.add_argument("--seq-len", type=int, default=None, help=f"behaviour sequence length ({_with_option('seq_len')})")
+    d.add_argument("--cache-dir", default=None, help=f"cache folder ({_with_option('cache_dir')})")
     d.add_argument("--dataset-option", action="append", default=[], metavar="OPTION=VALUE",
-                   help="a dataset's own load option, e.g. scenario=occupation for movielens:DIR (repeatable)")
+                   help=f"a dataset's own load option, e.g. scenario=occupation for movielens:DIR (repeatable); "
+                        f"the options: {_options_help()}")
     d.set_defaults(func=_describe)
 
     v = sub.add_parser(
@@ -30,7 +45,8 @@ def add_commands(subparsers) -> None:
         help="the simulator's true click logit: its variance by source (global, group, country, personal "
              "through the behaviour sequence, item, context) and the Bernoulli noise of the clicks",
     )
-    v.add_argument("dataset", help="synthetic-countries (the simulated dataset, whose true logit is known)")
+    v.add_argument("dataset", help=f"{' | '.join(e.name for e in registry.entries() if e.simulated)} (simulated: "
+                                   "the true logit is known)")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
     v.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     v.add_argument("--size", default=None, help="simulator size: small | default | large")
@@ -157,9 +173,10 @@ def _decompose(args: argparse.Namespace) -> int:
     from saml_core.data import registry
     from saml_core.data.types import DataError
 
-    if registry.get(args.dataset).kind != "synthetic":
+    if not registry.get(args.dataset).simulated:
+        simulated = " | ".join(e.name for e in registry.entries() if e.simulated)
         raise DataError(f"decompose: {args.dataset} is not simulated, so its true click logit is unknown; "
-                        f"decompose takes synthetic-countries")
+                        f"decompose takes {simulated}")
     from saml_core.data.synthetic import decompose
 
     d = decompose(name=args.dataset, size=args.size, seed=args.seed)
@@ -168,7 +185,7 @@ def _decompose(args: argparse.Namespace) -> int:
 
 
 def _bench_raw(args: argparse.Namespace) -> int:
-    from saml_core.data.bench import bench_flat, bench_movielens, bench_raw
+    from saml_core.data.bench_raw import bench_flat, bench_movielens, bench_raw
     from saml_core.data.types import DataError
 
     taobao_only = {"--behaviours": args.behaviours, "--impressions": args.impressions,

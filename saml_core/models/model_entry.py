@@ -1,13 +1,12 @@
-"""The model registry: one entry per trainable model. Everything that lists, builds, labels,
-colours or compares models reads it: CLI choices, the experiment planner, the trainer, the
-report's baseline, the pages and the retrain form. Adding a model = one file + one `register`.
-"""
+"""What a model registry entry holds, and the table of entries. The built-in models
+(`entries.py`) register here; everything else reads the table through `model_registry.py`, which
+imports `entries.py` first, so the two never import each other."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-from saml_core.config import ConfigError
+from saml_core.config import check_grid
 
 ROLES = ("method", "ablation", "baseline")
 # alpha: SAML's similarity coefficients; gate: its gates; hidden: branch hidden states (hidden-states
@@ -15,7 +14,6 @@ ROLES = ("method", "ablation", "baseline")
 # (metrics.json); transfer: its per-scenario parts score another scenario's rows when the rows'
 # scenario index is set to that scenario (transfer.json; the model routes by `batch.scenario` only)
 PROBES = ("alpha", "gate", "hidden", "relations", "transfer")
-REFERENCE = "bst"  # the baseline every model is compared with (RelaImpr, paired tests)
 
 
 @dataclass(frozen=True)
@@ -36,19 +34,22 @@ class ModelEntry:
     # rows (stored in transfer.json, shown under the matrix)
     transfer_how: str = ""
     default: bool = False  # in the default comparison set
+    # the baseline every model is compared with (RelaImpr, paired tests, the pages' verdicts):
+    # exactly one entry says so
+    reference: bool = False
     order: int = 100  # position in tables and legends
     # what `--tune` searches for this model: {"train_config" | "model_options": {name: values}};
     # None = config.TUNE_GRID. A model's own grid has as many points as TUNE_GRID (the same budget)
     tune_grid: dict | None = None
 
 
-_ENTRIES: dict[str, ModelEntry] = {}
+ENTRIES: dict[str, ModelEntry] = {}
 
 
 def register(entry: ModelEntry) -> ModelEntry:
     if entry.role not in ROLES:
         raise ValueError(f"model {entry.id!r}: role must be one of {ROLES}, got {entry.role!r}")
-    if entry.id in _ENTRIES:
+    if entry.id in ENTRIES:
         raise ValueError(f"model {entry.id!r} is registered twice")
     unknown = sorted(set(entry.probes) - set(PROBES))
     if unknown:
@@ -56,85 +57,15 @@ def register(entry: ModelEntry) -> ModelEntry:
     if ("transfer" in entry.probes) != bool(entry.transfer_how):
         raise ValueError(f"model {entry.id!r}: a model with the 'transfer' probe says how (transfer_how), "
                          "and only such a model")
+    if entry.reference and any(e.reference for e in ENTRIES.values()):
+        raise ValueError(f"model {entry.id!r}: the reference model is already "
+                         f"{next(e.id for e in ENTRIES.values() if e.reference)!r}")
     if entry.tune_grid is not None:
-        from saml_core.tuning import check_grid
-
         check_grid(entry.id, entry.tune_grid, entry.options)
-    _ENTRIES[entry.id] = entry
+    ENTRIES[entry.id] = entry
     return entry
 
 
 def unregister(model_id: str) -> None:
     """For tests that register a toy model."""
-    _ENTRIES.pop(model_id, None)
-
-
-def entries() -> list[ModelEntry]:
-    _load_builtin()
-    return sorted(_ENTRIES.values(), key=lambda e: (e.order, e.id))
-
-
-def ids() -> list[str]:
-    return [e.id for e in entries()]
-
-
-def get(model_id: str) -> ModelEntry:
-    _load_builtin()
-    try:
-        return _ENTRIES[model_id]
-    except KeyError:
-        raise ConfigError(f"unknown model {model_id!r}; known models: {', '.join(ids())}") from None
-
-
-def find(model_id: str | None) -> ModelEntry | None:
-    """The entry, or None for an id this version does not know (an old or foreign run)."""
-    _load_builtin()
-    return _ENTRIES.get(model_id) if model_id else None
-
-
-def with_probe(probe: str) -> list[ModelEntry]:
-    """The entries that expose `probe` (one of PROBES), in table order."""
-    if probe not in PROBES:
-        raise ValueError(f"unknown probe {probe!r}; known: {PROBES}")
-    return [e for e in entries() if probe in e.probes]
-
-
-def default_ids() -> list[str]:
-    return [e.id for e in entries() if e.default]
-
-
-def resolve_options(model_id: str, options: dict | None) -> dict:
-    """The model's options with defaults filled in; unknown names are a clear error."""
-    entry = get(model_id)
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(entry.options))
-    if unknown:
-        known = ", ".join(entry.options) or "none"
-        raise ConfigError(f"model {model_id!r} has no option(s) {', '.join(unknown)} (its options: {known})")
-    return {**entry.options, **options}
-
-
-def build(model_id: str, spec, cfg, options: dict | None = None):
-    entry = get(model_id)
-    return entry.build(spec, cfg, **resolve_options(model_id, options))
-
-
-_LOADED = False
-
-
-def _load_builtin() -> None:
-    """Import the built-in model files once; each registers its own entries at import."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import importlib
-
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
-# Model files that register themselves (one line per model file).
-BUILTIN_MODULES = (
-    "saml_core.models.entries",
-)
+    ENTRIES.pop(model_id, None)

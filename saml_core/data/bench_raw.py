@@ -246,7 +246,7 @@ def _tensor_mb(data) -> float:
 def _run_child(phase: str, directory: Path, cache: Path, n_buckets: int, source: str = "taobao",
                steps: int = 0) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "saml_core.data.bench", phase, str(directory), str(cache), str(n_buckets), source,
+        [sys.executable, "-m", "saml_core.data.bench_raw", phase, str(directory), str(cache), str(n_buckets), source,
          str(steps)],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )
