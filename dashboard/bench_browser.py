@@ -44,16 +44,6 @@ FORM_PAGES = {"app_pages/retrain.py": "Validate and launch"}
 _CHART_SVG = ".js-plotly-plot .main-svg"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -197,6 +187,8 @@ def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = Fal
             finally:
                 browser.close()
     import streamlit
+
+    from saml_core.runtime import cpu_model
 
     return {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                         "streamlit": streamlit.__version__, "chromium": version,

@@ -11,7 +11,6 @@ all of them alike; the spread is the range of the per-round shares.
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -29,16 +28,6 @@ def add_arguments(p) -> None:
     g.add_argument("--analyses-models", default="saml,bst,bst_individual,lr_te", metavar="MODEL,...")
     g.add_argument("--analyses-size", default="default", help="simulator size (default: the target's size)")
     g.add_argument("--analyses-rounds", type=int, default=1, help="rounds (model seeds 0..N-1)")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _timed(fn):
@@ -97,6 +86,8 @@ def run_cost(models: list[str], size: str = "default", rounds: int = 1, threads:
                            transfer_rows_cap=tr["rows_cap"])
             rows.append(row)
     settings = resolve_for_data(tcfg, len(data.train), int(data.valid.label.sum().item()))
+    from saml_core.runtime import cpu_model
+
     return {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "torch": torch.__version__},
             "data": {"dataset": DATASET, "size": size, "train_rows": len(data.train), "test_rows": len(data.test),

@@ -150,10 +150,15 @@ def machine(device: torch.device) -> str:
     """What trained a run, for the absolute times beside it: "AMD EPYC (2 cores)", or the GPU."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cuda)"
-    name = ""
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows: every absolute
+    figure the benchmarks print names it."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
-        pass
-    return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+        name = ""
+    return name or platform.processor() or platform.machine()
