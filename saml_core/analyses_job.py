@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from saml_core.config import ConfigError, check_name
+from saml_core.config import ConfigError, check_name, read_spec_file
 
 KIND = "analyses"
 MAX_RUNS = 10_000
@@ -67,17 +67,7 @@ def submit(queue, experiment: str, runs: list[str] | None = None, title: str | N
 
 
 def read_spec(path) -> AnalysesSpec:
-    import json
-
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the analyses specification ({exc})") from None
-    try:
-        return AnalysesSpec.from_dict(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return read_spec_file(path, AnalysesSpec.from_dict, "analyses specification")
 
 
 def compute_missing(root, spec: AnalysesSpec, *, device: str = "auto", threads: int = 0,

@@ -17,6 +17,23 @@ class ConfigError(ValueError):
     """An invalid configuration value; the message names the option."""
 
 
+def read_spec_file(path, from_dict, what: str):
+    """A JSON specification file validated by `from_dict` (an experiment's or an analyses job's);
+    one ConfigError naming the file for an unreadable file or an invalid value."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc})") from None
+    try:
+        return from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 # Bounds of every size a user can ask for: beyond them a run allocates GBs or takes days.
 MAX_SEEDS = 100
 MAX_SEED = 2**31 - 1

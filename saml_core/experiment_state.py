@@ -107,6 +107,11 @@ def config_differences(stored: dict, wanted: dict, prefix: str = "", ignore: set
     return out
 
 
+def first_differences(diff: list[str], n: int = 4) -> str:
+    """The first `n` differences for an error message, and how many more there are."""
+    return "; ".join(diff[:n]) + (f"; and {len(diff) - n} more" if len(diff) > n else "")
+
+
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -26,6 +26,7 @@ from saml_core import maps
 from saml_core.config import (MAX_SEED, MAX_SEEDS, ConfigError, ModelConfig, TrainConfig,
                               build_dataclass, check_int, check_name, resolve_for_data, run_id_for)
 from saml_core.experiment_state import (ExperimentLock, ExperimentProgress, StatusWriter, config_differences,
+                                        first_differences,
                                         now_iso)
 from saml_core.run_config import RunConfig
 
@@ -334,9 +335,8 @@ def _check_identity(cfg: ExperimentConfig, previous: dict | None, plan: list[Run
         if not diff:
             continue
         if not overwrite:
-            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
             raise ConfigError(f"experiment {cfg.name!r} already has run {rcfg.run_id} trained with other settings "
-                              f"({shown}); use another --name, or --overwrite to retrain it")
+                              f"({first_differences(diff)}); use another --name, or --overwrite to retrain it")
         log(f"{rcfg.run_id}: other settings than requested, removed (--overwrite)")
         shutil.rmtree(exp_dir / rcfg.run_id)
 
@@ -606,14 +606,6 @@ def _train_one(rcfg, i, plan, data, run_dir, pidx, status, progress, should_stop
 
 def read_spec(path: str | Path) -> ExperimentConfig:
     """An experiment specification file (JSON of `ExperimentConfig.to_dict()`), validated."""
-    import json
+    from saml_core.config import read_spec_file
 
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the experiment specification ({exc})") from None
-    try:
-        return ExperimentConfig.from_dict(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return read_spec_file(path, ExperimentConfig.from_dict, "experiment specification")

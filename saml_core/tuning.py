@@ -115,7 +115,7 @@ def read_trial(path: Path) -> dict | None:
 def stored_record(exp_dir: Path, base: RunConfig) -> dict | None:
     """The model's record from its finished trials on disk (each identical to the trial that
     `base` asks for), or None while any trial is missing."""
-    from saml_core.experiment_state import config_differences
+    from saml_core.experiment_state import config_differences, first_differences
 
     results = []
     for i, point in enumerate(grid_points(base.model)):
@@ -147,7 +147,7 @@ def _wanted(rcfg: RunConfig) -> dict:
 def check_trials(exp_dir: Path, base: RunConfig, overwrite: bool, log: Callable[[str], None]) -> None:
     """Refuse trials (finished or not) stored with other settings than `base` asks for, or remove
     them with --overwrite; nothing is trained here."""
-    from saml_core.experiment_state import config_differences
+    from saml_core.experiment_state import config_differences, first_differences
 
     for i, point in enumerate(grid_points(base.model)):
         path = trial_dir(exp_dir, base.model, i)
@@ -161,9 +161,8 @@ def check_trials(exp_dir: Path, base: RunConfig, overwrite: bool, log: Callable[
         if not diff:
             continue
         if not overwrite:
-            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
             raise ConfigError(f"experiment {base.experiment!r} already has tuning trial {base.model} t{i + 1} run with "
-                              f"other settings ({shown}); use another --name, or --overwrite to redo it")
+                              f"other settings ({first_differences(diff)}); use another --name, or --overwrite to redo it")
         log(f"tuning {base.model} t{i + 1}: other settings than requested, removed (--overwrite)")
         shutil.rmtree(path)
 
