@@ -74,7 +74,7 @@ def random_split(spec: FeatureSpec, n: int, seed: int = 0, traffic=None) -> Enco
 def random_data(n_train=4000, n_valid=1000, n_test=2000, k=4, seq_len=8, vocab=50, seed=0) -> MultiScenarioData:
     spec = random_spec(k, seq_len, vocab)
     return MultiScenarioData(
-        name="random", kind="synthetic", spec=spec,
+        name="random", spec=spec,
         train=random_split(spec, n_train, seed), valid=random_split(spec, n_valid, seed + 1),
         test=random_split(spec, n_test, seed + 2), info={"title": "random test data"},
         true_similarity=np.eye(k) * 0.5 + 0.5, category_field="category",

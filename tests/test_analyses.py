@@ -63,8 +63,8 @@ def planted(tmp_path_factory, one_torch_thread):
     rng = np.random.default_rng(0)
     spec = FeatureSpec(("A", "B"), (CatField("fa", 12), CatField("fb", 12), CatField("noise", 12)), ("x",),
                        (SeqField("hist", "noise"),), 6)
-    data = MultiScenarioData("planted", "byo", spec, _planted_split(6000, rng), _planted_split(2000, rng),
-                             _planted_split(2000, rng))
+    data = MultiScenarioData("planted", spec, _planted_split(6000, rng), _planted_split(2000, rng),
+                             _planted_split(2000, rng), kind="byo")
     s = settings_for("synthetic-countries", "quick")
     cfg = RunConfig(run_id="bst-d0-s0", model="bst", model_config=s["model_config"], train_config=s["train_config"])
     run_dir = tmp_path_factory.mktemp("planted") / "p" / "bst-d0-s0"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from saml_core.data import DataError, OOV_INDEX
+from saml_core.data import OOV_INDEX, DataError, load_dataset
 from saml_core.data import flatlog
 from saml_core.data.aliccp import CATEGORICAL, NUMERIC, load_aliccp
 
@@ -24,7 +24,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(cache):
-    return load_aliccp(FIXTURE, cache_dir=cache)
+    return load_dataset(f"aliccp:{FIXTURE}", cache_dir=str(cache))
 
 
 def frames(root=FIXTURE):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from saml_core.data import DataError, OOV_INDEX
+from saml_core.data import OOV_INDEX, DataError, load_dataset
 from saml_core.data import aliexpress, flatlog
 from saml_core.data.aliexpress import CATEGORICAL, NUMERIC, load_aliexpress, valid_mask
 
@@ -24,7 +24,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(cache):
-    return load_aliexpress(FIXTURE, cache_dir=cache)
+    return load_dataset(f"aliexpress:{FIXTURE}", cache_dir=str(cache))
 
 
 def reference(seed=0, root=FIXTURE):

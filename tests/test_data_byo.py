@@ -389,7 +389,7 @@ def test_fewer_than_two_scenarios_fails_for_every_source():
     frame = pd.DataFrame({"s": [5, 5, 5, 5], "y": [0, 1, 0, 1], "c": ["a", "b", "a", "b"]})
     t = RawTable(frame=frame)
     with pytest.raises(DataError, match=r"^sim: SAML compares countries: this log has one \(RU\)$"):
-        encode_splits(name="x", kind="synthetic", schema=Schema(scenario="s", label="y", categorical=("c",),
+        encode_splits(name="x", schema=Schema(scenario="s", label="y", categorical=("c",),
                                                                 scenario_values=(5,), scenario_names=("RU",)),
                       train=t, valid=t, test=t, seq_len=2, source="sim", info={},
                       scenario_noun=("country", "countries"), min_positives=None)
@@ -402,12 +402,12 @@ def test_strict_sources_still_fail_on_a_scenario_without_positives():
     frame = pd.DataFrame({"s": [1, 2, 1, 2], "y": [1, 0, 1, 0], "c": ["a", "b", "a", "b"]})
     t = RawTable(frame=frame)
     with pytest.raises(DataError, match=r"src: column 's': scenario '2' has no positive 'y' in the train split"):
-        encode_splits(name="x", kind="taobao", schema=Schema(scenario="s", label="y", categorical=("c",)),
+        encode_splits(name="x", schema=Schema(scenario="s", label="y", categorical=("c",)),
                       train=t, valid=t, test=t, seq_len=2, source="src", info={}, min_positives=None)
     sim = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
     frame = pd.DataFrame({"s": [1, 2, 3] * 2, "y": [1, 1, 1, 0, 0, 0], "c": ["a"] * 6})
     t = RawTable(frame=frame)
-    data = encode_splits(name="x", kind="synthetic", schema=Schema(scenario="s", label="y", categorical=("c",),
+    data = encode_splits(name="x", schema=Schema(scenario="s", label="y", categorical=("c",),
                                                                    scenario_values=(1, 2, 3)),
                          train=t, valid=t, test=t, seq_len=2, source="src", info={}, true_similarity=sim,
                          drop_scenarios=["2"], min_positives=None)

@@ -20,7 +20,7 @@ def table(items, colours) -> RawTable:
 def test_probe_fields_decode_each_sample_to_its_own_value():
     train = table([10, 11, 12, 13, 10, 11, 12, 13], ["red", "blue", LONG, "red"] * 2)
     test = table([13, 99, 10, 12], ["blue", "red", "green", LONG])  # 99 and green: not in train
-    data = encode_splits(name="t", kind="byo", schema=SCHEMA, train=train, valid=train, test=test, seq_len=1,
+    data = encode_splits(name="t", schema=SCHEMA, train=train, valid=train, test=test, seq_len=1,
                          source="t", info={}, min_positives=None)
     index = np.array([3, 0, 1])  # probe rows in any order
     out = probe_fields(data, index)

@@ -150,6 +150,6 @@ def load_aliccp(directory: str | Path, *, name: str | None = None, seq_len: int 
         "provenance": "Alibaba Tianchi dataset 408 (Ali-CCP), processed CSVs in the layout of "
                       "torch-rechub / Scenario-Wise-Rec",
     }
-    return MultiScenarioData(name=name or f"aliccp:{directory}", kind="aliccp", spec=spec,
+    return MultiScenarioData(name=name or f"aliccp:{directory}", spec=spec,
                              train=train, valid=valid, test=test, info=info,
                              category_field=None, scenario_noun=SCENARIO_NOUN)

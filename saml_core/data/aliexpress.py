@@ -131,7 +131,7 @@ def load_aliexpress(directory: str | Path, *, name: str | None = None, seq_len: 
         "provenance": "Alibaba Tianchi dataset 74690 (AliExpress Searching System Dataset), per-country "
                       "CSVs as produced by easezyc/Multitask-Recommendation-Library data/preprocess.py",
     }
-    return MultiScenarioData(name=name or f"aliexpress:{directory}", kind="aliexpress", spec=spec,
+    return MultiScenarioData(name=name or f"aliexpress:{directory}", spec=spec,
                              train=train, valid=valid, test=test, info=info,
                              category_field=None, scenario_noun=SCENARIO_NOUN)
 

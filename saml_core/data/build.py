@@ -152,7 +152,6 @@ def check_both_classes(train: RawTable, schema: Schema, source: str) -> None:
 def encode_splits(
     *,
     name: str,
-    kind: str,
     schema: Schema,
     train: RawTable,
     valid: RawTable,
@@ -207,7 +206,6 @@ def encode_splits(
     enc = Encoder(schema, seq_len, source=source, min_count=min_count).fit(train)
     return MultiScenarioData(
         name=name,
-        kind=kind,
         spec=enc.spec,
         train=enc.transform(train, "train"),
         valid=enc.transform(valid, "validation"),

@@ -92,4 +92,5 @@ def load(name: str, *, seed: int = 0, **options) -> MultiScenarioData:
     data = entry.load(path, name=name, seed=seed, **kwargs) if entry.takes_path else \
         entry.load(name=name, seed=seed, **kwargs)
     data.info.setdefault("seed_dependent", entry.seeded)
+    data.kind = entry.kind  # declared once, on the entry
     return data

@@ -557,7 +557,6 @@ def load_movielens(path: str | Path, *, name: str | None = None, seed: int = 0, 
     }
     return encode_splits(
         name=name or f"movielens:{path}",
-        kind="movielens",
         schema=schema,
         train=train,
         valid=valid,

@@ -483,7 +483,6 @@ def load(*, name: str = "synthetic-countries", seed: int = 0, size: str | None =
     }
     return encode_splits(
         name=name,
-        kind="synthetic",
         schema=SCHEMA,
         train=table.take(np.isin(day, TRAIN_DAYS)),
         valid=table.take(day == VALID_DAY),

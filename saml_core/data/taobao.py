@@ -128,7 +128,6 @@ def load_sample(*, name: str = "taobao-sample", seq_len: int | None = None, seed
     }
     return encode_splits(
         name=name,
-        kind="taobao",
         schema=SCHEMA,
         train=table.take(split == "train"),
         valid=table.take(split == "valid"),

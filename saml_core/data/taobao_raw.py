@@ -471,7 +471,7 @@ def load_raw(directory: str | Path, *, name: str | None = None, cache_dir: str |
         ],
         "provenance": "Alibaba Tianchi dataset 56 (Ad Display/Click Data on Taobao.com)",
     }
-    return MultiScenarioData(name=name or f"taobao-raw:{directory}", kind="taobao", spec=spec,
+    return MultiScenarioData(name=name or f"taobao-raw:{directory}", spec=spec,
                              train=out[0], valid=out[1], test=out[2], info=info,
                              category_field="cate_id", scenario_noun=SCENARIO_NOUN)
 

@@ -208,11 +208,13 @@ def open_mapped(folder, prefix: str) -> EncodedSplit:
 @dataclass
 class MultiScenarioData:
     name: str  # the DATASET string it was loaded from, e.g. "synthetic-countries"
-    kind: str  # "synthetic" | "taobao" | "byo"
     spec: FeatureSpec
     train: EncodedSplit
     valid: EncodedSplit
     test: EncodedSplit
+    # The source's kind, from its registry entry (`dataset_registry.load` sets it; a loader
+    # called directly leaves it empty): recorded in experiment.json, picks the pages' badge.
+    kind: str = ""
     # Human-facing description: title, size, caveats, provenance; JSON-serialisable.
     info: dict = field(default_factory=dict)
     # Simulator only: the planted K x K scenario-similarity matrix (rows/cols in scenario order).

@@ -72,7 +72,6 @@ def load_byo(schema_file: str | Path, *, name: str | None = None, seq_len: int |
         (c for c in cfg["categorical"] if "cat" in c.lower()), None)
     data = encode_splits(
         name=name or f"csv:{schema_file}",
-        kind="byo",
         schema=schema,
         train=table.take(split == TRAIN),
         valid=table.take(split == VALID),
