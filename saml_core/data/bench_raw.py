@@ -283,11 +283,7 @@ def bench_raw(behaviours: int = 3_000_000, impressions: int | None = None, workd
             "behaviours_kept": build["behaviours_kept"],
             "load_from_cache_s": round(in_memory["seconds"], 1),  # into tensors in memory (mapped=False)
             "load_peak_rss_mb": round(in_memory["peak_rss_mb"]),
-            "load_mapped_first_s": round(load["seconds"], 1),  # encodes into the store
-            "load_mapped_first_peak_anon_mb": load["peak_anon_mb"],
-            "load_mapped_first_peak_file_mb": load["peak_file_mb"],
-            "encoded_train_valid_test": [load["train"], load["valid"], load["test"]],
-            **({"train_on_mapped": train} if train else {}),
+            **_mapped_figures(load, train),
         }
     finally:
         if not workdir:
@@ -411,11 +407,7 @@ def bench_flat(source: str, rows: int = 1_000_000, workdir: str | None = None, t
             "load_peak_rss_mb": round(load["peak_rss_mb"]),
             "encoded_tensors_mb": round(load["tensor_mb"]),
             "load_peak_minus_tensors_mb": round(load["peak_rss_mb"] - load["tensor_mb"]),
-            "load_mapped_first_s": round(mapped["seconds"], 1),  # encodes into the store
-            "load_mapped_first_peak_anon_mb": mapped["peak_anon_mb"],
-            "load_mapped_first_peak_file_mb": mapped["peak_file_mb"],
-            "encoded_train_valid_test": [load["train"], load["valid"], load["test"]],
-            **({"train_on_mapped": train} if train else {}),
+            **_mapped_figures(mapped, train, rows_from=load),
         }
     finally:
         if not workdir:
@@ -492,3 +484,14 @@ def bench_movielens(rows: int = 1_000_209, workdir: str | None = None, rounds: i
 
 if __name__ == "__main__":
     _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))
+
+
+def _mapped_figures(mapped: dict, train: dict | None, rows_from: dict | None = None) -> dict:
+    """The first memory-mapped load's figures (it encodes into the store) and the training on it;
+    the split sizes from `rows_from` (the in-memory load) when given."""
+    rows = rows_from or mapped
+    return {"load_mapped_first_s": round(mapped["seconds"], 1),
+            "load_mapped_first_peak_anon_mb": mapped["peak_anon_mb"],
+            "load_mapped_first_peak_file_mb": mapped["peak_file_mb"],
+            "encoded_train_valid_test": [rows["train"], rows["valid"], rows["test"]],
+            **({"train_on_mapped": train} if train else {})}
