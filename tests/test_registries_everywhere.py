@@ -1,7 +1,8 @@
 """Adding a model or a dataset is one entry and nothing else: a throw-away model and a throw-away
 dataset, registered in this process through the registries' public `register`, show up in the
-`--help` of every command that lists models or datasets and in the Retrain form's choices
-(AppTest of the real page), and are gone again after the test."""
+`--help` of every command that lists models or datasets, in the Retrain form's choices (AppTest
+of the real page) and, once trained, on the Overview and the per-scenario page by the entry's
+label; they are gone again after each test."""
 from __future__ import annotations
 
 import argparse
@@ -113,3 +114,35 @@ def test_the_docs_dataset_table_says_what_the_registry_says():
         assert (":" in r[0]) == e.takes_path, e.name
         assert r[4] == e.preset, e.name
         assert [o.strip(" `") for o in r[5].split(",")] == list(e.options), e.name
+
+
+def test_a_new_model_shows_on_the_pages_by_its_entry(tmp_path, monkeypatch):
+    """A throw-away model (BST's builder under its own id, label and colour) trained in a tiny
+    experiment beside BST: the Overview's table and the per-scenario page name it by its entry's
+    label, with no page knowing its id."""
+    from dashboard_support import page_text
+    from saml_core.experiments import ExperimentConfig, run_experiment
+    from saml_core.presets import settings_for
+
+    bst = models.get("bst")
+    models.register(models.ModelEntry(
+        id=MODEL, label=MODEL_LABEL, color="#010203", role="baseline", order=99, build=bst.build,
+        description="BST under another name, for one test."))
+    try:
+        s = settings_for("synthetic-countries", "quick",
+                         train={"max_train_batches": 2, "epochs": 1, "num_threads": 1, "device": "cpu"})
+        run_experiment(ExperimentConfig(name="reg", runs=f"bst,{MODEL}", **s), tmp_path, log=lambda _: None)
+        monkeypatch.setenv("SAML_ARTIFACTS", str(tmp_path))
+        monkeypatch.delenv("SAML_DEMO_MODE", raising=False)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [str(v) for df in at.dataframe for v in df.value.astype(str).to_numpy().ravel()]
+        assert MODEL_LABEL in shown, "the Overview's table does not list the new model by its label"
+        assert MODEL not in page_text(at)  # (the tables carry the id in a hidden column, for exports)
+        at.switch_page("app_pages/per_scenario.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [str(v) for df in at.dataframe for v in [*df.value.columns, *df.value.astype(str).to_numpy().ravel()]]
+        assert any(MODEL_LABEL in v for v in shown), "the per-scenario page does not name the new model"
+    finally:
+        models.unregister(MODEL)
