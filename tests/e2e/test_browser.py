@@ -481,9 +481,17 @@ def test_hidden_state_explorer_colours_selects_finds_neighbours_and_exports(serv
 
     # nearest neighbours of a point, in the hidden space: a point clicked on the map ...
     chart = page.locator(".js-plotly-plot").filter(has_text="hidden layer 1").first
-    spot = chart.locator(".scatterlayer .points path.point").nth(3).bounding_box()
-    page.mouse.click(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)  # before any box tool
-    expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=60_000)
+    for attempt in range(3):  # a click that lands while the chart is being redrawn chooses nothing
+        wait_ready(page, charts=1)
+        chart.scroll_into_view_if_needed()
+        spot = chart.locator(".scatterlayer .points path.point").nth(3).bounding_box()
+        page.mouse.click(spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2)  # before any box tool
+        try:
+            expect(page.get_by_text("Its 10 nearest points by euclidean distance").first).to_be_visible(timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     wait_ready(page, charts=1)
     clicked = int(page.get_by_label("Point", exact=True).input_value())
     expect(page.get_by_text(f"Point {clicked}:", exact=False).first).to_be_visible()
