@@ -193,7 +193,7 @@ def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = Fal
     return {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                         "streamlit": streamlit.__version__, "chromium": version,
                         "load_avg_1min_end": round(os.getloadavg()[0], 2)},
-            "artifacts": str(artifacts), "against": str(against) if against else None, "rounds": results,
+            "artifacts": _shown(artifacts), "against": str(against) if against else None, "rounds": results,
             "targets": {"cold_first_chart_s": COLD_TARGET_S, "page_switch_s": SWITCH_TARGET_S}}
 
 
@@ -227,6 +227,13 @@ def report(result: dict) -> str:
                          "rounds in pairs: " + ", ".join(f"{x:.2f}" for x in ratios)
                          + f" (median {statistics.median(ratios):.2f})")
     return "\n".join(parts)
+
+
+def _shown(path: Path) -> str:
+    """A folder as the report names it: relative to the project when inside it, so a printed or
+    pasted report names no machine's own folders."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO).as_posix() + "/" if path.is_relative_to(REPO) else str(path)
 
 
 def _report_rounds(result: dict, rounds: list[dict]) -> str:
