@@ -4,13 +4,12 @@ protocols of `benchmark.py`), printed and with --write regenerated in the docs."
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 from saml_core import benchmark
 from saml_core import benchmark_tables as tables
-from saml_core.cli_support import CancelFlag, artifacts_root
+from saml_core.cli_support import CancelFlag, artifacts_root, recorded_command
 from saml_core.config import MAX_SEEDS, ConfigError
 from saml_core.errors import Cancelled, TrainingFailed
 
@@ -47,7 +46,7 @@ def cmd(args) -> int:
     models = parse_runs(args.models) if args.models else None
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     root = artifacts_root(args)
-    command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = recorded_command()
     cancel = CancelFlag()
     try:
         try:

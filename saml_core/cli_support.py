@@ -2,7 +2,9 @@
 SIGTERM handling that cancels a training cleanly, and the artifacts root a command writes to."""
 from __future__ import annotations
 
+import shlex
 import signal
+import sys
 from pathlib import Path
 
 from saml_core.errors import Cancelled
@@ -59,3 +61,24 @@ def artifacts_root(args) -> Path:
     from saml_core.store import default_root
 
     return Path(args.artifacts) if args.artifacts else default_root()
+
+
+# Options that say where a command writes, not what it computes: left out of the recorded command.
+WHERE_OPTIONS = ("--artifacts", "--status-file")
+
+
+def recorded_command(argv: list[str] | None = None) -> str:
+    """The command line an experiment records (experiment.json "command"), without the options
+    that say where it wrote (WHERE_OPTIONS): the record lives inside the artifacts root it would
+    name, and experiments are copied and shipped elsewhere, where the writer's own folders mean
+    nothing."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in WHERE_OPTIONS:
+            skip = True
+        elif not a.startswith(tuple(f"{o}=" for o in WHERE_OPTIONS)):
+            kept.append(a)
+    return "python -m saml_core " + " ".join(shlex.quote(a) for a in kept)

@@ -4,10 +4,9 @@ Every choice list (models, datasets, presets) comes from the registries and `con
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 
-from saml_core.cli_support import CancelFlag, artifacts_root
+from saml_core.cli_support import CancelFlag, artifacts_root, recorded_command
 from saml_core.config import PRESETS, ConfigError, ModelConfig, TrainConfig, settings_of
 
 
@@ -251,7 +250,7 @@ def _run(cfg, args) -> int:
     from saml_core.train import Cancelled, TrainingFailed
 
     dist = distributed.from_env(getattr(args, "dist_backend", "auto"), cfg.train_config.device)
-    command = "python -m saml_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = recorded_command()
     cancel = CancelFlag()
     rc = 1  # an unexpected error (its traceback follows)
     try:

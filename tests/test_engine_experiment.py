@@ -446,3 +446,15 @@ def test_public_fixture_report_shows_published_anchors_marked_not_comparable(tmp
     assert {a["model"] for a in doc["anchors"]} >= {"PLE", "MMoE"}
     md = _cli("report", "ae", "--format", "markdown", root=tmp_path).stdout
     assert "not comparable" in md and "| PLE | NL |" in md
+
+
+def test_the_recorded_command_names_no_artifacts_folder(quick_root):
+    """experiment.json records the command that made it, without the writer's `--artifacts`
+    folder and job status file (the experiment is read, copied and shipped from other folders)."""
+    from saml_core.cli_support import recorded_command
+
+    command = json.loads((quick_root / "syn" / "experiment.json").read_text())["command"]
+    assert command.startswith("python -m saml_core experiment --dataset synthetic-countries --name syn --quick")
+    assert "--artifacts" not in command and "--status-file" not in command and str(quick_root) not in command
+    assert recorded_command(["demo", "--artifacts", "/x", "--threads", "1"]) == "python -m saml_core demo --threads 1"
+    assert recorded_command(["demo", "--artifacts=/x"]) == "python -m saml_core demo"
