@@ -56,6 +56,11 @@ def test_default_protocol_on_the_real_ml100k(ml100k_dir, real):
     assert real.info["seed_dependent"] and real.info["format"] == "RecBole atomic files (ml-100k)"
     assert {f.name for f in real.spec.cat_fields} == set(ml.ALL_SCHEMA["categorical"])
     assert [f.name for f in real.spec.seq_fields] == ["hist_item", "hist_genre"] and real.spec.seq_len == 20
+    # the caveat on the sequences: ratings within an hour / a day of the user's first rating
+    since_first = inter.timestamp - inter.groupby("user_id").timestamp.transform("min")
+    hour, day = (since_first <= 3600).mean(), (since_first <= 86400).mean()
+    assert f"{hour:.0%} of the ratings were given within an hour of the user's first one ({day:.0%} within a day)" \
+        in " ".join(real.info["caveats"])
     # the data seed draws another random split of the same ratings
     other = load_dataset(f"movielens:{ml100k_dir}", seed=1)
     assert not torch.equal(other.test.cat[:, 0], real.test.cat[:, 0])

@@ -492,8 +492,10 @@ def read_table(folder: str | Path, *, scenario: str = "age", split: str = "rando
         history, spec = {}, SWR_SCHEMA
     schema = Schema(scenario="scenario", label="click", scenario_values=tuple(range(len(names))),
                     scenario_names=tuple(names), **spec)
+    since_first = ts - ts[user_start]  # seconds since the user's first rating
     facts = {"layout": files.layout, "users": int(new_user.sum()), "items": int(len(np.unique(item))),
-             "occupations": occupations}
+             "occupations": occupations, "within_hour_of_first": float(np.mean(since_first <= 3600)),
+             "within_day_of_first": float(np.mean(since_first <= 86400))}
     return Ratings(columns, history, user_start, earlier, seq_len), schema, facts
 
 
@@ -533,6 +535,10 @@ def load_movielens(path: str | Path, *, name: str | None = None, seed: int = 0, 
             "Random 8:1:1 split of the ratings (Scenario-Wise-Rec's protocol): a user's later ratings can be in "
             "train while earlier ones are in test, and a train row's behaviour sequence can name a movie whose "
             "rating is a test row (never the rating itself). split=user-time tests forward in time.")
+    caveats.append(
+        f"{facts['within_hour_of_first']:.0%} of the ratings were given within an hour of the user's first one "
+        f"({facts['within_day_of_first']:.0%} within a day): a user's earlier ratings are mostly the same sitting, "
+        f"not the viewing history before the movie.")
     if scenario == "age":
         caveats.append(
             "Age groups as Scenario-Wise-Rec groups ML-1M's age codes ({1, 18}, {25}, {35, 45, 50, 56}); ages in "
