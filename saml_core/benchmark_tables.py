@@ -17,6 +17,7 @@ import numpy as np
 
 from saml_core import artifacts as art
 from saml_core import evaluate as ev
+from saml_core.report import diff_text, ms, paired, run_within
 
 DOCS_DIR = Path(__file__).resolve().parents[1]
 DOC_FILES = ("README.md", "BENCHMARKS.md")
@@ -50,12 +51,6 @@ def _protocols() -> dict:
 
 
 # numbers ---------------------------------------------------------------------------------------
-def ms(d: dict | None, spec: str = ".4f") -> str:
-    if not d or d.get("mean") is None:
-        return "—"
-    return f"{d['mean']:{spec}}" + (f" ± {d['std']:{spec}}" if d.get("n", 0) > 1 else "")
-
-
 def dur(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -64,29 +59,6 @@ def dur(seconds: float | None) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def run_within(doc: dict) -> dict[tuple, float]:
-    """(model, data seed, model seed) -> within-scenario AUC of each finished run of a report."""
-    return {(r["model"], r["data_seed"], r["seed"]): r["within"]["auc"] for r in doc["runs"]
-            if not r.get("sweep") and (r.get("within") or {}).get("auc") is not None}
-
-
-def paired(a: dict, b: dict, model_a: str, model_b: str | None = None) -> dict | None:
-    """a's run minus b's run of the same seeds, over the seeds both have: mean, std, n, ahead_in."""
-    model_b = model_b or model_a
-    diffs = [a[k] - b[(model_b, *k[1:])] for k in a if k[0] == model_a and (model_b, *k[1:]) in b
-             and np.isfinite(a[k]) and np.isfinite(b[(model_b, *k[1:])])]
-    if not diffs:
-        return None
-    return {**ev.mean_std(diffs), "ahead_in": int(sum(x > 0 for x in diffs))}
-
-
-def diff_text(p: dict | None) -> str:
-    if p is None:
-        return "—"
-    spread = f" ± {p['std']:.4f}" if p["n"] > 1 else ""
-    return f"{p['mean']:+.4f}{spread} (higher in {p['ahead_in']} of {p['n']})"
 
 
 def _verdict(v: dict | None) -> str:

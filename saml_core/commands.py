@@ -53,6 +53,9 @@ def add_commands(subparsers) -> None:
     r.add_argument("--html", default=None, metavar="FILE",
                    help="write the main findings as one HTML file that opens offline in any browser (headline, "
                         "table with the reference rows, charts, their sentences) instead of printing the report")
+    r.add_argument("--against", default=None, metavar="OTHER",
+                   help="instead: each model both experiments trained, its within-scenario AUC in NAME and in OTHER "
+                        "and the difference paired by seeds (e.g. OTHER run with --no-sequences)")
     r.add_argument("--artifacts", default=None, help="artifacts root (default $SAML_ARTIFACTS, else the project's artifacts/ folder)")
     r.set_defaults(func=cmd_report)
 
@@ -349,6 +352,11 @@ def cmd_report(args) -> int:
         print(f"Summary of {args.name} written to {path} ({path.stat().st_size / 2**20:.1f} MB, opens offline)")
         return 0
     doc = report(artifacts_root(args), args.name, reference=args.reference)
+    if args.against:
+        from saml_core.report import comparison_markdown
+
+        print(comparison_markdown(doc, report(artifacts_root(args), args.against, reference=args.reference)), end="")
+        return 0
     if args.format == "json":
         print(json.dumps(doc, indent=1, default=_json_default))
     else:

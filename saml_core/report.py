@@ -490,3 +490,55 @@ def _analyses_markdown(doc: dict, noun: str, nouns: str) -> list[str]:
 
 def _sweep(s: dict) -> str:
     return f" ({s['sweep']['name']} {s['sweep']['value']})" if s.get("sweep") else ""
+
+
+# comparing two experiments run by run ----------------------------------------------------------
+def ms(d: dict | None, spec: str = ".4f") -> str:
+    if not d or d.get("mean") is None:
+        return "—"
+    return f"{d['mean']:{spec}}" + (f" ± {d['std']:{spec}}" if d.get("n", 0) > 1 else "")
+
+
+def run_within(doc: dict) -> dict[tuple, float]:
+    """(model, data seed, model seed) -> within-scenario AUC of each finished run of a report."""
+    return {(r["model"], r["data_seed"], r["seed"]): r["within"]["auc"] for r in doc["runs"]
+            if not r.get("sweep") and (r.get("within") or {}).get("auc") is not None}
+
+
+def paired(a: dict, b: dict, model_a: str, model_b: str | None = None) -> dict | None:
+    """a's run minus b's run of the same seeds, over the seeds both have: mean, std, n, ahead_in."""
+    model_b = model_b or model_a
+    diffs = [a[k] - b[(model_b, *k[1:])] for k in a if k[0] == model_a and (model_b, *k[1:]) in b
+             and np.isfinite(a[k]) and np.isfinite(b[(model_b, *k[1:])])]
+    if not diffs:
+        return None
+    return {**ev.mean_std(diffs), "ahead_in": int(sum(x > 0 for x in diffs))}
+
+
+def diff_text(p: dict | None) -> str:
+    if p is None:
+        return "—"
+    spread = f" ± {p['std']:.4f}" if p["n"] > 1 else ""
+    return f"{p['mean']:+.4f}{spread} (higher in {p['ahead_in']} of {p['n']})"
+
+
+def comparison_markdown(doc: dict, other: dict) -> str:
+    """`report NAME --against OTHER`: each model both experiments trained, its within-scenario AUC
+    in each and the difference paired by data seed and model seed (the same seeds see the same
+    test rows when the two experiments draw their data alike: an ablation of one setting)."""
+    within, within_other = run_within(doc), run_within(other)
+    mine = {s["model"]: s for s in doc["summary"] if not s.get("sweep")}
+    theirs = {s["model"]: s for s in other["summary"] if not s.get("sweep")}
+    a, b = doc["experiment"], other["experiment"]
+    lines = [f"# `{a}` against `{b}`", "",
+             f"Within-scenario AUC, mean ± std over runs; the difference `{a}` minus `{b}` paired by data seed and "
+             "model seed.", "",
+             f"| model | {a} | {b} | {a} minus {b} (paired) |", "|---|---|---|---|"]
+    for model, s in mine.items():
+        if model in theirs:
+            p = paired(within, within_other, model)
+            lines.append(f"| {s['label']} | {ms(s['within_auc'])} | {ms(theirs[model]['within_auc'])} | {diff_text(p)} |")
+    if len(lines) == 6:
+        lines.append("| (no model in both) | | | |")
+    return "\n".join(lines) + "\n"
+

@@ -458,3 +458,21 @@ def test_the_recorded_command_names_no_artifacts_folder(quick_root):
     assert "--artifacts" not in command and "--status-file" not in command and str(quick_root) not in command
     assert recorded_command(["demo", "--artifacts", "/x", "--threads", "1"]) == "python -m saml_core demo --threads 1"
     assert recorded_command(["demo", "--artifacts=/x"]) == "python -m saml_core demo"
+
+
+def test_report_against_another_experiment_pairs_runs_by_seed(quick_root, seeds_root, tmp_path):
+    """`report NAME --against OTHER`: a row per model both trained, each side's within-scenario
+    AUC, and the difference paired over the seeds both have (here: data seed 0, model seed 0)."""
+    for src in (quick_root / "syn", seeds_root / "ms"):  # the fixtures live in two roots
+        shutil.copytree(src, tmp_path / src.name)
+    out = _cli("report", "syn", "--against", "ms", root=tmp_path)
+    assert out.returncode == 0, out.stderr
+    syn, ms_ = registry.report(tmp_path, "syn"), registry.report(tmp_path, "ms")
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.stdout.splitlines() if line.startswith("| ")}
+    both = [s for s in syn["summary"] if s["model"] in {m["model"] for m in ms_["summary"]}]
+    assert {s["label"] for s in both} == {"BST", "LR (target encoding)"} == set(rows) - {"model"}
+    for s in both:
+        mine = next(r for r in syn["runs"] if r["model"] == s["model"])["within"]["auc"]
+        theirs = next(r for r in ms_["runs"] if r["model"] == s["model"] and r["seed"] == 0
+                      and r["data_seed"] == 0)["within"]["auc"]
+        assert rows[s["label"]].endswith(f"| {mine - theirs:+.4f} (higher in {int(mine > theirs)} of 1) |")
