@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="--browser: every round twice, with and without the browser warm-up, alternating")
     ap.add_argument("--against", type=Path, default=None, metavar="DIR",
                     help="--browser: also time the cold start of another checkout of the project in every round")
+    ap.add_argument("--floor", action="store_true",
+                    help="--browser: also time, in every round, a Streamlit page with one small Plotly chart and "
+                         "nothing else (what the framework alone costs on this machine)")
     ap.add_argument("--chromium", default=os.environ.get("SAML_CHROMIUM", "/usr/bin/chromium"),
                     help="--browser: the Chromium executable (default $SAML_CHROMIUM, else /usr/bin/chromium)")
     ap.add_argument("--child", choices=["pages", "umap", "hidden-first", "hidden-after-overview"],

@@ -15,7 +15,11 @@ server starts: the first with an empty dashboard cache (a server's first start e
 of the experiment is computed), then a restart, which finds that report kept
 (dashboard/report_cache.py); `--compare-warmup` adds both again without the browser warm-up
 (dashboard/warmup.py), and `--against DIR` a first start of another checkout of the project (e.g.
-an older commit, `git archive COMMIT | tar -x -C DIR`) on the same artifacts, interleaved. Medians over the rounds with min and max, the machine (CPU
+an older commit, `git archive COMMIT | tar -x -C DIR`) on the same artifacts, interleaved; `--floor`
+a first start of the least a Streamlit page with a Plotly chart can be (FLOOR_APP: a title and one
+small chart, the same browser warm-up, nothing of this project), interleaved too, so that the
+report can say how much of the cold start is the app's own and how much the framework's on this
+machine. Medians over the rounds with min and max, the machine (CPU
 model, cores, load average at each round) and the targets: cold start <= 2 s, every page switch
 <= 1 s. On a shared machine read the spread and the load average.
 """
@@ -160,14 +164,31 @@ RESTART = "restart (the report kept by the server before, dashboard/report_cache
 
 
 AGAINST = "another checkout (--against), same artifacts, first start"
+FLOOR = "floor (--floor): a Streamlit page with a title and one small Plotly chart, nothing else"
+# The floor's page: what every Streamlit page with a Plotly chart pays (the frontend's start, the
+# websocket, the chart component) with the same warm-up as the app (dashboard/warmup.py).
+FLOOR_APP = """import sys
+sys.path.insert(0, {repo!r})
+import streamlit as st
+from dashboard import warmup
+warmup.start()
+import plotly.graph_objects as go
+st.title("Floor")
+st.plotly_chart(go.Figure(go.Bar(x=["a", "b"], y=[1, 2])))
+"""
 
 
-def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = False, against: Path | None = None) -> dict:
+def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = False, against: Path | None = None,
+        floor: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "artifacts"  # no job queue, no caches of the real folder
         shutil.copytree(artifacts, copy, ignore=shutil.ignore_patterns(".jobs", ".cache"))
+        floor_dir = Path(tmp) / "floor"
+        if floor:
+            floor_dir.mkdir()
+            (floor_dir / "app.py").write_text(FLOOR_APP.format(repo=str(REPO)))
         with sync_playwright() as p, open(Path(tmp) / "streamlit.log", "w") as log:
             browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
             try:
@@ -179,6 +200,8 @@ def run(artifacts: Path, rounds: int, chromium: Path, compare_warmup: bool = Fal
                     if against is not None:
                         results.append(one_round(browser, copy, log, True, Path(tmp) / f"other-{i}", AGAINST,
                                                  against.resolve()))
+                    if floor:
+                        results.append(one_round(browser, copy, log, True, None, FLOOR, floor_dir))
                     for warmup in ((True, False) if compare_warmup else (True,)):
                         cache = Path(tmp) / f"cache-{i}-{int(warmup)}"
                         for variant in (FIRST, RESTART):
@@ -218,6 +241,17 @@ def report(result: dict) -> str:
             parts.append(f"\n{variant.split(' (')[0]}: cold start to the first chart, the other checkout / this one, "
                          "rounds in pairs: " + ", ".join(f"{x:.2f}" for x in ratios)
                          + f" (median {statistics.median(ratios):.2f})")
+    if any(v == FLOOR for _, v in groups):
+        floor = [r["cold_first_chart_s"] for r in result["rounds"] if r["variant"] == FLOOR]
+        for variant in (FIRST, RESTART):
+            mine = [r["cold_first_chart_s"] for r in result["rounds"] if r["warmup"] and r["variant"] == variant]
+            own = [a - b for a, b in zip(mine, floor)]
+            parts.append(f"\n{variant.split(' (')[0]}: cold start to the first chart minus the floor's in the same round "
+                         "(the app's own part): " + ", ".join(f"{x:.2f}" for x in own)
+                         + f" s (median {statistics.median(own):.2f} s)")
+        if statistics.median(floor) > COLD_TARGET_S:
+            parts.append(f"the floor alone takes {statistics.median(floor):.2f} s (median) to its first chart on this "
+                         f"machine: above the {COLD_TARGET_S:.0f} s target before the app does anything")
     if any(not w for w, _ in groups):
         for variant in (FIRST, RESTART):
             on = [r["cold_first_chart_s"] for r in result["rounds"] if r["warmup"] and r["variant"] == variant]
@@ -270,6 +304,6 @@ def main(args) -> int:
               file=sys.stderr)
         return 2
     result = run((args.artifacts or artifacts_root()).resolve(), args.rounds, chromium, args.compare_warmup,
-                 args.against)
+                 args.against, args.floor)
     print(json.dumps(result, indent=1) if args.json else report(result))
     return 0
