@@ -515,3 +515,37 @@ def test_report_cache_is_used_only_while_nothing_it_depends_on_changed(tmp_path,
     monkeypatch.setenv("SAML_DASHBOARD_CACHE", "/proc/no-such-folder")  # cannot be written: no error
     report_cache.save(root, "e", doc)
     assert report_cache.load(root, "e") is None
+
+
+def test_charts_keep_plotly_whites_look_for_every_trace_type_they_draw():
+    import plotly.io as pio
+
+    white = pio.templates["plotly_white"]
+    fig = charts._layout(charts.go.Figure(charts.go.Bar(x=["a"], y=[1])), "t", "x", "y")
+    used = fig.layout.template
+    assert used.layout == white.layout
+    drawn = {t for t in charts.TRACE_TYPES if white.data[t]}
+    assert drawn == {"bar", "heatmap", "scatter", "scattergl"}
+    for t in drawn:
+        assert used.data[t] == white.data[t], t
+    # the cut: none of the ~25 other trace types' defaults is copied into every figure
+    assert not used.data["scatter3d"] and not used.data["choropleth"]
+
+
+def test_browser_bench_report_takes_the_floor_from_the_same_round():
+    from dashboard import bench_browser as bb
+
+    def rnd(variant, chart, warmup=True):
+        return {"variant": variant, "warmup": warmup, "load_avg_1min": 1.0, "cold_title_s": chart / 2,
+                "cold_first_chart_s": chart, "cold_run_finished_s": chart, "switches": []}
+
+    rounds = [rnd(bb.FLOOR, 2.5), rnd(bb.FIRST, 4.0), rnd(bb.RESTART, 3.0),
+              rnd(bb.FLOOR, 3.5), rnd(bb.FIRST, 6.0), rnd(bb.RESTART, 4.5)]
+    result = {"machine": {"cpu": "cpu", "cores": 2, "python": "3", "streamlit": "1", "chromium": "1"},
+              "artifacts": "artifacts/", "rounds": rounds}
+    text = bb.report(result)
+    assert "first start: cold start to the first chart minus the floor's in the same round (the app's own part): " \
+           "1.50, 2.50 s (median 2.00 s)" in text
+    assert "restart: cold start to the first chart minus the floor's in the same round (the app's own part): " \
+           "0.50, 1.00 s (median 0.75 s)" in text
+    assert "the floor alone takes 3.00 s (median)" in text
