@@ -404,7 +404,7 @@ def run_experiment(cfg: ExperimentConfig, root: str | Path, *, status_file: str 
                                           + sum(tuning.finished_trials(exp_dir, m) for m in untuned), on_unit_done)
             failed: list[str] = []
             t_exp = time.perf_counter()
-            maps.begin_background()  # UMAP maps of the finished runs while the next ones train
+            maps.begin_background(dist.world if dist is not None else 1)  # maps while the next runs train
             for data_seed in cfg.data_seeds:
                 todo = [r for r in plan if r.data_seed == data_seed]
                 key = str(data_seed)

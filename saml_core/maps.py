@@ -215,10 +215,22 @@ class MapWorker:
         return failed
 
 
-def begin_background() -> None:
-    """From here until `end_background`, `store` hands maps to a background process."""
+def background_has_a_core(ranks: int = 1) -> bool:
+    """Whether a map process would find a core that training leaves free. One process (adaptive
+    threads) gives a core up while the maps run; `ranks` data-parallel processes with one thread
+    each do not, and each step waits for the slowest rank: on 2 cores with 2 ranks the map process
+    slowed every training step (SAML trained 1.62x faster on 2 ranks than on one without it and
+    1.14-1.27x with it, docs/ENGINE.md, Scale), so there the maps are computed in place."""
+    from saml_core.runtime import usable_cores
+
+    return ranks == 1 or usable_cores() > ranks
+
+
+def begin_background(ranks: int = 1) -> None:
+    """From here until `end_background`, `store` hands maps to a background process (when
+    `background_has_a_core(ranks)`; else they are computed in place)."""
     global _WORKER
-    if _WORKER is None:
+    if _WORKER is None and background_has_a_core(ranks):
         try:
             _WORKER = MapWorker()
         except OSError:  # no process to start: maps in place

@@ -44,7 +44,7 @@ class ThreadPolicy:
     Without /proc/stat (not Linux) the adaptive policy keeps torch's default."""
 
     def __init__(self, threads: int = 0, interval: float = 0.5, cores: int | None = None):
-        self.cores = cores or _usable_cores()
+        self.cores = cores or usable_cores()
         env = os.environ.get("OMP_NUM_THREADS", "")
         self.fixed = threads if threads > 0 else (int(env) if env.isdigit() and int(env) > 0 else 0)
         self.adaptive = self.fixed == 0 and _machine_busy_seconds() is not None and self.cores > 1
@@ -85,7 +85,7 @@ class ThreadPolicy:
         return {"mode": "adaptive", "cores": self.cores, "decisions_by_threads": dict(sorted(self.ticks.items()))}
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

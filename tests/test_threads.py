@@ -200,7 +200,7 @@ def test_adaptive_policy_steps_aside_for_busy_processes():
 
     from saml_core import bench_process, runtime
 
-    cores = runtime._usable_cores()
+    cores = runtime.usable_cores()
     if runtime._machine_busy_seconds() is None or cores < 2:
         pytest.fail("needs Linux /proc/stat and 2 cores")
     procs = [mp.get_context("spawn").Process(target=bench_process._busy_loop, daemon=True) for _ in range(cores)]
@@ -259,3 +259,17 @@ def test_maps_in_the_background_process_equal_maps_in_place(tmp_path):
             np.testing.assert_array_equal(stored[key], inline[key])
     assert not (bad / "maps.npz").exists()
     assert len(logged) == 1 and "bad" in logged[0]
+
+
+def test_the_map_process_runs_only_beside_training_that_leaves_it_a_core(monkeypatch):
+    from saml_core import maps, runtime
+
+    for cores, ranks, expected in ((2, 1, True), (2, 2, False), (1, 2, False), (4, 2, True), (4, 4, False)):
+        monkeypatch.setattr(runtime, "usable_cores", lambda c=cores: c)
+        assert maps.background_has_a_core(ranks) is expected, (cores, ranks)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    maps.begin_background(2)  # 2 ranks on 2 cores: no process, maps in place
+    try:
+        assert maps._WORKER is None
+    finally:
+        maps.end_background()
