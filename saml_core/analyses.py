@@ -315,9 +315,7 @@ def differs_test(run_means: np.ndarray, run_vars: np.ndarray) -> dict:
     if df == 0:
         return {"statistic": None, "df": 0, "p_value": 1.0 if np.allclose(lm, 0) else None}
     w = float(lm @ np.linalg.pinv(ls, rcond=1e-12, hermitian=True) @ lm)
-    from scipy import stats  # here: the report (every dashboard start) need not import it
-
-    return {"statistic": w, "df": df, "p_value": float(stats.chi2.sf(w, df))}
+    return {"statistic": w, "df": df, "p_value": ev.chi2_sf(w, df)}
 
 
 def importance_summary(exp) -> dict:
@@ -401,8 +399,8 @@ def profile_similarity(importance: np.ndarray) -> np.ndarray:
     out = np.full((k, k), np.nan)
     for a in range(k):
         for b in range(a, k):
-            t = ev.spearman_test(imp[a], imp[b])
-            out[a, b] = out[b, a] = np.nan if t["rho"] is None else t["rho"]
+            rho = ev.spearman(imp[a], imp[b])  # no p-value needed: no scipy.stats import in the report
+            out[a, b] = out[b, a] = np.nan if rho is None else rho
     return out
 
 

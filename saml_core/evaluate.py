@@ -58,6 +58,27 @@ def _two_sided_p(z: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
+def chi2_sf(x: float, df: int) -> float:
+    """P(X > x) for X chi-square with integer `df` >= 1 degrees of freedom, as scipy.stats.chi2.sf
+    (tested against it): the regularized upper gamma Q(df/2, x/2) in closed form, a finite sum for
+    an even df and erfc plus a finite sum for an odd one. Here rather than scipy because the
+    report's input-importance test was its one caller of scipy.stats, whose import (1.1-1.25 s on
+    the 2-core AMD EPYC dev VM) every first start of the dashboard paid before its headline."""
+    if df < 1 or int(df) != df:
+        raise ValueError(f"df must be a positive integer, got {df!r}")
+    if math.isnan(x):
+        return math.nan
+    if not x > 0:
+        return 1.0
+    h, log_h = x / 2.0, math.log(x / 2.0)
+    # each term in log space: h^i alone overflows for many scenarios and a large statistic
+    if df % 2 == 0:  # Q = sum_{i < df/2} e^-h h^i / i!
+        return float(min(1.0, sum(math.exp(i * log_h - math.lgamma(i + 1) - h) for i in range(df // 2))))
+    # odd: Q = erfc(sqrt h) + sum_{i < (df-1)/2} e^-h h^(i+1/2) / Gamma(i+3/2)
+    tail = sum(math.exp((i + 0.5) * log_h - math.lgamma(i + 1.5) - h) for i in range((df - 1) // 2))
+    return float(min(1.0, math.erfc(math.sqrt(h)) + tail))
+
+
 def delong(label: np.ndarray, preds: np.ndarray):
     """Fast DeLong (Sun & Xu 2014) for one or several score vectors on the same samples.
     preds [M, N] (or [N]); returns (auc [M], covariance [M, M]). NaN when a class is missing."""
@@ -511,7 +532,9 @@ def upper(m: np.ndarray) -> np.ndarray:
     return sym[np.triu_indices(m.shape[0], 1)]
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's rho of the finite pairs (None below 3 of them or without spread), as
+    scipy.stats.spearmanr's statistic."""
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return None
@@ -541,13 +564,13 @@ def matrix_agreement(learned: np.ndarray, truth: np.ndarray, control: np.ndarray
     learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     k = truth.shape[0]
     x, y = upper(learned), upper(truth)
-    rho = _spearman(x, y)
+    rho = spearman(x, y)
     out = {"spearman": rho, "p_value": None, "partial": None, "n_perm": n_perm}
     if rho is None:
         return out
     if control is not None:
         z = upper(control)
-        out["partial"] = _partial(rho, _spearman(x, z), _spearman(y, z))
+        out["partial"] = _partial(rho, spearman(x, z), spearman(y, z))
     out["p_value"] = (1 + _permutation_hits(learned, y, _permutations(k, n_perm, seed), rho)) / (1 + n_perm)
     return out
 
@@ -592,7 +615,7 @@ def agreement_matrix(matrices: list[np.ndarray], n_perm: int = 4999, seed: int =
             perm_ranks[a] = _centred_ranks(sym[perms[:, iu[0]], perms[:, iu[1]]], axis=1)
     for a in range(n):
         for b in range(a + 1, n):
-            r = _spearman(ys[a], ys[b])
+            r = spearman(ys[a], ys[b])
             if r is None:
                 continue
             rho[a, b] = r
@@ -632,7 +655,7 @@ def _permutation_hits(learned: np.ndarray, y: np.ndarray, perms: np.ndarray, rho
 
 def _masked_hits(xs: np.ndarray, y: np.ndarray, rho: float) -> int:
     """`_permutation_hits` with missing entries: per relabelling, the Spearman correlation over the
-    pairs finite on both sides (as `_spearman`: none below 3 such pairs or without spread), all
+    pairs finite on both sides (as `spearman`: none below 3 such pairs or without spread), all
     relabellings as one array operation (the loop over them took ~0.3 s per test)."""
     from scipy import stats  # here, not with the module (see the module docstring)
 
@@ -682,7 +705,7 @@ def similarity_recovery(alpha_mean: np.ndarray, truth: np.ndarray, traffic: np.n
     null_mats = dict(nulls or {})
     if control is not None:
         null_mats.setdefault("traffic only", control)
-    out["null_scores"] = {name: _spearman(upper(m), upper(truth)) for name, m in null_mats.items()}
+    out["null_scores"] = {name: spearman(upper(m), upper(truth)) for name, m in null_mats.items()}
     out["test"] = (f"Spearman over scenario pairs; p: one-sided Mantel permutation test ({n_perm} "
                    "permutations of scenario labels); partial: controlling for traffic share x share; "
                    "pairwise: on alpha minus each branch's column effect and each scenario's row effect")

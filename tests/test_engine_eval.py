@@ -229,11 +229,11 @@ def test_mantel_p_value_equals_one_permutation_at_a_time():
 
     def one_at_a_time(learned, truth, n_perm):
         y = ev.upper(truth)
-        rho = ev._spearman(ev.upper(learned), y)
+        rho = ev.spearman(ev.upper(learned), y)
         rng, hits = np.random.default_rng(0), 0
         for _ in range(n_perm):
             perm = rng.permutation(len(truth))
-            r = ev._spearman(ev.upper(learned[np.ix_(perm, perm)]), y)
+            r = ev.spearman(ev.upper(learned[np.ix_(perm, perm)]), y)
             hits += r is not None and r >= rho - 1e-12
         return (1 + hits) / (1 + n_perm)
 
@@ -357,3 +357,30 @@ def test_headline_sentence_says_who_is_best_and_what_saml_does_not_beat():
     text = headline.sentence(sweep, ("market", "markets"), {"model": "bst", "label": "BST"}, lambda a, b: None, "saml")
     assert text.startswith("By within-market AUC, SAML (emb 16) is best (0.6200 ± 0.0100); whether it beats the "
                            "runner-up SAML (emb 8) (0.6000 ± 0.0100) cannot be tested")
+
+
+def test_chi2_sf_is_scipys_for_every_df_and_statistic():
+    from scipy import stats
+
+    for df in list(range(1, 41)) + [99, 100, 301]:
+        for x in [1e-9, 0.5, 1.0, 3.84, 10.0, 50.0, 200.0, 1e4]:
+            want = stats.chi2.sf(x, df)
+            assert ev.chi2_sf(x, df) == pytest.approx(want, rel=1e-10, abs=1e-300), (df, x)
+    assert ev.chi2_sf(0.0, 3) == 1.0 and np.isnan(ev.chi2_sf(float("nan"), 3))
+    with pytest.raises(ValueError):
+        ev.chi2_sf(1.0, 0)
+
+
+def test_the_shipped_demos_report_imports_no_scipy_stats():
+    """The report (what a dashboard's first start computes before its headline) needs none of
+    scipy.stats' 1 s import, input importance included."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from saml_core import report as r; d = r.report('artifacts', 'demo'); "
+            "assert d['importance']['models'], 'the shipped demo lost its importance'; "
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
