@@ -76,11 +76,18 @@ def thread_table(busy: int = 2, rounds: int = 3, steps: int = 10, repeats: int =
                                  "repeat": rep, "load_average": round(l0, 2),
                                  "bst": r["bst_train_samples_per_s"], "saml": r["saml_train_samples_per_s"],
                                  "bst_spread": r["bst_train_spread"], "saml_spread": r["saml_train_spread"]})
-    out = {"rows": rows, "busy_processes": busy}
+    return {"rows": rows, "busy_processes": busy, **thread_ratios(rows)}
+
+
+def thread_ratios(rows: list[dict]) -> dict:
+    """Per model, medians over repeats: adaptive / 1 thread (quiet), its ceiling here 2 threads /
+    1 thread (quiet: a policy only chooses between them), adaptive / the best fixed setting (loaded)."""
+    out = {}
     for model in ("saml", "bst"):
         def med(setting, load):
             return float(np.median([r[model] for r in rows if r["setting"] == setting and r["load"] == load]))
         out[f"{model}_adaptive_to_one_thread_quiet"] = round(med("adaptive", "quiet") / med("1 thread", "quiet"), 3)
+        out[f"{model}_two_threads_to_one_thread_quiet"] = round(med("2 threads", "quiet") / med("1 thread", "quiet"), 3)
         best = max(med(label, "loaded") for label, t, _ in THREAD_SETTINGS if t > 0)
         out[f"{model}_adaptive_to_best_fixed_loaded"] = round(med("adaptive", "loaded") / best, 3)
     return out

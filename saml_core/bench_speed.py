@@ -463,6 +463,22 @@ def verdicts(r: dict) -> list[dict]:
     return out
 
 
+def format_threads(t: dict | None) -> list[str]:
+    """The thread table's lines (bench_process.thread_table), none without one."""
+    if not t:
+        return []
+    lines = [f"threads (fresh processes, {t['busy_processes']} busy processes when loaded; samples/s "
+             "SAML / BST training, wall clock):"]
+    for row in t["rows"]:
+        lines.append(f"  {row['setting']:10s} {row['load']:6s} repeat {row['repeat']}: SAML {row['saml']:>7,} "
+                     f"BST {row['bst']:>7,}  (load average {row['load_average']:.2f})")
+    if "saml_two_threads_to_one_thread_quiet" in t:
+        lines.append(f"  2 threads / 1 thread, quiet (the most any choice between them reaches on this machine): "
+                     f"SAML {t['saml_two_threads_to_one_thread_quiet']:.2f}, "
+                     f"BST {t['bst_two_threads_to_one_thread_quiet']:.2f}")
+    return lines
+
+
 def format_bench(r: dict) -> str:
     m, s = r["machine"], r["settings"]
     th = s["threads"]
@@ -499,13 +515,7 @@ def format_bench(r: dict) -> str:
                      f"({sh['bst_seq50_to_seq10']['min']:.2f}-{sh['bst_seq50_to_seq10']['max']:.2f} per round); "
                      f"samples/s batch 256 / 1024: {sh['bst_batch256_to_1024']['median']:.2f} "
                      f"({sh['bst_batch256_to_1024']['min']:.2f}-{sh['bst_batch256_to_1024']['max']:.2f})")
-    t = r.get("threads")
-    if t:
-        lines.append(f"threads (fresh processes, {t['busy_processes']} busy processes when loaded; samples/s "
-                     "SAML / BST training, wall clock):")
-        for row in t["rows"]:
-            lines.append(f"  {row['setting']:10s} {row['load']:6s} repeat {row['repeat']}: SAML {row['saml']:>7,} "
-                         f"BST {row['bst']:>7,}  (load average {row['load_average']:.2f})")
+    lines += format_threads(r.get("threads"))
     d = r.get("ddp")
     if d:
         lines.append(f"DDP, 2 CPU ranks vs 1 process with 1 thread ({d['dataset']}, runs {d['runs']}, "

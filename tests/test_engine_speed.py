@@ -485,3 +485,23 @@ def test_bench_counts_both_kinds_of_operator_calls_and_states_each_target(data):
     assert status["experiment.outside_training_share"] == (0.3, "NOT met")
     assert status["experiment.outside_training_share_cpu"] == (0.2, "met")
     assert status["bst_batch256_to_1024_throughput"] == (None, "not measured")
+
+
+def test_thread_table_prints_the_ceiling_any_thread_choice_reaches_beside_the_target():
+    """The quiet ratio adaptive / 1 thread is bounded by 2 threads / 1 thread on the machine (a
+    policy only chooses between them): the bench prints both, from the same rows."""
+    from saml_core import bench_process, bench_speed
+
+    rows = []
+    for load, speeds in (("quiet", {"1 thread": (100, 200), "2 threads": (150, 240), "adaptive": (147, 236)}),
+                         ("loaded", {"1 thread": (60, 120), "2 threads": (40, 70), "adaptive": (58, 121)})):
+        for setting, (saml, bst) in speeds.items():
+            rows.append({"setting": setting, "load": load, "repeat": 0, "load_average": 1.0, "saml": saml, "bst": bst})
+    ratios = bench_process.thread_ratios(rows)
+    assert ratios["saml_two_threads_to_one_thread_quiet"] == 1.5 and ratios["bst_two_threads_to_one_thread_quiet"] == 1.2
+    assert ratios["saml_adaptive_to_one_thread_quiet"] == 1.47
+    assert ratios["bst_adaptive_to_best_fixed_loaded"] == round(121 / 120, 3)
+    threads = {"rows": rows, "busy_processes": 2, **ratios}
+    lines = [line for line in bench_speed.format_threads(threads) if "2 threads / 1" in line]
+    assert lines == ["  2 threads / 1 thread, quiet (the most any choice between them reaches on this machine): "
+                     "SAML 1.50, BST 1.20"]
