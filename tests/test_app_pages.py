@@ -714,3 +714,29 @@ def test_what_drives_each_country_heatmap_sentences_and_csv(root, monkeypatch):
     at.selectbox(key="importance_model").set_value(other).run()
     z = np.array(values(figures(at)["importance_heatmap"]["data"][0]["z"]), dtype=float)
     assert np.allclose(z, np.array(models[other]["mean_drop_auc"], dtype=float), equal_nan=True)
+
+
+def test_no_page_of_the_shipped_app_imports_torch():
+    """The pages read artifacts and submit jobs; none needs PyTorch (2 s to import on a 2-core
+    machine), the Retrain form included: every page of the shipped demo in a fresh process."""
+    import subprocess
+    import sys
+
+    code = """
+import os, sys
+os.environ["SAML_ARTIFACTS"] = "artifacts"
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file("app.py", default_timeout=300)
+at.run()
+pages = [i["script_path"] for i in at._registered_pages.values() if i.get("script_path")]
+for p in pages:
+    at.switch_page(os.path.relpath(p))
+    at.run()
+    assert not at.exception, (p, [e.value for e in at.exception])
+print(",".join(sorted(os.path.basename(p) for p in pages)), "torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shown, imported = out.stdout.split()
+    assert {"overview.py", "correlations.py", "hidden_states.py", "retrain.py"} <= set(shown.split(","))
+    assert imported == "False"
