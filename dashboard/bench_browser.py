@@ -16,10 +16,10 @@ of the experiment is computed), then a restart, which finds that report kept
 (dashboard/report_cache.py); `--compare-warmup` adds both again without the browser warm-up
 (dashboard/warmup.py), and `--against DIR` a first start of another checkout of the project (e.g.
 an older commit, `git archive COMMIT | tar -x -C DIR`) on the same artifacts, interleaved; `--floor`
-a first start of the least a Streamlit page with a Plotly chart can be (FLOOR_APP: a title and one
-small chart, the same browser warm-up, nothing of this project), interleaved too, so that the
-report can say how much of the cold start is the app's own and how much the framework's on this
-machine. Medians over the rounds with min and max, the machine (CPU
+a first start of the least a Streamlit page with a Plotly chart can be (FLOOR_APP: two pages, each
+a title and one small chart, the same browser warm-up, nothing of this project) and its page
+switches, interleaved too, so that the report can say how much of the cold start and of a switch
+is the app's own and how much the framework's on this machine. Medians over the rounds with min and max, the machine (CPU
 model, cores, load average at each round) and the targets: cold start <= 2 s, every page switch
 <= 1 s. On a shared machine read the spread and the load average.
 """
@@ -145,7 +145,7 @@ def one_round(browser, artifacts: Path, log, warmup: bool = True, cache: Path | 
         t_chart = time.perf_counter() - listening
         _run_finished(pg)
         t_done = time.perf_counter() - listening
-        links = _nav_links(pg) if repo == REPO else []
+        links = _nav_links(pg) if repo == REPO or variant == FLOOR else []
         switches = []
         for href, title in links[1:] + links[:1]:  # every other page, then back to the Overview
             path = next((p for p in FORM_PAGES if href.rstrip("/").endswith(Path(p).stem)), None)
@@ -164,17 +164,27 @@ RESTART = "restart (the report kept by the server before, dashboard/report_cache
 
 
 AGAINST = "another checkout (--against), same artifacts, first start"
-FLOOR = "floor (--floor): a Streamlit page with a title and one small Plotly chart, nothing else"
-# The floor's page: what every Streamlit page with a Plotly chart pays (the frontend's start, the
-# websocket, the chart component) with the same warm-up as the app (dashboard/warmup.py).
+FLOOR = "floor (--floor): two Streamlit pages, each a title and one small Plotly chart, nothing else"
+# The floor's pages: what every Streamlit page with a Plotly chart pays (the frontend's start, the
+# websocket, the chart component; a page switch) with the same warm-up as the app
+# (dashboard/warmup.py).
 FLOOR_APP = """import sys
 sys.path.insert(0, {repo!r})
 import streamlit as st
 from dashboard import warmup
 warmup.start()
 import plotly.graph_objects as go
-st.title("Floor")
-st.plotly_chart(go.Figure(go.Bar(x=["a", "b"], y=[1, 2])))
+
+
+def page(name):
+    def draw():
+        st.title(name)
+        st.plotly_chart(go.Figure(go.Bar(x=["a", "b"], y=[1, 2])).update_layout(title=name + " chart"))
+    return draw
+
+
+st.navigation([st.Page(page("Floor"), title="Floor", url_path="floor", default=True),
+               st.Page(page("Other"), title="Other", url_path="other")]).run()
 """
 
 
@@ -252,6 +262,10 @@ def report(result: dict) -> str:
         if statistics.median(floor) > COLD_TARGET_S:
             parts.append(f"the floor alone takes {statistics.median(floor):.2f} s (median) to its first chart on this "
                          f"machine: above the {COLD_TARGET_S:.0f} s target before the app does anything")
+        switches = [s["seconds"] for r in result["rounds"] if r["variant"] == FLOOR for s in r["switches"]]
+        if switches:
+            parts.append(f"the floor's page switches (to its other page and back): median "
+                         f"{statistics.median(switches):.2f} s (min {min(switches):.2f}, max {max(switches):.2f})")
     if any(not w for w, _ in groups):
         for variant in (FIRST, RESTART):
             on = [r["cold_first_chart_s"] for r in result["rounds"] if r["warmup"] and r["variant"] == variant]

@@ -541,6 +541,8 @@ def test_browser_bench_report_takes_the_floor_from_the_same_round():
 
     rounds = [rnd(bb.FLOOR, 2.5), rnd(bb.FIRST, 4.0), rnd(bb.RESTART, 3.0),
               rnd(bb.FLOOR, 3.5), rnd(bb.FIRST, 6.0), rnd(bb.RESTART, 4.5)]
+    rounds[0]["switches"] = [{"page": "Other", "seconds": 0.5}, {"page": "Floor", "seconds": 0.4}]
+    rounds[3]["switches"] = [{"page": "Other", "seconds": 0.9}, {"page": "Floor", "seconds": 0.6}]
     result = {"machine": {"cpu": "cpu", "cores": 2, "python": "3", "streamlit": "1", "chromium": "1"},
               "artifacts": "artifacts/", "rounds": rounds}
     text = bb.report(result)
@@ -549,3 +551,4 @@ def test_browser_bench_report_takes_the_floor_from_the_same_round():
     assert "restart: cold start to the first chart minus the floor's in the same round (the app's own part): " \
            "0.50, 1.00 s (median 0.75 s)" in text
     assert "the floor alone takes 3.00 s (median)" in text
+    assert "the floor's page switches (to its other page and back): median 0.55 s (min 0.40, max 0.90)" in text
