@@ -27,9 +27,9 @@ _LEGEND_ROW_PX = 22
 _ASSUMED_WIDTH_PX = 600  # for estimating how many rows a horizontal legend takes
 WEBGL_FROM_POINTS = 2500
 # Plotly's "plotly_white" look, cut to the trace types these charts draw: setting the whole
-# template copies and validates defaults for ~25 trace types on every figure, which was about a
-# third of the correlations page's render (measured: 0.8 s -> 0.65 s warm on a 2-core AMD EPYC;
-# docs/DASHBOARD.md, Speed). Same layout, same defaults for the traces drawn here.
+# template copies and validates defaults for ~25 trace types on every figure (measured: the
+# correlations page's warm render 0.80 s -> 0.69 s on a 2-core AMD EPYC; BENCHMARKS.md,
+# Dashboard). Same layout, same defaults for the traces drawn here.
 TRACE_TYPES = ("bar", "box", "heatmap", "scatter", "scattergl")
 
 

@@ -116,11 +116,9 @@ def machine() -> dict:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count()
-    return {"cpu": model, "cores": cores, "vector": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+    from saml_core.runtime import usable_cores
+
+    return {"cpu": model, "cores": usable_cores(), "vector": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile")
                                                      if f in flags],
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": "cpu",
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)")}

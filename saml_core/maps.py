@@ -220,7 +220,7 @@ def background_has_a_core(ranks: int = 1) -> bool:
     threads) gives a core up while the maps run; `ranks` data-parallel processes with one thread
     each do not, and each step waits for the slowest rank: on 2 cores with 2 ranks the map process
     slowed every training step (SAML trained 1.62x faster on 2 ranks than on one without it and
-    1.14-1.27x with it, docs/ENGINE.md, Scale), so there the maps are computed in place."""
+    1.14-1.27x with it; BENCHMARKS.md, Engine), so there the maps are computed in place."""
     from saml_core.runtime import usable_cores
 
     return ranks == 1 or usable_cores() > ranks
